@@ -1,0 +1,1 @@
+//! `swarm-net`: tokio drivers around the sans-IO engines.

@@ -1,0 +1,17 @@
+//! `swarm-wire`: the bytes BitTorrent puts on the wire, and nothing else.
+//!
+//! No IO, no clock, no async runtime: every type here is a value that is
+//! decoded from bytes or encoded into them. The engines (`swarm-engine`) and
+//! the tokio drivers (`swarm-net`) build on these types.
+//!
+//! - [`bencode`]: the BitTorrent serialisation format (BEP 3), strict and zero-copy.
+//! - [`metainfo`]: `.torrent` files (BEP 3, BEP 12) and the piece ↔ file layout.
+//! - [`magnet`]: magnet URIs (BEP 9 `xt=urn:btih:`).
+//! - [`peer`]: the peer wire protocol (BEP 3, BEP 6, BEP 10).
+//! - [`tracker`]: tracker announce/scrape messages, HTTP (BEP 3, 23) and UDP (BEP 15).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod lengths;
+pub mod peer;
+
+pub use lengths::{BlockInfo, Lengths, ValidPieceIndex};

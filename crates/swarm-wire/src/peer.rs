@@ -1,0 +1,39 @@
+//! The peer wire protocol (BEP 3), with the fast extension (BEP 6) and the
+//! extension protocol (BEP 10).
+//!
+//! Framing is sans-IO: the driver feeds received bytes in and gets whole
+//! messages out. Every length is checked against hard limits before any
+//! allocation the remote peer could choose.
+
+/// Length of one block request: 16 KiB, the size every client uses.
+pub const BLOCK_LEN: u32 = 16 * 1024;
+
+/// One peer wire message (after the handshake).
+///
+/// `Piece` carries its block as `bytes::Bytes` so a received block can move
+/// to the disk writer without a copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    KeepAlive,
+    Choke,
+    Unchoke,
+    Interested,
+    NotInterested,
+    Have { piece: u32 },
+    /// Raw bitfield bytes, high bit first; the receiver validates its length
+    /// and spare bits against the torrent.
+    Bitfield(bytes::Bytes),
+    Request { piece: u32, offset: u32, length: u32 },
+    Piece { piece: u32, offset: u32, data: bytes::Bytes },
+    Cancel { piece: u32, offset: u32, length: u32 },
+    /// BEP 5: the sender's DHT port.
+    Port(u16),
+    // BEP 6 fast extension
+    HaveAll,
+    HaveNone,
+    SuggestPiece { piece: u32 },
+    RejectRequest { piece: u32, offset: u32, length: u32 },
+    AllowedFast { piece: u32 },
+    /// BEP 10: extended message `id` (0 = the extension handshake) and its raw payload.
+    Extended { id: u8, payload: bytes::Bytes },
+}
