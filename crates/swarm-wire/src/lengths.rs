@@ -136,7 +136,7 @@ mod tests {
         assert!(l.validate_block(0, 0, 16384).is_some());
         assert!(l.validate_block(0, 65536 - 100, 16384).is_none());
         assert!(l.validate_block(1, 0, 16384).is_some());
-        assert!(l.validate_block(1, 32768, 10).is_none());
+        assert!(l.validate_block(1, 34460, 10).is_none());
         assert!(l.validate_block(0, u32::MAX, 16384).is_none());
         assert!(l.validate_block(0, 0, 0).is_none());
         assert!(l.validate_block(2, 0, 1).is_none());
