@@ -49,8 +49,13 @@ impl Lengths {
             return Err(LengthsError::ZeroPieceLength);
         }
         let num_pieces = total_length.div_ceil(u64::from(piece_length));
-        let num_pieces = u32::try_from(num_pieces).map_err(|_| LengthsError::TooManyPieces(num_pieces))?;
-        Ok(Lengths { total_length, piece_length, num_pieces })
+        let num_pieces =
+            u32::try_from(num_pieces).map_err(|_| LengthsError::TooManyPieces(num_pieces))?;
+        Ok(Lengths {
+            total_length,
+            piece_length,
+            num_pieces,
+        })
     }
 
     pub fn total_length(&self) -> u64 {
@@ -94,7 +99,11 @@ impl Lengths {
         if offset >= piece_len {
             return None;
         }
-        Some(BlockInfo { piece, offset, length: (piece_len - offset).min(BLOCK_LEN) })
+        Some(BlockInfo {
+            piece,
+            offset,
+            length: (piece_len - offset).min(BLOCK_LEN),
+        })
     }
 
     /// Checks a (piece, offset, length) triple from the network: inside the
@@ -105,7 +114,11 @@ impl Lengths {
         if length == 0 || length > BLOCK_LEN || end > self.piece_len(piece) {
             return None;
         }
-        Some(BlockInfo { piece, offset, length })
+        Some(BlockInfo {
+            piece,
+            offset,
+            length,
+        })
     }
 
     /// Length in bytes of a bitfield for this torrent.

@@ -19,21 +19,46 @@ pub enum Message {
     Unchoke,
     Interested,
     NotInterested,
-    Have { piece: u32 },
+    Have {
+        piece: u32,
+    },
     /// Raw bitfield bytes, high bit first; the receiver validates its length
     /// and spare bits against the torrent.
     Bitfield(bytes::Bytes),
-    Request { piece: u32, offset: u32, length: u32 },
-    Piece { piece: u32, offset: u32, data: bytes::Bytes },
-    Cancel { piece: u32, offset: u32, length: u32 },
+    Request {
+        piece: u32,
+        offset: u32,
+        length: u32,
+    },
+    Piece {
+        piece: u32,
+        offset: u32,
+        data: bytes::Bytes,
+    },
+    Cancel {
+        piece: u32,
+        offset: u32,
+        length: u32,
+    },
     /// BEP 5: the sender's DHT port.
     Port(u16),
     // BEP 6 fast extension
     HaveAll,
     HaveNone,
-    SuggestPiece { piece: u32 },
-    RejectRequest { piece: u32, offset: u32, length: u32 },
-    AllowedFast { piece: u32 },
+    SuggestPiece {
+        piece: u32,
+    },
+    RejectRequest {
+        piece: u32,
+        offset: u32,
+        length: u32,
+    },
+    AllowedFast {
+        piece: u32,
+    },
     /// BEP 10: extended message `id` (0 = the extension handshake) and its raw payload.
-    Extended { id: u8, payload: bytes::Bytes },
+    Extended {
+        id: u8,
+        payload: bytes::Bytes,
+    },
 }
