@@ -4,7 +4,24 @@
 //! spawns a task or uses a global RNG. Time comes in as [`Instant`], randomness
 //! as a seed; outputs are values the caller drains. The tokio drivers in
 //! `swarm-net` and the simulator run the same code.
+//!
+//! - [`torrent`]: [`TorrentCore`], one torrent against its peers (BEP 3, BEP 6).
+//! - [`bitfield`]: [`Bitfield`], validated from the wire.
+//! - [`rate`]: rolling rate estimators.
+//! - [`unchoke`]: the seam where a choker decides whom we unchoke.
+//! - [`rng`]: the seeded PRNG the engines draw from.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bitfield;
+pub mod rate;
+pub mod rng;
 pub mod time;
+pub mod torrent;
+pub mod unchoke;
+
+pub use bitfield::{Bitfield, BitfieldError};
 pub use time::{Duration, Instant};
+pub use torrent::{
+    ExtensionInfo, PeerInfo, PeerKey, PeerStats, StorageDone, TorrentConfig, TorrentCore,
+    TorrentEvent, TorrentStats,
+};

@@ -1,0 +1,201 @@
+//! The set of pieces a peer has, as the `bitfield` message carries it (BEP 3).
+//!
+//! Bit `i` (high bit of byte 0 first) says whether piece `i` is present.
+//! A bitfield from the network is validated once, in [`Bitfield::from_wire`]:
+//! its length must be exactly `ceil(num_pieces / 8)` bytes and the spare bits
+//! after the last piece must be zero (BEP 3 says so; a peer that sets them is
+//! broken or hostile, and we drop it).
+
+use bytes::Bytes;
+
+/// Why a bitfield from the network was refused. The caller disconnects the peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BitfieldError {
+    #[error("bitfield is {got} bytes long, the torrent needs exactly {want}")]
+    WrongLength { got: usize, want: usize },
+    #[error("bitfield has spare bits set after the last piece")]
+    SpareBitsSet,
+}
+
+/// A fixed-size set of piece indices with a cached population count.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bitfield {
+    bytes: Vec<u8>,
+    len: u32,
+    ones: u32,
+}
+
+impl std::fmt::Debug for Bitfield {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bitfield({}/{})", self.ones, self.len)
+    }
+}
+
+impl Bitfield {
+    /// No piece present.
+    pub fn empty(len: u32) -> Self {
+        Bitfield {
+            bytes: vec![0; (len as usize).div_ceil(8)],
+            len,
+            ones: 0,
+        }
+    }
+
+    /// Every piece present.
+    pub fn full(len: u32) -> Self {
+        let mut b = Self::empty(len);
+        b.bytes.fill(0xff);
+        b.clear_spare_bits();
+        b.ones = len;
+        b
+    }
+
+    /// Parses a `bitfield` message payload for a torrent of `len` pieces.
+    pub fn from_wire(bytes: &[u8], len: u32) -> Result<Self, BitfieldError> {
+        let want = (len as usize).div_ceil(8);
+        if bytes.len() != want {
+            return Err(BitfieldError::WrongLength {
+                got: bytes.len(),
+                want,
+            });
+        }
+        let mut b = Bitfield {
+            bytes: bytes.to_vec(),
+            len,
+            ones: 0,
+        };
+        let before: Vec<u8> = b.bytes.clone();
+        b.clear_spare_bits();
+        if b.bytes != before {
+            return Err(BitfieldError::SpareBitsSet);
+        }
+        b.ones = b.bytes.iter().map(|x| x.count_ones()).sum();
+        Ok(b)
+    }
+
+    fn clear_spare_bits(&mut self) {
+        let rem = self.len % 8;
+        if rem != 0
+            && let Some(last) = self.bytes.last_mut()
+        {
+            *last &= 0xffu8 << (8 - rem);
+        }
+    }
+
+    /// The payload of a `bitfield` message.
+    pub fn to_wire(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Number of pieces this bitfield describes.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of pieces present.
+    pub fn count_ones(&self) -> u32 {
+        self.ones
+    }
+
+    pub fn is_all_set(&self) -> bool {
+        self.ones == self.len
+    }
+
+    pub fn is_none_set(&self) -> bool {
+        self.ones == 0
+    }
+
+    /// Whether piece `i` is present. Panics if `i` is out of range (a
+    /// programmer error: indices are validated before they get here).
+    pub fn get(&self, i: u32) -> bool {
+        assert!(i < self.len, "bit {i} out of range {}", self.len);
+        self.bytes[(i / 8) as usize] & (0x80 >> (i % 8)) != 0
+    }
+
+    /// Sets piece `i`; returns whether it was newly set.
+    pub fn set(&mut self, i: u32) -> bool {
+        assert!(i < self.len, "bit {i} out of range {}", self.len);
+        let byte = &mut self.bytes[(i / 8) as usize];
+        let mask = 0x80 >> (i % 8);
+        let was = *byte & mask != 0;
+        *byte |= mask;
+        if !was {
+            self.ones += 1;
+        }
+        !was
+    }
+
+    /// Clears piece `i`; returns whether it was set.
+    pub fn clear(&mut self, i: u32) -> bool {
+        assert!(i < self.len, "bit {i} out of range {}", self.len);
+        let byte = &mut self.bytes[(i / 8) as usize];
+        let mask = 0x80 >> (i % 8);
+        let was = *byte & mask != 0;
+        *byte &= !mask;
+        if was {
+            self.ones -= 1;
+        }
+        was
+    }
+
+    /// Indices of the pieces present, ascending.
+    pub fn iter_ones(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len).filter(|&i| self.get(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_roundtrip_and_counts() {
+        let b = Bitfield::from_wire(&[0b1010_0000, 0b1000_0000], 9).unwrap();
+        assert_eq!(b.count_ones(), 3);
+        assert!(b.get(0) && !b.get(1) && b.get(2) && b.get(8));
+        assert_eq!(b.to_wire().as_ref(), &[0b1010_0000, 0b1000_0000]);
+        assert_eq!(b.iter_ones().collect::<Vec<_>>(), vec![0, 2, 8]);
+    }
+
+    #[test]
+    fn wrong_length_is_refused() {
+        assert_eq!(
+            Bitfield::from_wire(&[0, 0, 0], 9),
+            Err(BitfieldError::WrongLength { got: 3, want: 2 })
+        );
+        assert!(Bitfield::from_wire(&[0xff], 9).is_err());
+        assert!(Bitfield::from_wire(&[], 0).unwrap().is_all_set());
+    }
+
+    #[test]
+    fn spare_bits_are_refused() {
+        assert_eq!(
+            Bitfield::from_wire(&[0xff, 0b1100_0000], 9),
+            Err(BitfieldError::SpareBitsSet)
+        );
+        assert!(Bitfield::from_wire(&[0xff, 0b1000_0000], 9).is_ok());
+        assert!(Bitfield::from_wire(&[0xff], 8).is_ok());
+    }
+
+    #[test]
+    fn full_has_no_spare_bits() {
+        let b = Bitfield::full(10);
+        assert_eq!(b.as_bytes(), &[0xff, 0b1100_0000]);
+        assert!(b.is_all_set());
+        let mut b = b;
+        assert!(b.clear(3));
+        assert!(!b.clear(3));
+        assert_eq!(b.count_ones(), 9);
+        assert!(b.set(3));
+        assert!(!b.set(3));
+        assert!(b.is_all_set());
+    }
+}

@@ -1,0 +1,136 @@
+//! Rolling transfer-rate estimator: bytes per second over a sliding window.
+//!
+//! The torrent core keeps one per peer and direction; the request pipeline
+//! sizes itself from the download rate and the choker (BEP 3 tit-for-tat)
+//! ranks peers by it. Time is the engine's [`Instant`]; nothing reads a clock.
+
+use crate::time::{Duration, Instant};
+
+/// Width of one bucket of the window.
+pub const RATE_BUCKET: Duration = Duration::from_secs(1);
+/// Number of buckets: the window is `RATE_BUCKETS × RATE_BUCKET` = 20 s, the
+/// span over which tit-for-tat compares peers.
+pub const RATE_BUCKETS: usize = 20;
+
+/// Bytes per second over the last 20 s, in 1 s buckets.
+#[derive(Clone, Debug)]
+pub struct RateEstimator {
+    buckets: [u64; RATE_BUCKETS],
+    /// Index (time / bucket width) of the newest bucket written.
+    head: u64,
+    /// When the first byte was recorded: a young estimator divides by its age,
+    /// not by the whole window, so it is not 20× too low for its first seconds.
+    started: Option<Instant>,
+    total: u64,
+}
+
+impl Default for RateEstimator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RateEstimator {
+    pub fn new() -> Self {
+        RateEstimator {
+            buckets: [0; RATE_BUCKETS],
+            head: 0,
+            started: None,
+            total: 0,
+        }
+    }
+
+    fn advance(&mut self, now: Instant) {
+        let idx = now.0 / RATE_BUCKET.0;
+        if idx <= self.head {
+            return;
+        }
+        let gap = (idx - self.head).min(RATE_BUCKETS as u64);
+        for k in 1..=gap {
+            self.buckets[((self.head + k) % RATE_BUCKETS as u64) as usize] = 0;
+        }
+        self.head = idx;
+    }
+
+    /// Records `bytes` transferred at `now`. `now` may go backwards by less
+    /// than a bucket (callers pass the time of the event); older samples are
+    /// added to the newest bucket.
+    pub fn record(&mut self, now: Instant, bytes: u64) {
+        self.advance(now);
+        if self.started.is_none() {
+            self.started = Some(now);
+        }
+        self.buckets[(self.head % RATE_BUCKETS as u64) as usize] += bytes;
+        self.total += bytes;
+    }
+
+    /// Total bytes ever recorded.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Bytes per second over the window ending at `now`.
+    pub fn rate(&self, now: Instant) -> f64 {
+        let Some(started) = self.started else {
+            return 0.0;
+        };
+        let idx = now.0 / RATE_BUCKET.0;
+        let window = RATE_BUCKET.0 * RATE_BUCKETS as u64;
+        // Sum the buckets still inside the window ending at `now`.
+        let mut sum = 0u64;
+        for age in 0..RATE_BUCKETS as u64 {
+            let Some(b) = idx.checked_sub(age) else { break };
+            if b > self.head || self.head - b >= RATE_BUCKETS as u64 {
+                continue;
+            }
+            sum += self.buckets[(b % RATE_BUCKETS as u64) as usize];
+        }
+        // Divide by the span covered: the window, or the age of the estimator
+        // (at least one bucket, so one early block does not read as a flood).
+        let age = now.saturating_since(started).0.max(RATE_BUCKET.0);
+        let span = age.min(window);
+        sum as f64 * 1e6 / span as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(secs: u64) -> Instant {
+        Instant(secs * 1_000_000)
+    }
+
+    #[test]
+    fn steady_rate_is_measured() {
+        let mut r = RateEstimator::new();
+        for t in 0..40 {
+            r.record(s(t), 1000);
+        }
+        let rate = r.rate(s(40));
+        assert!((950.0..=1050.0).contains(&rate), "{rate}");
+        assert_eq!(r.total(), 40_000);
+    }
+
+    #[test]
+    fn young_estimator_is_not_diluted() {
+        let mut r = RateEstimator::new();
+        r.record(s(0), 5000);
+        r.record(Instant(1_500_000), 5000);
+        let rate = r.rate(s(2));
+        assert!((4000.0..=6000.0).contains(&rate), "{rate}");
+    }
+
+    #[test]
+    fn rate_decays_to_zero_after_window() {
+        let mut r = RateEstimator::new();
+        for t in 0..5 {
+            r.record(s(t), 1000);
+        }
+        assert!(r.rate(s(10)) > 0.0);
+        assert_eq!(r.rate(s(30)), 0.0);
+        r.record(s(100), 2000);
+        let rate = r.rate(s(101));
+        assert!((50.0..=150.0).contains(&rate), "{rate}");
+    }
+}
