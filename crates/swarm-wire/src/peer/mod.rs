@@ -5,6 +5,33 @@
 //! messages out. Every length is checked against hard limits before any
 //! allocation the remote peer could choose.
 
+mod codec;
+mod handshake;
+
+pub use codec::{
+    EXTENDED_HEADER_LEN_MAX, EXTENDED_PAYLOAD_LEN_MAX, LEN_PREFIX_LEN, MessageDecoder,
+    PIECE_HEADER_LEN, PIECE_MSG_LEN_MAX, encode_piece_header, id,
+};
+pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL};
+
+/// Why a peer's bytes were refused. Every variant means: drop the connection
+/// and log the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("handshake: not the BitTorrent protocol")]
+    BadProtocol,
+    #[error("message (id {id:?}) of {len} bytes exceeds the limit of {max} bytes")]
+    MessageTooLong {
+        id: Option<u8>,
+        len: usize,
+        max: usize,
+    },
+    #[error("bitfield of {len} bytes, but the torrent needs at most {max}")]
+    BitfieldTooLong { len: usize, max: usize },
+    #[error("message id {id} has length {len}, expected {expected}")]
+    BadLength { id: u8, len: usize, expected: usize },
+}
+
 /// Length of one block request: 16 KiB, the size every client uses.
 pub const BLOCK_LEN: u32 = 16 * 1024;
 
