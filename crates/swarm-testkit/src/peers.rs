@@ -1,0 +1,380 @@
+//! Launching the peers of an interop test and telling when each is done.
+//!
+//! Each launcher returns a [`Peer`]: the process (killed on drop), its listen
+//! address, and how to tell that it completed, which differs per client:
+//! - libtorrent (`tests/py/lt_peer.py`): a JSON status line with `"complete": true`;
+//! - swarm: `swarm download` exits 0, or a `--json` status line says it is complete;
+//! - Transmission (`transmission-cli`): it never exits, so `-f SCRIPT` touches a marker file;
+//! - aria2 (`aria2c --seed-time=0`): it exits 0 when done.
+//!
+//! Loopback quirks (see DESIGN.md): libtorrent runs TCP-only; Transmission 3.00
+//! ignores 127.x peers a tracker hands it, so it receives data only from peers
+//! that connect to it: start it first and point the seeder at it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::proc::{Proc, loopback, wait_until};
+use crate::torrent::{TorrentFile, lt_peer_script};
+
+pub const TRANSMISSION: &str = "transmission-cli";
+pub const ARIA2: &str = "aria2c";
+
+/// Which client a [`Peer`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Libtorrent,
+    Swarm,
+    Transmission,
+    Aria2,
+}
+
+/// A running peer of a test.
+pub struct Peer {
+    pub proc: Proc,
+    pub client: Client,
+    /// Where it accepts peers.
+    pub listen: SocketAddr,
+    /// The directory the torrent's content is (or will be) in: the torrent's
+    /// name is a child of it.
+    pub dir: PathBuf,
+    /// Transmission's completion marker.
+    done_marker: Option<PathBuf>,
+    /// Whether the process is expected to exit by itself when complete.
+    exits_when_complete: bool,
+}
+
+impl Peer {
+    /// True once the peer has the whole torrent.
+    pub fn is_complete(&mut self) -> bool {
+        match self.client {
+            Client::Libtorrent => self.proc.json_lines().iter().any(|v| v["complete"] == true),
+            Client::Swarm => {
+                (self.exits_when_complete && self.proc.try_exit().is_some_and(|s| s.success()))
+                    || self.proc.json_lines().iter().any(swarm_status_is_complete)
+            }
+            Client::Transmission => self.done_marker.as_ref().is_some_and(|m| m.exists()),
+            Client::Aria2 => self.proc.try_exit().is_some_and(|s| s.success()),
+        }
+    }
+
+    /// An error if the process exited when it should still run (a seeder, or a
+    /// leecher before completing, or any peer with a failure status).
+    pub fn check_alive(&mut self) -> Result<(), String> {
+        match self.proc.try_exit() {
+            None => Ok(()),
+            Some(s) if s.success() && self.exits_when_complete => Ok(()),
+            Some(s) => Err(format!("{} exited early with {s}", self.proc.name())),
+        }
+    }
+
+    /// The path of the torrent's content at this peer.
+    pub fn content(&self, torrent: &TorrentFile) -> PathBuf {
+        self.dir.join(&torrent.name)
+    }
+}
+
+/// Whether a swarm `--json` status line says the torrent is complete.
+///
+/// Accepts a `"state"` of seeding/complete/completed/finished/done or
+/// `"complete": true`.
+pub fn swarm_status_is_complete(v: &serde_json::Value) -> bool {
+    let state_done = v["state"].as_str().is_some_and(|s| {
+        matches!(
+            s.to_lowercase().as_str(),
+            "seeding" | "complete" | "completed" | "finished" | "done"
+        )
+    });
+    let complete_flag = v["complete"] == true;
+    state_done || complete_flag
+}
+
+/// Waits until every peer in `peers` is complete, failing fast if one dies.
+/// Panics with every peer's log tail on failure or timeout.
+pub fn wait_all_complete(peers: &mut [&mut Peer], timeout: Duration) {
+    let mut failure: Option<String> = None;
+    let done = wait_until(timeout, || {
+        let mut all = true;
+        for p in peers.iter_mut() {
+            if p.is_complete() {
+                continue;
+            }
+            all = false;
+            if let Err(e) = p.check_alive() {
+                failure = Some(e);
+                return true;
+            }
+        }
+        all
+    });
+    let failure = failure.or_else(|| (!done).then(|| format!("timeout after {timeout:?}")));
+    if let Some(why) = failure {
+        let incomplete: Vec<String> = peers
+            .iter_mut()
+            .filter_map(|p| (!p.is_complete()).then(|| p.proc.name().to_string()))
+            .collect();
+        let logs: String = peers.iter().map(|p| p.proc.log_tail()).collect();
+        panic!("peers did not all complete ({why}); incomplete: {incomplete:?}\n{logs}");
+    }
+}
+
+/// Panics with the peer's log unless it stays alive (a seeder) for the check.
+pub fn assert_alive(peer: &mut Peer) {
+    if let Err(e) = peer.check_alive() {
+        panic!("{e}\n{}", peer.proc.log_tail());
+    }
+}
+
+fn lt_command(
+    mode: &str,
+    torrent: &TorrentFile,
+    dir: &Path,
+    port: u16,
+    peers: &[SocketAddr],
+) -> Command {
+    let mut cmd = Command::new(crate::PYTHON);
+    cmd.arg(lt_peer_script())
+        .arg(mode)
+        .arg("--torrent")
+        .arg(&torrent.path)
+        .arg("--dir")
+        .arg(dir)
+        .args(["--port", &port.to_string(), "--interval", "0.5"]);
+    for p in peers {
+        cmd.args(["--peer", &p.to_string()]);
+    }
+    cmd
+}
+
+/// A libtorrent seeder of `torrent` whose content is in `data_dir`, listening on
+/// 127.0.0.1:`port` and dialling `peers` every 2 s.
+pub fn lt_seed(
+    logs: &Path,
+    name: &str,
+    torrent: &TorrentFile,
+    data_dir: &Path,
+    port: u16,
+    peers: &[SocketAddr],
+) -> Peer {
+    let cmd = lt_command("seed", torrent, data_dir, port, peers);
+    Peer {
+        proc: Proc::spawn(name, cmd, logs),
+        client: Client::Libtorrent,
+        listen: loopback(port),
+        dir: data_dir.to_path_buf(),
+        done_marker: None,
+        exits_when_complete: false,
+    }
+}
+
+/// A libtorrent leecher downloading into `out_dir`; it keeps seeding when done.
+pub fn lt_leech(
+    logs: &Path,
+    name: &str,
+    torrent: &TorrentFile,
+    out_dir: &Path,
+    port: u16,
+    peers: &[SocketAddr],
+) -> Peer {
+    std::fs::create_dir_all(out_dir).expect("create out dir");
+    let cmd = lt_command("leech", torrent, out_dir, port, peers);
+    Peer {
+        proc: Proc::spawn(name, cmd, logs),
+        client: Client::Libtorrent,
+        listen: loopback(port),
+        dir: out_dir.to_path_buf(),
+        done_marker: None,
+        exits_when_complete: false,
+    }
+}
+
+/// `transmission-cli` on `port` with a fresh config dir, downloading into (or
+/// seeding from, with `verify`) `dir`. Completion is a marker file its `-f`
+/// script touches. It never exits by itself.
+pub fn transmission(
+    logs: &Path,
+    name: &str,
+    torrent: &TorrentFile,
+    dir: &Path,
+    port: u16,
+    verify: bool,
+) -> Peer {
+    std::fs::create_dir_all(dir).expect("create transmission dir");
+    let work = logs.join(format!("{name}.transmission"));
+    std::fs::create_dir_all(&work).expect("create transmission config dir");
+    let marker = work.join("done");
+    let script = work.join("on-done.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+    )
+    .expect("write -f script");
+    set_executable(&script);
+    let mut cmd = Command::new(TRANSMISSION);
+    cmd.args(["-M", "-et", "-D", "-U", "-p", &port.to_string()])
+        .arg("-g")
+        .arg(work.join("config"))
+        .arg("-w")
+        .arg(dir)
+        .arg("-f")
+        .arg(&script);
+    if verify {
+        cmd.arg("-v");
+    }
+    cmd.arg(&torrent.path);
+    Peer {
+        proc: Proc::spawn(name, cmd, logs),
+        client: Client::Transmission,
+        listen: loopback(port),
+        dir: dir.to_path_buf(),
+        done_marker: Some(marker),
+        exits_when_complete: false,
+    }
+}
+
+fn set_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut perm = std::fs::metadata(path).expect("stat script").permissions();
+    perm.set_mode(0o755);
+    std::fs::set_permissions(path, perm).expect("chmod script");
+}
+
+fn aria2_command(logs: &Path, name: &str, dir: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(ARIA2);
+    cmd.args([
+        "--enable-dht=false",
+        "--enable-dht6=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
+        "--file-allocation=none",
+        "--bt-external-ip=127.0.0.1",
+        "--summary-interval=1",
+        "--console-log-level=notice",
+        "--auto-save-interval=0",
+        &format!("--listen-port={port}"),
+    ])
+    .arg(format!("--dir={}", dir.display()))
+    .arg(format!(
+        "--log={}",
+        logs.join(format!("{name}.aria2.log")).display()
+    ))
+    .arg("--log-level=info");
+    cmd
+}
+
+/// `aria2c` downloading into `dir`; it exits 0 when done (`--seed-time=0`).
+pub fn aria2_leech(logs: &Path, name: &str, torrent: &TorrentFile, dir: &Path, port: u16) -> Peer {
+    std::fs::create_dir_all(dir).expect("create aria2 dir");
+    let mut cmd = aria2_command(logs, name, dir, port);
+    cmd.arg("--seed-time=0").arg(&torrent.path);
+    Peer {
+        proc: Proc::spawn(name, cmd, logs),
+        client: Client::Aria2,
+        listen: loopback(port),
+        dir: dir.to_path_buf(),
+        done_marker: None,
+        exits_when_complete: true,
+    }
+}
+
+/// `aria2c` seeding `torrent` from `dir` (checked first) until killed.
+pub fn aria2_seed(logs: &Path, name: &str, torrent: &TorrentFile, dir: &Path, port: u16) -> Peer {
+    let mut cmd = aria2_command(logs, name, dir, port);
+    cmd.args(["--check-integrity=true", "--seed-ratio=0.0"])
+        .arg(&torrent.path);
+    Peer {
+        proc: Proc::spawn(name, cmd, logs),
+        client: Client::Aria2,
+        listen: loopback(port),
+        dir: dir.to_path_buf(),
+        done_marker: None,
+        exits_when_complete: false,
+    }
+}
+
+/// Options of a swarm peer beyond the torrent and directory.
+#[derive(Debug, Clone, Default)]
+pub struct SwarmOpts {
+    /// `--peer` addresses.
+    pub peers: Vec<SocketAddr>,
+    /// Keep seeding after the download (`--seed`).
+    pub seed_after: bool,
+    /// More arguments, appended last.
+    pub extra: Vec<String>,
+}
+
+fn swarm_command(
+    bin: &Path,
+    sub: &str,
+    torrent: &TorrentFile,
+    dir_flag: &str,
+    dir: &Path,
+    port: u16,
+    opts: &SwarmOpts,
+) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg(sub)
+        .arg(&torrent.path)
+        .arg(dir_flag)
+        .arg(dir)
+        .args(["--listen", &loopback(port).to_string(), "--json"]);
+    for p in &opts.peers {
+        cmd.args(["--peer", &p.to_string()]);
+    }
+    cmd.args(&opts.extra);
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+    );
+    cmd.env("RUST_BACKTRACE", "1");
+    cmd
+}
+
+/// `swarm download TORRENT -o OUT --listen 127.0.0.1:PORT --json [--peer ..]`.
+/// `bin` is the test's `env!("CARGO_BIN_EXE_swarm")`.
+pub fn swarm_download(
+    bin: &Path,
+    logs: &Path,
+    name: &str,
+    torrent: &TorrentFile,
+    out_dir: &Path,
+    port: u16,
+    opts: &SwarmOpts,
+) -> Peer {
+    std::fs::create_dir_all(out_dir).expect("create out dir");
+    let mut cmd = swarm_command(bin, "download", torrent, "-o", out_dir, port, opts);
+    if opts.seed_after {
+        cmd.arg("--seed");
+    }
+    Peer {
+        proc: Proc::spawn(name, cmd, logs),
+        client: Client::Swarm,
+        listen: loopback(port),
+        dir: out_dir.to_path_buf(),
+        done_marker: None,
+        exits_when_complete: !opts.seed_after,
+    }
+}
+
+/// `swarm seed TORRENT -d DATA_DIR --listen 127.0.0.1:PORT --json [--peer ..]`.
+pub fn swarm_seed(
+    bin: &Path,
+    logs: &Path,
+    name: &str,
+    torrent: &TorrentFile,
+    data_dir: &Path,
+    port: u16,
+    opts: &SwarmOpts,
+) -> Peer {
+    let cmd = swarm_command(bin, "seed", torrent, "-d", data_dir, port, opts);
+    Peer {
+        proc: Proc::spawn(name, cmd, logs),
+        client: Client::Swarm,
+        listen: loopback(port),
+        dir: data_dir.to_path_buf(),
+        done_marker: None,
+        exits_when_complete: false,
+    }
+}
