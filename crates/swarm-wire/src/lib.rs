@@ -13,5 +13,6 @@
 
 pub mod lengths;
 pub mod peer;
+pub mod tracker;
 
 pub use lengths::{BlockInfo, Lengths, ValidPieceIndex};
