@@ -13,6 +13,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bitfield;
+pub mod config;
+mod peer;
+pub mod picker;
 pub mod rate;
 pub mod rng;
 pub mod time;

@@ -26,12 +26,18 @@
 //! - A piece becomes *have* only on `PieceVerified { ok: true }`, which the
 //!   driver sends after the hash passed and the bytes are on disk.
 
-use bytes::Bytes;
-use swarm_wire::lengths::{BlockInfo, Lengths, ValidPieceIndex};
-use swarm_wire::peer::Message;
+use std::collections::{BTreeMap, VecDeque};
+
+use swarm_wire::lengths::Lengths;
+use swarm_wire::peer::{BLOCK_LEN, Message};
 
 use crate::bitfield::Bitfield;
-use crate::time::{Duration, Instant};
+use crate::peer::Peer;
+use crate::picker::{PiecePicker, Received};
+use crate::rate::RateEstimator;
+use crate::rng::Rng;
+use crate::time::Instant;
+use crate::unchoke::{FixedSlots, UnchokeCandidate, Unchoker};
 
 /// Identifies a peer connection; assigned by the driver, never reused within a torrent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -53,112 +59,10 @@ pub struct ExtensionInfo {
     pub reqq: Option<u32>,
 }
 
-/// Requests from one peer we queue at most (more are ignored, or rejected for
-/// BEP 6 peers). Also the `reqq` a driver should advertise.
-pub const PEER_REQUESTS_MAX: usize = 500;
-/// Disk reads we ask for at once on behalf of one peer; the rest wait in its queue.
-pub const PEER_READS_IN_FLIGHT_MAX: usize = 32;
-/// Hash failures a peer may cause as the sole contributor of a piece before
-/// we ban it.
-pub const HASH_FAILURES_BAN: u32 = 3;
-
-/// Tunables of one torrent. `Default` gives the classic values.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TorrentConfig {
-    /// Peers we unchoke at once (BEP 3's classic 4).
-    pub unchoke_slots: usize,
-    /// How often the unchoke set is recomputed.
-    pub rechoke_interval: Duration,
-    /// A peer with requests outstanding that sends no block for this long is
-    /// snubbed: its requests go to other peers.
-    pub request_timeout: Duration,
-    /// Bounds on our requests in flight to one peer, in blocks.
-    pub queue_min: usize,
-    pub queue_max: usize,
-    /// The pipeline holds about this much time of a peer's download rate.
-    pub queue_time: Duration,
-    /// Pieces picked at random (not rarest first) until this many are complete.
-    pub initial_random_pieces: u32,
-    /// Request still-missing blocks from several peers at the very end.
-    pub endgame: bool,
-    /// Send a keep-alive when we sent nothing else to a peer for this long.
-    pub keepalive_interval: Duration,
-    /// Drop a peer that sent nothing at all (not even a keep-alive) for this long.
-    pub peer_idle_timeout: Duration,
-    /// How often `handle_timeout` does its housekeeping.
-    pub tick_interval: Duration,
-}
-
-impl Default for TorrentConfig {
-    fn default() -> Self {
-        TorrentConfig {
-            unchoke_slots: 4,
-            rechoke_interval: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(20),
-            queue_min: 4,
-            queue_max: 500,
-            queue_time: Duration::from_millis(500),
-            initial_random_pieces: 4,
-            endgame: true,
-            keepalive_interval: Duration::from_secs(90),
-            peer_idle_timeout: Duration::from_secs(300),
-            tick_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-/// A disk or hash job the driver finished (requested by a [`TorrentEvent`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StorageDone {
-    /// Answer to `VerifyPiece`: `ok` means the hash matched AND the piece was written.
-    PieceVerified { piece: ValidPieceIndex, ok: bool },
-    /// Answer to `VerifyPiece`: the hash matched but the write failed (disk
-    /// full, folder unwritable). The torrent stops with `Fatal`.
-    WriteFailed {
-        piece: ValidPieceIndex,
-        error: String,
-    },
-    /// Answer to `ReadBlock`.
-    BlockRead {
-        peer: PeerKey,
-        block: BlockInfo,
-        data: Bytes,
-    },
-    /// Answer to `ReadBlock` when the read failed. The torrent stops with `Fatal`.
-    ReadFailed {
-        peer: PeerKey,
-        block: BlockInfo,
-        error: String,
-    },
-}
-
-/// Work for the driver, and things worth telling the user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TorrentEvent {
-    /// All blocks of `piece`, in order: hash them, and if the hash matches
-    /// write them; then answer with `StorageDone::PieceVerified` (or `WriteFailed`).
-    /// One job per piece, not per block: batching is what makes disk and
-    /// hashing fast (DESIGN.md).
-    VerifyPiece {
-        piece: ValidPieceIndex,
-        blocks: Vec<Bytes>,
-    },
-    /// Read `block` from disk for `peer`; answer with `StorageDone::BlockRead`.
-    ReadBlock { peer: PeerKey, block: BlockInfo },
-    /// Close this connection; the core has already forgotten the peer.
-    /// `ban`: refuse the peer's address from now on.
-    Disconnect {
-        peer: PeerKey,
-        reason: String,
-        ban: bool,
-    },
-    /// A piece passed its hash and is on disk.
-    PieceCompleted(ValidPieceIndex),
-    /// Every piece is on disk.
-    Completed,
-    /// The torrent cannot go on (disk error); the driver should stop it.
-    Fatal(String),
-}
+pub use crate::config::{
+    HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, StorageDone, TorrentConfig,
+    TorrentEvent,
+};
 
 /// Whole-torrent counters for the status display.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -203,12 +107,33 @@ pub struct PeerStats {
 
 /// One torrent's sans-IO protocol engine. See the module docs for how to drive it.
 pub struct TorrentCore {
-    _private: (),
+    config: TorrentConfig,
+    lengths: Lengths,
+    picker: PiecePicker,
+    rng: Rng,
+    peers: BTreeMap<PeerKey, Peer>,
+    unchoker: Box<dyn Unchoker + Send>,
+    transmit: VecDeque<(PeerKey, Message)>,
+    events: VecDeque<TorrentEvent>,
+    /// Latest time seen in any input.
+    now: Instant,
+    next_tick: Instant,
+    next_rechoke: Instant,
+    downloaded: u64,
+    uploaded: u64,
+    wasted: u64,
+    hash_failures: u32,
+    download_rate: RateEstimator,
+    upload_rate: RateEstimator,
+    error: Option<String>,
 }
+
+/// A protocol violation: the peer is dropped with this reason.
+type Violation = String;
 
 impl TorrentCore {
     /// `have`: the pieces already verified on disk (from resume or a check);
-    /// its length must be `lengths.num_pieces()`.
+    /// its length must be `lengths.num_pieces()` (asserted).
     pub fn new(
         config: TorrentConfig,
         lengths: Lengths,
@@ -216,110 +141,530 @@ impl TorrentCore {
         rng_seed: u64,
         now: Instant,
     ) -> Self {
-        let _ = (config, lengths, have, rng_seed, now);
-        todo!()
+        assert!(config.queue_min >= 1 && config.queue_min <= config.queue_max);
+        let picker = PiecePicker::new(lengths, have, config.initial_random_pieces, config.endgame);
+        TorrentCore {
+            unchoker: Box::new(FixedSlots {
+                slots: config.unchoke_slots,
+            }),
+            next_tick: now + config.tick_interval,
+            next_rechoke: now + config.rechoke_interval,
+            config,
+            lengths,
+            picker,
+            rng: Rng::new(rng_seed),
+            peers: BTreeMap::new(),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            now,
+            downloaded: 0,
+            uploaded: 0,
+            wasted: 0,
+            hash_failures: 0,
+            download_rate: RateEstimator::new(),
+            upload_rate: RateEstimator::new(),
+            error: None,
+        }
+    }
+
+    /// Replaces the fixed-slot unchoke with another policy (the tit-for-tat choker).
+    pub fn set_unchoker(&mut self, unchoker: Box<dyn Unchoker + Send>) {
+        self.unchoker = unchoker;
+    }
+
+    fn advance(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    fn send(&mut self, key: PeerKey, msg: Message) {
+        if let Some(p) = self.peers.get_mut(&key) {
+            p.last_sent = self.now;
+            self.transmit.push_back((key, msg));
+        }
     }
 
     /// A handshake completed. Queues our bitfield (or `HaveAll`/`HaveNone`
     /// for BEP 6 peers) as the first message to this peer; the driver sends
     /// its BEP 10 extension handshake after it.
     pub fn peer_connected(&mut self, now: Instant, peer: PeerKey, info: PeerInfo) {
-        let _ = (now, peer, info);
-        todo!()
+        self.advance(now);
+        debug_assert!(!self.peers.contains_key(&peer), "{peer:?} connected twice");
+        if self.peers.contains_key(&peer) {
+            return;
+        }
+        let n = self.lengths.num_pieces();
+        self.peers
+            .insert(peer, Peer::new(self.now, info, n, &self.config));
+        let have = self.picker.have();
+        let first = if info.fast_ext && have.is_all_set() {
+            Some(Message::HaveAll)
+        } else if info.fast_ext && have.is_none_set() {
+            Some(Message::HaveNone)
+        } else if !have.is_none_set() {
+            Some(Message::Bitfield(have.to_wire()))
+        } else {
+            // BEP 3: a peer with no piece may skip the bitfield.
+            None
+        };
+        if let Some(msg) = first {
+            self.send(peer, msg);
+        }
     }
 
     /// The connection closed. Its in-flight requests go back to the picker.
     /// A no-op for unknown peers.
     pub fn peer_disconnected(&mut self, now: Instant, peer: PeerKey) {
-        let _ = (now, peer);
-        todo!()
+        self.advance(now);
+        let was_unchoked = self.peers.get(&peer).is_some_and(|p| !p.am_choking);
+        if self.remove_peer(peer) {
+            self.refill_all();
+            if was_unchoked {
+                self.rechoke();
+            }
+        }
+    }
+
+    fn remove_peer(&mut self, key: PeerKey) -> bool {
+        let Some(p) = self.peers.remove(&key) else {
+            return false;
+        };
+        for i in p.pieces.iter_ones() {
+            if let Some(vp) = self.lengths.validate_piece_index(i) {
+                self.picker.peer_lost(vp, &mut self.rng);
+            }
+        }
+        for b in p.in_flight {
+            self.picker.cancel_request(b, key);
+        }
+        self.picker.release_exclusive(key);
+        self.transmit.retain(|(k, _)| *k != key);
+        true
+    }
+
+    /// Forgets a peer and tells the driver to close it.
+    fn drop_peer(&mut self, key: PeerKey, reason: String, ban: bool) {
+        let was_unchoked = self.peers.get(&key).is_some_and(|p| !p.am_choking);
+        if self.remove_peer(key) {
+            self.events.push_back(TorrentEvent::Disconnect {
+                peer: key,
+                reason,
+                ban,
+            });
+            self.refill_all();
+            if was_unchoked {
+                self.rechoke();
+            }
+        }
     }
 
     /// The peer's BEP 10 extension handshake arrived (decoded by the driver).
     pub fn peer_extension_handshake(&mut self, now: Instant, peer: PeerKey, ext: ExtensionInfo) {
-        let _ = (now, peer, ext);
-        todo!()
+        self.advance(now);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.reqq = ext.reqq.map(|r| r.max(1));
+        }
     }
 
     /// A message from a peer. A protocol violation yields `Disconnect`.
     /// `Extended` and `Port` messages are ignored (the driver handles them).
     pub fn handle_message(&mut self, now: Instant, peer: PeerKey, msg: Message) {
-        let _ = (now, peer, msg);
-        todo!()
+        self.advance(now);
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.last_received = self.now;
+        if let Err(reason) = self.dispatch(peer, msg) {
+            self.drop_peer(peer, reason, false);
+        }
     }
 
-    /// A disk or hash job finished.
-    pub fn handle_storage(&mut self, now: Instant, done: StorageDone) {
-        let _ = (now, done);
-        todo!()
+    fn dispatch(&mut self, key: PeerKey, msg: Message) -> Result<(), Violation> {
+        match msg {
+            Message::KeepAlive | Message::Port(_) | Message::Extended { .. } => Ok(()),
+            Message::Choke => {
+                self.on_choke(key);
+                Ok(())
+            }
+            Message::Unchoke => {
+                if let Some(p) = self.peers.get_mut(&key) {
+                    p.peer_choking = false;
+                }
+                self.fill_requests(key);
+                Ok(())
+            }
+            Message::Interested => {
+                self.on_interest(key, true);
+                Ok(())
+            }
+            Message::NotInterested => {
+                self.on_interest(key, false);
+                Ok(())
+            }
+            Message::Have { piece } => self.on_have(key, piece),
+            Message::Bitfield(bytes) => {
+                let n = self.lengths.num_pieces();
+                let bf = Bitfield::from_wire(&bytes, n).map_err(|e| e.to_string())?;
+                self.on_first_pieces(key, bf, "bitfield")
+            }
+            Message::HaveAll | Message::HaveNone => {
+                let all = msg == Message::HaveAll;
+                let name = if all { "have-all" } else { "have-none" };
+                if !self.peers.get(&key).is_some_and(|p| p.info.fast_ext) {
+                    return Err(format!("{name} without the fast extension"));
+                }
+                let n = self.lengths.num_pieces();
+                let bf = if all {
+                    Bitfield::full(n)
+                } else {
+                    Bitfield::empty(n)
+                };
+                self.on_first_pieces(key, bf, name)
+            }
+            Message::Request {
+                piece,
+                offset,
+                length,
+            } => self.on_request(key, piece, offset, length),
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => self.on_piece(key, piece, offset, data),
+            Message::Cancel {
+                piece,
+                offset,
+                length,
+            } => {
+                self.on_cancel(key, piece, offset, length);
+                Ok(())
+            }
+            Message::RejectRequest {
+                piece,
+                offset,
+                length,
+            } => self.on_reject(key, piece, offset, length),
+            // Optional hints (BEP 6); we neither need nor trust them.
+            Message::SuggestPiece { .. } | Message::AllowedFast { .. } => {
+                if !self.peers.get(&key).is_some_and(|p| p.info.fast_ext) {
+                    return Err("fast-extension message without the fast extension".into());
+                }
+                Ok(())
+            }
+        }
     }
 
-    /// Housekeeping: request timeouts, rechoke, keep-alives, idle peers.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+    fn on_choke(&mut self, key: PeerKey) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        p.peer_choking = true;
+        // BEP 3: a choke discards our requests. BEP 6: a fast peer rejects
+        // them one by one instead, so they stay in flight until then.
+        if !p.info.fast_ext {
+            let blocks = std::mem::take(&mut p.in_flight);
+            for b in blocks {
+                p.note_cancelled(b);
+                self.picker.cancel_request(b, key);
+            }
+            self.refill_all();
+        }
     }
 
-    /// When `handle_timeout` wants to run next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+    fn on_interest(&mut self, key: PeerKey, interested: bool) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        p.peer_interested = interested;
+        // Fill a free slot at once, and free the slot of a peer that lost
+        // interest, rather than wait up to a rechoke interval.
+        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        let rechoke = if interested {
+            unchoked < self.config.unchoke_slots
+        } else {
+            self.peers.get(&key).is_some_and(|p| !p.am_choking)
+        };
+        if rechoke {
+            self.rechoke();
+        }
+    }
+
+    fn on_have(&mut self, key: PeerKey, piece: u32) -> Result<(), Violation> {
+        let vp = self
+            .lengths
+            .validate_piece_index(piece)
+            .ok_or_else(|| format!("have for piece {piece} outside the torrent"))?;
+        let Some(p) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        p.seen_piece_state = true;
+        if p.pieces.set(piece) {
+            self.picker.peer_has(vp, &mut self.rng);
+            if !self.picker.have().get(piece) {
+                p.interesting += 1;
+            }
+        }
+        self.update_interest(key);
+        self.fill_requests(key);
+        Ok(())
+    }
+
+    /// A bitfield, have-all or have-none: only valid before other piece state.
+    fn on_first_pieces(&mut self, key: PeerKey, bf: Bitfield, name: &str) -> Result<(), Violation> {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        if p.seen_piece_state {
+            return Err(format!("{name} after other messages"));
+        }
+        p.seen_piece_state = true;
+        for i in bf.iter_ones() {
+            if p.pieces.set(i) {
+                if let Some(vp) = self.lengths.validate_piece_index(i) {
+                    self.picker.peer_has(vp, &mut self.rng);
+                }
+                if !self.picker.have().get(i) {
+                    p.interesting += 1;
+                }
+            }
+        }
+        self.update_interest(key);
+        self.fill_requests(key);
+        Ok(())
+    }
+
+    fn on_request(
+        &mut self,
+        key: PeerKey,
+        piece: u32,
+        offset: u32,
+        length: u32,
+    ) -> Result<(), Violation> {
+        let block = self
+            .lengths
+            .validate_block(piece, offset, length)
+            .ok_or_else(|| format!("request outside the torrent: {piece}/{offset}/{length}"))?;
+        let we_have = self.picker.have().get(piece);
+        let Some(p) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        p.seen_piece_state = true;
+        if p.requests.contains(&block) || p.reading.contains(&block) {
+            return Ok(());
+        }
+        if p.am_choking || !we_have || p.requests_held() >= PEER_REQUESTS_MAX {
+            if p.info.fast_ext {
+                self.send(
+                    key,
+                    Message::RejectRequest {
+                        piece,
+                        offset,
+                        length,
+                    },
+                );
+            }
+            return Ok(());
+        }
+        p.requests.push_back(block);
+        self.pump_reads(key);
+        Ok(())
+    }
+
+    fn on_cancel(&mut self, key: PeerKey, piece: u32, offset: u32, length: u32) {
+        let Some(block) = self.lengths.validate_block(piece, offset, length) else {
+            return;
+        };
+        if let Some(p) = self.peers.get_mut(&key) {
+            p.requests.retain(|b| *b != block);
+            // A read in flight is dropped when it completes.
+            p.reading.remove(&block);
+        }
+        self.pump_reads(key);
+    }
+
+    fn on_reject(
+        &mut self,
+        key: PeerKey,
+        piece: u32,
+        offset: u32,
+        length: u32,
+    ) -> Result<(), Violation> {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        if !p.info.fast_ext {
+            return Err("reject-request without the fast extension".into());
+        }
+        let Some(block) = self.lengths.validate_block(piece, offset, length) else {
+            return Ok(());
+        };
+        if p.in_flight.remove(&block) {
+            self.picker.cancel_request(block, key);
+            // Others first, so the rejecting peer is not asked again at once.
+            let others: Vec<PeerKey> = self.peers.keys().copied().filter(|&k| k != key).collect();
+            for k in others {
+                self.fill_requests(k);
+            }
+            self.fill_requests(key);
+        }
+        Ok(())
+    }
+
+    fn on_piece(
+        &mut self,
+        key: PeerKey,
+        piece: u32,
+        offset: u32,
+        data: bytes::Bytes,
+    ) -> Result<(), Violation> {
+        let now = self.now;
+        let len = u32::try_from(data.len()).map_err(|_| "oversized piece message".to_string())?;
+        let block = self
+            .lengths
+            .validate_piece_index(piece)
+            .filter(|_| offset.is_multiple_of(BLOCK_LEN))
+            .and_then(|vp| self.lengths.block(vp, offset / BLOCK_LEN))
+            .filter(|b| b.length == len)
+            .ok_or_else(|| format!("piece data we did not request: {piece}/{offset}/{len}"))?;
+        let Some(p) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        p.seen_piece_state = true;
+        if !p.in_flight.remove(&block) && !p.take_cancelled(block) {
+            return Err(format!(
+                "piece data we did not request: {piece}/{offset}/{len}"
+            ));
+        }
+        p.download.record(now, u64::from(len));
+        self.download_rate.record(now, u64::from(len));
+        p.first_block_at.get_or_insert(now);
+        p.last_block_at = Some(now);
+        p.last_progress = now;
+        p.snubbed = false;
+        if p.slow_start_target < self.config.queue_max {
+            p.slow_start_target += 1;
+        }
+        match self.picker.received(block, key, data) {
+            Received::Stored { cancel, complete } => {
+                self.downloaded += u64::from(len);
+                for q in cancel {
+                    if let Some(qp) = self.peers.get_mut(&q)
+                        && qp.in_flight.remove(&block)
+                    {
+                        qp.note_cancelled(block);
+                        self.send(
+                            q,
+                            Message::Cancel {
+                                piece,
+                                offset,
+                                length: len,
+                            },
+                        );
+                    }
+                }
+                if let Some(blocks) = complete {
+                    self.events.push_back(TorrentEvent::VerifyPiece {
+                        piece: block.piece,
+                        blocks,
+                    });
+                }
+            }
+            Received::NotNeeded => self.wasted += u64::from(len),
+        }
+        self.fill_requests(key);
+        Ok(())
+    }
+
+    /// Sends Interested/NotInterested when our interest in the peer changed.
+    fn update_interest(&mut self, key: PeerKey) {
+        let complete = self.picker.have().is_all_set();
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let want = p.interesting > 0 && !complete && self.error.is_none();
+        if want != p.am_interested {
+            p.am_interested = want;
+            let msg = if want {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            };
+            self.send(key, msg);
+        }
+    }
+
+    /// Tops up our request pipeline to `key`.
+    fn fill_requests(&mut self, key: PeerKey) {
+        if self.error.is_some() {
+            return;
+        }
+        let now = self.now;
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if p.peer_choking || !p.am_interested {
+            return;
+        }
+        let target = p.queue_target(now, &self.config);
+        let mut out = Vec::new();
+        while p.in_flight.len() < target {
+            let Some(b) = self.picker.pick(key, &p.pieces, p.parole, &mut self.rng) else {
+                break;
+            };
+            if p.in_flight.is_empty() {
+                p.last_progress = now;
+            }
+            p.in_flight.insert(b);
+            out.push(b);
+        }
+        for b in out {
+            self.send(
+                key,
+                Message::Request {
+                    piece: b.piece.get(),
+                    offset: b.offset,
+                    length: b.length,
+                },
+            );
+        }
+    }
+
+    fn refill_all(&mut self) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            self.fill_requests(k);
+        }
+    }
+
+    /// Asks storage for the next blocks `key` requested, a few at a time.
+    fn pump_reads(&mut self, key: PeerKey) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        while p.reading.len() < PEER_READS_IN_FLIGHT_MAX {
+            let Some(block) = p.requests.pop_front() else {
+                break;
+            };
+            p.reading.insert(block);
+            self.events
+                .push_back(TorrentEvent::ReadBlock { peer: key, block });
+        }
     }
 
     /// The next message to send, in order per peer.
     pub fn poll_transmit(&mut self) -> Option<(PeerKey, Message)> {
-        todo!()
+        self.transmit.pop_front()
     }
 
     /// The next event for the driver.
     pub fn poll_event(&mut self) -> Option<TorrentEvent> {
-        todo!()
+        self.events.pop_front()
     }
 
-    /// Asserts the invariants of the module docs. Costs O(blocks + peers):
-    /// tests and the simulator call it after every step.
-    pub fn check_invariants(&self) {
-        todo!()
-    }
-
-    /// Pieces verified and written.
-    pub fn have(&self) -> &Bitfield {
-        todo!()
-    }
-
-    pub fn is_complete(&self) -> bool {
-        todo!()
-    }
-
-    pub fn lengths(&self) -> &Lengths {
-        todo!()
-    }
-
-    pub fn config(&self) -> &TorrentConfig {
-        todo!()
-    }
-
-    /// The error that stopped the torrent, if any.
-    pub fn error(&self) -> Option<&str> {
-        todo!()
-    }
-
-    pub fn stats(&self, now: Instant) -> TorrentStats {
-        let _ = now;
-        todo!()
-    }
-
-    /// All connected peers, in `PeerKey` order.
-    pub fn peer_stats(&self, now: Instant) -> Vec<PeerStats> {
-        let _ = now;
-        todo!()
-    }
-
-    pub fn peer(&self, now: Instant, peer: PeerKey) -> Option<PeerStats> {
-        let _ = (now, peer);
-        todo!()
-    }
-
-    pub fn num_peers(&self) -> usize {
-        todo!()
+    /// When `handle_timeout` wants to run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.next_tick.min(self.next_rechoke))
     }
 }
+
+mod status;
+mod upkeep;

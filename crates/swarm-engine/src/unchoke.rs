@@ -7,6 +7,7 @@
 //! not churn. The tit-for-tat choker (`choker.rs`, issue 4) replaces
 //! [`FixedSlots`] behind the same call.
 
+use crate::rng::Rng;
 use crate::time::Instant;
 use crate::torrent::PeerKey;
 
@@ -29,9 +30,18 @@ pub struct UnchokeCandidate {
     pub last_block_at: Option<Instant>,
 }
 
-/// Decides the set of unchoked peers. `seeding` is true once we have every piece.
+/// Decides the set of unchoked peers. `seeding` is true once we have every
+/// piece; `rng` is the core's seeded generator (for optimistic unchokes).
+/// Called every `rechoke_interval`, and also when an interested peer could
+/// take a free slot or an unchoked peer left or lost interest.
 pub trait Unchoker {
-    fn rechoke(&mut self, now: Instant, seeding: bool, peers: &[UnchokeCandidate]) -> Vec<PeerKey>;
+    fn rechoke(
+        &mut self,
+        now: Instant,
+        seeding: bool,
+        peers: &[UnchokeCandidate],
+        rng: &mut Rng,
+    ) -> Vec<PeerKey>;
 }
 
 /// Fixed-slot unchoke: up to `slots` interested peers, incumbents first, then
@@ -47,6 +57,7 @@ impl Unchoker for FixedSlots {
         _now: Instant,
         _seeding: bool,
         peers: &[UnchokeCandidate],
+        _rng: &mut Rng,
     ) -> Vec<PeerKey> {
         let incumbents = peers.iter().filter(|p| p.interested && p.unchoked);
         let newcomers = peers.iter().filter(|p| p.interested && !p.unchoked);
@@ -85,7 +96,7 @@ mod tests {
             cand(4, true, false),
         ];
         assert_eq!(
-            u.rechoke(Instant::ZERO, false, &peers),
+            u.rechoke(Instant::ZERO, false, &peers, &mut Rng::new(0)),
             vec![PeerKey(3), PeerKey(1)]
         );
     }

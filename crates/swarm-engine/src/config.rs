@@ -1,0 +1,117 @@
+//! Tunables and limits of the torrent core, and the storage jobs it exchanges with the driver.
+//!
+//! Limits are named constants with their unit in the doc; configuration has
+//! BitTorrent's classic values as defaults.
+
+use bytes::Bytes;
+use swarm_wire::lengths::{BlockInfo, ValidPieceIndex};
+
+use crate::time::Duration;
+use crate::torrent::PeerKey;
+
+/// Requests from one peer we queue at most (more are ignored, or rejected for
+/// BEP 6 peers). Also the `reqq` a driver should advertise.
+pub const PEER_REQUESTS_MAX: usize = 500;
+/// Disk reads we ask for at once on behalf of one peer; the rest wait in its queue.
+pub const PEER_READS_IN_FLIGHT_MAX: usize = 32;
+/// Hash failures a peer may cause as the sole contributor of a piece before
+/// we ban it.
+pub const HASH_FAILURES_BAN: u32 = 3;
+
+/// Tunables of one torrent. `Default` gives the classic values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TorrentConfig {
+    /// Peers we unchoke at once (BEP 3's classic 4).
+    pub unchoke_slots: usize,
+    /// How often the unchoke set is recomputed.
+    pub rechoke_interval: Duration,
+    /// A peer with requests outstanding that sends no block for this long is
+    /// snubbed: its requests go to other peers.
+    pub request_timeout: Duration,
+    /// Bounds on our requests in flight to one peer, in blocks.
+    pub queue_min: usize,
+    pub queue_max: usize,
+    /// The pipeline holds about this much time of a peer's download rate.
+    pub queue_time: Duration,
+    /// Pieces picked at random (not rarest first) until this many are complete.
+    pub initial_random_pieces: u32,
+    /// Request still-missing blocks from several peers at the very end.
+    pub endgame: bool,
+    /// Send a keep-alive when we sent nothing else to a peer for this long.
+    pub keepalive_interval: Duration,
+    /// Drop a peer that sent nothing at all (not even a keep-alive) for this long.
+    pub peer_idle_timeout: Duration,
+    /// How often `handle_timeout` does its housekeeping.
+    pub tick_interval: Duration,
+}
+
+impl Default for TorrentConfig {
+    fn default() -> Self {
+        TorrentConfig {
+            unchoke_slots: 4,
+            rechoke_interval: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(20),
+            queue_min: 4,
+            queue_max: 500,
+            queue_time: Duration::from_millis(500),
+            initial_random_pieces: 4,
+            endgame: true,
+            keepalive_interval: Duration::from_secs(90),
+            peer_idle_timeout: Duration::from_secs(300),
+            tick_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A disk or hash job the driver finished (requested by a [`TorrentEvent`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageDone {
+    /// Answer to `VerifyPiece`: `ok` means the hash matched AND the piece was written.
+    PieceVerified { piece: ValidPieceIndex, ok: bool },
+    /// Answer to `VerifyPiece`: the hash matched but the write failed (disk
+    /// full, folder unwritable). The torrent stops with `Fatal`.
+    WriteFailed {
+        piece: ValidPieceIndex,
+        error: String,
+    },
+    /// Answer to `ReadBlock`.
+    BlockRead {
+        peer: PeerKey,
+        block: BlockInfo,
+        data: Bytes,
+    },
+    /// Answer to `ReadBlock` when the read failed. The torrent stops with `Fatal`.
+    ReadFailed {
+        peer: PeerKey,
+        block: BlockInfo,
+        error: String,
+    },
+}
+
+/// Work for the driver, and things worth telling the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TorrentEvent {
+    /// All blocks of `piece`, in order: hash them, and if the hash matches
+    /// write them; then answer with `StorageDone::PieceVerified` (or `WriteFailed`).
+    /// One job per piece, not per block: batching is what makes disk and
+    /// hashing fast (DESIGN.md).
+    VerifyPiece {
+        piece: ValidPieceIndex,
+        blocks: Vec<Bytes>,
+    },
+    /// Read `block` from disk for `peer`; answer with `StorageDone::BlockRead`.
+    ReadBlock { peer: PeerKey, block: BlockInfo },
+    /// Close this connection; the core has already forgotten the peer.
+    /// `ban`: refuse the peer's address from now on.
+    Disconnect {
+        peer: PeerKey,
+        reason: String,
+        ban: bool,
+    },
+    /// A piece passed its hash and is on disk.
+    PieceCompleted(ValidPieceIndex),
+    /// Every piece is on disk.
+    Completed,
+    /// The torrent cannot go on (disk error); the driver should stop it.
+    Fatal(String),
+}

@@ -1,0 +1,165 @@
+//! One connected peer as the torrent core sees it (BEP 3 state, BEP 6 extras).
+//!
+//! Four booleans of BEP 3 (`am_choking`, `am_interested`, `peer_choking`,
+//! `peer_interested`), the pieces it has, our requests in flight to it and its
+//! requests to us, and the rates both ways. All collections are bounded:
+//! our requests by `queue_max`, its requests by [`PEER_REQUESTS_MAX`],
+//! recently cancelled requests by [`RECENTLY_CANCELLED_MAX`].
+
+use std::collections::{BTreeSet, VecDeque};
+
+use swarm_wire::lengths::BlockInfo;
+
+use crate::bitfield::Bitfield;
+use crate::rate::RateEstimator;
+use crate::time::{Duration, Instant};
+use crate::torrent::{PEER_REQUESTS_MAX, PeerInfo, TorrentConfig};
+
+/// Requests we withdrew (cancel, choke, timeout) whose block may still arrive:
+/// a late block is not a protocol violation. Kept for the last this many.
+pub const RECENTLY_CANCELLED_MAX: usize = 1024;
+
+/// How long the pipeline grows by one block per block received (TCP-style
+/// slow start) before the 20 s rate estimate alone sizes it.
+pub const SLOW_START: Duration = Duration::from_secs(3);
+
+pub(crate) struct Peer {
+    pub info: PeerInfo,
+    pub connected_at: Instant,
+    pub pieces: Bitfield,
+    /// A message that carries or implies piece state (have, bitfield,
+    /// request, piece…) arrived: a bitfield now would be a protocol error.
+    pub seen_piece_state: bool,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+    /// Pieces it has that we do not: we are interested iff this is > 0.
+    pub interesting: u32,
+
+    // Our requests to it.
+    pub in_flight: BTreeSet<BlockInfo>,
+    cancelled_order: VecDeque<BlockInfo>,
+    cancelled: BTreeSet<BlockInfo>,
+    /// Its BEP 10 `reqq`, if it sent one.
+    pub reqq: Option<u32>,
+    /// Slow-start pipeline size, in blocks.
+    pub slow_start_target: usize,
+    pub first_block_at: Option<Instant>,
+    pub last_block_at: Option<Instant>,
+    /// Last time it made progress on our requests (a block arrived, or the
+    /// pipeline went from empty to non-empty): the request timeout's origin.
+    pub last_progress: Instant,
+    /// It let a request time out: it gets one request at a time until it sends a block.
+    pub snubbed: bool,
+    /// Implicated in a hash failure: it only gets pieces it downloads alone.
+    pub parole: bool,
+    /// Hash failures of pieces it sent alone.
+    pub hash_strikes: u32,
+
+    // Its requests to us.
+    pub requests: VecDeque<BlockInfo>,
+    pub reading: BTreeSet<BlockInfo>,
+
+    pub download: RateEstimator,
+    pub upload: RateEstimator,
+    pub last_sent: Instant,
+    pub last_received: Instant,
+}
+
+impl Peer {
+    pub fn new(now: Instant, info: PeerInfo, num_pieces: u32, config: &TorrentConfig) -> Self {
+        Peer {
+            info,
+            connected_at: now,
+            pieces: Bitfield::empty(num_pieces),
+            seen_piece_state: false,
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            interesting: 0,
+            in_flight: BTreeSet::new(),
+            cancelled_order: VecDeque::new(),
+            cancelled: BTreeSet::new(),
+            reqq: None,
+            slow_start_target: config.queue_min,
+            first_block_at: None,
+            last_block_at: None,
+            last_progress: now,
+            snubbed: false,
+            parole: false,
+            hash_strikes: 0,
+            requests: VecDeque::new(),
+            reading: BTreeSet::new(),
+            download: RateEstimator::new(),
+            upload: RateEstimator::new(),
+            last_sent: now,
+            last_received: now,
+        }
+    }
+
+    /// Remembers that we withdrew `block`, so a late copy is accepted.
+    pub fn note_cancelled(&mut self, block: BlockInfo) {
+        if self.cancelled.insert(block) {
+            self.cancelled_order.push_back(block);
+            if self.cancelled_order.len() > RECENTLY_CANCELLED_MAX
+                && let Some(old) = self.cancelled_order.pop_front()
+            {
+                self.cancelled.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `block` was withdrawn recently (and forgets it: one late copy only).
+    pub fn take_cancelled(&mut self, block: BlockInfo) -> bool {
+        if self.cancelled.remove(&block) {
+            self.cancelled_order.retain(|b| *b != block);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How many requests we keep in flight to this peer, in blocks: about
+    /// `queue_time` of its download rate, at least `queue_min` and at most
+    /// `queue_max` (and its `reqq`). While young, slow start grows it by one
+    /// per block received, doubling it every round trip, because the 20 s rate
+    /// estimate lags a fast link.
+    pub fn queue_target(&self, now: Instant, config: &TorrentConfig) -> usize {
+        if self.snubbed {
+            return 1;
+        }
+        let rate = self.download.rate(now);
+        let by_rate = (rate * config.queue_time.as_secs_f64()
+            / f64::from(swarm_wire::peer::BLOCK_LEN)) as usize;
+        let young = self
+            .first_block_at
+            .is_none_or(|t| now.saturating_since(t) < SLOW_START);
+        let mut target = if young {
+            by_rate.max(self.slow_start_target)
+        } else {
+            by_rate
+        };
+        target = target.clamp(config.queue_min, config.queue_max);
+        if let Some(reqq) = self.reqq {
+            target = target.min((reqq as usize).max(1));
+        }
+        target
+    }
+
+    /// Requests from it that we hold (queued or being read).
+    pub fn requests_held(&self) -> usize {
+        self.requests.len() + self.reading.len()
+    }
+
+    pub fn check_invariants(&self, config: &TorrentConfig) {
+        assert!(self.requests_held() <= PEER_REQUESTS_MAX);
+        assert!(self.in_flight.len() <= config.queue_max.max(1) + 1);
+        assert_eq!(self.cancelled.len(), self.cancelled_order.len());
+        assert!(self.cancelled.len() <= RECENTLY_CANCELLED_MAX);
+        if self.am_choking {
+            assert!(self.requests.is_empty() && self.reading.is_empty());
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! The piece picker: which block to request next from which peer (BEP 3).
+//!
+//! Policy, in order of precedence:
+//! 1. **Strict priority**: finish pieces already started before opening new
+//!    ones, so pieces complete (and can be verified, written and shared) soon.
+//! 2. **Random first pieces**: until `initial_random_pieces` pieces are *have*,
+//!    a new piece is chosen at random among those the peer has: a rare piece
+//!    would take longest to complete, and a newcomer needs something to trade.
+//! 3. **Rarest first**: otherwise the new piece is one of the least available
+//!    among the connected peers, ties broken at random.
+//! 4. **Endgame**: once every missing block is requested, a block already in
+//!    flight elsewhere may be requested again; the first copy to arrive wins
+//!    and the caller cancels the others.
+//!
+//! Rarest first without a scan of all pieces: the not-started pieces live in
+//! `order`, sorted by availability into contiguous buckets (libtorrent's
+//! piece-picker layout). A change of availability by one moves a piece across
+//! one bucket boundary by a swap, then to a random slot inside its new bucket,
+//! so every bucket stays a uniformly random permutation: the first piece a
+//! peer has in the lowest bucket is a uniformly random choice among the
+//! rarest, with no per-pick shuffling.
+//!
+//! Pieces implicated in a hash failure put their peers *on parole*: a peer on
+//! parole only gets pieces it downloads alone (`exclusive`), so the next
+//! failure is attributable to it (libtorrent's parole mode).
+//!
+//! Invariants (checked by [`PiecePicker::check_invariants`]): a piece is in
+//! exactly one of have / verifying / in progress / `order` (not started);
+//! `order` is bucketed by availability; per-piece counters match the slots.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use swarm_wire::lengths::{BlockInfo, Lengths, ValidPieceIndex};
+
+use crate::bitfield::Bitfield;
+use crate::rng::Rng;
+use crate::torrent::PeerKey;
+
+const NOT_IN_ORDER: u32 = u32::MAX;
+
+/// Requests of one block at once in endgame: enough to route around a slow
+/// peer, few enough to bound the duplicate download.
+pub const ENDGAME_REQUESTS_PER_BLOCK_MAX: usize = 3;
+
+/// One block of a piece being downloaded.
+#[derive(Clone, Debug)]
+enum Slot {
+    Missing,
+    /// Requested from these peers (more than one only in endgame).
+    Requested(Vec<PeerKey>),
+    Received {
+        data: Bytes,
+        from: PeerKey,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Download {
+    slots: Vec<Slot>,
+    missing: u32,
+    received: u32,
+    /// Only this peer (on parole) may request blocks of this piece, until endgame.
+    exclusive: Option<PeerKey>,
+}
+
+/// What became of a received block.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Stored. `cancel`: other peers that were asked for the same block
+    /// (endgame). `complete`: the piece's blocks in order, ready to verify.
+    Stored {
+        cancel: Vec<PeerKey>,
+        complete: Option<Vec<Bytes>>,
+    },
+    /// We already have this block (or its piece): the bytes are wasted.
+    NotNeeded,
+}
+
+/// Rarest-first piece picker with strict priority and endgame.
+pub struct PiecePicker {
+    lengths: Lengths,
+    have: Bitfield,
+    initial_random_pieces: u32,
+    endgame_enabled: bool,
+    /// Connected peers that have each piece.
+    availability: Vec<u32>,
+    /// Not-started pieces, bucketed by availability (ascending).
+    order: Vec<u32>,
+    /// Index of each piece in `order`, or `NOT_IN_ORDER`.
+    pos: Vec<u32>,
+    /// `bucket_start[a]`: index in `order` of the first piece of availability `a`.
+    bucket_start: Vec<u32>,
+    downloads: BTreeMap<ValidPieceIndex, Download>,
+    /// In-progress pieces that still have a `Missing` slot.
+    partial: BTreeSet<ValidPieceIndex>,
+    /// All blocks handed to the driver; the contributing peers, block order.
+    verifying: BTreeMap<ValidPieceIndex, Vec<PeerKey>>,
+    /// Sum of `missing` over `downloads`.
+    unrequested: u64,
+}
+
+impl PiecePicker {
+    pub fn new(
+        lengths: Lengths,
+        have: Bitfield,
+        initial_random_pieces: u32,
+        endgame: bool,
+    ) -> Self {
+        let n = lengths.num_pieces();
+        assert_eq!(have.len(), n, "have bitfield length");
+        let order: Vec<u32> = (0..n).filter(|&i| !have.get(i)).collect();
+        let mut pos = vec![NOT_IN_ORDER; n as usize];
+        for (k, &p) in order.iter().enumerate() {
+            pos[p as usize] = k as u32;
+        }
+        PiecePicker {
+            lengths,
+            have,
+            initial_random_pieces,
+            endgame_enabled: endgame,
+            availability: vec![0; n as usize],
+            order,
+            pos,
+            bucket_start: vec![0],
+            downloads: BTreeMap::new(),
+            partial: BTreeSet::new(),
+            verifying: BTreeMap::new(),
+            unrequested: 0,
+        }
+    }
+
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    pub fn availability(&self, piece: ValidPieceIndex) -> u32 {
+        self.availability[piece.as_usize()]
+    }
+
+    /// True when every block we still need is requested or received: the
+    /// picker is in endgame.
+    pub fn in_endgame(&self) -> bool {
+        self.endgame_enabled
+            && self.unrequested == 0
+            && !self.have.is_all_set()
+            && self.order_len_available() == 0
+    }
+
+    /// Not-started pieces that at least one connected peer has.
+    fn order_len_available(&self) -> usize {
+        self.order.len() - self.bucket_end(0)
+    }
+
+    fn bucket_end(&self, a: usize) -> usize {
+        self.bucket_start
+            .get(a + 1)
+            .map_or(self.order.len(), |&s| s as usize)
+    }
+
+    fn swap_order(&mut self, i: usize, j: usize) {
+        self.order.swap(i, j);
+        self.pos[self.order[i] as usize] = i as u32;
+        self.pos[self.order[j] as usize] = j as u32;
+    }
+
+    /// Moves the piece at `i` to a uniformly random slot of bucket `a`.
+    fn shuffle_into_bucket(&mut self, i: usize, a: usize, rng: &mut Rng) {
+        let s = self.bucket_start[a] as usize;
+        let e = self.bucket_end(a);
+        debug_assert!((s..e).contains(&i));
+        let r = s + rng.below(e - s);
+        self.swap_order(i, r);
+    }
+
+    /// A connected peer has `piece` (bitfield, have, have-all).
+    pub fn peer_has(&mut self, piece: ValidPieceIndex, rng: &mut Rng) {
+        let p = piece.as_usize();
+        let a = self.availability[p] as usize;
+        self.availability[p] += 1;
+        let i = self.pos[p];
+        if i == NOT_IN_ORDER {
+            return;
+        }
+        if self.bucket_start.len() == a + 1 {
+            self.bucket_start.push(self.order.len() as u32);
+        }
+        // Swap to the end of bucket a, then shift the boundary over it.
+        let last = self.bucket_start[a + 1] as usize - 1;
+        self.swap_order(i as usize, last);
+        self.bucket_start[a + 1] -= 1;
+        self.shuffle_into_bucket(last, a + 1, rng);
+    }
+
+    /// A peer that had `piece` left.
+    pub fn peer_lost(&mut self, piece: ValidPieceIndex, rng: &mut Rng) {
+        let p = piece.as_usize();
+        let a = self.availability[p] as usize;
+        assert!(a > 0, "availability underflow for piece {p}");
+        self.availability[p] -= 1;
+        let i = self.pos[p];
+        if i == NOT_IN_ORDER {
+            return;
+        }
+        let first = self.bucket_start[a] as usize;
+        self.swap_order(i as usize, first);
+        self.bucket_start[a] += 1;
+        self.shuffle_into_bucket(first, a - 1, rng);
+    }
+
+    fn remove_from_order(&mut self, piece: u32) {
+        let mut i = self.pos[piece as usize] as usize;
+        assert!(i != NOT_IN_ORDER as usize);
+        let a = self.availability[piece as usize] as usize;
+        // Carry the piece to the end of each bucket from its own to the last.
+        for b in a..self.bucket_start.len() {
+            let last = self.bucket_end(b) - 1;
+            self.swap_order(i, last);
+            i = last;
+            if b + 1 < self.bucket_start.len() {
+                self.bucket_start[b + 1] -= 1;
+            }
+        }
+        debug_assert_eq!(i, self.order.len() - 1);
+        self.order.pop();
+        self.pos[piece as usize] = NOT_IN_ORDER;
+    }
+
+    #[cfg(test)]
+    fn insert_into_order(&mut self, piece: u32, rng: &mut Rng) {
+        assert_eq!(self.pos[piece as usize], NOT_IN_ORDER);
+        let a = self.availability[piece as usize] as usize;
+        while self.bucket_start.len() <= a {
+            self.bucket_start.push(self.order.len() as u32);
+        }
+        self.order.push(piece);
+        let mut i = self.order.len() - 1;
+        self.pos[piece as usize] = i as u32;
+        // Carry it down to the front of each bucket above its own.
+        for b in (a + 1..self.bucket_start.len()).rev() {
+            let first = self.bucket_start[b] as usize;
+            self.swap_order(i, first);
+            i = first;
+            self.bucket_start[b] += 1;
+        }
+        self.shuffle_into_bucket(i, a, rng);
+    }
+
+    fn open(&mut self, piece: u32, exclusive: Option<PeerKey>) -> ValidPieceIndex {
+        self.remove_from_order(piece);
+        let vp = self
+            .lengths
+            .validate_piece_index(piece)
+            .expect("pieces in order are valid");
+        let n = self.lengths.blocks_in_piece(vp);
+        self.downloads.insert(
+            vp,
+            Download {
+                slots: vec![Slot::Missing; n as usize],
+                missing: n,
+                received: 0,
+                exclusive,
+            },
+        );
+        self.unrequested += u64::from(n);
+        if n > 0 {
+            self.partial.insert(vp);
+        }
+        vp
+    }
+
+    /// Marks the first missing block of `piece` requested from `peer`.
+    fn take_missing(&mut self, piece: ValidPieceIndex, peer: PeerKey) -> Option<BlockInfo> {
+        let d = self.downloads.get_mut(&piece)?;
+        let k = d.slots.iter().position(|s| matches!(s, Slot::Missing))?;
+        d.slots[k] = Slot::Requested(vec![peer]);
+        d.missing -= 1;
+        self.unrequested -= 1;
+        if d.missing == 0 {
+            self.partial.remove(&piece);
+        }
+        self.lengths.block(piece, k as u32)
+    }
+
+    /// The next block to request from `peer`, which has `pieces`; marks it
+    /// requested. `parole`: the peer was implicated in a hash failure.
+    pub fn pick(
+        &mut self,
+        peer: PeerKey,
+        pieces: &Bitfield,
+        parole: bool,
+        rng: &mut Rng,
+    ) -> Option<BlockInfo> {
+        // 1. Strict priority: a started piece this peer may work on.
+        let started = self.partial.iter().copied().find(|p| {
+            let Some(d) = self.downloads.get(p) else {
+                return false;
+            };
+            let allowed = match d.exclusive {
+                Some(owner) => owner == peer,
+                // A parole peer may claim a started piece nobody touched yet.
+                None => !parole || d.missing as usize == d.slots.len(),
+            };
+            allowed && pieces.get(p.get())
+        });
+        if let Some(p) = started {
+            if parole && let Some(d) = self.downloads.get_mut(&p) {
+                d.exclusive = Some(peer);
+            }
+            return self.take_missing(p, peer);
+        }
+        // 2./3. Open a new piece: random first, then rarest first.
+        let lo = self.bucket_end(0);
+        let hi = self.order.len();
+        if lo < hi {
+            let found = if self.have.count_ones() < self.initial_random_pieces {
+                let start = lo + rng.below(hi - lo);
+                (start..hi)
+                    .chain(lo..start)
+                    .map(|i| self.order[i])
+                    .find(|&p| pieces.get(p))
+            } else {
+                self.order[lo..].iter().copied().find(|&p| pieces.get(p))
+            };
+            if let Some(p) = found {
+                let vp = self.open(p, parole.then_some(peer));
+                return self.take_missing(vp, peer);
+            }
+        }
+        // 4. Endgame: ask this peer too for a block in flight elsewhere.
+        if self.in_endgame() {
+            return self.pick_endgame(peer, pieces);
+        }
+        None
+    }
+
+    fn pick_endgame(&mut self, peer: PeerKey, pieces: &Bitfield) -> Option<BlockInfo> {
+        let mut best: Option<(usize, ValidPieceIndex, usize)> = None;
+        for (&p, d) in &self.downloads {
+            if !pieces.get(p.get()) {
+                continue;
+            }
+            for (k, s) in d.slots.iter().enumerate() {
+                if let Slot::Requested(peers) = s
+                    && peers.len() < ENDGAME_REQUESTS_PER_BLOCK_MAX
+                    && !peers.contains(&peer)
+                    && best.is_none_or(|(n, _, _)| peers.len() < n)
+                {
+                    best = Some((peers.len(), p, k));
+                }
+            }
+        }
+        let (_, p, k) = best?;
+        if let Some(Slot::Requested(peers)) =
+            self.downloads.get_mut(&p).and_then(|d| d.slots.get_mut(k))
+        {
+            peers.push(peer);
+        }
+        self.lengths.block(p, k as u32)
+    }
+
+    /// `peer` no longer has `block` in flight (cancel, reject, choke, timeout,
+    /// disconnect). The block is missing again unless another peer has it in flight.
+    pub fn cancel_request(&mut self, block: BlockInfo, peer: PeerKey) {
+        let k = (block.offset / swarm_wire::peer::BLOCK_LEN) as usize;
+        let Some(d) = self.downloads.get_mut(&block.piece) else {
+            return;
+        };
+        let Some(Slot::Requested(peers)) = d.slots.get_mut(k) else {
+            return;
+        };
+        peers.retain(|&q| q != peer);
+        if peers.is_empty() {
+            d.slots[k] = Slot::Missing;
+            d.missing += 1;
+            self.unrequested += 1;
+            self.partial.insert(block.piece);
+        }
+    }
+
+    /// `peer` disconnected: pieces reserved for it are open to everyone.
+    pub fn release_exclusive(&mut self, peer: PeerKey) {
+        for d in self.downloads.values_mut() {
+            if d.exclusive == Some(peer) {
+                d.exclusive = None;
+            }
+        }
+    }
+
+    /// A block arrived from `from`. The caller checked that it asked `from`
+    /// for it (or did recently) and that it has the block's exact size.
+    pub fn received(&mut self, block: BlockInfo, from: PeerKey, data: Bytes) -> Received {
+        let k = (block.offset / swarm_wire::peer::BLOCK_LEN) as usize;
+        let Some(d) = self.downloads.get_mut(&block.piece) else {
+            return Received::NotNeeded;
+        };
+        let cancel = match d.slots.get(k) {
+            None | Some(Slot::Received { .. }) => return Received::NotNeeded,
+            Some(Slot::Missing) => {
+                d.missing -= 1;
+                self.unrequested -= 1;
+                if d.missing == 0 {
+                    self.partial.remove(&block.piece);
+                }
+                Vec::new()
+            }
+            Some(Slot::Requested(peers)) => peers.iter().copied().filter(|&q| q != from).collect(),
+        };
+        d.slots[k] = Slot::Received { data, from };
+        d.received += 1;
+        if d.received as usize != d.slots.len() {
+            return Received::Stored {
+                cancel,
+                complete: None,
+            };
+        }
+        let d = self
+            .downloads
+            .remove(&block.piece)
+            .expect("download present");
+        let mut blocks = Vec::with_capacity(d.slots.len());
+        let mut from_peers = Vec::with_capacity(d.slots.len());
+        for s in d.slots {
+            if let Slot::Received { data, from } = s {
+                blocks.push(data);
+                from_peers.push(from);
+            }
+        }
+        self.verifying.insert(block.piece, from_peers);
+        Received::Stored {
+            cancel,
+            complete: Some(blocks),
+        }
+    }
+
+    /// The driver verified (and wrote) a piece, or it failed. Returns the
+    /// peers that sent its blocks, in block order. A failed piece starts over,
+    /// open to every peer not on parole.
+    pub fn verified(&mut self, piece: ValidPieceIndex, ok: bool) -> Option<Vec<PeerKey>> {
+        let from = self.verifying.remove(&piece)?;
+        if ok {
+            self.have.set(piece.get());
+        } else {
+            let n = self.lengths.blocks_in_piece(piece);
+            self.downloads.insert(
+                piece,
+                Download {
+                    slots: vec![Slot::Missing; n as usize],
+                    missing: n,
+                    received: 0,
+                    exclusive: None,
+                },
+            );
+            self.unrequested += u64::from(n);
+            if n > 0 {
+                self.partial.insert(piece);
+            }
+        }
+        Some(from)
+    }
+
+    pub fn is_verifying(&self, piece: ValidPieceIndex) -> bool {
+        self.verifying.contains_key(&piece)
+    }
+
+    /// Peers `block` is requested from (for invariant checks).
+    pub fn requested_from(&self, block: BlockInfo) -> &[PeerKey] {
+        let k = (block.offset / swarm_wire::peer::BLOCK_LEN) as usize;
+        match self
+            .downloads
+            .get(&block.piece)
+            .and_then(|d| d.slots.get(k))
+        {
+            Some(Slot::Requested(peers)) => peers,
+            _ => &[],
+        }
+    }
+
+    /// Total (block, peer) request pairs.
+    pub fn requested_pairs(&self) -> usize {
+        self.downloads
+            .values()
+            .flat_map(|d| &d.slots)
+            .map(|s| match s {
+                Slot::Requested(p) => p.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Blocks received but not yet handed over for verification.
+    pub fn buffered_blocks(&self) -> usize {
+        self.downloads.values().map(|d| d.received as usize).sum()
+    }
+
+    pub fn pieces_in_progress(&self) -> usize {
+        self.downloads.len()
+    }
+
+    pub fn check_invariants(&self) {
+        let n = self.lengths.num_pieces() as usize;
+        assert_eq!(self.pos.len(), n);
+        assert_eq!(self.availability.len(), n);
+        let mut unrequested = 0u64;
+        for p in self.lengths.pieces() {
+            let states = [
+                self.have.get(p.get()),
+                self.verifying.contains_key(&p),
+                self.downloads.contains_key(&p),
+                self.pos[p.as_usize()] != NOT_IN_ORDER,
+            ];
+            assert_eq!(
+                states.iter().filter(|&&s| s).count(),
+                1,
+                "piece {p:?} in states {states:?}"
+            );
+        }
+        for (k, &p) in self.order.iter().enumerate() {
+            assert_eq!(self.pos[p as usize] as usize, k, "pos of {p}");
+            let a = self.availability[p as usize] as usize;
+            assert!(a < self.bucket_start.len(), "bucket for avail {a}");
+            assert!(
+                (self.bucket_start[a] as usize..self.bucket_end(a)).contains(&k),
+                "piece {p} (avail {a}) at {k} outside its bucket"
+            );
+        }
+        assert!(self.bucket_start.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(self.bucket_start[0], 0);
+        for (&p, d) in &self.downloads {
+            assert_eq!(d.slots.len() as u32, self.lengths.blocks_in_piece(p));
+            let missing = d
+                .slots
+                .iter()
+                .filter(|s| matches!(s, Slot::Missing))
+                .count();
+            let received = d
+                .slots
+                .iter()
+                .filter(|s| matches!(s, Slot::Received { .. }))
+                .count();
+            assert_eq!(d.missing as usize, missing, "missing count of {p:?}");
+            assert_eq!(d.received as usize, received, "received count of {p:?}");
+            assert!(
+                received < d.slots.len(),
+                "complete piece {p:?} not verifying"
+            );
+            assert_eq!(self.partial.contains(&p), missing > 0, "partial set {p:?}");
+            for s in &d.slots {
+                if let Slot::Requested(peers) = s {
+                    assert!(!peers.is_empty() && peers.len() <= ENDGAME_REQUESTS_PER_BLOCK_MAX);
+                    let distinct: BTreeSet<_> = peers.iter().collect();
+                    assert_eq!(distinct.len(), peers.len(), "duplicate requester");
+                }
+            }
+            unrequested += missing as u64;
+        }
+        assert!(self.partial.iter().all(|p| self.downloads.contains_key(p)));
+        assert_eq!(self.unrequested, unrequested);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! Read-only views of the torrent core: getters for the status display and
+//! the choker, and the invariant check the tests and the simulator run.
+
+use super::{PeerKey, PeerStats, TorrentConfig, TorrentCore, TorrentStats};
+use crate::bitfield::Bitfield;
+use crate::time::Instant;
+use swarm_wire::lengths::Lengths;
+
+impl TorrentCore {
+    /// Pieces verified and written.
+    pub fn have(&self) -> &Bitfield {
+        self.picker.have()
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.picker.have().is_all_set()
+    }
+
+    pub fn lengths(&self) -> &Lengths {
+        &self.lengths
+    }
+
+    pub fn config(&self) -> &TorrentConfig {
+        &self.config
+    }
+
+    /// The error that stopped the torrent, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Whether every missing block is requested and duplicates are allowed.
+    pub fn in_endgame(&self) -> bool {
+        self.picker.in_endgame()
+    }
+
+    pub fn stats(&self, now: Instant) -> TorrentStats {
+        TorrentStats {
+            downloaded: self.downloaded,
+            uploaded: self.uploaded,
+            wasted: self.wasted,
+            pieces_have: self.picker.have().count_ones(),
+            pieces_total: self.lengths.num_pieces(),
+            hash_failures: self.hash_failures,
+            peers: self.peers.len(),
+            download_rate: self.download_rate.rate(now),
+            upload_rate: self.upload_rate.rate(now),
+            endgame: self.picker.in_endgame(),
+        }
+    }
+
+    /// All connected peers, in `PeerKey` order.
+    pub fn peer_stats(&self, now: Instant) -> Vec<PeerStats> {
+        self.peers
+            .keys()
+            .filter_map(|&k| self.peer(now, k))
+            .collect()
+    }
+
+    pub fn peer(&self, now: Instant, key: PeerKey) -> Option<PeerStats> {
+        let p = self.peers.get(&key)?;
+        Some(PeerStats {
+            peer: key,
+            info: p.info,
+            am_choking: p.am_choking,
+            am_interested: p.am_interested,
+            peer_choking: p.peer_choking,
+            peer_interested: p.peer_interested,
+            snubbed: p.snubbed,
+            download_rate: p.download.rate(now),
+            upload_rate: p.upload.rate(now),
+            downloaded: p.download.total(),
+            uploaded: p.upload.total(),
+            pieces: p.pieces.count_ones(),
+            requests_in_flight: p.in_flight.len(),
+            queue_target: p.queue_target(now, &self.config),
+            requests_from_peer: p.requests_held(),
+            connected_at: p.connected_at,
+        })
+    }
+
+    pub fn num_peers(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Asserts the invariants of the module docs. Costs O(pieces × peers +
+    /// blocks): tests and the simulator call it after every step.
+    pub fn check_invariants(&self) {
+        self.picker.check_invariants();
+        let have = self.picker.have();
+        let mut pairs = 0;
+        for (&k, p) in &self.peers {
+            p.check_invariants(&self.config);
+            for b in &p.in_flight {
+                assert!(
+                    self.picker.requested_from(*b).contains(&k),
+                    "{k:?} has {b:?} in flight but the picker does not know"
+                );
+                assert!(
+                    p.pieces.get(b.piece.get()),
+                    "{k:?} asked for a piece it lacks"
+                );
+            }
+            pairs += p.in_flight.len();
+            let interesting = p.pieces.iter_ones().filter(|&i| !have.get(i)).count();
+            assert_eq!(
+                p.interesting as usize, interesting,
+                "interesting count of {k:?}"
+            );
+            if self.error.is_none() {
+                assert_eq!(
+                    p.am_interested,
+                    interesting > 0 && !have.is_all_set(),
+                    "interest in {k:?}"
+                );
+            }
+            if p.peer_choking && !p.info.fast_ext {
+                assert!(p.in_flight.is_empty(), "requests to choking {k:?}");
+            }
+        }
+        assert_eq!(pairs, self.picker.requested_pairs(), "request pairs");
+        for piece in self.lengths.pieces() {
+            let holders = self
+                .peers
+                .values()
+                .filter(|p| p.pieces.get(piece.get()))
+                .count();
+            assert_eq!(
+                self.picker.availability(piece) as usize,
+                holders,
+                "availability of {piece:?}"
+            );
+        }
+        for (k, _) in &self.transmit {
+            assert!(self.peers.contains_key(k), "message queued for gone {k:?}");
+        }
+        if have.is_all_set() {
+            assert_eq!(pairs, 0);
+        }
+    }
+}

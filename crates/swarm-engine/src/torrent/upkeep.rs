@@ -1,0 +1,237 @@
+//! The torrent core's reactions to storage results and to the passing of time:
+//! verified pieces, hash failures and bans, request timeouts, keep-alives,
+//! rechoking.
+
+use std::collections::BTreeSet;
+
+use swarm_wire::peer::Message;
+
+use super::{HASH_FAILURES_BAN, PeerKey, StorageDone, TorrentCore, TorrentEvent, UnchokeCandidate};
+use crate::time::Instant;
+
+impl TorrentCore {
+    /// A disk or hash job finished.
+    pub fn handle_storage(&mut self, now: Instant, done: StorageDone) {
+        self.advance(now);
+        match done {
+            StorageDone::PieceVerified { piece, ok } => {
+                let Some(from) = self.picker.verified(piece, ok) else {
+                    debug_assert!(false, "verified {piece:?}, which was not verifying");
+                    return;
+                };
+                if ok {
+                    self.piece_done(piece);
+                } else {
+                    self.hash_failed(piece, from);
+                }
+            }
+            StorageDone::WriteFailed { piece, error } => {
+                // Not have: the bytes are not on disk. Back to missing so the
+                // state stays consistent; the torrent stops anyway.
+                let _ = self.picker.verified(piece, false);
+                self.fatal(format!("writing piece {}: {error}", piece.get()));
+            }
+            StorageDone::BlockRead { peer, block, data } => {
+                debug_assert_eq!(data.len(), block.length as usize, "read length");
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                // Not reading any more: cancelled, or the peer was choked.
+                if !p.reading.remove(&block) || data.len() != block.length as usize {
+                    return;
+                }
+                let len = u64::from(block.length);
+                p.upload.record(self.now, len);
+                self.upload_rate.record(self.now, len);
+                self.uploaded += len;
+                self.send(
+                    peer,
+                    Message::Piece {
+                        piece: block.piece.get(),
+                        offset: block.offset,
+                        data,
+                    },
+                );
+                self.pump_reads(peer);
+            }
+            StorageDone::ReadFailed { block, error, .. } => {
+                self.fatal(format!("reading piece {}: {error}", block.piece.get()));
+            }
+        }
+    }
+
+    fn fatal(&mut self, error: String) {
+        if self.error.is_none() {
+            self.error = Some(error.clone());
+            self.events.push_back(TorrentEvent::Fatal(error));
+        }
+    }
+
+    fn piece_done(&mut self, piece: swarm_wire::lengths::ValidPieceIndex) {
+        self.events.push_back(TorrentEvent::PieceCompleted(piece));
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            let Some(p) = self.peers.get_mut(&k) else {
+                continue;
+            };
+            if p.pieces.get(piece.get()) {
+                // It has the piece: no `have` needed, and one less reason to want it.
+                p.interesting -= 1;
+                self.update_interest(k);
+            } else {
+                self.send(k, Message::Have { piece: piece.get() });
+            }
+        }
+        if self.picker.have().is_all_set() {
+            self.events.push_back(TorrentEvent::Completed);
+        }
+    }
+
+    /// A piece failed its hash. The sole sender of a failed piece gets a
+    /// strike (banned at [`HASH_FAILURES_BAN`]); every sender goes on parole,
+    /// so its next pieces are its alone and the next failure is attributable.
+    fn hash_failed(&mut self, piece: swarm_wire::lengths::ValidPieceIndex, from: Vec<PeerKey>) {
+        self.hash_failures += 1;
+        self.wasted += u64::from(self.lengths.piece_len(piece));
+        let senders: BTreeSet<PeerKey> = from.into_iter().collect();
+        let sole = senders.len() == 1;
+        let mut ban = Vec::new();
+        for k in &senders {
+            if let Some(p) = self.peers.get_mut(k) {
+                p.parole = true;
+                if sole {
+                    p.hash_strikes += 1;
+                    if p.hash_strikes >= HASH_FAILURES_BAN {
+                        ban.push(*k);
+                    }
+                }
+            }
+        }
+        for k in ban {
+            self.drop_peer(
+                k,
+                format!("sent {HASH_FAILURES_BAN} pieces that failed their hash"),
+                true,
+            );
+        }
+        self.refill_all();
+    }
+
+    /// Housekeeping: request timeouts, rechoke, keep-alives, idle peers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        let now = self.now;
+        if now >= self.next_tick {
+            self.next_tick = now + self.config.tick_interval;
+            self.tick();
+        }
+        if now >= self.next_rechoke {
+            self.next_rechoke = now + self.config.rechoke_interval;
+            self.rechoke();
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = self.now;
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            let Some(p) = self.peers.get_mut(&k) else {
+                continue;
+            };
+            if now.saturating_since(p.last_received) >= self.config.peer_idle_timeout {
+                self.drop_peer(k, "idle: nothing received".into(), false);
+                continue;
+            }
+            if !p.in_flight.is_empty()
+                && now.saturating_since(p.last_progress) >= self.config.request_timeout
+            {
+                // Snubbed: its requests go to other peers; it keeps one.
+                p.snubbed = true;
+                p.slow_start_target = self.config.queue_min;
+                let blocks = std::mem::take(&mut p.in_flight);
+                for b in &blocks {
+                    p.note_cancelled(*b);
+                    self.picker.cancel_request(*b, k);
+                }
+                for b in blocks {
+                    self.send(
+                        k,
+                        Message::Cancel {
+                            piece: b.piece.get(),
+                            offset: b.offset,
+                            length: b.length,
+                        },
+                    );
+                }
+            }
+            if let Some(p) = self.peers.get(&k)
+                && now.saturating_since(p.last_sent) >= self.config.keepalive_interval
+            {
+                self.send(k, Message::KeepAlive);
+            }
+        }
+        // Rates change: pipelines may grow; timed-out blocks go elsewhere.
+        self.refill_all();
+    }
+
+    /// Asks the unchoker whom to unchoke and sends the differences.
+    pub(super) fn rechoke(&mut self) {
+        let now = self.now;
+        let candidates: Vec<UnchokeCandidate> = self
+            .peers
+            .iter()
+            .map(|(&k, p)| UnchokeCandidate {
+                peer: k,
+                interested: p.peer_interested,
+                unchoked: !p.am_choking,
+                unchokes_us: !p.peer_choking,
+                download_rate: p.download.rate(now),
+                upload_rate: p.upload.rate(now),
+                connected_at: p.connected_at,
+                last_block_at: p.last_block_at,
+            })
+            .collect();
+        let seeding = self.picker.have().is_all_set();
+        let unchoke: BTreeSet<PeerKey> = self
+            .unchoker
+            .rechoke(now, seeding, &candidates, &mut self.rng)
+            .into_iter()
+            .collect();
+        for c in candidates {
+            let want = unchoke.contains(&c.peer);
+            if want && !c.unchoked {
+                if let Some(p) = self.peers.get_mut(&c.peer) {
+                    p.am_choking = false;
+                }
+                self.send(c.peer, Message::Unchoke);
+            } else if !want && c.unchoked {
+                self.choke(c.peer);
+            }
+        }
+    }
+
+    /// Chokes a peer: its queued requests are dropped (BEP 3), or rejected
+    /// one by one for a BEP 6 peer.
+    fn choke(&mut self, key: PeerKey) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        p.am_choking = true;
+        let fast = p.info.fast_ext;
+        let mut dropped: Vec<_> = p.requests.drain(..).collect();
+        dropped.extend(std::mem::take(&mut p.reading));
+        self.send(key, Message::Choke);
+        if fast {
+            for b in dropped {
+                self.send(
+                    key,
+                    Message::RejectRequest {
+                        piece: b.piece.get(),
+                        offset: b.offset,
+                        length: b.length,
+                    },
+                );
+            }
+        }
+    }
+}
