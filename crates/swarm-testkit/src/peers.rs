@@ -378,3 +378,24 @@ pub fn swarm_seed(
         exits_when_complete: false,
     }
 }
+
+/// Checks that the swarm binary at `bin` has the subcommand `sub` (the CLI is
+/// being built alongside these tests). Missing under CI=true: panics;
+/// otherwise prints SKIP and returns false.
+pub fn require_swarm_subcommand(bin: &Path, sub: &str) -> bool {
+    let ok = Command::new(bin)
+        .args([sub, "--help"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return true;
+    }
+    let why = format!("`{} {sub}` is not available", bin.display());
+    if crate::proc::in_ci() {
+        panic!("{why}: required when CI=true");
+    }
+    eprintln!("SKIP: {why}");
+    false
+}
