@@ -3,6 +3,7 @@
 //! - [`proc`]: child processes killed on drop, free loopback ports, bounded waits,
 //!   `require_program` (a missing program fails under `CI=true`, skips otherwise).
 //! - [`data`]: deterministic test content (odd sizes, trees) and byte comparison.
+//! - [`hostile`]: a raw-TCP peer that serves corrupted blocks.
 //! - [`torrent`]: v1-only torrents made by libtorrent.
 //! - [`tracker`]: opentracker on loopback (whitelist-only in Debian).
 //! - [`peers`]: libtorrent, Transmission, aria2 and swarm peers, and when each is done.
@@ -11,6 +12,7 @@
 //! its own ports; everything it starts dies when the test ends.
 
 pub mod data;
+pub mod hostile;
 pub mod peers;
 pub mod proc;
 pub mod torrent;

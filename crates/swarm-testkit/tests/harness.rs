@@ -126,3 +126,55 @@ fn opentracker_swarm_of_libtorrent_and_transmission() {
     assert_same_tree(&content, &tr.content(&torrent));
     assert_same_tree(&content, &l1.content(&torrent));
 }
+
+/// The hostile peer against libtorrent: libtorrent takes its corrupt pieces,
+/// fails them, completes from an honest seeder and drops the liar.
+#[test]
+fn hostile_peer_fools_libtorrent_until_it_is_dropped() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use swarm_testkit::hostile::{HostilePeer, hex20};
+    if !have_all(&[]) {
+        return;
+    }
+    let t = TestDir::new("h-hostile");
+    let seed_dir = t.sub("seed");
+    let content = data::single_file(&seed_dir, "target.bin", 3 * 1024 * 1024 + 5, 14);
+    let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_256_KIB, &[]);
+    let bytes = Arc::new(std::fs::read(&content).expect("read"));
+    let piece_len = u64::from(torrent.piece_size);
+    let hostile = HostilePeer::start(hex20(&torrent.info_hash_hex), bytes, piece_len);
+    let mut leech = lt_leech(
+        &t.logs(),
+        "lt-leech",
+        &torrent,
+        &t.sub("out"),
+        free_port(),
+        &[loopback(hostile.port)],
+    );
+    assert!(wait_until(Duration::from_secs(30), || hostile
+        .pieces_fully_served(piece_len, torrent.total_size)
+        >= 2));
+    let _seed = lt_seed(
+        &t.logs(),
+        "lt-seed",
+        &torrent,
+        &seed_dir,
+        free_port(),
+        &[leech.listen],
+    );
+    wait_all_complete(&mut [&mut leech], DEADLINE);
+    assert_same_tree(&content, &leech.content(&torrent));
+    let violations = hostile.seen.violations.lock().expect("lock").clone();
+    assert!(violations.is_empty(), "{violations:?}");
+    let dropped = wait_until(Duration::from_secs(30), || {
+        hostile.seen.open.load(Ordering::SeqCst) == 0
+    });
+    eprintln!(
+        "libtorrent vs hostile: {} connections, {} closed by libtorrent, {} blocks",
+        hostile.seen.connections.load(Ordering::SeqCst),
+        hostile.seen.closed_by_peer.load(Ordering::SeqCst),
+        hostile.seen.blocks_sent.load(Ordering::SeqCst)
+    );
+    assert!(dropped, "libtorrent dropped the hostile peer");
+}
