@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use swarm_testkit::peers::{assert_alive, lt_seed, require_swarm_subcommand, swarm_download};
 use swarm_testkit::hostile::{HostilePeer, hex20};
+use swarm_testkit::peers::{assert_alive, lt_seed, require_swarm_subcommand, swarm_download};
 use swarm_testkit::{data, *};
 
 const DEADLINE: Duration = Duration::from_secs(120);
