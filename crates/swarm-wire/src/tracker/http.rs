@@ -6,8 +6,12 @@
 //! tracker decodes back to the same 20 bytes.
 
 use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 
-use super::AnnounceRequest;
+use super::{
+    AnnounceRequest, AnnounceResponse, MESSAGE_LEN_MAX, PEERS_MAX, ScrapeStats,
+    TrackerResponseError, bounded_text, parse_compact_v4, parse_compact_v6,
+};
 
 /// Appends `bytes` percent-encoded (unreserved characters kept) to `out`.
 pub fn percent_encode_into(bytes: &[u8], out: &mut String) {
@@ -95,4 +99,243 @@ pub fn scrape_url(announce_url: &str, info_hashes: &[[u8; 20]]) -> Option<String
         sep = '&';
     }
     Some(url)
+}
+
+/// Parses an announce response body: `failure reason` becomes
+/// [`TrackerResponseError::Failure`]; peers may be compact (BEP 23), `peers6`
+/// (BEP 7) or the original list of dictionaries (`ip`, `port`; entries whose
+/// `ip` is a host name, not an address, are skipped: resolving is IO).
+pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerResponseError> {
+    let root = mini_bencode::parse(body).map_err(malformed)?;
+    let dict = root
+        .as_dict()
+        .ok_or_else(|| malformed("not a dictionary"))?;
+    if let Some(reason) = mini_bencode::get(dict, b"failure reason") {
+        let text = reason
+            .as_bytes()
+            .ok_or_else(|| malformed("failure reason is not a string"))?;
+        return Err(TrackerResponseError::Failure(bounded_text(text)));
+    }
+    let int = |key: &[u8]| -> Result<Option<u32>, TrackerResponseError> {
+        match mini_bencode::get(dict, key) {
+            None => Ok(None),
+            Some(v) => {
+                let i = v.as_int().ok_or_else(|| {
+                    malformed(format!(
+                        "{} is not an integer",
+                        String::from_utf8_lossy(key)
+                    ))
+                })?;
+                // Negative or absurd counts are clamped, not fatal: some
+                // trackers send -1 for "unknown".
+                Ok(Some(i.clamp(0, i64::from(u32::MAX)) as u32))
+            }
+        }
+    };
+    let interval = int(b"interval")?.ok_or_else(|| malformed("no interval"))?;
+    let mut response = AnnounceResponse {
+        interval,
+        min_interval: int(b"min interval")?,
+        complete: int(b"complete")?,
+        incomplete: int(b"incomplete")?,
+        tracker_id: mini_bencode::get(dict, b"tracker id")
+            .and_then(|v| v.as_bytes())
+            .map(|b| b[..b.len().min(MESSAGE_LEN_MAX)].to_vec()),
+        warning: mini_bencode::get(dict, b"warning message")
+            .and_then(|v| v.as_bytes())
+            .map(bounded_text),
+        peers: Vec::new(),
+    };
+    match mini_bencode::get(dict, b"peers") {
+        None => {}
+        Some(Value::Bytes(compact)) => parse_compact_v4(compact, &mut response.peers)?,
+        Some(Value::List(entries)) => {
+            for entry in entries {
+                if response.peers.len() >= PEERS_MAX {
+                    break;
+                }
+                let d = entry
+                    .as_dict()
+                    .ok_or_else(|| malformed("peer entry is not a dictionary"))?;
+                let ip = mini_bencode::get(d, b"ip").and_then(|v| v.as_bytes());
+                let port = mini_bencode::get(d, b"port").and_then(|v| v.as_int());
+                let (Some(ip), Some(port)) = (ip, port) else {
+                    return Err(malformed("peer entry without ip or port"));
+                };
+                let port = u16::try_from(port).map_err(|_| malformed("peer port out of range"))?;
+                let ip = std::str::from_utf8(ip)
+                    .ok()
+                    .and_then(|s| s.parse::<IpAddr>().ok());
+                if let Some(ip) = ip {
+                    response.peers.push(SocketAddr::new(ip, port));
+                }
+            }
+        }
+        Some(_) => return Err(malformed("peers is neither a string nor a list")),
+    }
+    match mini_bencode::get(dict, b"peers6") {
+        None => {}
+        Some(Value::Bytes(compact)) => parse_compact_v6(compact, &mut response.peers)?,
+        Some(_) => return Err(malformed("peers6 is not a string")),
+    }
+    Ok(response)
+}
+
+/// Parses a scrape response and returns the counts of `info_hash`
+/// (`files` → info-hash → `complete`, `downloaded`, `incomplete`). A tracker
+/// that does not list the torrent reports it with zero peers.
+pub fn parse_scrape_response(
+    body: &[u8],
+    info_hash: &[u8; 20],
+) -> Result<ScrapeStats, TrackerResponseError> {
+    let root = mini_bencode::parse(body).map_err(malformed)?;
+    let dict = root
+        .as_dict()
+        .ok_or_else(|| malformed("not a dictionary"))?;
+    if let Some(reason) = mini_bencode::get(dict, b"failure reason") {
+        let text = reason
+            .as_bytes()
+            .ok_or_else(|| malformed("failure reason is not a string"))?;
+        return Err(TrackerResponseError::Failure(bounded_text(text)));
+    }
+    let files = mini_bencode::get(dict, b"files")
+        .and_then(|v| v.as_dict())
+        .ok_or_else(|| malformed("no files dictionary"))?;
+    let Some(entry) = mini_bencode::get(files, info_hash) else {
+        return Ok(ScrapeStats::default());
+    };
+    let entry = entry
+        .as_dict()
+        .ok_or_else(|| malformed("files entry is not a dictionary"))?;
+    let count = |key: &[u8]| {
+        mini_bencode::get(entry, key)
+            .and_then(|v| v.as_int())
+            .map_or(0, |i| i.clamp(0, i64::from(u32::MAX)) as u32)
+    };
+    Ok(ScrapeStats {
+        complete: count(b"complete"),
+        downloaded: count(b"downloaded"),
+        incomplete: count(b"incomplete"),
+    })
+}
+
+fn malformed(why: impl std::fmt::Display) -> TrackerResponseError {
+    TrackerResponseError::Malformed(format!("http tracker: {why}"))
+}
+
+use mini_bencode::Value;
+
+/// A minimal, lenient bencode reader for tracker responses only, until the
+/// crate's strict `bencode` module lands; then this goes away.
+/// Depth and size are bounded by the body (which the client caps).
+mod mini_bencode {
+    /// Nesting deeper than this is refused (tracker responses need 4).
+    const DEPTH_MAX: usize = 32;
+
+    #[derive(Debug)]
+    pub(super) enum Value<'a> {
+        Int(i64),
+        Bytes(&'a [u8]),
+        List(Vec<Value<'a>>),
+        Dict(Vec<(&'a [u8], Value<'a>)>),
+    }
+
+    impl<'a> Value<'a> {
+        pub(super) fn as_dict(&self) -> Option<&[(&'a [u8], Value<'a>)]> {
+            match self {
+                Value::Dict(d) => Some(d),
+                _ => None,
+            }
+        }
+        pub(super) fn as_bytes(&self) -> Option<&'a [u8]> {
+            match self {
+                Value::Bytes(b) => Some(b),
+                _ => None,
+            }
+        }
+        pub(super) fn as_int(&self) -> Option<i64> {
+            match self {
+                Value::Int(i) => Some(*i),
+                _ => None,
+            }
+        }
+    }
+
+    pub(super) fn get<'d, 'a>(
+        dict: &'d [(&'a [u8], Value<'a>)],
+        key: &[u8],
+    ) -> Option<&'d Value<'a>> {
+        dict.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    pub(super) fn parse(input: &[u8]) -> Result<Value<'_>, &'static str> {
+        let mut pos = 0;
+        let value = parse_at(input, &mut pos, 0)?;
+        if pos != input.len() {
+            return Err("trailing bytes after the response");
+        }
+        Ok(value)
+    }
+
+    fn parse_at<'a>(
+        input: &'a [u8],
+        pos: &mut usize,
+        depth: usize,
+    ) -> Result<Value<'a>, &'static str> {
+        if depth > DEPTH_MAX {
+            return Err("nested too deeply");
+        }
+        match input.get(*pos) {
+            None => Err("truncated"),
+            Some(b'i') => {
+                *pos += 1;
+                let end = find(input, *pos, b'e')?;
+                let text = std::str::from_utf8(&input[*pos..end]).map_err(|_| "bad integer")?;
+                let i = text.parse::<i64>().map_err(|_| "bad integer")?;
+                *pos = end + 1;
+                Ok(Value::Int(i))
+            }
+            Some(b'l') => {
+                *pos += 1;
+                let mut items = Vec::new();
+                while input.get(*pos) != Some(&b'e') {
+                    items.push(parse_at(input, pos, depth + 1)?);
+                }
+                *pos += 1;
+                Ok(Value::List(items))
+            }
+            Some(b'd') => {
+                *pos += 1;
+                let mut items = Vec::new();
+                while input.get(*pos) != Some(&b'e') {
+                    let key = parse_at(input, pos, depth + 1)?
+                        .as_bytes()
+                        .ok_or("dictionary key is not a string")?;
+                    let value = parse_at(input, pos, depth + 1)?;
+                    items.push((key, value));
+                }
+                *pos += 1;
+                Ok(Value::Dict(items))
+            }
+            Some(b'0'..=b'9') => {
+                let colon = find(input, *pos, b':')?;
+                let text = std::str::from_utf8(&input[*pos..colon]).map_err(|_| "bad length")?;
+                let len = text.parse::<usize>().map_err(|_| "bad length")?;
+                let start = colon + 1;
+                let end = start.checked_add(len).ok_or("bad length")?;
+                let bytes = input.get(start..end).ok_or("truncated string")?;
+                *pos = end;
+                Ok(Value::Bytes(bytes))
+            }
+            Some(_) => Err("unexpected byte"),
+        }
+    }
+
+    fn find(input: &[u8], from: usize, byte: u8) -> Result<usize, &'static str> {
+        input[from..]
+            .iter()
+            .position(|&b| b == byte)
+            .map(|i| from + i)
+            .ok_or("truncated")
+    }
 }
