@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -41,21 +41,26 @@ impl Seen {
 }
 
 pub struct HostilePeer {
-    pub port: u16,
+    /// Where it listens: 127.0.0.2 when the system allows it (Linux routes all
+    /// of 127/8 to loopback), so a ban by IP address does not also hit honest
+    /// peers on 127.0.0.1.
+    pub addr: SocketAddr,
     pub seen: Arc<Seen>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl HostilePeer {
-    /// Listens on 127.0.0.1 (a free port) for peers of `info_hash` whose
-    /// content is `content` cut in pieces of `piece_len`.
+    /// Listens on 127.0.0.2 (or 127.0.0.1), a free port, for peers of
+    /// `info_hash` whose content is `content` cut in pieces of `piece_len`.
     pub fn start(info_hash: [u8; 20], content: Arc<Vec<u8>>, piece_len: u64) -> HostilePeer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind hostile peer");
+        let listener = TcpListener::bind("127.0.0.2:0")
+            .or_else(|_| TcpListener::bind("127.0.0.1:0"))
+            .expect("bind hostile peer");
         listener
             .set_nonblocking(true)
             .expect("nonblocking listener");
-        let port = listener.local_addr().expect("addr").port();
+        let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Seen::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (seen2, stop2) = (seen.clone(), stop.clone());
@@ -87,7 +92,7 @@ impl HostilePeer {
             }
         });
         HostilePeer {
-            port,
+            addr,
             seen,
             stop,
             thread: Some(thread),

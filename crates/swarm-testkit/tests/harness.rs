@@ -150,7 +150,7 @@ fn hostile_peer_fools_libtorrent_until_it_is_dropped() {
         &torrent,
         &t.sub("out"),
         free_port(),
-        &[loopback(hostile.port)],
+        &[hostile.addr],
     );
     assert!(wait_until(Duration::from_secs(30), || hostile
         .pieces_fully_served(piece_len, torrent.total_size)
