@@ -1,1 +1,2 @@
 //! `swarm-net`: tokio drivers around the sans-IO engines.
+pub mod tracker;
