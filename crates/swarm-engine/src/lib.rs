@@ -25,6 +25,6 @@ pub mod unchoke;
 pub use bitfield::{Bitfield, BitfieldError};
 pub use time::{Duration, Instant};
 pub use torrent::{
-    ExtensionInfo, PeerInfo, PeerKey, PeerStats, StorageDone, TorrentConfig, TorrentCore,
-    TorrentEvent, TorrentStats,
+    ExtensionInfo, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, PeerInfo,
+    PeerKey, PeerStats, StorageDone, TorrentConfig, TorrentCore, TorrentEvent, TorrentStats,
 };

@@ -327,6 +327,17 @@ impl PiecePicker {
                 return self.take_missing(vp, peer);
             }
         }
+        // Nothing of its own to do: help with any started piece rather than
+        // let it stall behind a choking or slow owner (reservations are a
+        // preference; blame for a shared piece is shared).
+        if let Some(p) = self.partial.iter().copied().find(|p| pieces.get(p.get())) {
+            if let Some(d) = self.downloads.get_mut(&p)
+                && d.exclusive != Some(peer)
+            {
+                d.exclusive = None;
+            }
+            return self.take_missing(p, peer);
+        }
         // 4. Endgame: ask this peer too for a block in flight elsewhere.
         if self.in_endgame() {
             return self.pick_endgame(peer, pieces);

@@ -628,9 +628,13 @@ impl TorrentCore {
         }
     }
 
+    /// Tops up every pipeline; snubbed peers last, so freed blocks go to
+    /// peers that deliver.
     fn refill_all(&mut self) {
-        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
-        for k in keys {
+        let mut keys: Vec<(bool, PeerKey)> =
+            self.peers.iter().map(|(&k, p)| (p.snubbed, k)).collect();
+        keys.sort();
+        for (_, k) in keys {
             self.fill_requests(k);
         }
     }

@@ -1,0 +1,634 @@
+//! TorrentCore against hand-driven peers, with a fake clock and fixed seeds.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use swarm_engine::{
+    Bitfield, Duration, HASH_FAILURES_BAN, Instant, PeerInfo, PeerKey, StorageDone, TorrentConfig,
+    TorrentCore, TorrentEvent,
+};
+use swarm_wire::Lengths;
+use swarm_wire::peer::Message;
+
+const SLOW: PeerInfo = PeerInfo {
+    fast_ext: false,
+    outgoing: true,
+};
+const FAST: PeerInfo = PeerInfo {
+    fast_ext: true,
+    outgoing: true,
+};
+
+fn leecher(pieces: u32, piece_len: u32) -> TorrentCore {
+    leecher_with(TorrentConfig::default(), pieces, piece_len)
+}
+
+fn leecher_with(config: TorrentConfig, pieces: u32, piece_len: u32) -> TorrentCore {
+    let l = Lengths::new(u64::from(pieces) * u64::from(piece_len), piece_len).unwrap();
+    TorrentCore::new(config, l, Bitfield::empty(pieces), 42, Instant::ZERO)
+}
+
+fn seeder(pieces: u32, piece_len: u32) -> TorrentCore {
+    let l = Lengths::new(u64::from(pieces) * u64::from(piece_len), piece_len).unwrap();
+    TorrentCore::new(
+        TorrentConfig::default(),
+        l,
+        Bitfield::full(pieces),
+        42,
+        Instant::ZERO,
+    )
+}
+
+fn requests(tx: &[(PeerKey, Message)], to: PeerKey) -> Vec<(u32, u32, u32)> {
+    tx.iter()
+        .filter(|(k, _)| *k == to)
+        .filter_map(|(_, m)| match m {
+            Message::Request {
+                piece,
+                offset,
+                length,
+            } => Some((*piece, *offset, *length)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn disconnected(ev: &[TorrentEvent]) -> Vec<(PeerKey, bool)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            TorrentEvent::Disconnect { peer, ban, .. } => Some((*peer, *ban)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A leecher whose peer `key` has every piece and unchokes us.
+fn unchoked_by_seed(
+    core: &mut TorrentCore,
+    key: PeerKey,
+    info: PeerInfo,
+) -> Vec<(PeerKey, Message)> {
+    core.peer_connected(Instant::ZERO, key, info);
+    let n = core.lengths().num_pieces();
+    core.handle_message(
+        Instant::ZERO,
+        key,
+        Message::Bitfield(Bitfield::full(n).to_wire()),
+    );
+    core.handle_message(Instant::ZERO, key, Message::Unchoke);
+    core.check_invariants();
+    drain(core).0
+}
+
+#[test]
+fn first_message_is_our_piece_state() {
+    let mut s = seeder(3, K);
+    s.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
+    s.peer_connected(Instant::ZERO, PeerKey(2), FAST);
+    let (tx, _) = drain(&mut s);
+    assert_eq!(
+        tx[0],
+        (
+            PeerKey(1),
+            Message::Bitfield(Bytes::from_static(&[0b1110_0000]))
+        )
+    );
+    assert_eq!(tx[1], (PeerKey(2), Message::HaveAll));
+    let mut l = leecher(3, K);
+    l.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
+    l.peer_connected(Instant::ZERO, PeerKey(2), FAST);
+    let (tx, _) = drain(&mut l);
+    assert_eq!(tx, vec![(PeerKey(2), Message::HaveNone)]);
+}
+
+#[test]
+fn interest_follows_availability() {
+    let mut c = leecher(4, K);
+    c.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::Have { piece: 2 });
+    let (tx, _) = drain(&mut c);
+    assert_eq!(tx, vec![(PeerKey(1), Message::Interested)]);
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::Unchoke);
+    let (tx, _) = drain(&mut c);
+    assert_eq!(requests(&tx, PeerKey(1)), vec![(2, 0, K)]);
+    let data = Bytes::from(vec![7; K as usize]);
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::Piece {
+            piece: 2,
+            offset: 0,
+            data: data.clone(),
+        },
+    );
+    let (_, ev) = drain(&mut c);
+    let piece = c.lengths().validate_piece_index(2).unwrap();
+    assert_eq!(
+        ev,
+        vec![TorrentEvent::VerifyPiece {
+            piece,
+            blocks: vec![data]
+        }]
+    );
+    // Not have until verified and written.
+    assert!(!c.have().get(2));
+    c.check_invariants();
+    c.handle_storage(
+        Instant::ZERO,
+        StorageDone::PieceVerified { piece, ok: true },
+    );
+    let (tx, ev) = drain(&mut c);
+    assert!(c.have().get(2));
+    assert_eq!(ev, vec![TorrentEvent::PieceCompleted(piece)]);
+    // The peer has it already: no `have` to it, and nothing left to want.
+    assert_eq!(tx, vec![(PeerKey(1), Message::NotInterested)]);
+    c.check_invariants();
+}
+
+#[test]
+fn protocol_violations_disconnect_only_the_offender() {
+    let cases: Vec<(&str, Message)> = vec![
+        (
+            "bitfield too long",
+            Message::Bitfield(Bytes::from_static(&[0xff, 0])),
+        ),
+        (
+            "spare bits",
+            Message::Bitfield(Bytes::from_static(&[0b1111_1110])),
+        ),
+        ("have out of range", Message::Have { piece: 6 }),
+        (
+            "request outside",
+            Message::Request {
+                piece: 0,
+                offset: K,
+                length: K,
+            },
+        ),
+        (
+            "request too long",
+            Message::Request {
+                piece: 0,
+                offset: 0,
+                length: K + 1,
+            },
+        ),
+        (
+            "unrequested piece",
+            Message::Piece {
+                piece: 1,
+                offset: 0,
+                data: Bytes::from(vec![0; K as usize]),
+            },
+        ),
+        ("have-all without fast", Message::HaveAll),
+        (
+            "reject without fast",
+            Message::RejectRequest {
+                piece: 0,
+                offset: 0,
+                length: K,
+            },
+        ),
+    ];
+    for (what, msg) in cases {
+        let mut c = seeder(6, K);
+        c.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
+        c.peer_connected(Instant::ZERO, PeerKey(2), SLOW);
+        drain(&mut c);
+        c.handle_message(Instant::ZERO, PeerKey(1), msg);
+        let (_, ev) = drain(&mut c);
+        assert_eq!(disconnected(&ev), vec![(PeerKey(1), false)], "{what}");
+        assert_eq!(c.num_peers(), 1, "{what}");
+        // Later input from the dropped peer is ignored; the other goes on.
+        c.handle_message(Instant::ZERO, PeerKey(1), Message::Interested);
+        c.handle_message(Instant::ZERO, PeerKey(2), Message::Interested);
+        let (tx, _) = drain(&mut c);
+        assert_eq!(tx, vec![(PeerKey(2), Message::Unchoke)], "{what}");
+        c.check_invariants();
+    }
+}
+
+#[test]
+fn bitfield_after_have_is_a_violation() {
+    let mut c = leecher(8, K);
+    c.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::Have { piece: 1 });
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::Bitfield(Bytes::from_static(&[0xff])),
+    );
+    let (_, ev) = drain(&mut c);
+    assert_eq!(disconnected(&ev), vec![(PeerKey(1), false)]);
+    c.check_invariants();
+}
+
+#[test]
+fn choked_peers_get_no_data_fast_peers_get_rejects() {
+    let mut c = seeder(4, K);
+    let config = TorrentConfig {
+        unchoke_slots: 1,
+        ..TorrentConfig::default()
+    };
+    let _ = config;
+    c.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
+    c.peer_connected(Instant::ZERO, PeerKey(2), FAST);
+    drain(&mut c);
+    // Neither is interested, so both are choked: requests get no data.
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::Request {
+            piece: 0,
+            offset: 0,
+            length: K,
+        },
+    );
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(2),
+        Message::Request {
+            piece: 1,
+            offset: 0,
+            length: K,
+        },
+    );
+    let (tx, ev) = drain(&mut c);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(
+        tx,
+        vec![(
+            PeerKey(2),
+            Message::RejectRequest {
+                piece: 1,
+                offset: 0,
+                length: K
+            }
+        )]
+    );
+    // Once unchoked, a request is read from disk and answered.
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::Interested);
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::Request {
+            piece: 3,
+            offset: 0,
+            length: 100,
+        },
+    );
+    let (tx, ev) = drain(&mut c);
+    assert_eq!(tx, vec![(PeerKey(1), Message::Unchoke)]);
+    let block = c.lengths().validate_block(3, 0, 100).unwrap();
+    assert_eq!(
+        ev,
+        vec![TorrentEvent::ReadBlock {
+            peer: PeerKey(1),
+            block
+        }]
+    );
+    let data = Bytes::from(vec![3; 100]);
+    c.handle_storage(
+        Instant::ZERO,
+        StorageDone::BlockRead {
+            peer: PeerKey(1),
+            block,
+            data: data.clone(),
+        },
+    );
+    let (tx, _) = drain(&mut c);
+    assert_eq!(
+        tx,
+        vec![(
+            PeerKey(1),
+            Message::Piece {
+                piece: 3,
+                offset: 0,
+                data
+            }
+        )]
+    );
+    assert_eq!(c.stats(Instant::ZERO).uploaded, 100);
+    c.check_invariants();
+}
+
+#[test]
+fn cancel_is_respected_and_choke_drops_queued_requests() {
+    let mut c = seeder(4, K);
+    c.peer_connected(Instant::ZERO, PeerKey(1), FAST);
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::Interested);
+    drain(&mut c);
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::Request {
+            piece: 0,
+            offset: 0,
+            length: K,
+        },
+    );
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::Cancel {
+            piece: 0,
+            offset: 0,
+            length: K,
+        },
+    );
+    let (_, ev) = drain(&mut c);
+    let block = c.lengths().validate_block(0, 0, K).unwrap();
+    assert_eq!(
+        ev,
+        vec![TorrentEvent::ReadBlock {
+            peer: PeerKey(1),
+            block
+        }]
+    );
+    // The read was already under way; its result is dropped.
+    c.handle_storage(
+        Instant::ZERO,
+        StorageDone::BlockRead {
+            peer: PeerKey(1),
+            block,
+            data: Bytes::from(vec![0; K as usize]),
+        },
+    );
+    let (tx, _) = drain(&mut c);
+    assert!(tx.is_empty(), "{tx:?}");
+    // Losing interest frees the slot: the peer is choked and its pending
+    // request is rejected (BEP 6).
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::Request {
+            piece: 1,
+            offset: 0,
+            length: K,
+        },
+    );
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert_eq!(
+        tx,
+        vec![
+            (PeerKey(1), Message::Choke),
+            (
+                PeerKey(1),
+                Message::RejectRequest {
+                    piece: 1,
+                    offset: 0,
+                    length: K
+                }
+            )
+        ]
+    );
+    c.check_invariants();
+}
+
+#[test]
+fn fixed_slots_unchoke_first_interested() {
+    let mut c = seeder(4, K);
+    for k in 1..=6 {
+        c.peer_connected(Instant::ZERO, PeerKey(k), SLOW);
+    }
+    drain(&mut c);
+    for k in 1..=6 {
+        c.handle_message(Instant::ZERO, PeerKey(k), Message::Interested);
+    }
+    let (tx, _) = drain(&mut c);
+    let unchoked: Vec<PeerKey> = tx
+        .iter()
+        .filter(|(_, m)| *m == Message::Unchoke)
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(unchoked, (1..=4).map(PeerKey).collect::<Vec<_>>());
+    // An unchoked peer leaves: the next interested one gets its slot.
+    c.peer_disconnected(Instant::ZERO, PeerKey(2));
+    let (tx, _) = drain(&mut c);
+    assert_eq!(tx, vec![(PeerKey(5), Message::Unchoke)]);
+    c.check_invariants();
+}
+
+#[test]
+fn request_timeout_moves_blocks_to_another_peer() {
+    // No endgame here: it would ask peer 2 for duplicates at once.
+    let config = TorrentConfig {
+        endgame: false,
+        ..TorrentConfig::default()
+    };
+    let mut c = leecher_with(config, 2, 2 * K);
+    let tx = unchoked_by_seed(&mut c, PeerKey(1), SLOW);
+    let asked = requests(&tx, PeerKey(1));
+    assert_eq!(asked.len(), 4, "all blocks (queue_min = 4)");
+    // A second seed arrives; peer 1 never answers.
+    c.peer_connected(Instant::ZERO, PeerKey(2), SLOW);
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(2),
+        Message::Bitfield(Bitfield::full(2).to_wire()),
+    );
+    c.handle_message(Instant::ZERO, PeerKey(2), Message::Unchoke);
+    let (tx, _) = drain(&mut c);
+    assert!(
+        requests(&tx, PeerKey(2)).is_empty(),
+        "nothing left to ask before endgame? {tx:?}"
+    );
+    let mut now = Instant::ZERO;
+    let mut cancels = 0;
+    let mut moved = Vec::new();
+    for _ in 0..30 {
+        now = now + Duration::from_secs(1);
+        c.handle_timeout(now);
+        let (tx, _) = drain(&mut c);
+        cancels += tx
+            .iter()
+            .filter(|(k, m)| *k == PeerKey(1) && matches!(m, Message::Cancel { .. }))
+            .count();
+        moved.extend(requests(&tx, PeerKey(2)));
+        c.check_invariants();
+    }
+    assert_eq!(cancels, 4);
+    moved.sort();
+    let mut asked = asked;
+    asked.sort();
+    assert_eq!(moved, asked);
+    let p1 = c.peer(now, PeerKey(1)).unwrap();
+    assert!(p1.snubbed);
+    // A late block from the timed-out peer is accepted, not a violation.
+    c.handle_message(
+        now,
+        PeerKey(1),
+        Message::Piece {
+            piece: 0,
+            offset: 0,
+            data: Bytes::from(vec![0; K as usize]),
+        },
+    );
+    let (tx, ev) = drain(&mut c);
+    assert!(disconnected(&ev).is_empty());
+    // …and peer 2's copy of it is cancelled.
+    assert!(
+        tx.contains(&(
+            PeerKey(2),
+            Message::Cancel {
+                piece: 0,
+                offset: 0,
+                length: K
+            }
+        )),
+        "{tx:?}"
+    );
+    c.check_invariants();
+}
+
+#[test]
+fn endgame_requests_everywhere_and_cancels_on_arrival() {
+    let mut c = leecher(1, 2 * K);
+    let tx1 = unchoked_by_seed(&mut c, PeerKey(1), SLOW);
+    assert_eq!(requests(&tx1, PeerKey(1)), vec![(0, 0, K), (0, K, K)]);
+    assert!(c.in_endgame());
+    let tx2 = unchoked_by_seed(&mut c, PeerKey(2), SLOW);
+    let mut dup = requests(&tx2, PeerKey(2));
+    dup.sort();
+    assert_eq!(dup, vec![(0, 0, K), (0, K, K)]);
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(2),
+        Message::Piece {
+            piece: 0,
+            offset: K,
+            data: Bytes::from(vec![1; K as usize]),
+        },
+    );
+    let (tx, _) = drain(&mut c);
+    assert_eq!(
+        tx,
+        vec![(
+            PeerKey(1),
+            Message::Cancel {
+                piece: 0,
+                offset: K,
+                length: K
+            }
+        )]
+    );
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::Piece {
+            piece: 0,
+            offset: 0,
+            data: Bytes::from(vec![0; K as usize]),
+        },
+    );
+    let (tx, ev) = drain(&mut c);
+    assert_eq!(
+        tx,
+        vec![(
+            PeerKey(2),
+            Message::Cancel {
+                piece: 0,
+                offset: 0,
+                length: K
+            }
+        )]
+    );
+    assert!(matches!(ev[..], [TorrentEvent::VerifyPiece { .. }]));
+    // The cancelled copy may still arrive: wasted, not a violation.
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(2),
+        Message::Piece {
+            piece: 0,
+            offset: 0,
+            data: Bytes::from(vec![0; K as usize]),
+        },
+    );
+    let (_, ev) = drain(&mut c);
+    assert!(ev.is_empty());
+    assert_eq!(c.stats(Instant::ZERO).wasted, u64::from(K));
+    c.check_invariants();
+}
+
+#[test]
+fn keepalive_after_quiet_period() {
+    let mut c = leecher(2, K);
+    c.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
+    drain(&mut c);
+    let mut now = Instant::ZERO;
+    let mut keepalives = Vec::new();
+    while now < secs(200) {
+        now = c.poll_timeout().unwrap();
+        c.handle_timeout(now);
+        // The peer keeps talking so it is not dropped as idle.
+        c.handle_message(now, PeerKey(1), Message::KeepAlive);
+        let (tx, _) = drain(&mut c);
+        if tx.contains(&(PeerKey(1), Message::KeepAlive)) {
+            keepalives.push(now);
+        }
+    }
+    assert_eq!(keepalives, vec![secs(90), secs(180)]);
+}
+
+#[test]
+fn idle_peer_is_dropped() {
+    let mut c = leecher(2, K);
+    c.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
+    drain(&mut c);
+    c.handle_timeout(secs(299));
+    assert!(disconnected(&drain(&mut c).1).is_empty());
+    c.handle_timeout(secs(301));
+    assert_eq!(disconnected(&drain(&mut c).1), vec![(PeerKey(1), false)]);
+}
+
+/// A peer that alone sends pieces failing their hash is banned at the
+/// third; every failed piece is fetched again.
+#[test]
+fn repeated_hash_failures_ban_the_sender() {
+    let mut failures = 0;
+    let mut banned = false;
+    let now = Instant::ZERO;
+    // Drive explicitly: answer every request with corrupt data.
+    let mut c = leecher(8, K);
+    let mut pending = requests(&unchoked_by_seed(&mut c, PeerKey(1), SLOW), PeerKey(1));
+    while let Some((piece, offset, length)) = pending.pop() {
+        c.handle_message(
+            now,
+            PeerKey(1),
+            Message::Piece {
+                piece,
+                offset,
+                data: Bytes::from(vec![0xEE; length as usize]),
+            },
+        );
+        let (tx, ev) = drain(&mut c);
+        pending.extend(requests(&tx, PeerKey(1)));
+        for e in ev {
+            match e {
+                TorrentEvent::VerifyPiece { piece, .. } => {
+                    failures += 1;
+                    c.handle_storage(now, StorageDone::PieceVerified { piece, ok: false });
+                    let (tx, ev) = drain(&mut c);
+                    pending.extend(requests(&tx, PeerKey(1)));
+                    if disconnected(&ev) == vec![(PeerKey(1), true)] {
+                        banned = true;
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        c.check_invariants();
+        if banned {
+            break;
+        }
+    }
+    assert!(banned);
+    assert_eq!(failures, HASH_FAILURES_BAN);
+    assert_eq!(c.num_peers(), 0);
+    assert_eq!(c.have().count_ones(), 0);
+    assert_eq!(c.stats(now).hash_failures, HASH_FAILURES_BAN);
+    c.check_invariants();
+}
