@@ -82,7 +82,7 @@ fn transmission_and_aria2_seed_to_libtorrent() {
 }
 
 #[test]
-fn opentracker_swarm_of_libtorrent_and_transmission() {
+fn udp_opentracker_swarm_of_libtorrent_and_transmission() {
     if !have_all(&["transmission-cli", "opentracker"]) {
         return;
     }
@@ -94,7 +94,7 @@ fn opentracker_swarm_of_libtorrent_and_transmission() {
         &content,
         &t.path().join("t.torrent"),
         PIECE_4_MIB,
-        &[tracker::http_announce(tport)],
+        &[tracker::udp_announce(tport)],
     );
     let tracker = Opentracker::start(&t.sub("tracker"), tport, &[&torrent.info_hash_hex]);
     // Transmission first: it learns nobody usable from the tracker (127.x is
