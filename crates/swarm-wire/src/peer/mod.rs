@@ -6,11 +6,16 @@
 //! allocation the remote peer could choose.
 
 mod codec;
+mod extended;
 mod handshake;
 
 pub use codec::{
     EXTENDED_HEADER_LEN_MAX, EXTENDED_PAYLOAD_LEN_MAX, LEN_PREFIX_LEN, MessageDecoder,
     PIECE_HEADER_LEN, PIECE_MSG_LEN_MAX, encode_piece_header, id,
+};
+pub use extended::{
+    CLIENT_NAME_LEN_MAX, EXTENDED_HANDSHAKE_ID, EXTENSION_NAME_LEN_MAX, EXTENSIONS_MAX,
+    ExtendedHandshake,
 };
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL};
 
@@ -30,6 +35,8 @@ pub enum WireError {
     BitfieldTooLong { len: usize, max: usize },
     #[error("message id {id} has length {len}, expected {expected}")]
     BadLength { id: u8, len: usize, expected: usize },
+    #[error("bad extension handshake: {0}")]
+    BadExtendedHandshake(String),
 }
 
 /// Length of one block request: 16 KiB, the size every client uses.

@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use super::mini_bencode::{self, Value};
 use super::{
     AnnounceRequest, AnnounceResponse, MESSAGE_LEN_MAX, PEERS_MAX, ScrapeStats,
     TrackerResponseError, bounded_text, parse_compact_v4, parse_compact_v6,
@@ -221,121 +222,4 @@ pub fn parse_scrape_response(
 
 fn malformed(why: impl std::fmt::Display) -> TrackerResponseError {
     TrackerResponseError::Malformed(format!("http tracker: {why}"))
-}
-
-use mini_bencode::Value;
-
-/// A minimal, lenient bencode reader for tracker responses only, until the
-/// crate's strict `bencode` module lands; then this goes away.
-/// Depth and size are bounded by the body (which the client caps).
-mod mini_bencode {
-    /// Nesting deeper than this is refused (tracker responses need 4).
-    const DEPTH_MAX: usize = 32;
-
-    #[derive(Debug)]
-    pub(super) enum Value<'a> {
-        Int(i64),
-        Bytes(&'a [u8]),
-        List(Vec<Value<'a>>),
-        Dict(Vec<(&'a [u8], Value<'a>)>),
-    }
-
-    impl<'a> Value<'a> {
-        pub(super) fn as_dict(&self) -> Option<&[(&'a [u8], Value<'a>)]> {
-            match self {
-                Value::Dict(d) => Some(d),
-                _ => None,
-            }
-        }
-        pub(super) fn as_bytes(&self) -> Option<&'a [u8]> {
-            match self {
-                Value::Bytes(b) => Some(b),
-                _ => None,
-            }
-        }
-        pub(super) fn as_int(&self) -> Option<i64> {
-            match self {
-                Value::Int(i) => Some(*i),
-                _ => None,
-            }
-        }
-    }
-
-    pub(super) fn get<'d, 'a>(
-        dict: &'d [(&'a [u8], Value<'a>)],
-        key: &[u8],
-    ) -> Option<&'d Value<'a>> {
-        dict.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-    }
-
-    pub(super) fn parse(input: &[u8]) -> Result<Value<'_>, &'static str> {
-        let mut pos = 0;
-        let value = parse_at(input, &mut pos, 0)?;
-        if pos != input.len() {
-            return Err("trailing bytes after the response");
-        }
-        Ok(value)
-    }
-
-    fn parse_at<'a>(
-        input: &'a [u8],
-        pos: &mut usize,
-        depth: usize,
-    ) -> Result<Value<'a>, &'static str> {
-        if depth > DEPTH_MAX {
-            return Err("nested too deeply");
-        }
-        match input.get(*pos) {
-            None => Err("truncated"),
-            Some(b'i') => {
-                *pos += 1;
-                let end = find(input, *pos, b'e')?;
-                let text = std::str::from_utf8(&input[*pos..end]).map_err(|_| "bad integer")?;
-                let i = text.parse::<i64>().map_err(|_| "bad integer")?;
-                *pos = end + 1;
-                Ok(Value::Int(i))
-            }
-            Some(b'l') => {
-                *pos += 1;
-                let mut items = Vec::new();
-                while input.get(*pos) != Some(&b'e') {
-                    items.push(parse_at(input, pos, depth + 1)?);
-                }
-                *pos += 1;
-                Ok(Value::List(items))
-            }
-            Some(b'd') => {
-                *pos += 1;
-                let mut items = Vec::new();
-                while input.get(*pos) != Some(&b'e') {
-                    let key = parse_at(input, pos, depth + 1)?
-                        .as_bytes()
-                        .ok_or("dictionary key is not a string")?;
-                    let value = parse_at(input, pos, depth + 1)?;
-                    items.push((key, value));
-                }
-                *pos += 1;
-                Ok(Value::Dict(items))
-            }
-            Some(b'0'..=b'9') => {
-                let colon = find(input, *pos, b':')?;
-                let text = std::str::from_utf8(&input[*pos..colon]).map_err(|_| "bad length")?;
-                let len = text.parse::<usize>().map_err(|_| "bad length")?;
-                let start = colon + 1;
-                let end = start.checked_add(len).ok_or("bad length")?;
-                let bytes = input.get(start..end).ok_or("truncated string")?;
-                *pos = end;
-                Ok(Value::Bytes(bytes))
-            }
-            Some(_) => Err("unexpected byte"),
-        }
-    }
-
-    fn find(input: &[u8], from: usize, byte: u8) -> Result<usize, &'static str> {
-        input[from..]
-            .iter()
-            .position(|&b| b == byte)
-            .map(|i| from + i)
-            .ok_or("truncated")
-    }
 }
