@@ -632,3 +632,82 @@ fn repeated_hash_failures_ban_the_sender() {
     assert_eq!(c.stats(now).hash_failures, HASH_FAILURES_BAN);
     c.check_invariants();
 }
+
+#[test]
+fn write_failure_is_fatal_and_the_piece_is_not_have() {
+    let mut c = leecher(2, K);
+    let tx = unchoked_by_seed(&mut c, PeerKey(1), SLOW);
+    let (piece, offset, length) = requests(&tx, PeerKey(1))[0];
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::Piece {
+            piece,
+            offset,
+            data: Bytes::from(vec![1; length as usize]),
+        },
+    );
+    let (_, ev) = drain(&mut c);
+    let TorrentEvent::VerifyPiece { piece, .. } = ev[0] else {
+        panic!("{ev:?}")
+    };
+    c.handle_storage(
+        Instant::ZERO,
+        StorageDone::WriteFailed {
+            piece,
+            error: "No space left on device".into(),
+        },
+    );
+    let (_, ev) = drain(&mut c);
+    assert!(
+        matches!(&ev[..], [TorrentEvent::Fatal(e)] if e.contains("No space left")),
+        "{ev:?}"
+    );
+    assert_eq!(c.have().count_ones(), 0);
+    assert!(c.error().is_some());
+    c.check_invariants();
+}
+
+#[test]
+fn reqq_caps_the_pipeline_and_fast_choke_keeps_requests_until_rejected() {
+    let mut c = leecher(8, 4 * K);
+    c.peer_connected(Instant::ZERO, PeerKey(1), FAST);
+    c.peer_extension_handshake(
+        Instant::ZERO,
+        PeerKey(1),
+        swarm_engine::ExtensionInfo { reqq: Some(2) },
+    );
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::HaveAll);
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::Unchoke);
+    let (tx, _) = drain(&mut c);
+    let asked = requests(&tx, PeerKey(1));
+    assert_eq!(asked.len(), 2);
+    // BEP 6: a choke does not cancel; the requests stay until rejected.
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::Choke);
+    assert_eq!(
+        c.peer(Instant::ZERO, PeerKey(1))
+            .unwrap()
+            .requests_in_flight,
+        2
+    );
+    let (piece, offset, length) = asked[0];
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::RejectRequest {
+            piece,
+            offset,
+            length,
+        },
+    );
+    assert_eq!(
+        c.peer(Instant::ZERO, PeerKey(1))
+            .unwrap()
+            .requests_in_flight,
+        1
+    );
+    // No new request while choked.
+    let (tx, _) = drain(&mut c);
+    assert!(requests(&tx, PeerKey(1)).is_empty());
+    c.check_invariants();
+}
