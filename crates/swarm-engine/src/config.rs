@@ -32,6 +32,9 @@ pub struct TorrentConfig {
     pub queue_min: usize,
     pub queue_max: usize,
     /// The pipeline holds about this much time of a peer's download rate.
+    /// It must exceed the round trip (including the peer's own queueing),
+    /// or a pipeline-bound link would measure a lower rate and shrink its
+    /// pipeline further; 1 s covers that and still stays below libtorrent's 3 s.
     pub queue_time: Duration,
     /// Pieces picked at random (not rarest first) until this many are complete.
     pub initial_random_pieces: u32,
@@ -53,7 +56,7 @@ impl Default for TorrentConfig {
             request_timeout: Duration::from_secs(20),
             queue_min: 4,
             queue_max: 500,
-            queue_time: Duration::from_millis(500),
+            queue_time: Duration::from_secs(1),
             initial_random_pieces: 4,
             endgame: true,
             keepalive_interval: Duration::from_secs(90),

@@ -25,6 +25,24 @@
 //!   from peer P iff it is in P's in-flight set.
 //! - A piece becomes *have* only on `PieceVerified { ok: true }`, which the
 //!   driver sends after the hash passed and the bytes are on disk.
+//!
+//! # Policies
+//! - Piece choice: [`crate::picker`] (strict priority, random first pieces,
+//!   rarest first, endgame).
+//! - Pipeline: per peer, about `queue_time` of its download rate in blocks,
+//!   clamped to `queue_min..=queue_max` and its BEP 10 `reqq`; slow start
+//!   while the rate estimate is young. A peer that delivers nothing for
+//!   `request_timeout` is *snubbed*: its requests are cancelled and go to
+//!   others, and it keeps one request until it delivers again.
+//! - Bad data: a piece that fails its hash starts over; its senders go on
+//!   *parole* (they download pieces alone, so the next failure is theirs);
+//!   the sole sender of [`HASH_FAILURES_BAN`] failed pieces is banned.
+//! - Protocol violations (requests outside the torrent, unrequested data, a
+//!   malformed or late bitfield, out-of-range have, BEP 6 messages without
+//!   BEP 6) drop the peer with a reason; the others carry on.
+//! - Uploads: only to peers we unchoke ([`crate::unchoke`] decides);
+//!   requests from choked peers are ignored (rejected for BEP 6 peers), at
+//!   most [`PEER_REQUESTS_MAX`] are queued, [`PEER_READS_IN_FLIGHT_MAX`] read at once.
 
 use std::collections::{BTreeMap, VecDeque};
 
