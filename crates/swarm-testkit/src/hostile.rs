@@ -34,9 +34,10 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// Records a violation; returns false: we hang up on it.
     fn violation(&self, what: String) -> bool {
         self.violations.lock().expect("lock").push(what);
-        true
+        false
     }
 }
 
@@ -118,9 +119,9 @@ impl Drop for HostilePeer {
     }
 }
 
-/// Serves one connection until the peer closes it (returns true) or the test
-/// stops (returns false). Any protocol surprise also ends it (returns true:
-/// the peer sent something a peer would drop it for, the test then fails later).
+/// Serves one connection. Returns true if the other side closed it, false if
+/// we hung up: the test stops, an encrypted (MSE) handshake we do not speak,
+/// or a protocol violation (recorded in `violations`).
 fn serve(
     mut sock: TcpStream,
     info_hash: [u8; 20],
@@ -139,7 +140,7 @@ fn serve(
     if hs[0] != 19 {
         // Not a plaintext handshake: libtorrent tries MSE encryption first and
         // falls back to plaintext when we hang up.
-        return true;
+        return false;
     }
     if &hs[..20] != b"\x13BitTorrent protocol" || hs[28..48] != info_hash {
         return seen.violation(format!("bad handshake from the peer: {hs:?}"));

@@ -399,3 +399,12 @@ pub fn require_swarm_subcommand(bin: &Path, sub: &str) -> bool {
     eprintln!("SKIP: {why}");
     false
 }
+
+/// The swarm binary under test: `$SWARM_TEST_BIN` if set (to test another
+/// build, e.g. a release one), else `cargo_bin` (the test's
+/// `env!("CARGO_BIN_EXE_swarm")`).
+pub fn swarm_bin(cargo_bin: &str) -> PathBuf {
+    std::env::var_os("SWARM_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(cargo_bin))
+}

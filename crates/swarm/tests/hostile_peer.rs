@@ -23,7 +23,7 @@ use swarm_testkit::{data, *};
 const DEADLINE: Duration = Duration::from_secs(120);
 
 fn swarm_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_swarm"))
+    swarm_testkit::peers::swarm_bin(env!("CARGO_BIN_EXE_swarm"))
 }
 
 /// Whether swarm's output reports a ban: a JSON status field `banned` > 0, or

@@ -17,7 +17,7 @@ use swarm_testkit::{data, tracker, *};
 const DEADLINE: Duration = Duration::from_secs(180);
 
 fn swarm_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_swarm"))
+    swarm_testkit::peers::swarm_bin(env!("CARGO_BIN_EXE_swarm"))
 }
 
 #[test]

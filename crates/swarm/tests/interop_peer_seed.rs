@@ -16,7 +16,7 @@ use swarm_testkit::{data, *};
 const DEADLINE: Duration = Duration::from_secs(120);
 
 fn swarm_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_swarm"))
+    swarm_testkit::peers::swarm_bin(env!("CARGO_BIN_EXE_swarm"))
 }
 
 fn ready(programs: &[&str]) -> bool {
