@@ -383,12 +383,15 @@ pub fn swarm_seed(
 /// being built alongside these tests). Missing under CI=true: panics;
 /// otherwise prints SKIP and returns false.
 pub fn require_swarm_subcommand(bin: &Path, sub: &str) -> bool {
+    // A skeleton binary that ignores its arguments also exits 0: ask for
+    // clap's usage text naming the subcommand.
     let ok = Command::new(bin)
         .args([sub, "--help"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+        .output()
+        .is_ok_and(|o| {
+            let text = String::from_utf8_lossy(&o.stdout) + String::from_utf8_lossy(&o.stderr);
+            o.status.success() && text.contains("Usage") && text.contains(sub)
+        });
     if ok {
         return true;
     }

@@ -186,13 +186,14 @@ impl Proc {
         }
     }
 
-    /// The last `LOG_TAIL_BYTES` of stdout and stderr, labelled, for failure messages.
+    /// The last `LOG_TAIL_BYTES` of stdout and stderr, labelled, for failure
+    /// messages (carriage returns of progress lines shown as line breaks).
     pub fn log_tail(&self) -> String {
         format!(
             "----- {name} stdout (tail) -----\n{out}\n----- {name} stderr (tail) -----\n{err}\n",
             name = self.name,
-            out = tail(&self.stdout(), LOG_TAIL_BYTES),
-            err = tail(&self.stderr(), LOG_TAIL_BYTES),
+            out = tail(&self.stdout().replace('\r', "\n"), LOG_TAIL_BYTES),
+            err = tail(&self.stderr().replace('\r', "\n"), LOG_TAIL_BYTES),
         )
     }
 }
