@@ -1,0 +1,152 @@
+//! The subcommands, one module each (its clap `Args` struct, its help text and
+//! its `run`), and what they share: exit codes, logging, sizes for humans.
+//!
+//! Exit codes: 0 success; 1 failure (I/O, network, anything else); 2 bad
+//! input: a usage error (clap), or a malformed or hostile .torrent or magnet,
+//! reported on one line and with nothing written.
+
+pub mod content;
+pub mod create;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+/// The EXIT STATUS paragraph shared by every help page.
+pub const EXIT_STATUS_HELP: &str = "\
+EXIT STATUS:
+  0  success
+  1  failure (I/O error, anything else)
+  2  bad input: usage error, or a malformed or hostile .torrent or magnet";
+
+/// An error caused by what the user handed us (a malformed .torrent, a bad
+/// magnet, content that cannot become a torrent): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// `Err(BadInput)` as an `anyhow::Error`, for `?`.
+pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
+    BadInput(message.into()).into()
+}
+
+/// Prints a failed command's error on one line and maps it to an exit code.
+pub fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` joins the context chain with ": ". One line, always: a
+            // hostile file name must not be able to forge further lines.
+            let line: String = format!("{e:#}")
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            eprintln!("error: {line}");
+            let bad = e.chain().any(|cause| cause.is::<BadInput>());
+            ExitCode::from(if bad { 2 } else { 1 })
+        }
+    }
+}
+
+/// Logs go to stderr. `-v` = info, `-vv` = debug, `-vvv` = trace; without
+/// `-v`, `RUST_LOG` decides (default: warnings only).
+pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match verbose {
+        0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        1 => EnvFilter::new("info"),
+        2 => EnvFilter::new("debug"),
+        _ => EnvFilter::new("trace"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Writes `text` to stdout; a closed pipe (`swarm info x | head -1`) is not an
+/// error.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// `1.50 GiB`, `256 KiB`, `17 B`: binary units, at most two decimals.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let s = format!("{value:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s} {}", UNITS[unit])
+}
+
+/// Parses a size: plain bytes (`262144`) or a number with a binary unit,
+/// case-insensitive, with or without `iB`/`B`: `256K`, `256KiB`, `1M`, `1MB`,
+/// `16kib`. Units are powers of 1024 (`K` = 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits_end);
+    if num.is_empty() {
+        return Err(format!(
+            "`{s}` is not a size (try 256K, 1M, 16KiB or 262144)"
+        ));
+    }
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("unknown unit `{other}` in `{s}` (use K, M or G)")),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is too large"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_every_spelling() {
+        assert_eq!(parse_size("262144"), Ok(262_144));
+        assert_eq!(parse_size("256K"), Ok(262_144));
+        assert_eq!(parse_size("256k"), Ok(262_144));
+        assert_eq!(parse_size("256KiB"), Ok(262_144));
+        assert_eq!(parse_size("16KiB"), Ok(16_384));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_size("1MB"), Ok(1 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("7b"), Ok(7));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("K").is_err());
+        assert!(parse_size("1.5M").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("3X").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1 KiB");
+        assert_eq!(human_bytes(262_144), "256 KiB");
+        assert_eq!(human_bytes(1_536 * 1024 * 1024), "1.5 GiB");
+        assert_eq!(human_bytes(1_000_003), "976.57 KiB");
+        assert_eq!(human_bytes(u64::MAX), "16 EiB");
+    }
+}
