@@ -38,10 +38,11 @@ else
     echo "file: $FILE (new: writing 2 GiB of pseudo-random bytes)"
     # AES-CTR keystream from openssl if present (fast), else /dev/urandom.
     if command -v openssl >/dev/null; then
-        openssl enc -aes-128-ctr -nosalt -pass pass:swarm-bench -in /dev/zero 2>/dev/null \
+        # (openssl dies of SIGPIPE when head has enough: not a failure)
+        { openssl enc -aes-128-ctr -nosalt -pass pass:swarm-bench -in /dev/zero 2>/dev/null || true; } \
             | head -c "$SIZE" >"$FILE.tmp"
     else
-        head -c "$SIZE" /dev/urandom >"$FILE.tmp"
+        head -c "$SIZE" /dev/urandom >"$FILE.tmp" # head closes the file itself
     fi
     mv "$FILE.tmp" "$FILE"
 fi

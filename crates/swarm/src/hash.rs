@@ -4,13 +4,15 @@
 //! The content is the concatenation of its files in torrent order, so a piece
 //! may span several files (and a file of zero bytes spans nothing). Each
 //! worker thread takes the next piece index from a shared counter, reads that
-//! piece with positional reads (`read_exact_at`, no shared file cursor) into
-//! its own piece-sized buffer and hashes it. Why this shape:
+//! piece with positional reads (`read_exact_at`, no shared file cursor) in
+//! 64 KiB chunks into its own buffer and feeds each chunk to SHA-1 while it is
+//! still in cache (a little faster here than one read per piece). Why this
+//! shape:
 //! - pieces are handed out in order, so the threads together read the content
 //!   front to back, which suits the kernel's readahead and a cold disk;
 //! - a worker does its own reading: handing a piece to another thread costs a
 //!   cross-core wake-up (30-40 µs here) for ~130 µs of hashing;
-//! - memory is bounded: one piece buffer per thread, 20 bytes per piece.
+//! - memory is bounded: one 64 KiB buffer per thread, 20 bytes per piece.
 //!
 //! SHA-1 comes from the RustCrypto `sha1` crate, which detects SHA-NI at run
 //! time (~2 GB/s per core on this machine; see the ignored throughput test).
@@ -23,6 +25,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
 use sha1::{Digest, Sha1};
+
+/// Bytes per read: small enough that the data is still in L1/L2 cache when
+/// SHA-1 reads it right after the copy.
+const READ_CHUNK: u64 = 64 * 1024;
 
 /// One file of the content, in torrent order.
 #[derive(Debug, Clone)]
@@ -158,7 +164,8 @@ struct Worker<'a> {
 
 impl<'a> Worker<'a> {
     fn new(layout: &'a Layout<'a>, piece_length: u64) -> Worker<'a> {
-        let cap = usize::try_from(piece_length.min(layout.total)).expect("piece fits in memory");
+        let cap = usize::try_from(piece_length.min(layout.total).min(READ_CHUNK))
+            .expect("at most READ_CHUNK");
         Worker {
             layout,
             piece_length,
@@ -172,18 +179,18 @@ impl<'a> Worker<'a> {
         let start = index * self.piece_length;
         let end = (start + self.piece_length).min(self.layout.total);
         let len = end - start;
-        let buf_len = len as usize; // <= piece_length, which fits (see new)
+        let mut hasher = Sha1::new();
         let mut offset = start;
         let mut file_index = self.layout.file_at(start);
         while offset < end {
             let file_start = self.layout.starts[file_index];
             let file_len = self.layout.files[file_index].length;
-            let in_file = offset - file_start;
-            let n = (file_len - in_file).min(end - offset);
-            if n > 0 {
-                let at = (offset - start) as usize;
+            let mut in_file = offset - file_start;
+            let mut n = (file_len - in_file).min(end - offset);
+            while n > 0 {
+                let chunk = n.min(self.buf.len() as u64);
                 let file = open_file(self.layout, &mut self.open, file_index)?;
-                let dst = &mut self.buf[at..at + n as usize];
+                let dst = &mut self.buf[..chunk as usize];
                 if let Err(e) = file.read_exact_at(dst, in_file) {
                     let path = &self.layout.files[file_index].path;
                     if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -191,11 +198,14 @@ impl<'a> Worker<'a> {
                     }
                     return Err(e).with_context(|| format!("read {}", path.display()));
                 }
+                hasher.update(&*dst);
+                in_file += chunk;
+                offset += chunk;
+                n -= chunk;
             }
-            offset += n;
             file_index += 1;
         }
-        let hash: [u8; 20] = Sha1::digest(&self.buf[..buf_len]).into();
+        let hash: [u8; 20] = hasher.finalize().into();
         Ok((hash, len))
     }
 }
