@@ -66,7 +66,10 @@ fn default_output_is_name_dot_torrent_and_is_not_overwritten() {
     );
     let torrent = work.join("stuff.torrent");
     let first = std::fs::read(&torrent).expect("stuff.torrent written");
-    assert!(first.starts_with(b"d") && first.ends_with(b"e"), "a bencoded dict");
+    assert!(
+        first.starts_with(b"d") && first.ends_with(b"e"),
+        "a bencoded dict"
+    );
 
     // A second run refuses to replace it: exit 1, file unchanged, no temp left.
     let o = run(&work, &["create", "stuff"]);
