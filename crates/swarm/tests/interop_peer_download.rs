@@ -50,6 +50,7 @@ fn swarm_leech_from(t: &TestDir, torrent: &TorrentFile, content: &Path, seeder: 
 }
 
 #[test]
+#[ignore = "pending: `swarm download` (issue 3)"]
 fn swarm_downloads_single_file_16k_pieces_from_libtorrent() {
     if !ready(&[]) {
         return;
@@ -67,6 +68,7 @@ fn swarm_downloads_single_file_16k_pieces_from_libtorrent() {
 }
 
 #[test]
+#[ignore = "pending: `swarm download` (issue 3)"]
 fn swarm_downloads_multi_file_256k_pieces_from_libtorrent_via_udp_opentracker() {
     if !ready(&["opentracker"]) {
         return;
@@ -106,6 +108,7 @@ fn swarm_downloads_multi_file_256k_pieces_from_libtorrent_via_udp_opentracker() 
 }
 
 #[test]
+#[ignore = "pending: `swarm download` (issue 3)"]
 fn swarm_downloads_multi_file_4m_pieces_from_transmission() {
     if !ready(&["transmission-cli"]) {
         return;
@@ -130,6 +133,7 @@ fn swarm_downloads_multi_file_4m_pieces_from_transmission() {
 }
 
 #[test]
+#[ignore = "pending: `swarm download` (issue 3)"]
 fn swarm_downloads_multi_file_16k_pieces_from_aria2() {
     if !ready(&["aria2c"]) {
         return;
