@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use swarm_wire::lengths::Lengths;
+use swarm_wire::metainfo::Metainfo;
 
 use crate::NetError;
 
@@ -33,6 +34,26 @@ pub struct TorrentSpec {
 }
 
 impl TorrentSpec {
+    /// The drivers' view of a parsed `.torrent` (its paths are already safe:
+    /// the parser refuses `..`, absolute parts and empty components).
+    pub fn from_metainfo(m: &Metainfo) -> TorrentSpec {
+        TorrentSpec {
+            info_hash: m.info_hash().0,
+            name: m.name().to_string(),
+            lengths: m.lengths(),
+            piece_hashes: m.piece_hashes().to_vec(),
+            files: m
+                .files()
+                .iter()
+                .map(|f| FileSpec {
+                    path: f.path.iter().collect(),
+                    length: f.length,
+                })
+                .collect(),
+            trackers: m.tracker_tiers(),
+        }
+    }
+
     /// Checks that the parts agree: one hash per piece, file lengths summing
     /// to the total, relative paths.
     pub fn validate(&self) -> Result<(), NetError> {

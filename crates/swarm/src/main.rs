@@ -44,6 +44,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Create(cmd::create::CreateArgs),
+    Download(cmd::download::DownloadArgs),
+    Seed(cmd::seed::SeedArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,5 +53,7 @@ fn main() -> ExitCode {
     cmd::init_logging(cli.verbose);
     cmd::exit(match cli.command {
         Command::Create(args) => cmd::create::run(args),
+        Command::Download(args) => cmd::download::run(args),
+        Command::Seed(args) => cmd::seed::run(args),
     })
 }

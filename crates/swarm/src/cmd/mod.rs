@@ -7,6 +7,9 @@
 
 pub mod content;
 pub mod create;
+pub mod download;
+pub mod peer;
+pub mod seed;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
