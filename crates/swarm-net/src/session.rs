@@ -497,6 +497,9 @@ impl Session {
                 }
                 for msg in msgs {
                     let now = self.now();
+                    if tracing::enabled!(tracing::Level::TRACE) {
+                        trace_message(key, &msg);
+                    }
                     if let Message::Extended { id, payload } = &msg
                         && *id == EXTENDED_HANDSHAKE_ID
                     {
@@ -838,6 +841,18 @@ impl Session {
                 let _ = c.tx.send(msg);
             }
         }
+    }
+}
+
+fn trace_message(key: PeerKey, msg: &Message) {
+    match msg {
+        Message::Piece {
+            piece,
+            offset,
+            data,
+        } => tracing::trace!(peer = key.0, piece, offset, len = data.len(), "recv piece"),
+        Message::Bitfield(b) => tracing::trace!(peer = key.0, len = b.len(), "recv bitfield"),
+        other => tracing::trace!(peer = key.0, msg = ?other, "recv"),
     }
 }
 
