@@ -48,6 +48,15 @@ pub const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(120);
 pub const REDIAL_DELAY: Duration = Duration::from_secs(10);
 /// The `stopped` announce at exit may take this long at most.
 pub const STOP_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Storage jobs (piece checks and writes, batches of reads) running at once
+/// on the blocking pool; more wait in the session. Several jobs writing one
+/// file only contend for its lock, and each running job holds its piece.
+pub const STORAGE_JOBS_MAX: usize = 2;
+/// While pieces waiting to be checked and written hold more than this many
+/// bytes, the session stops taking messages from peers: the readers block,
+/// and TCP slows the senders down. Bounds memory when the disk is slower
+/// than the network.
+pub const VERIFY_BACKLOG_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// How often the status is published and dialling reconsidered.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -268,6 +277,9 @@ pub fn spawn(
         tracker,
         started_complete,
         fatal: None,
+        storage_queue: std::collections::VecDeque::new(),
+        storage_running: 0,
+        verify_backlog: 0,
     };
     let task = tokio::spawn(session.run());
     SessionHandle {
@@ -349,6 +361,20 @@ struct Session {
     tracker: Option<TrackerTask>,
     started_complete: bool,
     fatal: Option<String>,
+    /// Storage jobs waiting for a slot, oldest first.
+    storage_queue: std::collections::VecDeque<StorageJob>,
+    storage_running: usize,
+    /// Bytes of pieces handed to storage and not yet answered.
+    verify_backlog: usize,
+}
+
+/// Work for the blocking pool.
+enum StorageJob {
+    Verify {
+        piece: swarm_wire::lengths::ValidPieceIndex,
+        blocks: Vec<bytes::Bytes>,
+    },
+    Read(Vec<(PeerKey, BlockInfo)>),
 }
 
 impl Session {
@@ -386,7 +412,9 @@ impl Session {
                 cmd = self.cmd_rx.recv() => match cmd {
                     Some(Command::Stop) | None => break,
                 },
-                Some(input) = self.peer_rx.recv() => self.on_peer_input(input),
+                Some(input) = self.peer_rx.recv(), if self.verify_backlog < VERIFY_BACKLOG_MAX_BYTES => {
+                    self.on_peer_input(input);
+                }
                 Some(input) = self.input_rx.recv() => self.on_input(input),
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, addr)) => self.on_accept(stream, addr),
@@ -554,7 +582,13 @@ impl Session {
                 }
             }
             Input::Storage(results) => {
+                self.storage_running -= 1;
                 for done in results {
+                    if let StorageDone::PieceVerified { piece, .. }
+                    | StorageDone::WriteFailed { piece, .. } = &done
+                    {
+                        self.verify_backlog -= self.lengths.piece_len(*piece) as usize;
+                    }
                     let now = self.now();
                     self.core.handle_storage(now, done);
                 }
@@ -774,12 +808,9 @@ impl Session {
         while let Some(event) = self.core.poll_event() {
             match event {
                 TorrentEvent::VerifyPiece { piece, blocks } => {
-                    let (storage, tx) = (self.storage.clone(), self.input_tx.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let done = storage.verify_and_write(piece, &blocks);
-                        drop(blocks);
-                        let _ = tx.send(Input::Storage(vec![done]));
-                    });
+                    self.verify_backlog += self.lengths.piece_len(piece) as usize;
+                    self.storage_queue
+                        .push_back(StorageJob::Verify { piece, blocks });
                 }
                 TorrentEvent::ReadBlock { peer, block } => reads.push((peer, block)),
                 TorrentEvent::Disconnect { peer, reason, ban } => {
@@ -814,25 +845,42 @@ impl Session {
             }
         }
         if !reads.is_empty() {
-            // One blocking job for every read of this round: a job per 16 KiB
-            // block would cost a thread wake-up per block.
+            // One job for every read of this round: a job per 16 KiB block
+            // would cost a thread wake-up per block.
+            self.storage_queue.push_back(StorageJob::Read(reads));
+        }
+        self.start_storage_jobs();
+        self.flush_transmits();
+    }
+
+    /// Hands queued storage jobs to the blocking pool, up to [`STORAGE_JOBS_MAX`].
+    fn start_storage_jobs(&mut self) {
+        while self.storage_running < STORAGE_JOBS_MAX {
+            let Some(job) = self.storage_queue.pop_front() else {
+                break;
+            };
+            self.storage_running += 1;
             let (storage, tx) = (self.storage.clone(), self.input_tx.clone());
             tokio::task::spawn_blocking(move || {
-                let done = reads
-                    .into_iter()
-                    .map(|(peer, block)| match storage.read_block(block) {
-                        Ok(data) => StorageDone::BlockRead { peer, block, data },
-                        Err(e) => StorageDone::ReadFailed {
-                            peer,
-                            block,
-                            error: e.to_string(),
-                        },
-                    })
-                    .collect();
+                let done = match job {
+                    StorageJob::Verify { piece, blocks } => {
+                        vec![storage.verify_and_write(piece, &blocks)]
+                    }
+                    StorageJob::Read(reads) => reads
+                        .into_iter()
+                        .map(|(peer, block)| match storage.read_block(block) {
+                            Ok(data) => StorageDone::BlockRead { peer, block, data },
+                            Err(e) => StorageDone::ReadFailed {
+                                peer,
+                                block,
+                                error: e.to_string(),
+                            },
+                        })
+                        .collect(),
+                };
                 let _ = tx.send(Input::Storage(done));
             });
         }
-        self.flush_transmits();
     }
 
     fn flush_transmits(&mut self) {

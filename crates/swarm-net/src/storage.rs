@@ -33,6 +33,13 @@ pub const CHECK_CHUNK_LEN: usize = 1 << 20;
 /// Threads the full check uses at most.
 pub const CHECK_THREADS_MAX: usize = 8;
 
+/// A blocking thread keeps its piece buffer up to this size between jobs.
+const JOIN_BUF_KEEP_MAX: usize = 16 * 1024 * 1024;
+
+thread_local! {
+    static JOIN_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// How [`Storage::open`] treats the files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenMode {
@@ -204,18 +211,26 @@ impl Storage {
 
     fn write_piece(&self, piece: ValidPieceIndex, blocks: &[Bytes]) -> Result<(), NetError> {
         // One contiguous buffer so each file span is one syscall; a single
-        // block (16 KiB pieces) needs no copy.
-        let joined;
-        let data: &[u8] = if let [only] = blocks {
-            only
-        } else {
-            let mut buf = Vec::with_capacity(self.lengths.piece_len(piece) as usize);
+        // block (16 KiB pieces) needs no copy. The buffer is the blocking
+        // thread's own and reused: a fresh one per piece would fault in new
+        // pages for every byte downloaded.
+        if let [only] = blocks {
+            return self.write_spans(piece, only);
+        }
+        JOIN_BUF.with_borrow_mut(|buf| {
+            buf.clear();
             for b in blocks {
                 buf.extend_from_slice(b);
             }
-            joined = buf;
-            &joined
-        };
+            let result = self.write_spans(piece, buf);
+            if buf.capacity() > JOIN_BUF_KEEP_MAX {
+                *buf = Vec::new();
+            }
+            result
+        })
+    }
+
+    fn write_spans(&self, piece: ValidPieceIndex, data: &[u8]) -> Result<(), NetError> {
         let mut at = 0usize;
         for span in self.piece_spans(piece) {
             let f = &self.files[span.file];
