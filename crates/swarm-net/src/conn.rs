@@ -17,6 +17,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -201,12 +202,14 @@ pub async fn read_loop(
 }
 
 /// Writes what the session queues for one peer, batching every queued
-/// message into one write. Ends when the session drops the sender (then
+/// message into one write, and subtracts what it wrote from `queued` (the
+/// session adds each message's length when it queues it). Ends when the session drops the sender (then
 /// shuts the socket down after flushing) or on a write error.
 pub async fn write_loop(
     key: PeerKey,
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Message>,
+    queued: Arc<AtomicUsize>,
     events: mpsc::Sender<PeerInput>,
     limit: Option<Arc<RateLimiter>>,
 ) {
@@ -228,6 +231,7 @@ pub async fn write_loop(
                 .await;
             return;
         }
+        queued.fetch_sub(buf.len(), Ordering::Relaxed);
         buf.clear();
         if buf.capacity() > 4 * WRITE_BATCH_MAX {
             buf = BytesMut::with_capacity(64 * 1024);

@@ -17,6 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use swarm_engine::{
@@ -57,6 +58,10 @@ pub const STORAGE_JOBS_MAX: usize = 2;
 /// and TCP slows the senders down. Bounds memory when the disk is slower
 /// than the network.
 pub const VERIFY_BACKLOG_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// A peer with this much queued for it and not yet written is dropped: it
+/// asks for data but does not read it. Honest peers stay far below (their
+/// pipeline, about `reqq` blocks, bounds what they can have outstanding).
+pub const WRITE_QUEUE_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// How often the status is published and dialling reconsidered.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -294,11 +299,22 @@ struct Conn {
     peer_id: [u8; 20],
     outgoing: bool,
     tx: mpsc::UnboundedSender<Message>,
+    /// Bytes queued for the writer and not yet written (the writer subtracts).
+    queued: Arc<AtomicUsize>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
 }
 
 impl Conn {
+    /// Queues `msg` for the writer; false once more than
+    /// [`WRITE_QUEUE_MAX_BYTES`] wait to be written.
+    fn send(&self, msg: Message) -> bool {
+        let len = msg.encoded_len();
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        let _ = self.tx.send(msg);
+        before + len <= WRITE_QUEUE_MAX_BYTES
+    }
+
     fn close(&self) {
         self.reader.abort();
         self.writer.abort();
@@ -702,10 +718,12 @@ impl Session {
             self.peer_tx.clone(),
             self.config.download_limit.clone(),
         ));
+        let queued = Arc::new(AtomicUsize::new(0));
         let writer = tokio::spawn(conn::write_loop(
             key,
             wr,
             rx,
+            queued.clone(),
             self.peer_tx.clone(),
             self.config.upload_limit.clone(),
         ));
@@ -716,7 +734,8 @@ impl Session {
                 addr,
                 peer_id: remote.peer_id,
                 outgoing,
-                tx: tx.clone(),
+                tx,
+                queued,
                 reader,
                 writer,
             },
@@ -738,10 +757,12 @@ impl Session {
                 yourip: Some(addr.ip()),
                 ..ExtendedHandshake::default()
             };
-            let _ = tx.send(Message::Extended {
-                id: EXTENDED_HANDSHAKE_ID,
-                payload: hs.encode().into(),
-            });
+            if let Some(c) = self.conns.get(&key) {
+                c.send(Message::Extended {
+                    id: EXTENDED_HANDSHAKE_ID,
+                    payload: hs.encode().into(),
+                });
+            }
         }
     }
 
@@ -884,9 +905,20 @@ impl Session {
     }
 
     fn flush_transmits(&mut self) {
+        let mut stuck = Vec::new();
         while let Some((peer, msg)) = self.core.poll_transmit() {
-            if let Some(c) = self.conns.get(&peer) {
-                let _ = c.tx.send(msg);
+            if let Some(c) = self.conns.get(&peer)
+                && !c.send(msg)
+            {
+                stuck.push(peer);
+            }
+        }
+        for peer in stuck {
+            if let Some(c) = self.conns.remove(&peer) {
+                c.close();
+                tracing::info!(peer = %c.addr, "dropped peer: it does not read what it asked for");
+                let now = self.now();
+                self.core.peer_disconnected(now, peer);
             }
         }
     }

@@ -136,3 +136,59 @@ async fn leecher_gets_a_multi_file_torrent_from_a_seeder() {
 async fn leecher_gets_a_single_file_of_big_pieces() {
     transfer(&[("one.bin", 5 * 1024 * 1024 + 11)], 1024 * 1024).await;
 }
+
+/// A peer that asks for blocks but never reads them is dropped before what
+/// is queued for it grows without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_does_not_read_is_dropped() {
+    use swarm_wire::peer::{Handshake, Message};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let files = [("f.bin", 1024 * 1024)];
+    let data = content(files[0].1, 9);
+    let spec = spec_of(&files, &data, 64 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &files, &data);
+    let storage = Arc::new(Storage::open(dir.path(), &spec, OpenMode::Existing).unwrap());
+    let have = storage.check(false, &|_| {});
+    let listener = session::bind_listener(Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seeder = session::spawn(&spec, storage, have, listener, SessionConfig::default());
+
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(&Handshake::new(spec.info_hash, *b"-XX0001-notreading!!").to_bytes())
+        .await
+        .unwrap();
+    let mut hs = [0u8; 68];
+    sock.read_exact(&mut hs).await.unwrap();
+    sock.write_all(&Message::Interested.to_bytes())
+        .await
+        .unwrap();
+    // Requests for every block, over and over; never a read. Bounded: 64 MiB
+    // of requested data is four times the limit.
+    let mut batch = Vec::new();
+    for piece in 0..16u32 {
+        for block in 0..4u32 {
+            let req = Message::Request {
+                piece,
+                offset: block * 16 * 1024,
+                length: 16 * 1024,
+            };
+            batch.extend_from_slice(&req.to_bytes());
+        }
+    }
+    let mut dropped = false;
+    for _ in 0..64 {
+        let write = tokio::time::timeout(Duration::from_secs(10), sock.write_all(&batch)).await;
+        if !matches!(write, Ok(Ok(()))) {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dropped, "the seeder kept a peer that reads nothing");
+    seeder.stop();
+    seeder.join().await.unwrap();
+}
