@@ -20,6 +20,10 @@ EXAMPLES:
   Read a magnet link:
       swarm info 'magnet:?xt=urn:btih:...&dn=photos'
 
+  Download it into ~/Downloads, then seed the folder it came from:
+      swarm download photos.torrent -o ~/Downloads
+      swarm seed photos.torrent -d ~/photos/..
+
   More on one command:
       swarm help create";
 

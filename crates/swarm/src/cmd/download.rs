@@ -54,6 +54,7 @@ pub struct DownloadArgs {
 }
 
 pub fn run(args: DownloadArgs) -> Result<()> {
+    let peers = peer::resolve_peers(&args.net.peers)?;
     let spec = peer::load_torrent(&args.torrent)?;
     let dir = peer::output_dir(args.output);
     peer::run(Run {
@@ -61,6 +62,7 @@ pub fn run(args: DownloadArgs) -> Result<()> {
         dir: &dir,
         mode: OpenMode::Create,
         net: &args.net,
+        peers,
         until: if args.seed {
             Until::Interrupted
         } else {

@@ -91,21 +91,22 @@ pub struct Run<'a> {
     pub dir: &'a Path,
     pub mode: OpenMode,
     pub net: &'a NetArgs,
+    /// `net.peers`, resolved (see [`resolve_peers`]).
+    pub peers: Vec<SocketAddr>,
     pub until: Until,
 }
 
 /// Opens the files, checks what is on disk, runs the session and shows its
 /// status. Returns the last status.
 pub fn run(r: Run<'_>) -> Result<SessionStatus> {
-    let peers = resolve_peers(&r.net.peers)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_async(r, peers))
+    runtime.block_on(run_async(r))
 }
 
-async fn run_async(r: Run<'_>, peers: Vec<SocketAddr>) -> Result<SessionStatus> {
+async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
     let started = Instant::now();
     let display = Display::new(r.net.json, r.spec.lengths.total_length());
     let storage = {
@@ -135,7 +136,7 @@ async fn run_async(r: Run<'_>, peers: Vec<SocketAddr>) -> Result<SessionStatus> 
     }
     let listener = session::bind_listener(r.net.listen).await?;
     let config = SessionConfig {
-        peers,
+        peers: r.peers.clone(),
         upload_limit: r.net.max_upload_rate.map(|b| Arc::new(RateLimiter::new(b))),
         download_limit: r
             .net

@@ -40,12 +40,14 @@ pub struct SeedArgs {
 }
 
 pub fn run(args: SeedArgs) -> Result<()> {
+    let peers = peer::resolve_peers(&args.net.peers)?;
     let spec = peer::load_torrent(&args.torrent)?;
     peer::run(Run {
         spec: &spec,
         dir: &args.data,
         mode: OpenMode::Existing,
         net: &args.net,
+        peers,
         until: Until::Interrupted,
     })?;
     Ok(())
