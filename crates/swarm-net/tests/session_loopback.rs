@@ -192,3 +192,50 @@ async fn a_peer_that_does_not_read_is_dropped() {
     seeder.stop();
     seeder.join().await.unwrap();
 }
+
+/// A leecher whose disk is full stops with the write error, and no piece
+/// counts as had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_download_with_the_error() {
+    let files = [("f.bin", 256 * 1024)];
+    let data = content(files[0].1, 5);
+    let spec = spec_of(&files, &data, 64 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let (seed_dir, leech_dir) = (dir.path().join("seed"), dir.path().join("leech"));
+    write_tree(&seed_dir, &files, &data);
+    let storage = Arc::new(Storage::open(&seed_dir, &spec, OpenMode::Existing).unwrap());
+    let have = storage.check(false, &|_| {});
+    let listener = session::bind_listener(Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let seed_addr = listener.local_addr().unwrap();
+    let seeder = session::spawn(&spec, storage, have, listener, SessionConfig::default());
+
+    // /dev/full takes the open and fails every write with ENOSPC.
+    std::fs::create_dir_all(leech_dir.join("tree")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", leech_dir.join("tree/f.bin")).unwrap();
+    let storage = Arc::new(Storage::open(&leech_dir, &spec, OpenMode::Existing).unwrap());
+    let none = swarm_engine::Bitfield::empty(spec.lengths.num_pieces());
+    let listener = session::bind_listener(Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let leecher = session::spawn(
+        &spec,
+        storage,
+        none,
+        listener,
+        SessionConfig {
+            peers: vec![seed_addr],
+            ..SessionConfig::default()
+        },
+    );
+    let mut status = leecher.watch();
+    let failed = tokio::time::timeout(DEADLINE, status.wait_for(|s| s.error.is_some())).await;
+    assert!(failed.is_ok(), "the leecher stops: {:?}", leecher.status());
+    let last = leecher.status();
+    assert_eq!(last.pieces_have, 0, "{last:?}");
+    let err = leecher.join().await.expect_err("a fatal error");
+    assert!(err.to_string().contains("f.bin"), "{err}");
+    seeder.stop();
+    seeder.join().await.unwrap();
+}
