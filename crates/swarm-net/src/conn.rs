@@ -115,12 +115,14 @@ pub async fn accept(
     if remote.info_hash != info_hash {
         return Err(ConnError::WrongInfoHash);
     }
-    if remote.peer_id == peer_id {
-        return Err(ConnError::SelfConnection);
-    }
     stream
         .write_all(&our_handshake(info_hash, peer_id).to_bytes())
         .await?;
+    if remote.peer_id == peer_id {
+        // Answered anyway, so the dialling side (us) sees its own id and
+        // stops dialling that address.
+        return Err(ConnError::SelfConnection);
+    }
     Ok(Handshaken {
         stream,
         addr,

@@ -252,6 +252,7 @@ pub fn spawn(
                 Candidate {
                     failures: 0,
                     next_attempt: now,
+                    peer_id: None,
                 },
             )
         })
@@ -324,6 +325,9 @@ impl Conn {
 struct Candidate {
     failures: u32,
     next_attempt: Instant,
+    /// The peer id it answered with last time: not dialled again while a
+    /// connection with that id is open (it may have dialled us).
+    peer_id: Option<[u8; 20]>,
 }
 
 enum Input {
@@ -618,6 +622,7 @@ impl Session {
                     self.candidates.entry(addr).or_insert(Candidate {
                         failures: 0,
                         next_attempt: now,
+                        peer_id: None,
                     });
                 }
                 self.dial();
@@ -667,6 +672,8 @@ impl Session {
             self.connecting.remove(&h.addr);
             if let Some(c) = self.candidates.get_mut(&h.addr) {
                 c.failures = 0;
+                c.peer_id = Some(h.remote.peer_id);
+                c.next_attempt = Instant::now() + REDIAL_DELAY;
             }
         } else {
             self.handshaking_in = self.handshaking_in.saturating_sub(1);
@@ -783,12 +790,14 @@ impl Session {
             return;
         }
         let connected: HashSet<SocketAddr> = self.conns.values().map(|c| c.addr).collect();
+        let connected_ids: HashSet<[u8; 20]> = self.conns.values().map(|c| c.peer_id).collect();
         let mut due: Vec<SocketAddr> = self
             .candidates
             .iter()
             .filter(|(a, c)| {
                 c.next_attempt <= now
                     && !connected.contains(a)
+                    && !c.peer_id.is_some_and(|id| connected_ids.contains(&id))
                     && !self.connecting.contains(a)
                     && !self.banned.contains(&a.ip())
             })

@@ -185,9 +185,11 @@ async fn drive(
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let mut was_complete = handle.status().complete;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(true),
+            _ = &mut ctrl_c => return Ok(true),
             _ = sigterm.recv() => return Ok(true),
             _ = tick.tick() => display.show(&handle.status(), started),
             changed = status.changed() => {
