@@ -52,7 +52,8 @@ EXAMPLES:
 /// always gives the same torrent. Symbolic links inside the folder are refused,
 /// not followed (the error names them); so are sockets, FIFOs and devices.
 /// Empty folders cannot be stored in a torrent and are reported. File names
-/// must be UTF-8.
+/// must be UTF-8 and hold no backslash (Windows clients would read it as a
+/// folder separator, so swarm info and every swarm peer refuse it).
 #[derive(Debug, Args)]
 #[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_STATUS_HELP))]
 pub struct CreateArgs {
@@ -313,9 +314,7 @@ fn encode(t: &NewTorrent<'_>) -> Result<(Vec<u8>, [u8; 20])> {
     builder.comment = t.comment.map(str::to_owned);
     builder.created_by = Some(concat!("swarm/", env!("CARGO_PKG_VERSION")).to_owned());
     builder.creation_date = Some(i64::try_from(t.creation_date).unwrap_or(i64::MAX));
-    let (bytes, info_hash) = builder
-        .build()
-        .map_err(|e| bad_input(format!("cannot make a valid torrent: {e}")))?;
+    let (bytes, info_hash) = builder.build().map_err(|e| bad_input(e.to_string()))?;
     Ok((bytes, info_hash.0))
 }
 
