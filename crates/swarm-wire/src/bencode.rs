@@ -26,7 +26,9 @@
 //! length is checked against the bytes that remain before anything is
 //! sliced; nothing is allocated in proportion to a length read from the
 //! input. Lists and dicts grow only with values actually present, so memory
-//! is bounded by a small multiple of the input length (callers cap inputs).
+//! is bounded by the input length: about 30 times it in the worst case (a
+//! list of empty lists: 16 MB of `le` took 455 MB), a few times it for real
+//! torrents, whose bulk is the `pieces` string. Callers cap their inputs.
 //!
 //! Encoding ([`OwnedValue::encode`], [`put_int`], [`put_bytes`]) is always
 //! canonical: [`OwnedValue::Dict`] is a `BTreeMap`, sorted and unique by

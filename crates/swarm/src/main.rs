@@ -48,6 +48,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Create(cmd::create::CreateArgs),
+    Info(cmd::info::InfoArgs),
     Download(cmd::download::DownloadArgs),
     Seed(cmd::seed::SeedArgs),
 }
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
     cmd::init_logging(cli.verbose);
     cmd::exit(match cli.command {
         Command::Create(args) => cmd::create::run(args),
+        Command::Info(args) => cmd::info::run(args),
         Command::Download(args) => cmd::download::run(args),
         Command::Seed(args) => cmd::seed::run(args),
     })

@@ -8,6 +8,7 @@
 pub mod content;
 pub mod create;
 pub mod download;
+pub mod info;
 pub mod peer;
 pub mod seed;
 
