@@ -9,12 +9,13 @@
 //!
 //! Everything here is synchronous and meant to run on tokio's blocking pool
 //! (`spawn_blocking`), one job per piece: hash the blocks, then, if the hash
-//! matched, write the piece with one `pwrite` per file span. A piece is
+//! matched, write the piece with one `pwritev` per file span, straight from
+//! the received blocks. A piece is
 //! reported verified only once its bytes are written (the engine's *have*
 //! invariant).
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,13 +33,6 @@ use crate::spec::TorrentSpec;
 pub const CHECK_CHUNK_LEN: usize = 1 << 20;
 /// Threads the full check uses at most.
 pub const CHECK_THREADS_MAX: usize = 8;
-
-/// A blocking thread keeps its piece buffer up to this size between jobs.
-const JOIN_BUF_KEEP_MAX: usize = 16 * 1024 * 1024;
-
-thread_local! {
-    static JOIN_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
 
 /// How [`Storage::open`] treats the files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +181,7 @@ impl Storage {
     }
 
     /// The engine's `VerifyPiece` job: hash `blocks` (the piece, in order);
-    /// on a match write it, one `pwrite` per file span.
+    /// on a match write it, one `pwritev` per file span.
     pub fn verify_and_write(&self, piece: ValidPieceIndex, blocks: &[Bytes]) -> StorageDone {
         let piece_len = self.lengths.piece_len(piece) as usize;
         let total: usize = blocks.iter().map(Bytes::len).sum();
@@ -209,35 +203,30 @@ impl Storage {
         }
     }
 
+    /// Writes a verified piece: one `pwritev` per file span, straight from
+    /// the received blocks (no copy into a piece buffer).
     fn write_piece(&self, piece: ValidPieceIndex, blocks: &[Bytes]) -> Result<(), NetError> {
-        // One contiguous buffer so each file span is one syscall; a single
-        // block (16 KiB pieces) needs no copy. The buffer is the blocking
-        // thread's own and reused: a fresh one per piece would fault in new
-        // pages for every byte downloaded.
-        if let [only] = blocks {
-            return self.write_spans(piece, only);
-        }
-        JOIN_BUF.with_borrow_mut(|buf| {
-            buf.clear();
-            for b in blocks {
-                buf.extend_from_slice(b);
-            }
-            let result = self.write_spans(piece, buf);
-            if buf.capacity() > JOIN_BUF_KEEP_MAX {
-                *buf = Vec::new();
-            }
-            result
-        })
-    }
-
-    fn write_spans(&self, piece: ValidPieceIndex, data: &[u8]) -> Result<(), NetError> {
-        let mut at = 0usize;
+        // Where the next span starts: block index and offset inside it.
+        let (mut block, mut within) = (0usize, 0usize);
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(blocks.len() + 1);
         for span in self.piece_spans(piece) {
+            slices.clear();
+            let mut need = span.len;
+            while need > 0 {
+                let b = &blocks[block][within..];
+                let take = b.len().min(need);
+                slices.push(IoSlice::new(&b[..take]));
+                need -= take;
+                if take == b.len() {
+                    block += 1;
+                    within = 0;
+                } else {
+                    within += take;
+                }
+            }
             let f = &self.files[span.file];
-            f.file
-                .write_all_at(&data[at..at + span.len], span.offset)
+            pwrite_all_vectored(&f.file, &mut slices, span.offset)
                 .map_err(|e| io_err(&f.path, e))?;
-            at += span.len;
         }
         Ok(())
     }
@@ -329,6 +318,26 @@ impl Storage {
         }
         have
     }
+}
+
+/// Slices handed to one `pwritev` at most (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+/// `pwritev` until every byte of `slices` is written at `offset` onwards.
+fn pwrite_all_vectored(file: &File, slices: &mut [IoSlice<'_>], mut offset: u64) -> io::Result<()> {
+    let mut slices = slices;
+    while !slices.is_empty() {
+        let n = slices.len().min(IOV_MAX);
+        let written = match rustix::io::pwritev(file, &slices[..n], offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(w) => w,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        offset += written as u64;
+        IoSlice::advance_slices(&mut slices, written);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -498,6 +507,27 @@ mod tests {
         let s = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
         let have = s.check(true, &|_| {});
         assert_eq!(have.iter_ones().collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
+    fn a_piece_of_more_blocks_than_iov_max_is_written_whole() {
+        let piece_len = (IOV_MAX as u32 + 2) * 16 * 1024;
+        let d = data(piece_len as usize + 100);
+        let spec = spec(&[1000, piece_len as u64 - 1000, 100], piece_len, &d);
+        let dir = tempdir();
+        let s = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
+        let vp = spec.lengths.validate_piece_index(0).unwrap();
+        let done = s.verify_and_write(vp, &blocks_of(&d[..piece_len as usize]));
+        assert_eq!(
+            done,
+            StorageDone::PieceVerified {
+                piece: vp,
+                ok: true
+            }
+        );
+        let mut back = vec![0u8; piece_len as usize];
+        s.read_range(0, &mut back).unwrap();
+        assert!(back == d[..piece_len as usize]);
     }
 
     #[test]

@@ -197,6 +197,10 @@ async fn a_peer_that_does_not_read_is_dropped() {
 /// counts as had.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_download_with_the_error() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let files = [("f.bin", 256 * 1024)];
     let data = content(files[0].1, 5);
     let spec = spec_of(&files, &data, 64 * 1024);
@@ -230,8 +234,12 @@ async fn a_full_disk_stops_the_download_with_the_error() {
         },
     );
     let mut status = leecher.watch();
-    let failed = tokio::time::timeout(DEADLINE, status.wait_for(|s| s.error.is_some())).await;
-    assert!(failed.is_ok(), "the leecher stops: {:?}", leecher.status());
+    // `is_ok()` drops the watch guard at once: holding it would block the
+    // session's next status update.
+    let failed = tokio::time::timeout(DEADLINE, status.wait_for(|s| s.error.is_some()))
+        .await
+        .is_ok();
+    assert!(failed, "the leecher stops: {:?}", leecher.status());
     let last = leecher.status();
     assert_eq!(last.pieces_have, 0, "{last:?}");
     let err = leecher.join().await.expect_err("a fatal error");
