@@ -11,10 +11,12 @@
 //!   the read buffer: no copy). A protocol violation closes the connection
 //!   with the reason.
 //! - [`write_loop`]: one task per connection. Takes every message queued for
-//!   the peer, encodes them into one buffer and writes it with one call.
+//!   the peer and writes them with one vectored write: small messages and
+//!   piece headers encoded into one buffer, blocks sent as they are.
 //!
 //! Neither task decides anything: the session owns the protocol state.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use swarm_engine::PeerKey;
-use swarm_wire::peer::{HANDSHAKE_LEN, Handshake, Message, MessageDecoder};
+use swarm_wire::peer::{HANDSHAKE_LEN, Handshake, Message, MessageDecoder, encode_piece_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -215,29 +217,82 @@ pub async fn write_loop(
     events: mpsc::Sender<PeerInput>,
     limit: Option<Arc<RateLimiter>>,
 ) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut batch = WriteBatch::default();
     while let Some(msg) = rx.recv().await {
-        msg.encode_into(&mut buf);
-        while buf.len() < WRITE_BATCH_MAX {
+        batch.push(msg);
+        while batch.len < WRITE_BATCH_MAX {
             match rx.try_recv() {
-                Ok(msg) => msg.encode_into(&mut buf),
+                Ok(msg) => batch.push(msg),
                 Err(_) => break,
             }
         }
         if let Some(limit) = &limit {
-            limit.take(buf.len()).await;
+            limit.take(batch.len).await;
         }
-        if let Err(e) = wr.write_all(&buf).await {
+        if let Err(e) = batch.write_to(&mut wr).await {
             let _ = events
                 .send(PeerInput::Closed(key, format!("write: {e}")))
                 .await;
             return;
         }
-        queued.fetch_sub(buf.len(), Ordering::Relaxed);
-        buf.clear();
-        if buf.capacity() > 4 * WRITE_BATCH_MAX {
-            buf = BytesMut::with_capacity(64 * 1024);
-        }
+        queued.fetch_sub(batch.len, Ordering::Relaxed);
+        batch.clear();
     }
     let _ = wr.shutdown().await;
 }
+
+/// Messages encoded for one vectored write: small messages and piece headers
+/// are encoded into a shared buffer, blocks go out as they are (no copy).
+#[derive(Default)]
+struct WriteBatch {
+    head: BytesMut,
+    chunks: Vec<bytes::Bytes>,
+    /// Bytes in the batch.
+    len: usize,
+}
+
+impl WriteBatch {
+    fn push(&mut self, msg: Message) {
+        self.len += msg.encoded_len();
+        match msg {
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => {
+                encode_piece_header(piece, offset, data.len(), &mut self.head);
+                self.chunks.push(self.head.split().freeze());
+                self.chunks.push(data);
+            }
+            other => other.encode_into(&mut self.head),
+        }
+    }
+
+    async fn write_to(&mut self, wr: &mut OwnedWriteHalf) -> std::io::Result<()> {
+        if !self.head.is_empty() {
+            self.chunks.push(self.head.split().freeze());
+        }
+        let mut slices: Vec<IoSlice<'_>> = self.chunks.iter().map(|c| IoSlice::new(c)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = rest.len().min(IOV_MAX);
+            let written = wr.write_vectored(&rest[..n]).await?;
+            if written == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, written);
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+        if self.head.capacity() > 4 * WRITE_BATCH_MAX {
+            self.head = BytesMut::new();
+        }
+    }
+}
+
+/// Slices handed to one vectored write at most (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
