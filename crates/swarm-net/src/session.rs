@@ -568,8 +568,16 @@ impl Session {
                 if let Some(c) = self.conns.remove(&key) {
                     c.close();
                     tracing::info!(peer = %c.addr, %reason, "connection closed");
-                    self.redial_later(c.addr);
                     let now = self.now();
+                    // Two seeds have nothing to exchange (libtorrent hangs
+                    // up on us then): do not dial that seed again.
+                    let total = self.lengths.num_pieces();
+                    let was_seed = self.core.peer(now, key).is_some_and(|p| p.pieces == total);
+                    if was_seed && self.core.is_complete() {
+                        self.candidates.remove(&c.addr);
+                    } else {
+                        self.redial_later(c.addr);
+                    }
                     self.core.peer_disconnected(now, key);
                 }
             }
