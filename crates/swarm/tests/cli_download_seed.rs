@@ -73,6 +73,7 @@ fn bad_rates_and_peers_are_bad_input() {
         &["download", "x.torrent", "--max-upload-rate", "fast"][..],
         &["download", "x.torrent", "--max-download-rate", "0"],
         &["download", "x.torrent", "--peer", "no-port"],
+        &["download", "x.torrent", "--listen", "localhost"],
         &["seed", "x.torrent", "-d", ".", "--peer", "host.invalid:1"],
     ] {
         let o = run(t.path(), args);

@@ -27,9 +27,9 @@ pub struct NetArgs {
     #[arg(long = "peer", value_name = "HOST:PORT")]
     pub peers: Vec<String>,
 
-    /// Where to accept peers. Default: 0.0.0.0:6881, or the next free port
-    /// up to 6889.
-    #[arg(long, value_name = "ADDR")]
+    /// Where to accept peers: IP:PORT, or a PORT on every interface.
+    /// Default: 0.0.0.0:6881, or the next free port up to 6889.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
 
     /// Print one JSON status line per second on stdout (and a final one)
@@ -45,6 +45,14 @@ pub struct NetArgs {
     /// Download at most this many bytes per second, over all peers.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub max_download_rate: Option<u64>,
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("`{s}` is not IP:PORT or a port (e.g. 0.0.0.0:6881 or 6881)"))
 }
 
 fn parse_rate(s: &str) -> Result<u64, String> {
@@ -144,6 +152,11 @@ async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
             .map(|b| Arc::new(RateLimiter::new(b))),
         ..SessionConfig::default()
     };
+    if r.spec.trackers.iter().flatten().next().is_none() && r.peers.is_empty() {
+        tracing::warn!(
+            "the torrent lists no tracker and no --peer was given: only peers that connect to us will be found"
+        );
+    }
     let handle = session::spawn(r.spec, storage, have, listener, config);
     tracing::info!(
         port = handle.status().listen_port,
