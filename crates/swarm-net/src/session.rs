@@ -423,6 +423,7 @@ impl Session {
         }
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut accept_paused_until = Instant::now();
         loop {
             let deadline = self.core.poll_timeout().map_or_else(
                 || Instant::now() + HOUSEKEEPING_INTERVAL,
@@ -436,10 +437,17 @@ impl Session {
                     self.on_peer_input(input);
                 }
                 Some(input) = self.input_rx.recv() => self.on_input(input),
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, addr)) => self.on_accept(stream, addr),
-                    Err(e) => tracing::warn!(error = %e, "accept failed"),
-                },
+                accepted = self.listener.accept(), if Instant::now() >= accept_paused_until => {
+                    match accepted {
+                        Ok((stream, addr)) => self.on_accept(stream, addr),
+                        Err(e) => {
+                            // Out of file descriptors, say: retrying at once
+                            // would spin. Other inputs go on meanwhile.
+                            tracing::warn!(error = %e, "accept failed; pausing the listener for a second");
+                            accept_paused_until = Instant::now() + HOUSEKEEPING_INTERVAL;
+                        }
+                    }
+                }
                 () = tokio::time::sleep_until(deadline) => {
                     let now = self.now();
                     self.core.handle_timeout(now);
