@@ -166,11 +166,13 @@ async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
     );
     let interrupted = drive(&handle, &display, r.until, started).await?;
     handle.stop();
-    let last = handle.join().await;
-    let last = match last {
+    let status = handle.watch();
+    let last = match handle.join().await {
         Ok(s) => s,
         Err(e) => {
-            display.finish(None, started);
+            // The session published its failure (state and error) last.
+            let failed = status.borrow().clone();
+            display.finish(Some(&failed), started);
             return Err(e.into());
         }
     };
@@ -337,11 +339,21 @@ impl Display {
         let Some(s) = last else { return };
         if self.json {
             let mut v = status_json(s, started);
-            v["state"] = if s.complete { "completed" } else { "stopped" }.into();
+            v["state"] = if s.error.is_some() {
+                "failed"
+            } else if s.complete {
+                "completed"
+            } else {
+                "stopped"
+            }
+            .into();
             v["final"] = true.into();
             self.print_json(v);
         } else {
             let secs = started.elapsed().as_secs_f64();
+            if s.error.is_some() {
+                return; // the error line says it
+            }
             let _ = super::print_stdout(&format!(
                 "{}: {} of {} pieces, {} down, {} up in {:.1} s\n",
                 if s.complete { "complete" } else { "stopped" },
