@@ -358,9 +358,13 @@ mod tests {
         a.write_all(&Message::Unchoke.to_bytes()).await.unwrap();
         a.write_all(&[0, 0x10, 0, 0, 7]).await.unwrap();
         let mut got = Vec::new();
-        while let Some(input) = rx.recv().await {
-            got.push(input);
-        }
+        let collect = async {
+            while let Some(input) = rx.recv().await {
+                got.push(input);
+            }
+        };
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), collect).await;
+        assert!(ended.is_ok(), "the reader ends on the violation");
         reader.await.unwrap();
         assert!(
             matches!(&got[0], PeerInput::Messages(PeerKey(7), m) if m == &vec![Message::Unchoke])

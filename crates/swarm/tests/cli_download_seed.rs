@@ -74,7 +74,14 @@ fn bad_rates_and_peers_are_bad_input() {
         &["download", "x.torrent", "--max-download-rate", "0"],
         &["download", "x.torrent", "--peer", "no-port"],
         &["download", "x.torrent", "--listen", "localhost"],
-        &["seed", "x.torrent", "-d", ".", "--peer", "host.invalid:1"],
+        &[
+            "seed",
+            "x.torrent",
+            "-d",
+            ".",
+            "--peer",
+            "127.0.0.1:notaport",
+        ],
     ] {
         let o = run(t.path(), args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
