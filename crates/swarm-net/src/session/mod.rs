@@ -26,17 +26,19 @@ use swarm_engine::{
 };
 use swarm_wire::lengths::{BlockInfo, Lengths};
 use swarm_wire::peer::{EXTENDED_HANDSHAKE_ID, ExtendedHandshake, Message, MessageDecoder};
-use swarm_wire::tracker::Event;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::conn::{self, ConnError, Handshaken, PeerInput};
+
+mod announce;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Storage;
 use crate::tracker::{AnnounceStats, TrackerClient, TrackerConfig};
 use crate::{NetError, TorrentSpec};
+use announce::{TrackerCommand, TrackerTask, tracker_task};
 
 /// Connections (open and being opened) per torrent, by default.
 pub const CONNECTIONS_MAX_DEFAULT: usize = 50;
@@ -339,16 +341,6 @@ enum Input {
     },
     Storage(Vec<StorageDone>),
     TrackerPeers(Vec<SocketAddr>),
-}
-
-struct TrackerTask {
-    tx: mpsc::UnboundedSender<TrackerCommand>,
-    task: JoinHandle<()>,
-}
-
-enum TrackerCommand {
-    Completed,
-    Stop,
 }
 
 struct Session {
@@ -975,70 +967,4 @@ fn client_name(peer_id: &[u8; 20]) -> String {
         .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
         .collect();
     text.trim_matches('-').to_string()
-}
-
-/// Announces `started`, then regularly, `completed` when told, and `stopped`
-/// when stopped; hands every peer list to the session.
-async fn tracker_task(
-    mut client: TrackerClient,
-    mut commands: mpsc::UnboundedReceiver<TrackerCommand>,
-    stats: watch::Receiver<AnnounceStats>,
-    out: mpsc::UnboundedSender<Input>,
-) {
-    let mut event = Event::Started;
-    let mut announced = false;
-    let mut due_now = true;
-    loop {
-        if !due_now {
-            // The tracker's interval after a success, a growing back-off
-            // after failures; `completed` cuts the wait short.
-            let wait = client
-                .next_announce_in()
-                .unwrap_or(Duration::from_secs(1800));
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                cmd = commands.recv() => match cmd {
-                    Some(TrackerCommand::Completed) => event = Event::Completed,
-                    Some(TrackerCommand::Stop) | None => break,
-                },
-            }
-        }
-        due_now = false;
-        let current = *stats.borrow();
-        let result = if event == Event::Completed {
-            // Not raced with a stop: the session stops right after
-            // completing, and `completed` must still reach the tracker (the
-            // session bounds how long it waits for this task).
-            client.announce(event, current).await
-        } else {
-            tokio::select! {
-                result = client.announce(event, current) => result,
-                cmd = commands.recv() => {
-                    match cmd {
-                        Some(TrackerCommand::Completed) => {
-                            event = Event::Completed;
-                            due_now = true;
-                            continue;
-                        }
-                        Some(TrackerCommand::Stop) | None => break,
-                    }
-                }
-            }
-        };
-        match result {
-            Ok(r) => {
-                announced = true;
-                tracing::info!(peers = r.peers.len(), ?event, "tracker answered");
-                let _ = out.send(Input::TrackerPeers(r.peers));
-                event = Event::None;
-            }
-            Err(e) => tracing::warn!(error = %e, ?event, "announce failed"),
-        }
-    }
-    if announced {
-        let current = *stats.borrow();
-        if let Err(e) = client.announce(Event::Stopped, current).await {
-            tracing::info!(error = %e, "stopped announce failed");
-        }
-    }
 }
