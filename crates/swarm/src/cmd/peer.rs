@@ -164,7 +164,7 @@ async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
         info_hash = %r.spec.info_hash_hex(),
         "started"
     );
-    let interrupted = drive(&handle, &display, r.until, started).await?;
+    drive(&handle, &display, r.until, started).await?;
     handle.stop();
     let status = handle.watch();
     let last = match handle.join().await {
@@ -177,9 +177,11 @@ async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
         }
     };
     display.finish(Some(&last), started);
-    if interrupted && r.until == Until::Complete && !last.complete {
+    // A download that ends incomplete failed, with --seed or without; a
+    // seeder with partial data did what it could.
+    if r.mode == OpenMode::Create && !last.complete {
         anyhow::bail!(
-            "interrupted with {} of {} pieces",
+            "stopped with {} of {} pieces",
             last.pieces_have,
             last.pieces_total
         );
@@ -187,13 +189,14 @@ async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
     Ok(last)
 }
 
-/// Shows the status until the run should end. Returns whether a signal ended it.
+/// Shows the status until the run should end: complete (if that is the
+/// goal), a signal, or the session failing.
 async fn drive(
     handle: &SessionHandle,
     display: &Display,
     until: Until,
     started: Instant,
-) -> Result<bool> {
+) -> Result<()> {
     let mut status = handle.watch();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -204,23 +207,23 @@ async fn drive(
     tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
-            _ = &mut ctrl_c => return Ok(true),
-            _ = sigterm.recv() => return Ok(true),
+            _ = &mut ctrl_c => return Ok(()),
+            _ = sigterm.recv() => return Ok(()),
             _ = tick.tick() => display.show(&handle.status(), started),
             changed = status.changed() => {
                 if changed.is_err() {
-                    return Ok(false); // the session ended (an error)
+                    return Ok(()); // the session ended (an error)
                 }
                 let s = status.borrow_and_update().clone();
                 if s.error.is_some() {
-                    return Ok(false);
+                    return Ok(());
                 }
                 if s.complete && !was_complete {
                     was_complete = true;
                     display.show(&s, started);
                 }
                 if s.complete && until == Until::Complete {
-                    return Ok(false);
+                    return Ok(());
                 }
             }
         }
