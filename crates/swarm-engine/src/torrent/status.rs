@@ -4,6 +4,7 @@
 use super::{PeerKey, PeerStats, TorrentConfig, TorrentCore, TorrentStats};
 use crate::bitfield::Bitfield;
 use crate::time::Instant;
+use crate::unchoke::ChokeDecision;
 use swarm_wire::lengths::Lengths;
 
 impl TorrentCore {
@@ -76,7 +77,22 @@ impl TorrentCore {
             queue_target: p.queue_target(now, &self.config),
             requests_from_peer: p.requests_held(),
             connected_at: p.connected_at,
+            choke: self.choke_decisions.get(&key).cloned(),
         })
+    }
+
+    /// The last rechoke's decisions for the peers still connected, in
+    /// `PeerKey` order: the `--peers` table and `--json` status print them
+    /// (`state`, `reason` via `Display`, both rates, `since`).
+    pub fn choke_decisions(&self) -> impl Iterator<Item = &ChokeDecision> + '_ {
+        self.choke_decisions
+            .values()
+            .filter(|d| self.peers.contains_key(&d.peer))
+    }
+
+    /// When the last rechoke ran (`None`: never).
+    pub fn last_rechoke(&self) -> Option<Instant> {
+        self.last_rechoke
     }
 
     pub fn num_peers(&self) -> usize {
