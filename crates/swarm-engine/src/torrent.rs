@@ -25,6 +25,9 @@
 //!   from peer P iff it is in P's in-flight set.
 //! - A piece becomes *have* only on `PieceVerified { ok: true }`, which the
 //!   driver sends after the hash passed and the bytes are on disk.
+//! - We unchoke a peer iff the last rechoke's [`ChokeDecision`] for it says
+//!   so (a peer connected since has none and is choked), and never more
+//!   peers than the unchoker's regular plus optimistic slots.
 //!
 //! # Policies
 //! - Piece choice: [`crate::picker`] (strict priority, random first pieces,
@@ -111,6 +114,8 @@ pub struct PeerStats {
     pub am_interested: bool,
     pub peer_choking: bool,
     pub peer_interested: bool,
+    /// Our requests to it timed out (`request_timeout`): it gets one request
+    /// at a time. The choker's 60 s anti-snubbing shows in `choke` instead.
     pub snubbed: bool,
     /// Bytes/s over the last 20 s.
     pub download_rate: f64,

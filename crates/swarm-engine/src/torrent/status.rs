@@ -99,7 +99,7 @@ impl TorrentCore {
         self.peers.len()
     }
 
-    /// Asserts the invariants of the module docs. Costs O(pieces × peers +
+    /// Asserts the invariants of the module docs and the choker's. Costs O(pieces × peers +
     /// blocks): tests and the simulator call it after every step.
     pub fn check_invariants(&self) {
         self.picker.check_invariants();
@@ -147,6 +147,24 @@ impl TorrentCore {
                 "availability of {piece:?}"
             );
         }
+        // The choke state on the wire is the last rechoke's decision, and no
+        // more peers are unchoked than the unchoker's slots.
+        let mut unchoked = 0;
+        for (k, p) in &self.peers {
+            unchoked += usize::from(!p.am_choking);
+            match self.choke_decisions.get(k) {
+                Some(d) => assert_eq!(
+                    p.am_choking,
+                    !d.state.is_unchoked(),
+                    "{k:?} choke state differs from its decision {d:?}"
+                ),
+                None => assert!(p.am_choking, "{k:?} unchoked without a decision"),
+            }
+        }
+        assert!(
+            unchoked <= self.unchoker.max_unchoked(),
+            "{unchoked} peers unchoked"
+        );
         for (k, _) in &self.transmit {
             assert!(self.peers.contains_key(k), "message queued for gone {k:?}");
         }
