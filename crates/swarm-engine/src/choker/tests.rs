@@ -275,7 +275,8 @@ fn seeding_round_robin_gives_every_leecher_a_turn() {
     let mut turns = [0u32; 9];
     let mut held_since = [None::<Instant>; 9];
     for t in (0..=120).step_by(10) {
-        // The peer we unchoke earliest shows the best upload rate.
+        // Unchoked peers show upload rates, lower keys faster: a fast peer
+        // must still yield its slot when its turn is over.
         for (i, c) in h.peers.iter_mut().enumerate() {
             c.upload_rate = if c.unchoked {
                 1000.0 * (9 - i) as f64
