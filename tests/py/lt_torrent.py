@@ -51,7 +51,10 @@ def info_json(ti):
         "num_pieces": ti.num_pieces(),
         "private": ti.priv(),
         "files": files,
-        "trackers": [tiers[k] for k in sorted(tiers)],
+        # libtorrent shuffles the URLs inside each tier when it loads a
+        # torrent (BEP 12 says to), so their order there means nothing:
+        # sorted, for a stable comparison.
+        "trackers": [sorted(tiers[k]) for k in sorted(tiers)],
         "comment": ti.comment(),
         "creator": ti.creator(),
     }

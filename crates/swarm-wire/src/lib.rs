@@ -11,8 +11,13 @@
 //! - [`tracker`]: tracker announce/scrape messages, HTTP (BEP 3, 23) and UDP (BEP 15).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bencode;
 pub mod lengths;
+pub mod magnet;
+pub mod metainfo;
 pub mod peer;
 pub mod tracker;
 
 pub use lengths::{BlockInfo, Lengths, ValidPieceIndex};
+pub use magnet::Magnet;
+pub use metainfo::{FileEntry, FileSpan, InfoHash, Metainfo, NewContent, TorrentBuilder};

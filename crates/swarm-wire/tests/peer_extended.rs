@@ -70,6 +70,18 @@ fn libtorrent_style_handshake_with_unknown_keys() {
 }
 
 #[test]
+fn unsorted_and_repeated_keys_from_sloppy_clients_are_read() {
+    // Some clients write keys in insertion order (`v` first, `m` last) and
+    // unsorted inside `m`; bencode's lenient mode reads them.
+    let payload = b"d1:v6:sloppy1:pi6881e1:md6:ut_pexi1e11:ut_metadatai3ee1:pi1ee";
+    let hs = ExtendedHandshake::decode(payload).unwrap();
+    assert_eq!(hs.v.as_deref(), Some("sloppy"));
+    assert_eq!(hs.p, Some(6881), "the first of two `p` keys wins");
+    assert_eq!(hs.extension_id("ut_metadata"), Some(3));
+    assert_eq!(hs.extension_id("ut_pex"), Some(1));
+}
+
+#[test]
 fn malformed_payloads_are_errors() {
     for bad in [
         &b""[..],

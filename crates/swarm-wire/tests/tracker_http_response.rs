@@ -45,6 +45,16 @@ fn dictionary_peers_and_host_names() {
 }
 
 #[test]
+fn unsorted_keys_from_real_trackers_are_read() {
+    // Trackers written in scripting languages emit keys in insertion order.
+    let body = b"d8:intervali900e5:peers6:\x7f\x00\x00\x01\x1a\xe18:completei2ee";
+    let r = parse_announce_response(body).unwrap();
+    assert_eq!(r.interval, 900);
+    assert_eq!(r.complete, Some(2));
+    assert_eq!(r.peers, vec![addr("127.0.0.1:6881")]);
+}
+
+#[test]
 fn failure_reason_is_a_failure() {
     assert_eq!(
         parse_announce_response(b"d14:failure reason9:forbiddene"),

@@ -44,6 +44,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Create(cmd::create::CreateArgs),
+    Info(cmd::info::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,5 +52,6 @@ fn main() -> ExitCode {
     cmd::init_logging(cli.verbose);
     cmd::exit(match cli.command {
         Command::Create(args) => cmd::create::run(args),
+        Command::Info(args) => cmd::info::run(args),
     })
 }

@@ -117,37 +117,30 @@ macro_rules! shape_tests {
             use super::*;
 
             #[test]
-            #[ignore = "pending: `swarm info` lands with swarm-wire metainfo (issue 2)"]
             fn single_file() {
                 read_back($tool, Shape::SingleFile);
             }
             #[test]
-            #[ignore = "pending: `swarm info` lands with swarm-wire metainfo (issue 2)"]
             fn multi_file() {
                 read_back($tool, Shape::MultiFile);
             }
             #[test]
-            #[ignore = "pending: `swarm info` lands with swarm-wire metainfo (issue 2)"]
             fn one_byte_file() {
                 read_back($tool, Shape::OneByte);
             }
             #[test]
-            #[ignore = "pending: `swarm info` lands with swarm-wire metainfo (issue 2)"]
             fn file_of_exactly_one_piece() {
                 read_back($tool, Shape::ExactlyOnePiece);
             }
             #[test]
-            #[ignore = "pending: `swarm info` lands with swarm-wire metainfo (issue 2)"]
             fn file_of_one_piece_plus_one_byte() {
                 read_back($tool, Shape::OnePiecePlusOne);
             }
             #[test]
-            #[ignore = "pending: `swarm info` lands with swarm-wire metainfo (issue 2)"]
             fn empty_files_inside_a_folder() {
                 read_back($tool, Shape::EmptyFileInFolder);
             }
             #[test]
-            #[ignore = "pending: `swarm info` lands with swarm-wire metainfo (issue 2)"]
             fn non_ascii_names() {
                 read_back($tool, Shape::NonAscii);
             }
@@ -162,7 +155,6 @@ shape_tests!(libtorrent, Tool::Libtorrent);
 /// Trackers in tiers and the private flag, as libtorrent and mktorrent write
 /// them, read the same way by swarm.
 #[test]
-#[ignore = "pending: `swarm info` lands with swarm-wire metainfo (issue 2)"]
 fn mktorrent_tiers_and_private_flag() {
     if !Tool::Mktorrent.available() {
         return;

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::WireError;
-use crate::tracker::mini_bencode;
+use crate::bencode;
+use crate::bencode::{put_bytes, put_int};
 
 /// Extensions kept from one handshake's `m`; real clients list under 20.
 pub const EXTENSIONS_MAX: usize = 128;
@@ -88,10 +89,13 @@ impl ExtendedHandshake {
 
     /// Parses the payload of extended message 0.
     pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
-        let root = mini_bencode::parse(payload).map_err(bad)?;
-        let dict = root.as_dict().ok_or_else(|| bad("not a dictionary"))?;
+        // Lenient: clients in the wild send unsorted keys here.
+        let dict = bencode::decode_lenient(payload).map_err(bad)?;
+        if dict.as_dict().is_none() {
+            return Err(bad("not a dictionary"));
+        }
         let mut hs = ExtendedHandshake::default();
-        if let Some(m) = mini_bencode::get(dict, b"m") {
+        if let Some(m) = dict.get(b"m") {
             let m = m.as_dict().ok_or_else(|| bad("m is not a dictionary"))?;
             for (name, id) in m {
                 if hs.m.len() >= EXTENSIONS_MAX {
@@ -108,8 +112,9 @@ impl ExtendedHandshake {
                 }
             }
         }
-        let int = |key: &[u8]| mini_bencode::get(dict, key).and_then(|v| v.as_int());
-        hs.v = mini_bencode::get(dict, b"v")
+        let int = |key: &[u8]| dict.get(key).and_then(|v| v.as_int());
+        hs.v = dict
+            .get(b"v")
             .and_then(|v| v.as_bytes())
             .map(|b| String::from_utf8_lossy(&b[..b.len().min(CLIENT_NAME_LEN_MAX)]).into_owned());
         hs.reqq = int(b"reqq").and_then(|i| u32::try_from(i).ok());
@@ -117,7 +122,8 @@ impl ExtendedHandshake {
             .and_then(|i| u16::try_from(i).ok())
             .filter(|&p| p != 0);
         hs.metadata_size = int(b"metadata_size").and_then(|i| u64::try_from(i).ok());
-        hs.yourip = mini_bencode::get(dict, b"yourip")
+        hs.yourip = dict
+            .get(b"yourip")
             .and_then(|v| v.as_bytes())
             .and_then(|b| match b.len() {
                 4 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
@@ -134,16 +140,4 @@ impl ExtendedHandshake {
 
 fn bad(why: impl std::fmt::Display) -> WireError {
     WireError::BadExtendedHandshake(why.to_string())
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(bytes.len().to_string().as_bytes());
-    out.push(b':');
-    out.extend_from_slice(bytes);
-}
-
-fn put_int(out: &mut Vec<u8>, i: i64) {
-    out.push(b'i');
-    out.extend_from_slice(i.to_string().as_bytes());
-    out.push(b'e');
 }

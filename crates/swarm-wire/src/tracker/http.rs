@@ -8,11 +8,11 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use super::mini_bencode::{self, Value};
 use super::{
     AnnounceRequest, AnnounceResponse, MESSAGE_LEN_MAX, PEERS_MAX, ScrapeStats,
     TrackerResponseError, bounded_text, parse_compact_v4, parse_compact_v6,
 };
+use crate::bencode::{self, Kind};
 
 /// Appends `bytes` percent-encoded (unreserved characters kept) to `out`.
 pub fn percent_encode_into(bytes: &[u8], out: &mut String) {
@@ -107,18 +107,19 @@ pub fn scrape_url(announce_url: &str, info_hashes: &[[u8; 20]]) -> Option<String
 /// (BEP 7) or the original list of dictionaries (`ip`, `port`; entries whose
 /// `ip` is a host name, not an address, are skipped: resolving is IO).
 pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerResponseError> {
-    let root = mini_bencode::parse(body).map_err(malformed)?;
-    let dict = root
-        .as_dict()
-        .ok_or_else(|| malformed("not a dictionary"))?;
-    if let Some(reason) = mini_bencode::get(dict, b"failure reason") {
+    // Lenient: real trackers send dictionaries with unsorted keys.
+    let dict = bencode::decode_lenient(body).map_err(malformed)?;
+    if dict.as_dict().is_none() {
+        return Err(malformed("not a dictionary"));
+    }
+    if let Some(reason) = dict.get(b"failure reason") {
         let text = reason
             .as_bytes()
             .ok_or_else(|| malformed("failure reason is not a string"))?;
         return Err(TrackerResponseError::Failure(bounded_text(text)));
     }
     let int = |key: &[u8]| -> Result<Option<u32>, TrackerResponseError> {
-        match mini_bencode::get(dict, key) {
+        match dict.get(key) {
             None => Ok(None),
             Some(v) => {
                 let i = v.as_int().ok_or_else(|| {
@@ -139,27 +140,29 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerR
         min_interval: int(b"min interval")?,
         complete: int(b"complete")?,
         incomplete: int(b"incomplete")?,
-        tracker_id: mini_bencode::get(dict, b"tracker id")
+        tracker_id: dict
+            .get(b"tracker id")
             .and_then(|v| v.as_bytes())
             .map(|b| b[..b.len().min(MESSAGE_LEN_MAX)].to_vec()),
-        warning: mini_bencode::get(dict, b"warning message")
+        warning: dict
+            .get(b"warning message")
             .and_then(|v| v.as_bytes())
             .map(bounded_text),
         peers: Vec::new(),
     };
-    match mini_bencode::get(dict, b"peers") {
+    match dict.get(b"peers").map(|v| v.kind()) {
         None => {}
-        Some(Value::Bytes(compact)) => parse_compact_v4(compact, &mut response.peers)?,
-        Some(Value::List(entries)) => {
+        Some(Kind::Bytes(compact)) => parse_compact_v4(compact, &mut response.peers)?,
+        Some(Kind::List(entries)) => {
             for entry in entries {
                 if response.peers.len() >= PEERS_MAX {
                     break;
                 }
-                let d = entry
-                    .as_dict()
-                    .ok_or_else(|| malformed("peer entry is not a dictionary"))?;
-                let ip = mini_bencode::get(d, b"ip").and_then(|v| v.as_bytes());
-                let port = mini_bencode::get(d, b"port").and_then(|v| v.as_int());
+                if entry.as_dict().is_none() {
+                    return Err(malformed("peer entry is not a dictionary"));
+                }
+                let ip = entry.get(b"ip").and_then(|v| v.as_bytes());
+                let port = entry.get(b"port").and_then(|v| v.as_int());
                 let (Some(ip), Some(port)) = (ip, port) else {
                     return Err(malformed("peer entry without ip or port"));
                 };
@@ -174,9 +177,9 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerR
         }
         Some(_) => return Err(malformed("peers is neither a string nor a list")),
     }
-    match mini_bencode::get(dict, b"peers6") {
+    match dict.get(b"peers6").map(|v| v.kind()) {
         None => {}
-        Some(Value::Bytes(compact)) => parse_compact_v6(compact, &mut response.peers)?,
+        Some(Kind::Bytes(compact)) => parse_compact_v6(compact, &mut response.peers)?,
         Some(_) => return Err(malformed("peers6 is not a string")),
     }
     Ok(response)
@@ -189,27 +192,30 @@ pub fn parse_scrape_response(
     body: &[u8],
     info_hash: &[u8; 20],
 ) -> Result<ScrapeStats, TrackerResponseError> {
-    let root = mini_bencode::parse(body).map_err(malformed)?;
-    let dict = root
-        .as_dict()
-        .ok_or_else(|| malformed("not a dictionary"))?;
-    if let Some(reason) = mini_bencode::get(dict, b"failure reason") {
+    // Lenient: real trackers send dictionaries with unsorted keys.
+    let dict = bencode::decode_lenient(body).map_err(malformed)?;
+    if dict.as_dict().is_none() {
+        return Err(malformed("not a dictionary"));
+    }
+    if let Some(reason) = dict.get(b"failure reason") {
         let text = reason
             .as_bytes()
             .ok_or_else(|| malformed("failure reason is not a string"))?;
         return Err(TrackerResponseError::Failure(bounded_text(text)));
     }
-    let files = mini_bencode::get(dict, b"files")
-        .and_then(|v| v.as_dict())
+    let files = dict
+        .get(b"files")
+        .filter(|v| v.as_dict().is_some())
         .ok_or_else(|| malformed("no files dictionary"))?;
-    let Some(entry) = mini_bencode::get(files, info_hash) else {
+    let Some(entry) = files.get(info_hash) else {
         return Ok(ScrapeStats::default());
     };
-    let entry = entry
-        .as_dict()
-        .ok_or_else(|| malformed("files entry is not a dictionary"))?;
+    if entry.as_dict().is_none() {
+        return Err(malformed("files entry is not a dictionary"));
+    }
     let count = |key: &[u8]| {
-        mini_bencode::get(entry, key)
+        entry
+            .get(key)
             .and_then(|v| v.as_int())
             .map_or(0, |i| i.clamp(0, i64::from(u32::MAX)) as u32)
     };

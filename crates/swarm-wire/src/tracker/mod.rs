@@ -11,7 +11,6 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 pub mod http;
-pub(crate) mod mini_bencode;
 pub mod udp;
 
 /// Bytes of one compact IPv4 peer (BEP 23): 4 address + 2 port.

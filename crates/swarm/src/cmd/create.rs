@@ -52,7 +52,8 @@ EXAMPLES:
 /// always gives the same torrent. Symbolic links inside the folder are refused,
 /// not followed (the error names them); so are sockets, FIFOs and devices.
 /// Empty folders cannot be stored in a torrent and are reported. File names
-/// must be UTF-8.
+/// must be UTF-8 and hold no backslash (Windows clients would read it as a
+/// folder separator, so swarm info and every swarm peer refuse it).
 #[derive(Debug, Args)]
 #[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_STATUS_HELP))]
 pub struct CreateArgs {
@@ -283,95 +284,38 @@ struct NewTorrent<'a> {
     creation_date: u64,
 }
 
-/// The .torrent bytes and the v1 info-hash.
+/// The .torrent bytes and the v1 info-hash, from swarm-wire's canonical
+/// builder (which parses its output back before returning it).
 fn encode(t: &NewTorrent<'_>) -> Result<(Vec<u8>, [u8; 20])> {
-    interim::encode(t)
-}
-
-/// A minimal canonical bencode writer, until swarm-wire's metainfo builder
-/// lands.
-mod interim {
-    use super::NewTorrent;
-    use sha1::{Digest, Sha1};
-
-    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-        out.extend_from_slice(b.len().to_string().as_bytes());
-        out.push(b':');
-        out.extend_from_slice(b);
-    }
-    fn int(out: &mut Vec<u8>, n: u64) {
-        out.push(b'i');
-        out.extend_from_slice(n.to_string().as_bytes());
-        out.push(b'e');
-    }
-
-    pub fn encode(t: &NewTorrent<'_>) -> anyhow::Result<(Vec<u8>, [u8; 20])> {
-        let mut info = vec![b'd'];
-        if t.content.is_dir {
-            bytes(&mut info, b"files");
-            info.push(b'l');
-            for (path, f) in &t.content.files {
-                info.push(b'd');
-                bytes(&mut info, b"length");
-                int(&mut info, f.length);
-                bytes(&mut info, b"path");
-                info.push(b'l');
-                for c in path {
-                    bytes(&mut info, c.as_bytes());
-                }
-                info.extend_from_slice(b"ee");
-            }
-            info.push(b'e');
-        } else {
-            bytes(&mut info, b"length");
-            int(&mut info, t.content.total_size());
+    use swarm_wire::metainfo::{NewContent, TorrentBuilder};
+    let content = if t.content.is_dir {
+        NewContent::Folder {
+            files: t
+                .content
+                .files
+                .iter()
+                .map(|(path, f)| (path.clone(), f.length))
+                .collect(),
         }
-        bytes(&mut info, b"name");
-        bytes(&mut info, t.content.name.as_bytes());
-        bytes(&mut info, b"piece length");
-        int(&mut info, t.piece_length);
-        bytes(&mut info, b"pieces");
-        bytes(&mut info, &t.pieces.concat());
-        if t.private {
-            bytes(&mut info, b"private");
-            int(&mut info, 1);
+    } else {
+        NewContent::File {
+            length: t.content.total_size(),
         }
-        info.push(b'e');
-        let hash: [u8; 20] = Sha1::digest(&info).into();
-
-        let mut out = vec![b'd'];
-        if let Some(first) = t.tiers.first().and_then(|tier| tier.first()) {
-            bytes(&mut out, b"announce");
-            bytes(&mut out, first.as_bytes());
-            if t.tiers.iter().map(Vec::len).sum::<usize>() > 1 {
-                bytes(&mut out, b"announce-list");
-                out.push(b'l');
-                for tier in t.tiers {
-                    out.push(b'l');
-                    for url in tier {
-                        bytes(&mut out, url.as_bytes());
-                    }
-                    out.push(b'e');
-                }
-                out.push(b'e');
-            }
-        }
-        if let Some(c) = t.comment {
-            bytes(&mut out, b"comment");
-            bytes(&mut out, c.as_bytes());
-        }
-        bytes(&mut out, b"created by");
-        bytes(
-            &mut out,
-            concat!("swarm/", env!("CARGO_PKG_VERSION")).as_bytes(),
-        );
-        bytes(&mut out, b"creation date");
-        int(&mut out, t.creation_date);
-        bytes(&mut out, b"info");
-        out.extend_from_slice(&info);
-        out.push(b'e');
-        Ok((out, hash))
-    }
+    };
+    let piece_length = u32::try_from(t.piece_length).context("piece length")?;
+    let mut builder = TorrentBuilder::new(
+        t.content.name.clone(),
+        piece_length,
+        content,
+        t.pieces.to_vec(),
+    );
+    builder.tiers = t.tiers.to_vec();
+    builder.private = t.private;
+    builder.comment = t.comment.map(str::to_owned);
+    builder.created_by = Some(concat!("swarm/", env!("CARGO_PKG_VERSION")).to_owned());
+    builder.creation_date = Some(i64::try_from(t.creation_date).unwrap_or(i64::MAX));
+    let (bytes, info_hash) = builder.build().map_err(|e| bad_input(e.to_string()))?;
+    Ok((bytes, info_hash.0))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod content;
 pub mod create;
+pub mod info;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
