@@ -41,7 +41,7 @@
 //!   *parole* (they download pieces alone, so the next failure is theirs);
 //!   the sole sender of [`HASH_FAILURES_BAN`] failed pieces is banned.
 //! - Protocol violations (requests outside the torrent, unrequested data, a
-//!   malformed or late bitfield, out-of-range have, BEP 6 messages without
+//!   malformed bitfield, out-of-range have, BEP 6 messages without
 //!   BEP 6) drop the peer with a reason; the others carry on.
 //! - Uploads: only to peers we unchoke (the tit-for-tat [`crate::choker`]
 //!   decides every `rechoke_interval`, and fills slots freed in between);
@@ -339,7 +339,7 @@ impl TorrentCore {
             Message::Bitfield(bytes) => {
                 let n = self.lengths.num_pieces();
                 let bf = Bitfield::from_wire(&bytes, n).map_err(|e| e.to_string())?;
-                self.on_first_pieces(key, bf, "bitfield")
+                self.on_first_pieces(key, bf)
             }
             Message::HaveAll | Message::HaveNone => {
                 let all = msg == Message::HaveAll;
@@ -353,7 +353,7 @@ impl TorrentCore {
                 } else {
                     Bitfield::empty(n)
                 };
-                self.on_first_pieces(key, bf, name)
+                self.on_first_pieces(key, bf)
             }
             Message::Request {
                 piece,
@@ -443,14 +443,15 @@ impl TorrentCore {
         Ok(())
     }
 
-    /// A bitfield, have-all or have-none: only valid before other piece state.
-    fn on_first_pieces(&mut self, key: PeerKey, bf: Bitfield, name: &str) -> Result<(), Violation> {
+    /// A bitfield, have-all or have-none. BEP 3 and BEP 6 want it first, but
+    /// a late one is merged, not a violation: aria2 1.36 sends have-none,
+    /// then requests, then a bitfield, and libtorrent and Transmission accept
+    /// that. A peer never loses pieces, so merging only adds (a late
+    /// have-none changes nothing).
+    fn on_first_pieces(&mut self, key: PeerKey, bf: Bitfield) -> Result<(), Violation> {
         let Some(p) = self.peers.get_mut(&key) else {
             return Ok(());
         };
-        if p.seen_piece_state {
-            return Err(format!("{name} after other messages"));
-        }
         p.seen_piece_state = true;
         for i in bf.iter_ones() {
             if p.pieces.set(i) {

@@ -1,3 +1,66 @@
 //! `swarm-net`: tokio drivers around the sans-IO engines.
+//!
+//! Architecture invariant: no protocol decision is made here. The drivers
+//! translate bytes and time into engine events and execute the engine's
+//! actions. Each `TorrentCore` has exactly one owner task ([`session`]); no
+//! `Arc<Mutex<_>>` around engine state.
+//!
+//! - [`spec`]: [`TorrentSpec`], the torrent as the drivers need it.
+//! - [`storage`]: files on disk, piece ↔ file spans, SHA-1 checks.
+//! - [`conn`]: peer connections: handshake, reader and writer tasks.
+//! - [`session`]: the owner task of one torrent.
+//! - [`resume`]: the crash-safe resume record (verified pieces, file stamps).
+//! - [`ratelimit`]: token buckets for `--max-upload-rate`/`--max-download-rate`.
+//! - [`tracker`]: the tracker client (HTTP and UDP).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod conn;
+pub mod ratelimit;
 pub mod resume;
+pub mod session;
+pub mod spec;
+pub mod storage;
 pub mod tracker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use session::{SessionConfig, SessionHandle, SessionState, SessionStatus};
+pub use spec::{FileSpec, TorrentSpec};
+pub use storage::{OpenMode, Storage};
+
+/// What went wrong in a driver, phrased for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// A file or folder of the torrent could not be created, read or written.
+    #[error("{}: {source}", path.display())]
+    Storage {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The torrent's parts do not agree (a bug in whoever built the spec, or
+    /// a hostile file that slipped through).
+    #[error("bad torrent: {0}")]
+    BadTorrent(String),
+    /// No listening socket could be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The torrent stopped: a disk error while downloading or seeding.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Our peer id: `-SW0001-` (Azureus style: client SW, version 0.0.0.1) and
+/// 12 random alphanumerics.
+pub fn new_peer_id() -> [u8; 20] {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(b"-SW0001-");
+    for b in &mut id[8..] {
+        *b = ALPHABET[(rand::random::<u32>() as usize) % ALPHABET.len()];
+    }
+    id
+}

@@ -20,6 +20,10 @@ EXAMPLES:
   Read a magnet link:
       swarm info 'magnet:?xt=urn:btih:...&dn=photos'
 
+  Download it into ~/Downloads, then seed the folder it came from:
+      swarm download photos.torrent -o ~/Downloads
+      swarm seed photos.torrent -d ~/photos/..
+
   More on one command:
       swarm help create";
 
@@ -45,6 +49,8 @@ struct Cli {
 enum Command {
     Create(cmd::create::CreateArgs),
     Info(cmd::info::InfoArgs),
+    Download(cmd::download::DownloadArgs),
+    Seed(cmd::seed::SeedArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,5 +59,7 @@ fn main() -> ExitCode {
     cmd::exit(match cli.command {
         Command::Create(args) => cmd::create::run(args),
         Command::Info(args) => cmd::info::run(args),
+        Command::Download(args) => cmd::download::run(args),
+        Command::Seed(args) => cmd::seed::run(args),
     })
 }

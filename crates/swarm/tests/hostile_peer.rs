@@ -38,7 +38,6 @@ fn reports_ban(p: &Peer) -> bool {
 }
 
 #[test]
-#[ignore = "pending: `swarm download` (issue 3)"]
 fn corrupt_blocks_are_refetched_and_the_hostile_peer_is_banned() {
     if !(require_python_libtorrent() && require_swarm_subcommand(&swarm_bin(), "download")) {
         return;

@@ -50,7 +50,6 @@ fn swarm_leech_from(t: &TestDir, torrent: &TorrentFile, content: &Path, seeder: 
 }
 
 #[test]
-#[ignore = "pending: `swarm download` (issue 3)"]
 fn swarm_downloads_single_file_16k_pieces_from_libtorrent() {
     if !ready(&[]) {
         return;
@@ -68,7 +67,6 @@ fn swarm_downloads_single_file_16k_pieces_from_libtorrent() {
 }
 
 #[test]
-#[ignore = "pending: `swarm download` (issue 3)"]
 fn swarm_downloads_multi_file_256k_pieces_from_libtorrent_via_udp_opentracker() {
     if !ready(&["opentracker"]) {
         return;
@@ -108,7 +106,6 @@ fn swarm_downloads_multi_file_256k_pieces_from_libtorrent_via_udp_opentracker() 
 }
 
 #[test]
-#[ignore = "pending: `swarm download` (issue 3)"]
 fn swarm_downloads_multi_file_4m_pieces_from_transmission() {
     if !ready(&["transmission-cli"]) {
         return;
@@ -133,7 +130,6 @@ fn swarm_downloads_multi_file_4m_pieces_from_transmission() {
 }
 
 #[test]
-#[ignore = "pending: `swarm download` (issue 3)"]
 fn swarm_downloads_multi_file_16k_pieces_from_aria2() {
     if !ready(&["aria2c"]) {
         return;

@@ -21,7 +21,6 @@ fn swarm_bin() -> PathBuf {
 }
 
 #[test]
-#[ignore = "pending: `swarm download` (issue 3)"]
 fn mixed_swarm_via_opentracker_every_member_completes() {
     if !(require_python_libtorrent()
         && require_program("transmission-cli")

@@ -26,7 +26,6 @@ fn ready(programs: &[&str]) -> bool {
 }
 
 #[test]
-#[ignore = "pending: `swarm seed` (issue 3)"]
 fn libtorrent_downloads_multi_file_16k_pieces_from_swarm() {
     if !ready(&[]) {
         return;
@@ -63,7 +62,6 @@ fn libtorrent_downloads_multi_file_16k_pieces_from_swarm() {
 }
 
 #[test]
-#[ignore = "pending: `swarm seed` (issue 3)"]
 fn transmission_downloads_single_file_4m_pieces_from_swarm() {
     if !ready(&["transmission-cli"]) {
         return;
@@ -103,7 +101,6 @@ fn transmission_downloads_single_file_4m_pieces_from_swarm() {
 }
 
 #[test]
-#[ignore = "pending: `swarm seed` (issue 3)"]
 fn aria2_downloads_single_file_256k_pieces_from_swarm() {
     if !ready(&["aria2c"]) {
         return;

@@ -7,7 +7,10 @@
 
 pub mod content;
 pub mod create;
+pub mod download;
 pub mod info;
+pub mod peer;
+pub mod seed;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;

@@ -1,0 +1,298 @@
+//! Peer connections (BEP 3 handshake, BEP 6 and BEP 10 reserved bits) and the
+//! two tasks that move a connection's bytes.
+//!
+//! - [`connect`] / [`accept`]: TCP connect with a timeout, then the 68-byte
+//!   handshake with an info-hash check. The dialler sends first; the
+//!   acceptor reads the peer's handshake first, so it can refuse a torrent it
+//!   does not serve without revealing its peer id.
+//! - [`read_loop`]: one task per connection. Reads into a large buffer,
+//!   decodes every whole message with the bounded [`MessageDecoder`] and
+//!   forwards them as one batch per read to the session (blocks are slices of
+//!   the read buffer: no copy). A protocol violation closes the connection
+//!   with the reason.
+//! - [`write_loop`]: one task per connection. Takes every message queued for
+//!   the peer and writes them with one vectored write: small messages and
+//!   piece headers encoded into one buffer, blocks sent as they are.
+//!
+//! Neither task decides anything: the session owns the protocol state.
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use swarm_engine::PeerKey;
+use swarm_wire::peer::{HANDSHAKE_LEN, Handshake, Message, MessageDecoder, encode_piece_header};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+
+use crate::ratelimit::RateLimiter;
+
+/// How long a TCP connect may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the peer has to send its handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room the reader asks for before each read: large reads, few syscalls.
+pub const READ_BUF_LEN: usize = 256 * 1024;
+/// The writer flushes once its buffer holds this much, even if more is queued.
+pub const WRITE_BATCH_MAX: usize = 512 * 1024;
+
+/// A connection whose handshake completed.
+#[derive(Debug)]
+pub struct Handshaken {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    pub remote: Handshake,
+    /// Bytes the peer sent after its handshake, read along with it.
+    pub leftover: BytesMut,
+    pub outgoing: bool,
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("connect timed out")]
+    ConnectTimeout,
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    #[error("closed during the handshake")]
+    ClosedDuringHandshake,
+    #[error("handshake for another torrent")]
+    WrongInfoHash,
+    #[error("connected to ourselves")]
+    SelfConnection,
+    #[error("{0}")]
+    Wire(#[from] swarm_wire::peer::WireError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Our handshake: BEP 10 extension protocol and BEP 6 fast extension.
+pub fn our_handshake(info_hash: [u8; 20], peer_id: [u8; 20]) -> Handshake {
+    Handshake::new(info_hash, peer_id).with_extensions(true, true, false)
+}
+
+/// Dials `addr` and exchanges handshakes.
+pub async fn connect(
+    addr: SocketAddr,
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+) -> Result<Handshaken, ConnError> {
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ConnError::ConnectTimeout)??;
+    stream.set_nodelay(true)?;
+    stream
+        .write_all(&our_handshake(info_hash, peer_id).to_bytes())
+        .await?;
+    let (remote, leftover) = read_handshake(&mut stream).await?;
+    if remote.info_hash != info_hash {
+        return Err(ConnError::WrongInfoHash);
+    }
+    if remote.peer_id == peer_id {
+        return Err(ConnError::SelfConnection);
+    }
+    Ok(Handshaken {
+        stream,
+        addr,
+        remote,
+        leftover,
+        outgoing: true,
+    })
+}
+
+/// Reads an incoming peer's handshake; answers with ours if it asks for our torrent.
+pub async fn accept(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+) -> Result<Handshaken, ConnError> {
+    stream.set_nodelay(true)?;
+    let (remote, leftover) = read_handshake(&mut stream).await?;
+    if remote.info_hash != info_hash {
+        return Err(ConnError::WrongInfoHash);
+    }
+    stream
+        .write_all(&our_handshake(info_hash, peer_id).to_bytes())
+        .await?;
+    if remote.peer_id == peer_id {
+        // Answered anyway, so the dialling side (us) sees its own id and
+        // stops dialling that address.
+        return Err(ConnError::SelfConnection);
+    }
+    Ok(Handshaken {
+        stream,
+        addr,
+        remote,
+        leftover,
+        outgoing: false,
+    })
+}
+
+async fn read_handshake(stream: &mut TcpStream) -> Result<(Handshake, BytesMut), ConnError> {
+    let read = async {
+        let mut buf = BytesMut::with_capacity(4096);
+        loop {
+            if let Some(hs) = Handshake::decode(&mut buf)? {
+                return Ok((hs, buf));
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(ConnError::ClosedDuringHandshake);
+            }
+            if buf.len() > HANDSHAKE_LEN {
+                // Decode takes the handshake as soon as 68 bytes are in.
+                continue;
+            }
+        }
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, read)
+        .await
+        .map_err(|_| ConnError::HandshakeTimeout)?
+}
+
+/// What a connection's tasks tell the session.
+#[derive(Debug)]
+pub enum PeerInput {
+    /// Whole messages, in the order received.
+    Messages(PeerKey, Vec<Message>),
+    /// The connection ended; the reason is for the log.
+    Closed(PeerKey, String),
+}
+
+/// Reads and decodes messages until the connection ends or the session
+/// stops listening. `buf` holds bytes already read after the handshake.
+pub async fn read_loop(
+    key: PeerKey,
+    mut rd: OwnedReadHalf,
+    mut buf: BytesMut,
+    mut decoder: MessageDecoder,
+    tx: mpsc::Sender<PeerInput>,
+    limit: Option<Arc<RateLimiter>>,
+) {
+    let reason = loop {
+        let mut batch = Vec::new();
+        let violation = loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(msg)) => batch.push(msg),
+                Ok(None) => break None,
+                Err(e) => break Some(format!("protocol violation: {e}")),
+            }
+        };
+        if !batch.is_empty() && tx.send(PeerInput::Messages(key, batch)).await.is_err() {
+            return; // the session is gone
+        }
+        if let Some(reason) = violation {
+            break reason;
+        }
+        if buf.capacity() - buf.len() < READ_BUF_LEN / 4 {
+            buf.reserve(READ_BUF_LEN);
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => break "closed by the peer".to_string(),
+            Ok(n) => {
+                if let Some(limit) = &limit {
+                    limit.take(n).await;
+                }
+            }
+            Err(e) => break format!("read: {e}"),
+        }
+    };
+    let _ = tx.send(PeerInput::Closed(key, reason)).await;
+}
+
+/// Writes what the session queues for one peer, batching every queued
+/// message into one write, and subtracts what it wrote from `queued` (the
+/// session adds each message's length when it queues it). Ends when the session drops the sender (then
+/// shuts the socket down after flushing) or on a write error.
+pub async fn write_loop(
+    key: PeerKey,
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    queued: Arc<AtomicUsize>,
+    events: mpsc::Sender<PeerInput>,
+    limit: Option<Arc<RateLimiter>>,
+) {
+    let mut batch = WriteBatch::default();
+    while let Some(msg) = rx.recv().await {
+        batch.push(msg);
+        while batch.len < WRITE_BATCH_MAX {
+            match rx.try_recv() {
+                Ok(msg) => batch.push(msg),
+                Err(_) => break,
+            }
+        }
+        if let Some(limit) = &limit {
+            limit.take(batch.len).await;
+        }
+        if let Err(e) = batch.write_to(&mut wr).await {
+            let _ = events
+                .send(PeerInput::Closed(key, format!("write: {e}")))
+                .await;
+            return;
+        }
+        queued.fetch_sub(batch.len, Ordering::Relaxed);
+        batch.clear();
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Messages encoded for one vectored write: small messages and piece headers
+/// are encoded into a shared buffer, blocks go out as they are (no copy).
+#[derive(Default)]
+struct WriteBatch {
+    head: BytesMut,
+    chunks: Vec<bytes::Bytes>,
+    /// Bytes in the batch.
+    len: usize,
+}
+
+impl WriteBatch {
+    fn push(&mut self, msg: Message) {
+        self.len += msg.encoded_len();
+        match msg {
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => {
+                encode_piece_header(piece, offset, data.len(), &mut self.head);
+                self.chunks.push(self.head.split().freeze());
+                self.chunks.push(data);
+            }
+            other => other.encode_into(&mut self.head),
+        }
+    }
+
+    async fn write_to(&mut self, wr: &mut OwnedWriteHalf) -> std::io::Result<()> {
+        if !self.head.is_empty() {
+            self.chunks.push(self.head.split().freeze());
+        }
+        let mut slices: Vec<IoSlice<'_>> = self.chunks.iter().map(|c| IoSlice::new(c)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = rest.len().min(IOV_MAX);
+            let written = wr.write_vectored(&rest[..n]).await?;
+            if written == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, written);
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+        if self.head.capacity() > 4 * WRITE_BATCH_MAX {
+            self.head = BytesMut::new();
+        }
+    }
+}
+
+/// Slices handed to one vectored write at most (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;

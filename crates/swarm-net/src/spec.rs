@@ -1,0 +1,98 @@
+//! What the drivers need to know about a torrent, independent of how the
+//! metainfo was parsed: info-hash, lengths, piece hashes, the file list and
+//! the trackers. The CLI builds a [`TorrentSpec`] from a parsed `.torrent` in
+//! one small function; tests build one by hand.
+
+use std::path::PathBuf;
+
+use swarm_wire::lengths::Lengths;
+use swarm_wire::metainfo::Metainfo;
+
+use crate::NetError;
+
+/// One file of the torrent, in torrent order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSpec {
+    /// Relative to the download folder, torrent name included
+    /// (`name` for a single-file torrent, `name/dir/file` otherwise).
+    /// Already validated: no `..`, no absolute part, no empty component.
+    pub path: PathBuf,
+    pub length: u64,
+}
+
+/// A torrent as the drivers see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TorrentSpec {
+    pub info_hash: [u8; 20],
+    pub name: String,
+    pub lengths: Lengths,
+    /// One SHA-1 per piece.
+    pub piece_hashes: Vec<[u8; 20]>,
+    pub files: Vec<FileSpec>,
+    /// Announce tiers (BEP 12), or `[[announce]]`.
+    pub trackers: Vec<Vec<String>>,
+}
+
+impl TorrentSpec {
+    /// The drivers' view of a parsed `.torrent` (its paths are already safe:
+    /// the parser refuses `..`, absolute parts and empty components).
+    pub fn from_metainfo(m: &Metainfo) -> TorrentSpec {
+        TorrentSpec {
+            info_hash: m.info_hash().0,
+            name: m.name().to_string(),
+            lengths: m.lengths(),
+            piece_hashes: m.piece_hashes().to_vec(),
+            files: m
+                .files()
+                .iter()
+                .map(|f| FileSpec {
+                    path: f.path.iter().collect(),
+                    length: f.length,
+                })
+                .collect(),
+            trackers: m.tracker_tiers(),
+        }
+    }
+
+    /// Checks that the parts agree: one hash per piece, file lengths summing
+    /// to the total, relative paths.
+    pub fn validate(&self) -> Result<(), NetError> {
+        let bad = |why: String| Err(NetError::BadTorrent(why));
+        if self.piece_hashes.len() != self.lengths.num_pieces() as usize {
+            return bad(format!(
+                "{} piece hashes for {} pieces",
+                self.piece_hashes.len(),
+                self.lengths.num_pieces()
+            ));
+        }
+        let mut total = 0u64;
+        for f in &self.files {
+            total = match total.checked_add(f.length) {
+                Some(t) => t,
+                None => return bad("file lengths overflow".into()),
+            };
+            let safe = f
+                .path
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !safe || f.path.as_os_str().is_empty() {
+                return bad(format!("unsafe file path {}", f.path.display()));
+            }
+        }
+        if total != self.lengths.total_length() {
+            return bad(format!(
+                "files hold {total} bytes, the torrent {}",
+                self.lengths.total_length()
+            ));
+        }
+        if self.files.is_empty() {
+            return bad("no files".into());
+        }
+        Ok(())
+    }
+
+    /// The info-hash as 40 lowercase hex digits.
+    pub fn info_hash_hex(&self) -> String {
+        self.info_hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

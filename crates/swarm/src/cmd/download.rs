@@ -1,0 +1,73 @@
+//! `swarm download`: fetch a torrent's content from its peers (BEP 3), found
+//! through its trackers and `--peer`, and optionally keep seeding it.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use swarm_net::OpenMode;
+
+use super::peer::{self, NetArgs, Run, Until};
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  Download into the current folder, peers from the torrent's trackers:
+      swarm download ubuntu.torrent
+
+  Into ~/Downloads, also from a known peer, then keep seeding until Ctrl-C:
+      swarm download photos.torrent -o ~/Downloads --peer 192.0.2.7:6881 --seed
+
+  Gently: at most 2 MiB/s down and 512 KiB/s up, status as JSON lines:
+      swarm download big.torrent --max-download-rate 2M --max-upload-rate 512K --json";
+
+/// Download a torrent's files from its peers.
+///
+/// The files land under DIR (-o, default: the current folder): a single-file
+/// torrent as DIR/NAME, a multi-file one as DIR/NAME/... . They are created
+/// at their final size (sparse) right away; a piece is written only after its
+/// SHA-1 checked out. Files already there are checked first, and only the
+/// missing pieces are fetched, so an interrupted download resumes.
+///
+/// Peers come from the torrent's trackers (HTTP and UDP) and from --peer;
+/// other peers may connect to us on --listen. A peer that sends data that
+/// fails its checks repeatedly is banned (logged).
+///
+/// swarm exits 0 once every piece is on disk, unless --seed is given: then it
+/// keeps uploading to others until Ctrl-C.
+#[derive(Debug, Args)]
+#[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_STATUS_HELP))]
+pub struct DownloadArgs {
+    /// The .torrent file.
+    #[arg(value_name = "FILE.torrent")]
+    pub torrent: PathBuf,
+
+    /// The folder to download into.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Keep seeding once complete, until Ctrl-C.
+    #[arg(long)]
+    pub seed: bool,
+
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+pub fn run(args: DownloadArgs) -> Result<()> {
+    let peers = peer::resolve_peers(&args.net.peers)?;
+    let spec = peer::load_torrent(&args.torrent)?;
+    let dir = peer::output_dir(args.output);
+    peer::run(Run {
+        spec: &spec,
+        dir: &dir,
+        mode: OpenMode::Create,
+        net: &args.net,
+        peers,
+        until: if args.seed {
+            Until::Interrupted
+        } else {
+            Until::Complete
+        },
+    })?;
+    Ok(())
+}

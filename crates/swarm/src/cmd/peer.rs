@@ -1,0 +1,392 @@
+//! What `download` and `seed` share: the network options, loading the
+//! torrent, checking data on disk, running a session until it is done or
+//! interrupted, and showing its status (a progress bar on a terminal, or one
+//! JSON line per second with `--json`).
+
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use swarm_engine::Bitfield;
+use swarm_net::ratelimit::RateLimiter;
+use swarm_net::session::{self, SessionConfig, SessionHandle, SessionStatus};
+use swarm_net::{OpenMode, Storage, TorrentSpec};
+use swarm_wire::metainfo::Metainfo;
+
+use super::{bad_input, human_bytes, parse_size};
+
+/// Options every command that talks to peers takes.
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// A peer to connect to, as HOST:PORT (repeatable). Peers also come from
+    /// the torrent's trackers and may connect to us.
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub peers: Vec<String>,
+
+    /// Where to accept peers: IP:PORT, or a PORT on every interface.
+    /// Default: 0.0.0.0:6881, or the next free port up to 6889.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<SocketAddr>,
+
+    /// Print one JSON status line per second on stdout (and a final one)
+    /// instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Upload at most this many bytes per second, over all peers: 4M, 512K,
+    /// 100000.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub max_upload_rate: Option<u64>,
+
+    /// Download at most this many bytes per second, over all peers.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub max_download_rate: Option<u64>,
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("`{s}` is not IP:PORT or a port (e.g. 0.0.0.0:6881 or 6881)"))
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err("a rate must be more than 0".into()),
+        n => Ok(n),
+    }
+}
+
+/// Reads and parses a .torrent: unreadable is a failure (1), malformed is bad
+/// input (2).
+pub fn load_torrent(path: &Path) -> Result<TorrentSpec> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let meta =
+        Metainfo::from_bytes(&bytes).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    Ok(TorrentSpec::from_metainfo(&meta))
+}
+
+/// `HOST:PORT` strings → addresses (the first each name resolves to).
+pub fn resolve_peers(peers: &[String]) -> Result<Vec<SocketAddr>> {
+    peers
+        .iter()
+        .map(|p| {
+            p.to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| bad_input(format!("--peer `{p}` is not a reachable HOST:PORT")))
+        })
+        .collect()
+}
+
+/// How a run ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Stop once every piece is on disk.
+    Complete,
+    /// Run until Ctrl-C / SIGTERM.
+    Interrupted,
+}
+
+/// What the session needs besides the torrent.
+pub struct Run<'a> {
+    pub spec: &'a TorrentSpec,
+    pub dir: &'a Path,
+    pub mode: OpenMode,
+    pub net: &'a NetArgs,
+    /// `net.peers`, resolved (see [`resolve_peers`]).
+    pub peers: Vec<SocketAddr>,
+    pub until: Until,
+}
+
+/// Opens the files, checks what is on disk, runs the session and shows its
+/// status. Returns the last status.
+pub fn run(r: Run<'_>) -> Result<SessionStatus> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(r))
+}
+
+async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
+    let started = Instant::now();
+    let display = Display::new(r.net.json, r.spec.lengths.total_length());
+    let storage = {
+        let (dir, spec, mode) = (r.dir.to_path_buf(), r.spec.clone(), r.mode);
+        tokio::task::spawn_blocking(move || Storage::open(&dir, &spec, mode))
+            .await
+            .context("opening the files")??
+    };
+    let storage = Arc::new(storage);
+    let must_check = r.mode == OpenMode::Existing || storage.has_existing_data();
+    let have = if must_check {
+        check(&storage, r.mode == OpenMode::Create, &display).await?
+    } else {
+        Bitfield::empty(r.spec.lengths.num_pieces())
+    };
+    if r.mode == OpenMode::Existing {
+        let (n, total) = (have.count_ones(), r.spec.lengths.num_pieces());
+        if n == 0 && total > 0 {
+            anyhow::bail!(
+                "the data in {} does not match the torrent: no piece checks out",
+                r.dir.display()
+            );
+        }
+        if n < total {
+            tracing::warn!("{n} of {total} pieces check out; seeding those, fetching the rest");
+        }
+    }
+    let listener = session::bind_listener(r.net.listen).await?;
+    let config = SessionConfig {
+        peers: r.peers.clone(),
+        upload_limit: r.net.max_upload_rate.map(|b| Arc::new(RateLimiter::new(b))),
+        download_limit: r
+            .net
+            .max_download_rate
+            .map(|b| Arc::new(RateLimiter::new(b))),
+        ..SessionConfig::default()
+    };
+    if r.spec.trackers.iter().flatten().next().is_none() && r.peers.is_empty() {
+        tracing::warn!(
+            "the torrent lists no tracker and no --peer was given: only peers that connect to us will be found"
+        );
+    }
+    let handle = session::spawn(r.spec, storage, have, listener, config);
+    tracing::info!(
+        port = handle.status().listen_port,
+        name = %r.spec.name,
+        info_hash = %r.spec.info_hash_hex(),
+        "started"
+    );
+    let interrupted = drive(&handle, &display, r.until, started).await?;
+    handle.stop();
+    let last = handle.join().await;
+    let last = match last {
+        Ok(s) => s,
+        Err(e) => {
+            display.finish(None, started);
+            return Err(e.into());
+        }
+    };
+    display.finish(Some(&last), started);
+    if interrupted && r.until == Until::Complete && !last.complete {
+        anyhow::bail!(
+            "interrupted with {} of {} pieces",
+            last.pieces_have,
+            last.pieces_total
+        );
+    }
+    Ok(last)
+}
+
+/// Shows the status until the run should end. Returns whether a signal ended it.
+async fn drive(
+    handle: &SessionHandle,
+    display: &Display,
+    until: Until,
+    started: Instant,
+) -> Result<bool> {
+    let mut status = handle.watch();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut was_complete = handle.status().complete;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(true),
+            _ = sigterm.recv() => return Ok(true),
+            _ = tick.tick() => display.show(&handle.status(), started),
+            changed = status.changed() => {
+                if changed.is_err() {
+                    return Ok(false); // the session ended (an error)
+                }
+                let s = status.borrow_and_update().clone();
+                if s.error.is_some() {
+                    return Ok(false);
+                }
+                if s.complete && !was_complete {
+                    was_complete = true;
+                    display.show(&s, started);
+                }
+                if s.complete && until == Until::Complete {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+}
+
+/// Hashes what is on disk, showing progress.
+async fn check(storage: &Arc<Storage>, only_existing: bool, display: &Display) -> Result<Bitfield> {
+    let total = storage.lengths().total_length();
+    let checked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let job = {
+        let (storage, checked) = (storage.clone(), checked.clone());
+        tokio::task::spawn_blocking(move || {
+            storage.check(only_existing, &|n| {
+                checked.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            })
+        })
+    };
+    tokio::pin!(job);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            have = &mut job => {
+                let have = have.context("checking the data")?;
+                display.checked(total, total, have.count_ones(), started);
+                return Ok(have);
+            }
+            _ = tick.tick() => {
+                let n = checked.load(std::sync::atomic::Ordering::Relaxed);
+                display.checking(n, total);
+            }
+        }
+    }
+}
+
+/// The status output: JSON lines, a progress bar, or nothing (not a terminal).
+struct Display {
+    json: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Display {
+    fn new(json: bool, total: u64) -> Display {
+        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix:>11} {wide_bar} {percent:>3}% {msg}",
+                )
+                .expect("valid template"),
+            );
+            bar
+        });
+        Display { json, bar }
+    }
+
+    fn print_json(&self, v: serde_json::Value) {
+        let _ = super::print_stdout(&format!("{v}\n"));
+    }
+
+    fn checking(&self, done: u64, total: u64) {
+        if self.json {
+            self.print_json(serde_json::json!({
+                "state": "checking",
+                "complete": false,
+                "checked": done,
+                "total_length": total,
+            }));
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_prefix("checking");
+            bar.set_position(done);
+            bar.set_message(format!("{} of {}", human_bytes(done), human_bytes(total)));
+        }
+    }
+
+    fn checked(&self, done: u64, total: u64, pieces: u32, started: Instant) {
+        self.checking(done, total);
+        tracing::info!(
+            pieces,
+            secs = started.elapsed().as_secs_f64(),
+            "checked the data on disk"
+        );
+    }
+
+    fn show(&self, s: &SessionStatus, started: Instant) {
+        if self.json {
+            self.print_json(status_json(s, started));
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(if s.complete { "seeding" } else { "downloading" });
+            bar.set_position(s.total_length - s.left);
+            let eta = if s.complete || s.download_rate < 1.0 {
+                String::new()
+            } else {
+                format!(
+                    ", eta {}",
+                    humanize_secs((s.left as f64 / s.download_rate) as u64)
+                )
+            };
+            bar.set_message(format!(
+                "↓ {}/s ↑ {}/s, {} peer{}{eta}",
+                human_bytes(s.download_rate as u64),
+                human_bytes(s.upload_rate as u64),
+                s.peers,
+                if s.peers == 1 { "" } else { "s" }
+            ));
+        }
+    }
+
+    fn finish(&self, last: Option<&SessionStatus>, started: Instant) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let Some(s) = last else { return };
+        if self.json {
+            let mut v = status_json(s, started);
+            v["state"] = if s.complete { "completed" } else { "stopped" }.into();
+            v["final"] = true.into();
+            self.print_json(v);
+        } else {
+            let secs = started.elapsed().as_secs_f64();
+            let _ = super::print_stdout(&format!(
+                "{}: {} of {} pieces, {} down, {} up in {:.1} s\n",
+                if s.complete { "complete" } else { "stopped" },
+                s.pieces_have,
+                s.pieces_total,
+                human_bytes(s.downloaded),
+                human_bytes(s.uploaded),
+                secs
+            ));
+        }
+    }
+}
+
+fn status_json(s: &SessionStatus, started: Instant) -> serde_json::Value {
+    serde_json::json!({
+        "state": s.state.as_str(),
+        "complete": s.complete,
+        "pieces_have": s.pieces_have,
+        "pieces_total": s.pieces_total,
+        "total_length": s.total_length,
+        "left": s.left,
+        "downloaded": s.downloaded,
+        "uploaded": s.uploaded,
+        "wasted": s.wasted,
+        "download_rate": s.download_rate.round() as u64,
+        "upload_rate": s.upload_rate.round() as u64,
+        "peers": s.peers,
+        "connecting": s.connecting,
+        "banned": s.banned,
+        "hash_failures": s.hash_failures,
+        "listen_port": s.listen_port,
+        "elapsed_s": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        "error": s.error,
+    })
+}
+
+fn humanize_secs(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Where a download goes: `-o DIR`, default the current folder.
+pub fn output_dir(o: Option<PathBuf>) -> PathBuf {
+    o.unwrap_or_else(|| PathBuf::from("."))
+}

@@ -1,0 +1,140 @@
+//! `swarm download` and `swarm seed` from the outside: help pages, exit codes
+//! on bad input and on missing data, and a download of data already on disk
+//! (checked, nothing fetched, exit 0) — no network peer needed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use swarm_testkit::{TestDir, data};
+
+fn swarm() -> PathBuf {
+    swarm_testkit::peers::swarm_bin(env!("CARGO_BIN_EXE_swarm"))
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(swarm())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run swarm")
+}
+
+fn error_lines(o: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn help_pages_have_examples_and_exit_status() {
+    for args in [
+        &["download", "--help"][..],
+        &["seed", "--help"],
+        &["help", "download"],
+    ] {
+        let o = run(Path::new("."), args);
+        assert!(o.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        for needle in ["Usage:", "EXAMPLES:", "EXIT STATUS:"] {
+            assert!(text.contains(needle), "{args:?} lacks {needle}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn a_malformed_torrent_is_bad_input_and_nothing_is_written() {
+    let t = TestDir::new("cli-dl-bad");
+    std::fs::write(t.path().join("bad.torrent"), b"d4:infoi3ee").unwrap();
+    let out = t.sub("out");
+    let o = run(
+        t.path(),
+        &[
+            "download",
+            "bad.torrent",
+            "-o",
+            "out",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(error_lines(&o).len(), 1, "{o:?}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    let o = run(t.path(), &["seed", "bad.torrent", "-d", "out"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+}
+
+#[test]
+fn bad_rates_and_peers_are_bad_input() {
+    let t = TestDir::new("cli-dl-args");
+    for args in [
+        &["download", "x.torrent", "--max-upload-rate", "fast"][..],
+        &["download", "x.torrent", "--max-download-rate", "0"],
+        &["download", "x.torrent", "--peer", "no-port"],
+        &["download", "x.torrent", "--listen", "localhost"],
+        &["seed", "x.torrent", "-d", ".", "--peer", "host.invalid:1"],
+    ] {
+        let o = run(t.path(), args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+    }
+}
+
+/// Makes a torrent of `content` with `swarm create`.
+fn create(t: &TestDir, content: &Path) -> PathBuf {
+    let torrent = t.path().join("t.torrent");
+    let o = Command::new(swarm())
+        .args(["create"])
+        .arg(content)
+        .arg("-o")
+        .arg(&torrent)
+        .args(["--piece-size", "16K"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    torrent
+}
+
+#[test]
+fn seeding_missing_data_fails_with_the_path() {
+    let t = TestDir::new("cli-seed-missing");
+    let content = data::tree(&t.sub("src"), "tree", &[("a", 1000), ("b/c", 30_000)], 7);
+    let torrent = create(&t, &content);
+    let empty = t.sub("empty");
+    let o = Command::new(swarm())
+        .arg("seed")
+        .arg(&torrent)
+        .arg("-d")
+        .arg(&empty)
+        .args(["--listen", "127.0.0.1:0", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let errors = error_lines(&o);
+    assert_eq!(errors.len(), 1, "{o:?}");
+    assert!(errors[0].contains("tree"), "{errors:?}");
+}
+
+#[test]
+fn a_download_whose_data_is_already_there_checks_it_and_exits_0() {
+    let t = TestDir::new("cli-dl-present");
+    let src = t.sub("src");
+    let content = data::tree(&src, "tree", &[("a", 1000), ("b/c", 70_000)], 8);
+    let torrent = create(&t, &content);
+    let o = Command::new(swarm())
+        .arg("download")
+        .arg(&torrent)
+        .arg("-o")
+        .arg(&src)
+        .args(["--listen", "127.0.0.1:0", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let last: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a status line")).unwrap();
+    assert_eq!(last["complete"], true, "{stdout}");
+    assert_eq!(last["downloaded"], 0, "{stdout}");
+    assert_eq!(last["pieces_have"], last["pieces_total"], "{stdout}");
+}
