@@ -100,6 +100,25 @@ pub enum ChokeReason {
     NotInterested,
 }
 
+impl ChokeReason {
+    /// The same reason `by` later: the durations it carries grow, so a
+    /// display between rechokes says "optimistic since 17 s", not the 12 s
+    /// the decision saw.
+    pub fn aged(self, by: Duration) -> ChokeReason {
+        match self {
+            ChokeReason::SeedTurn { held } => ChokeReason::SeedTurn { held: held + by },
+            ChokeReason::SeedWaiting { waited } => ChokeReason::SeedWaiting {
+                waited: waited + by,
+            },
+            ChokeReason::Optimistic { held } => ChokeReason::Optimistic { held: held + by },
+            ChokeReason::Snubbed { silent } => ChokeReason::Snubbed {
+                silent: silent + by,
+            },
+            other => other,
+        }
+    }
+}
+
 /// Whole seconds, rounded down: the display unit of reasons.
 fn secs(d: Duration) -> u64 {
     d.as_micros() / 1_000_000
@@ -161,6 +180,15 @@ pub trait Unchoker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aged_reasons_count_on() {
+        let d = |s| Duration::from_secs(s);
+        let r = ChokeReason::Optimistic { held: d(12) }.aged(d(5));
+        assert_eq!(r.to_string(), "optimistic since 17 s");
+        let r = ChokeReason::TopDownload { rank: 2, slots: 4 }.aged(d(5));
+        assert_eq!(r, ChokeReason::TopDownload { rank: 2, slots: 4 });
+    }
 
     #[test]
     fn reasons_read_as_the_issue_says() {

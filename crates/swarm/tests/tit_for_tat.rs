@@ -85,7 +85,6 @@ fn partial_copy(full: &Path, dest: &Path, range: (u64, u64)) {
 }
 
 #[test]
-#[ignore = "pending: tit-for-tat choker wired into `swarm download --json` (issue 4)"]
 fn the_four_fastest_uploaders_hold_the_regular_slots() {
     if !require_swarm_subcommand(&swarm_bin(), "download") {
         return;
