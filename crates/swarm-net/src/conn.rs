@@ -296,3 +296,114 @@ impl WriteBatch {
 
 /// Slices handed to one vectored write at most (Linux's `IOV_MAX`).
 const IOV_MAX: usize = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (b, _) = l.accept().await.unwrap();
+        (a, b)
+    }
+
+    #[tokio::test]
+    async fn handshake_checks_the_info_hash_and_refuses_ourselves() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut results = Vec::new();
+            for _ in 0..3 {
+                let (s, a) = l.accept().await.unwrap();
+                results.push(accept(s, a, [1; 20], *b"-SW0001-server......").await);
+            }
+            results
+        });
+        let ok = connect(addr, [1; 20], *b"-SW0001-client......")
+            .await
+            .unwrap();
+        assert!(
+            ok.outgoing && ok.remote.supports_fast() && ok.remote.supports_extension_protocol()
+        );
+        assert!(matches!(
+            connect(addr, [2; 20], *b"-SW0001-client......").await,
+            Err(ConnError::ClosedDuringHandshake | ConnError::Io(_))
+        ));
+        assert!(matches!(
+            connect(addr, [1; 20], *b"-SW0001-server......").await,
+            Err(ConnError::SelfConnection)
+        ));
+        let results = server.await.unwrap();
+        assert!(results[0].is_ok());
+        assert!(matches!(results[1], Err(ConnError::WrongInfoHash)));
+        assert!(matches!(results[2], Err(ConnError::SelfConnection)));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_closes_with_the_reason() {
+        let (mut a, b) = pair().await;
+        let (rd, _wr) = b.into_split();
+        let (tx, mut rx) = mpsc::channel(8);
+        let reader = tokio::spawn(read_loop(
+            PeerKey(7),
+            rd,
+            BytesMut::new(),
+            MessageDecoder::new(2),
+            tx,
+            None,
+        ));
+        // An unchoke, then a "piece" claiming 1 MiB.
+        a.write_all(&Message::Unchoke.to_bytes()).await.unwrap();
+        a.write_all(&[0, 0x10, 0, 0, 7]).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(input) = rx.recv().await {
+            got.push(input);
+        }
+        reader.await.unwrap();
+        assert!(
+            matches!(&got[0], PeerInput::Messages(PeerKey(7), m) if m == &vec![Message::Unchoke])
+        );
+        assert!(
+            matches!(&got[1], PeerInput::Closed(PeerKey(7), why) if why.contains("protocol violation")),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_writer_sends_messages_in_order_with_blocks_whole() {
+        let (a, mut b) = pair().await;
+        let (_rd, wr) = a.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events, _events_rx) = mpsc::channel(8);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let block = bytes::Bytes::from(vec![9u8; 16 * 1024]);
+        let msgs = vec![
+            Message::Unchoke,
+            Message::Piece {
+                piece: 1,
+                offset: 0,
+                data: block.clone(),
+            },
+            Message::Have { piece: 3 },
+            Message::Piece {
+                piece: 2,
+                offset: 16384,
+                data: block,
+            },
+        ];
+        let mut expected = Vec::new();
+        for m in &msgs {
+            expected.extend_from_slice(&m.to_bytes());
+            queued.fetch_add(m.encoded_len(), Ordering::Relaxed);
+            tx.send(m.clone()).unwrap();
+        }
+        drop(tx);
+        write_loop(PeerKey(1), wr, rx, queued.clone(), events, None).await;
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert!(got == expected);
+        assert_eq!(queued.load(Ordering::Relaxed), 0);
+    }
+}

@@ -455,6 +455,7 @@ impl Session {
         }
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut accept_paused_until = Instant::now();
         loop {
             let deadline = self.core.poll_timeout().map_or_else(
                 || Instant::now() + HOUSEKEEPING_INTERVAL,
@@ -468,10 +469,17 @@ impl Session {
                     self.on_peer_input(input);
                 }
                 Some(input) = self.input_rx.recv() => self.on_input(input),
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, addr)) => self.on_accept(stream, addr),
-                    Err(e) => tracing::warn!(error = %e, "accept failed"),
-                },
+                accepted = self.listener.accept(), if Instant::now() >= accept_paused_until => {
+                    match accepted {
+                        Ok((stream, addr)) => self.on_accept(stream, addr),
+                        Err(e) => {
+                            // Out of file descriptors, say: retrying at once
+                            // would spin. Other inputs go on meanwhile.
+                            tracing::warn!(error = %e, "accept failed; pausing the listener for a second");
+                            accept_paused_until = Instant::now() + HOUSEKEEPING_INTERVAL;
+                        }
+                    }
+                }
                 () = tokio::time::sleep_until(deadline) => {
                     let now = self.now();
                     self.core.handle_timeout(now);
@@ -1062,46 +1070,52 @@ async fn tracker_task(
 ) {
     let mut event = Event::Started;
     let mut announced = false;
+    let mut due_now = true;
     loop {
-        let current = *stats.borrow();
-        let stop = tokio::select! {
-            result = client.announce(event, current) => {
-                match result {
-                    Ok(r) => {
-                        announced = true;
-                        tracing::info!(peers = r.peers.len(), ?event, "tracker answered");
-                        let _ = out.send(Input::TrackerPeers(r.peers));
-                        event = Event::None;
-                    }
-                    Err(e) => tracing::warn!(error = %e, ?event, "announce failed"),
-                }
-                false
+        if !due_now {
+            // The tracker's interval after a success, a growing back-off
+            // after failures; `completed` cuts the wait short.
+            let wait = client
+                .next_announce_in()
+                .unwrap_or(Duration::from_secs(1800));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                cmd = commands.recv() => match cmd {
+                    Some(TrackerCommand::Completed) => event = Event::Completed,
+                    Some(TrackerCommand::Stop) | None => break,
+                },
             }
-            cmd = commands.recv() => match cmd {
-                Some(TrackerCommand::Completed) => { event = Event::Completed; false }
-                Some(TrackerCommand::Stop) | None => true,
-            },
-        };
-        if stop {
-            break;
         }
-        let wait = client
-            .next_announce_in()
-            .unwrap_or(Duration::from_secs(1800));
-        let wait = if event == Event::Completed {
-            Duration::ZERO
+        due_now = false;
+        let current = *stats.borrow();
+        let result = if event == Event::Completed {
+            // Not raced with a stop: the session stops right after
+            // completing, and `completed` must still reach the tracker (the
+            // session bounds how long it waits for this task).
+            client.announce(event, current).await
         } else {
-            wait
+            tokio::select! {
+                result = client.announce(event, current) => result,
+                cmd = commands.recv() => {
+                    match cmd {
+                        Some(TrackerCommand::Completed) => {
+                            event = Event::Completed;
+                            due_now = true;
+                            continue;
+                        }
+                        Some(TrackerCommand::Stop) | None => break,
+                    }
+                }
+            }
         };
-        let stop = tokio::select! {
-            () = tokio::time::sleep(wait) => false,
-            cmd = commands.recv() => match cmd {
-                Some(TrackerCommand::Completed) => { event = Event::Completed; false }
-                Some(TrackerCommand::Stop) | None => true,
-            },
-        };
-        if stop {
-            break;
+        match result {
+            Ok(r) => {
+                announced = true;
+                tracing::info!(peers = r.peers.len(), ?event, "tracker answered");
+                let _ = out.send(Input::TrackerPeers(r.peers));
+                event = Event::None;
+            }
+            Err(e) => tracing::warn!(error = %e, ?event, "announce failed"),
         }
     }
     if announced {

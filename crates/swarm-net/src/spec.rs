@@ -96,3 +96,78 @@ impl TorrentSpec {
         self.info_hash.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarm_wire::metainfo::{NewContent, TorrentBuilder};
+
+    #[test]
+    fn a_multi_file_metainfo_becomes_a_spec_with_the_name_in_every_path() {
+        let files = vec![
+            (vec!["a.bin".to_string()], 20_000),
+            (vec!["sub".to_string(), "empty".to_string()], 0),
+            (vec!["sub".to_string(), "b".to_string()], 12_768),
+        ];
+        let mut b = TorrentBuilder::new(
+            "tree",
+            16 * 1024,
+            NewContent::Folder { files },
+            vec![[7; 20], [8; 20]],
+        );
+        b.tiers = vec![vec!["udp://t.example:1/announce".into()]];
+        let (bytes, info_hash) = b.build().unwrap();
+        let m = Metainfo::from_bytes(&bytes).unwrap();
+        let spec = TorrentSpec::from_metainfo(&m);
+        spec.validate().unwrap();
+        assert_eq!(spec.info_hash, info_hash.0);
+        assert_eq!(spec.name, "tree");
+        assert_eq!(spec.piece_hashes, vec![[7; 20], [8; 20]]);
+        let paths: Vec<(PathBuf, u64)> = spec
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.length))
+            .collect();
+        assert_eq!(
+            paths,
+            vec![
+                (PathBuf::from("tree/a.bin"), 20_000),
+                (PathBuf::from("tree/sub/empty"), 0),
+                (PathBuf::from("tree/sub/b"), 12_768),
+            ]
+        );
+        assert_eq!(
+            spec.trackers,
+            vec![vec!["udp://t.example:1/announce".to_string()]]
+        );
+    }
+
+    #[test]
+    fn inconsistent_specs_are_refused() {
+        let lengths = Lengths::new(100, 64).unwrap();
+        let good = TorrentSpec {
+            info_hash: [0; 20],
+            name: "x".into(),
+            lengths,
+            piece_hashes: vec![[0; 20]; 2],
+            files: vec![FileSpec {
+                path: "x".into(),
+                length: 100,
+            }],
+            trackers: vec![],
+        };
+        good.validate().unwrap();
+        let mut bad = good.clone();
+        bad.piece_hashes.pop();
+        assert!(bad.validate().is_err());
+        let mut bad = good.clone();
+        bad.files[0].length = 99;
+        assert!(bad.validate().is_err());
+        let mut bad = good.clone();
+        bad.files[0].path = "../x".into();
+        assert!(bad.validate().is_err());
+        let mut bad = good;
+        bad.files[0].path = "/x".into();
+        assert!(bad.validate().is_err());
+    }
+}
