@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use swarm_wire::lengths::{BlockInfo, ValidPieceIndex};
 
+use crate::choker::ChokerConfig;
 use crate::time::Duration;
 use crate::torrent::PeerKey;
 
@@ -21,10 +22,8 @@ pub const HASH_FAILURES_BAN: u32 = 3;
 /// Tunables of one torrent. `Default` gives the classic values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TorrentConfig {
-    /// Peers we unchoke at once (BEP 3's classic 4).
-    pub unchoke_slots: usize,
-    /// How often the unchoke set is recomputed.
-    pub rechoke_interval: Duration,
+    /// Whom we unchoke: slots, rechoke and optimistic intervals, anti-snubbing.
+    pub choker: ChokerConfig,
     /// A peer with requests outstanding that sends no block for this long is
     /// snubbed: its requests go to other peers.
     pub request_timeout: Duration,
@@ -51,8 +50,7 @@ pub struct TorrentConfig {
 impl Default for TorrentConfig {
     fn default() -> Self {
         TorrentConfig {
-            unchoke_slots: 4,
-            rechoke_interval: Duration::from_secs(10),
+            choker: ChokerConfig::default(),
             request_timeout: Duration::from_secs(20),
             queue_min: 4,
             queue_max: 500,

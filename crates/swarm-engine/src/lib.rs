@@ -8,11 +8,13 @@
 //! - [`torrent`]: [`TorrentCore`], one torrent against its peers (BEP 3, BEP 6).
 //! - [`bitfield`]: [`Bitfield`], validated from the wire.
 //! - [`rate`]: rolling rate estimators.
+//! - [`choker`]: the tit-for-tat [`choker::Choker`] (BEP 3), with explained decisions.
 //! - [`unchoke`]: the seam where a choker decides whom we unchoke.
 //! - [`rng`]: the seeded PRNG the engines draw from.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bitfield;
+pub mod choker;
 pub mod config;
 mod peer;
 pub mod picker;
@@ -23,8 +25,10 @@ pub mod torrent;
 pub mod unchoke;
 
 pub use bitfield::{Bitfield, BitfieldError};
+pub use choker::{Choker, ChokerConfig};
 pub use time::{Duration, Instant};
 pub use torrent::{
     ExtensionInfo, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, PeerInfo,
     PeerKey, PeerStats, StorageDone, TorrentConfig, TorrentCore, TorrentEvent, TorrentStats,
 };
+pub use unchoke::{ChokeDecision, ChokeReason, ChokeState};

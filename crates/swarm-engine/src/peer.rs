@@ -34,6 +34,10 @@ pub(crate) struct Peer {
     pub am_interested: bool,
     pub peer_choking: bool,
     pub peer_interested: bool,
+    /// When `peer_choking` last became false (anti-snubbing's clock).
+    pub peer_unchoked_at: Instant,
+    /// When `am_interested` last became true (anti-snubbing's clock).
+    pub am_interested_at: Instant,
     /// Pieces it has that we do not: we are interested iff this is > 0.
     pub interesting: u32,
 
@@ -78,6 +82,8 @@ impl Peer {
             am_interested: false,
             peer_choking: true,
             peer_interested: false,
+            peer_unchoked_at: now,
+            am_interested_at: now,
             interesting: 0,
             in_flight: BTreeSet::new(),
             cancelled_order: VecDeque::new(),

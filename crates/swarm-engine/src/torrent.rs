@@ -25,6 +25,9 @@
 //!   from peer P iff it is in P's in-flight set.
 //! - A piece becomes *have* only on `PieceVerified { ok: true }`, which the
 //!   driver sends after the hash passed and the bytes are on disk.
+//! - We unchoke a peer iff the last rechoke's [`ChokeDecision`] for it says
+//!   so (a peer connected since has none and is choked), and never more
+//!   peers than the unchoker's regular plus optimistic slots.
 //!
 //! # Policies
 //! - Piece choice: [`crate::picker`] (strict priority, random first pieces,
@@ -40,7 +43,8 @@
 //! - Protocol violations (requests outside the torrent, unrequested data, a
 //!   malformed bitfield, out-of-range have, BEP 6 messages without
 //!   BEP 6) drop the peer with a reason; the others carry on.
-//! - Uploads: only to peers we unchoke ([`crate::unchoke`] decides);
+//! - Uploads: only to peers we unchoke (the tit-for-tat [`crate::choker`]
+//!   decides every `rechoke_interval`, and fills slots freed in between);
 //!   requests from choked peers are ignored (rejected for BEP 6 peers), at
 //!   most [`PEER_REQUESTS_MAX`] are queued, [`PEER_READS_IN_FLIGHT_MAX`] read at once.
 
@@ -50,12 +54,13 @@ use swarm_wire::lengths::Lengths;
 use swarm_wire::peer::{BLOCK_LEN, Message};
 
 use crate::bitfield::Bitfield;
+use crate::choker::Choker;
 use crate::peer::Peer;
 use crate::picker::{PiecePicker, Received};
 use crate::rate::RateEstimator;
 use crate::rng::Rng;
 use crate::time::Instant;
-use crate::unchoke::{FixedSlots, UnchokeCandidate, Unchoker};
+use crate::unchoke::{ChokeDecision, UnchokeCandidate, Unchoker};
 
 /// Identifies a peer connection; assigned by the driver, never reused within a torrent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,6 +114,8 @@ pub struct PeerStats {
     pub am_interested: bool,
     pub peer_choking: bool,
     pub peer_interested: bool,
+    /// Our requests to it timed out (`request_timeout`): it gets one request
+    /// at a time. The choker's 60 s anti-snubbing shows in `choke` instead.
     pub snubbed: bool,
     /// Bytes/s over the last 20 s.
     pub download_rate: f64,
@@ -121,6 +128,9 @@ pub struct PeerStats {
     pub queue_target: usize,
     pub requests_from_peer: usize,
     pub connected_at: Instant,
+    /// The last rechoke's verdict on this peer (state, reason, the rates it
+    /// saw, since when); `None` until a rechoke has seen the peer.
+    pub choke: Option<ChokeDecision>,
 }
 
 /// One torrent's sans-IO protocol engine. See the module docs for how to drive it.
@@ -131,6 +141,9 @@ pub struct TorrentCore {
     rng: Rng,
     peers: BTreeMap<PeerKey, Peer>,
     unchoker: Box<dyn Unchoker + Send>,
+    /// The last rechoke's decisions, by peer (gone peers are skipped when read).
+    choke_decisions: BTreeMap<PeerKey, ChokeDecision>,
+    last_rechoke: Option<Instant>,
     transmit: VecDeque<(PeerKey, Message)>,
     events: VecDeque<TorrentEvent>,
     /// Latest time seen in any input.
@@ -162,11 +175,11 @@ impl TorrentCore {
         assert!(config.queue_min >= 1 && config.queue_min <= config.queue_max);
         let picker = PiecePicker::new(lengths, have, config.initial_random_pieces, config.endgame);
         TorrentCore {
-            unchoker: Box::new(FixedSlots {
-                slots: config.unchoke_slots,
-            }),
+            unchoker: Box::new(Choker::new(config.choker.clone())),
+            choke_decisions: BTreeMap::new(),
+            last_rechoke: None,
             next_tick: now + config.tick_interval,
-            next_rechoke: now + config.rechoke_interval,
+            next_rechoke: now + config.choker.rechoke_interval,
             config,
             lengths,
             picker,
@@ -185,7 +198,8 @@ impl TorrentCore {
         }
     }
 
-    /// Replaces the fixed-slot unchoke with another policy (the tit-for-tat choker).
+    /// Replaces the tit-for-tat [`Choker`] with another policy (the simulator
+    /// compares policies).
     pub fn set_unchoker(&mut self, unchoker: Box<dyn Unchoker + Send>) {
         self.unchoker = unchoker;
     }
@@ -237,7 +251,7 @@ impl TorrentCore {
         if self.remove_peer(peer) {
             self.refill_all();
             if was_unchoked {
-                self.rechoke();
+                self.rechoke(false);
             }
         }
     }
@@ -270,7 +284,7 @@ impl TorrentCore {
             });
             self.refill_all();
             if was_unchoked {
-                self.rechoke();
+                self.rechoke(false);
             }
         }
     }
@@ -304,8 +318,11 @@ impl TorrentCore {
                 Ok(())
             }
             Message::Unchoke => {
-                if let Some(p) = self.peers.get_mut(&key) {
+                if let Some(p) = self.peers.get_mut(&key)
+                    && p.peer_choking
+                {
                     p.peer_choking = false;
+                    p.peer_unchoked_at = self.now;
                 }
                 self.fill_requests(key);
                 Ok(())
@@ -397,12 +414,12 @@ impl TorrentCore {
         // interest, rather than wait up to a rechoke interval.
         let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
         let rechoke = if interested {
-            unchoked < self.config.unchoke_slots
+            unchoked < self.unchoker.max_unchoked()
         } else {
             self.peers.get(&key).is_some_and(|p| !p.am_choking)
         };
         if rechoke {
-            self.rechoke();
+            self.rechoke(false);
         }
     }
 
@@ -602,6 +619,9 @@ impl TorrentCore {
         let want = p.interesting > 0 && !complete && self.error.is_none();
         if want != p.am_interested {
             p.am_interested = want;
+            if want {
+                p.am_interested_at = self.now;
+            }
             let msg = if want {
                 Message::Interested
             } else {

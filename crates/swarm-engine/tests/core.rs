@@ -5,8 +5,8 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use swarm_engine::{
-    Bitfield, Duration, HASH_FAILURES_BAN, Instant, PeerInfo, PeerKey, StorageDone, TorrentConfig,
-    TorrentCore, TorrentEvent,
+    Bitfield, ChokeState, Duration, HASH_FAILURES_BAN, Instant, PeerInfo, PeerKey, StorageDone,
+    TorrentConfig, TorrentCore, TorrentEvent,
 };
 use swarm_wire::Lengths;
 use swarm_wire::peer::Message;
@@ -230,11 +230,6 @@ fn a_late_bitfield_is_merged_not_a_violation() {
 #[test]
 fn choked_peers_get_no_data_fast_peers_get_rejects() {
     let mut c = seeder(4, K);
-    let config = TorrentConfig {
-        unchoke_slots: 1,
-        ..TorrentConfig::default()
-    };
-    let _ = config;
     c.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
     c.peer_connected(Instant::ZERO, PeerKey(2), FAST);
     drain(&mut c);
@@ -390,8 +385,10 @@ fn cancel_is_respected_and_choke_drops_queued_requests() {
     c.check_invariants();
 }
 
+/// Between rechoke rounds, interested peers fill free slots at once: four
+/// regular slots (ties by key while no rate is known), then the optimistic one.
 #[test]
-fn fixed_slots_unchoke_first_interested() {
+fn free_slots_are_filled_between_rounds() {
     let mut c = seeder(4, K);
     for k in 1..=6 {
         c.peer_connected(Instant::ZERO, PeerKey(k), SLOW);
@@ -406,11 +403,24 @@ fn fixed_slots_unchoke_first_interested() {
         .filter(|(_, m)| *m == Message::Unchoke)
         .map(|(k, _)| *k)
         .collect();
-    assert_eq!(unchoked, (1..=4).map(PeerKey).collect::<Vec<_>>());
-    // An unchoked peer leaves: the next interested one gets its slot.
+    assert_eq!(unchoked, (1..=5).map(PeerKey).collect::<Vec<_>>());
+    let states: Vec<ChokeState> = c
+        .peer_stats(Instant::ZERO)
+        .iter()
+        .map(|p| p.choke.as_ref().unwrap().state)
+        .collect();
+    use ChokeState::*;
+    assert_eq!(
+        states,
+        [Unchoked, Unchoked, Unchoked, Unchoked, Optimistic, Choked]
+    );
+    // A regular peer leaves: the optimistic one (first in line, as an
+    // incumbent) takes its regular slot and the last one becomes optimistic.
     c.peer_disconnected(Instant::ZERO, PeerKey(2));
     let (tx, _) = drain(&mut c);
-    assert_eq!(tx, vec![(PeerKey(5), Message::Unchoke)]);
+    assert_eq!(tx, vec![(PeerKey(6), Message::Unchoke)]);
+    let p5 = c.peer(Instant::ZERO, PeerKey(5)).unwrap().choke.unwrap();
+    assert_eq!(p5.state, Unchoked);
     c.check_invariants();
 }
 

@@ -9,12 +9,14 @@
 //! - [`storage`]: files on disk, piece ↔ file spans, SHA-1 checks.
 //! - [`conn`]: peer connections: handshake, reader and writer tasks.
 //! - [`session`]: the owner task of one torrent.
+//! - [`resume`]: the crash-safe resume record (verified pieces, file stamps).
 //! - [`ratelimit`]: token buckets for `--max-upload-rate`/`--max-download-rate`.
 //! - [`tracker`]: the tracker client (HTTP and UDP).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod conn;
 pub mod ratelimit;
+pub mod resume;
 pub mod session;
 pub mod spec;
 pub mod storage;

@@ -4,6 +4,7 @@
 use super::{PeerKey, PeerStats, TorrentConfig, TorrentCore, TorrentStats};
 use crate::bitfield::Bitfield;
 use crate::time::Instant;
+use crate::unchoke::ChokeDecision;
 use swarm_wire::lengths::Lengths;
 
 impl TorrentCore {
@@ -76,14 +77,29 @@ impl TorrentCore {
             queue_target: p.queue_target(now, &self.config),
             requests_from_peer: p.requests_held(),
             connected_at: p.connected_at,
+            choke: self.choke_decisions.get(&key).cloned(),
         })
+    }
+
+    /// The last rechoke's decisions for the peers still connected, in
+    /// `PeerKey` order: the `--peers` table and `--json` status print them
+    /// (`state`, `reason` via `Display`, both rates, `since`).
+    pub fn choke_decisions(&self) -> impl Iterator<Item = &ChokeDecision> + '_ {
+        self.choke_decisions
+            .values()
+            .filter(|d| self.peers.contains_key(&d.peer))
+    }
+
+    /// When the last rechoke ran (`None`: never).
+    pub fn last_rechoke(&self) -> Option<Instant> {
+        self.last_rechoke
     }
 
     pub fn num_peers(&self) -> usize {
         self.peers.len()
     }
 
-    /// Asserts the invariants of the module docs. Costs O(pieces × peers +
+    /// Asserts the invariants of the module docs and the choker's. Costs O(pieces × peers +
     /// blocks): tests and the simulator call it after every step.
     pub fn check_invariants(&self) {
         self.picker.check_invariants();
@@ -131,6 +147,24 @@ impl TorrentCore {
                 "availability of {piece:?}"
             );
         }
+        // The choke state on the wire is the last rechoke's decision, and no
+        // more peers are unchoked than the unchoker's slots.
+        let mut unchoked = 0;
+        for (k, p) in &self.peers {
+            unchoked += usize::from(!p.am_choking);
+            match self.choke_decisions.get(k) {
+                Some(d) => assert_eq!(
+                    p.am_choking,
+                    !d.state.is_unchoked(),
+                    "{k:?} choke state differs from its decision {d:?}"
+                ),
+                None => assert!(p.am_choking, "{k:?} unchoked without a decision"),
+            }
+        }
+        assert!(
+            unchoked <= self.unchoker.max_unchoked(),
+            "{unchoked} peers unchoked"
+        );
         for (k, _) in &self.transmit {
             assert!(self.peers.contains_key(k), "message queued for gone {k:?}");
         }

@@ -2,12 +2,13 @@
 //! verified pieces, hash failures and bans, request timeouts, keep-alives,
 //! rechoking.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use swarm_wire::peer::Message;
 
 use super::{HASH_FAILURES_BAN, PeerKey, StorageDone, TorrentCore, TorrentEvent, UnchokeCandidate};
 use crate::time::Instant;
+use crate::unchoke::RechokeContext;
 
 impl TorrentCore {
     /// A disk or hash job finished.
@@ -126,8 +127,8 @@ impl TorrentCore {
             self.tick();
         }
         if now >= self.next_rechoke {
-            self.next_rechoke = now + self.config.rechoke_interval;
-            self.rechoke();
+            self.next_rechoke = now + self.config.choker.rechoke_interval;
+            self.rechoke(true);
         }
     }
 
@@ -174,8 +175,10 @@ impl TorrentCore {
         self.refill_all();
     }
 
-    /// Asks the unchoker whom to unchoke and sends the differences.
-    pub(super) fn rechoke(&mut self) {
+    /// Asks the unchoker whom to unchoke, sends the differences and keeps
+    /// the decisions for the status display. `round`: a scheduled rechoke
+    /// (slots are re-ranked), not a slot change between rounds.
+    pub(super) fn rechoke(&mut self, round: bool) {
         let now = self.now;
         let candidates: Vec<UnchokeCandidate> = self
             .peers
@@ -184,30 +187,35 @@ impl TorrentCore {
                 peer: k,
                 interested: p.peer_interested,
                 unchoked: !p.am_choking,
-                unchokes_us: !p.peer_choking,
+                unchokes_us_since: (!p.peer_choking).then_some(p.peer_unchoked_at),
+                am_interested_since: p.am_interested.then_some(p.am_interested_at),
                 download_rate: p.download.rate(now),
                 upload_rate: p.upload.rate(now),
                 connected_at: p.connected_at,
                 last_block_at: p.last_block_at,
             })
             .collect();
-        let seeding = self.picker.have().is_all_set();
-        let unchoke: BTreeSet<PeerKey> = self
-            .unchoker
-            .rechoke(now, seeding, &candidates, &mut self.rng)
-            .into_iter()
-            .collect();
-        for c in candidates {
-            let want = unchoke.contains(&c.peer);
-            if want && !c.unchoked {
-                if let Some(p) = self.peers.get_mut(&c.peer) {
+        let ctx = RechokeContext {
+            seeding: self.picker.have().is_all_set(),
+            round,
+        };
+        let decisions = self.unchoker.rechoke(now, ctx, &candidates, &mut self.rng);
+        debug_assert_eq!(decisions.len(), candidates.len(), "one decision per peer");
+        let mut record = BTreeMap::new();
+        for d in decisions {
+            let want = d.state.is_unchoked();
+            if let Some(p) = self.peers.get_mut(&d.peer) {
+                if want && p.am_choking {
                     p.am_choking = false;
+                    self.send(d.peer, Message::Unchoke);
+                } else if !want && !p.am_choking {
+                    self.choke(d.peer);
                 }
-                self.send(c.peer, Message::Unchoke);
-            } else if !want && c.unchoked {
-                self.choke(c.peer);
             }
+            record.insert(d.peer, d);
         }
+        self.choke_decisions = record;
+        self.last_rechoke = Some(now);
     }
 
     /// Chokes a peer: its queued requests are dropped (BEP 3), or rejected

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use swarm_engine::{
-    Bitfield, ExtensionInfo, Instant as CoreInstant, PEER_REQUESTS_MAX, PeerInfo, PeerKey,
-    StorageDone, TorrentConfig, TorrentCore, TorrentEvent,
+    Bitfield, Duration as CoreDuration, ExtensionInfo, Instant as CoreInstant, PEER_REQUESTS_MAX,
+    PeerInfo, PeerKey, StorageDone, TorrentConfig, TorrentCore, TorrentEvent,
 };
 use swarm_wire::lengths::{BlockInfo, Lengths};
 use swarm_wire::peer::{EXTENDED_HANDSHAKE_ID, ExtendedHandshake, Message, MessageDecoder};
@@ -167,6 +167,38 @@ pub struct SessionStatus {
     pub hash_failures: u32,
     pub listen_port: u16,
     pub error: Option<String>,
+    /// Every connected peer, with the choker's last verdict on it, ordered
+    /// by download rate (fastest first).
+    pub neighbours: Vec<NeighbourStatus>,
+}
+
+/// One connected peer as the user sees it (`--peers`, `--json`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NeighbourStatus {
+    pub addr: SocketAddr,
+    /// The client it runs, from its peer id (`libtorrent 2.0`, `-TR3000-`...).
+    pub client: String,
+    /// We dialled it (false: it connected to us).
+    pub outgoing: bool,
+    /// The choker's last verdict: `unchoked` (a regular slot), `optimistic`,
+    /// `choked` or `snubbed` (`choked` until the first rechoke saw it).
+    pub choke: &'static str,
+    /// Why, in words (`top-4 by download rate (#2)`, `optimistic since 12 s`).
+    pub reason: String,
+    /// Seconds it has been in that state.
+    pub choke_for_s: f64,
+    /// Bytes/s over the last 20 s, from it and to it.
+    pub download_rate: f64,
+    pub upload_rate: f64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    /// It unchokes us / wants data from us / we want data from it.
+    pub unchokes_us: bool,
+    pub interested: bool,
+    pub we_are_interested: bool,
+    /// Pieces it has.
+    pub pieces: u32,
+    pub requests_in_flight: usize,
 }
 
 enum Command {
@@ -522,7 +554,58 @@ impl Session {
             hash_failures: s.hash_failures,
             listen_port: self.listen_port,
             error: self.fatal.clone(),
+            neighbours: self.neighbours(),
         }
+    }
+
+    fn neighbours(&self) -> Vec<NeighbourStatus> {
+        let now = self.now();
+        let mut out: Vec<NeighbourStatus> = self
+            .core
+            .peer_stats(now)
+            .into_iter()
+            .filter_map(|p| {
+                let conn = self.conns.get(&p.peer)?;
+                // Reasons carry durations as the last rechoke saw them: age
+                // them to now.
+                let aged_by = self
+                    .core
+                    .last_rechoke()
+                    .map_or(CoreDuration::ZERO, |t| now.saturating_since(t));
+                let (choke, reason, since) = match &p.choke {
+                    Some(d) => (
+                        d.state.as_str(),
+                        d.reason.aged(aged_by).to_string(),
+                        Some(d.since),
+                    ),
+                    None if !p.peer_interested => ("choked", "not interested".to_string(), None),
+                    None => ("choked", "waiting for the first rechoke".to_string(), None),
+                };
+                Some(NeighbourStatus {
+                    addr: conn.addr,
+                    client: client_name(&conn.peer_id),
+                    outgoing: conn.outgoing,
+                    choke,
+                    reason,
+                    choke_for_s: since.map_or(0.0, |t| now.saturating_since(t).as_secs_f64()),
+                    download_rate: p.download_rate,
+                    upload_rate: p.upload_rate,
+                    downloaded: p.downloaded,
+                    uploaded: p.uploaded,
+                    unchokes_us: !p.peer_choking,
+                    interested: p.peer_interested,
+                    we_are_interested: p.am_interested,
+                    pieces: p.pieces,
+                    requests_in_flight: p.requests_in_flight,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.download_rate
+                .total_cmp(&a.download_rate)
+                .then(a.addr.cmp(&b.addr))
+        });
+        out
     }
 
     fn publish(&mut self) {

@@ -18,7 +18,11 @@ EXAMPLES:
       swarm download photos.torrent -o ~/Downloads --peer 192.0.2.7:6881 --seed
 
   Gently: at most 2 MiB/s down and 512 KiB/s up, status as JSON lines:
-      swarm download big.torrent --max-download-rate 2M --max-upload-rate 512K --json";
+      swarm download big.torrent --max-download-rate 2M --max-upload-rate 512K --json
+
+  Give back: seed until twice the size is uploaded or for 2 hours at most,
+  watching whom swarm unchokes and why:
+      swarm download big.torrent --seed-ratio 2 --seed-time 2h --peers";
 
 /// Download a torrent's files from its peers.
 ///
@@ -33,7 +37,15 @@ EXAMPLES:
 /// fails its checks repeatedly is banned (logged).
 ///
 /// swarm exits 0 once every piece is on disk, unless --seed is given: then it
-/// keeps uploading to others until Ctrl-C.
+/// keeps uploading to others until Ctrl-C, or until --seed-ratio or
+/// --seed-time is reached (either implies seeding); leaving, it tells the
+/// trackers it stopped.
+///
+/// Choking is tit-for-tat: every 10 s the 4 interested peers that gave us
+/// the best download rate over the last 20 s are unchoked; every 30 s one
+/// more, at random (new peers 3 times as likely), is the optimistic unchoke;
+/// a peer that sent nothing for 60 s while unchoking us loses its slot.
+/// --peers shows each neighbour's state and the reason.
 #[derive(Debug, Args)]
 #[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_STATUS_HELP))]
 pub struct DownloadArgs {
@@ -63,10 +75,10 @@ pub fn run(args: DownloadArgs) -> Result<()> {
         mode: OpenMode::Create,
         net: &args.net,
         peers,
-        until: if args.seed {
-            Until::Interrupted
-        } else {
-            Until::Complete
+        until: match args.net.seed_limits() {
+            Some(limits) => Until::SeedLimits(limits),
+            None if args.seed => Until::Interrupted,
+            None => Until::Complete,
         },
     })?;
     Ok(())

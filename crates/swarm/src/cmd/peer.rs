@@ -3,7 +3,7 @@
 //! interrupted, and showing its status (a progress bar on a terminal, or one
 //! JSON line per second with `--json`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +45,61 @@ pub struct NetArgs {
     /// Download at most this many bytes per second, over all peers.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub max_download_rate: Option<u64>,
+
+    /// Show a live table of neighbours (like top): address, client, choke
+    /// state and why, rates both ways. With --json every status line carries
+    /// the same as `neighbours` (always, with or without --peers).
+    #[arg(long = "peers")]
+    pub peers_table: bool,
+
+    /// Once complete, leave after uploading R times the torrent's size
+    /// (0.5, 1, 2.5). Implies seeding after a download.
+    #[arg(long, value_name = "R", value_parser = parse_ratio)]
+    pub seed_ratio: Option<f64>,
+
+    /// Once complete, leave after seeding this long: 90s, 30m, 2h, or
+    /// seconds. Implies seeding after a download. With --seed-ratio too, the
+    /// first limit reached ends the run.
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    pub seed_time: Option<Duration>,
+}
+
+impl NetArgs {
+    /// When a complete torrent stops seeding, if a limit was given.
+    pub fn seed_limits(&self) -> Option<SeedLimits> {
+        (self.seed_ratio.is_some() || self.seed_time.is_some()).then_some(SeedLimits {
+            ratio: self.seed_ratio,
+            time: self.seed_time,
+        })
+    }
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "`{s}` is not a ratio (a number of 0 or more, e.g. 1.5)"
+        )),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a time (try 90s, 30m, 2h or 600)"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
+    };
+    n.checked_mul(mult)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{s}` is too long"))
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -85,12 +140,42 @@ pub fn resolve_peers(peers: &[String]) -> Result<Vec<SocketAddr>> {
 }
 
 /// How a run ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Until {
     /// Stop once every piece is on disk.
     Complete,
     /// Run until Ctrl-C / SIGTERM.
     Interrupted,
+    /// Once complete, seed until a limit is reached (or Ctrl-C).
+    SeedLimits(SeedLimits),
+}
+
+/// When a seeder leaves: the first limit reached.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SeedLimits {
+    /// Uploaded bytes / the torrent's size.
+    pub ratio: Option<f64>,
+    /// Time since the torrent was complete (in this run).
+    pub time: Option<Duration>,
+}
+
+impl SeedLimits {
+    /// Whether a complete torrent that has seeded for `seeded` should leave.
+    pub fn reached(&self, s: &SessionStatus, seeded: Duration) -> Option<String> {
+        if let Some(r) = self.ratio {
+            let ratio = s.uploaded as f64 / s.total_length.max(1) as f64;
+            if ratio >= r {
+                return Some(format!("seed ratio {ratio:.2} reached (--seed-ratio {r})"));
+            }
+        }
+        match self.time {
+            Some(t) if seeded >= t => Some(format!(
+                "seeded for {} (--seed-time)",
+                humanize_secs(seeded.as_secs())
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// What the session needs besides the torrent.
@@ -116,7 +201,7 @@ pub fn run(r: Run<'_>) -> Result<SessionStatus> {
 
 async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
     let started = Instant::now();
-    let display = Display::new(r.net.json, r.spec.lengths.total_length());
+    let display = Display::new(r.net.json, r.net.peers_table, r.spec.lengths.total_length());
     let storage = {
         let (dir, spec, mode) = (r.dir.to_path_buf(), r.spec.clone(), r.mode);
         tokio::task::spawn_blocking(move || Storage::open(&dir, &spec, mode))
@@ -203,13 +288,23 @@ async fn drive(
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let mut was_complete = handle.status().complete;
+    let mut complete_since = was_complete.then(Instant::now);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
             _ = &mut ctrl_c => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
-            _ = tick.tick() => display.show(&handle.status(), started),
+            _ = tick.tick() => {
+                let s = handle.status();
+                display.show(&s, started);
+                if let (Until::SeedLimits(limits), Some(since)) = (until, complete_since)
+                    && let Some(why) = limits.reached(&s, since.elapsed())
+                {
+                    tracing::info!("{why}: leaving");
+                    return Ok(());
+                }
+            }
             changed = status.changed() => {
                 if changed.is_err() {
                     return Ok(()); // the session ended (an error)
@@ -220,6 +315,7 @@ async fn drive(
                 }
                 if s.complete && !was_complete {
                     was_complete = true;
+                    complete_since = Some(Instant::now());
                     display.show(&s, started);
                 }
                 if s.complete && until == Until::Complete {
@@ -260,15 +356,23 @@ async fn check(storage: &Arc<Storage>, only_existing: bool, display: &Display) -
     }
 }
 
-/// The status output: JSON lines, a progress bar, or nothing (not a terminal).
+/// The status output: JSON lines, a progress bar, or nothing (not a terminal);
+/// with `--peers`, a table of neighbours on stderr (redrawn in place on a
+/// terminal, like top).
 struct Display {
     json: bool,
+    /// `--peers`: `Some(true)` redraws in place (a terminal), `Some(false)`
+    /// appends a table per status.
+    table: Option<bool>,
     bar: Option<indicatif::ProgressBar>,
 }
 
 impl Display {
-    fn new(json: bool, total: u64) -> Display {
-        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+    fn new(json: bool, peers_table: bool, total: u64) -> Display {
+        let terminal = std::io::stderr().is_terminal();
+        let table = peers_table.then_some(terminal);
+        // The in-place table replaces the bar (it has the same figures).
+        let bar = (!json && terminal && table.is_none()).then(|| {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -278,7 +382,7 @@ impl Display {
             );
             bar
         });
-        Display { json, bar }
+        Display { json, table, bar }
     }
 
     fn print_json(&self, v: serde_json::Value) {
@@ -313,6 +417,13 @@ impl Display {
     fn show(&self, s: &SessionStatus, started: Instant) {
         if self.json {
             self.print_json(status_json(s, started));
+        }
+        if let Some(in_place) = self.table {
+            let text = neighbour_table(s, started);
+            let mut err = std::io::stderr().lock();
+            // Home, clear to the end: redraw without scrolling.
+            let prefix = if in_place { "\x1b[H\x1b[J" } else { "" };
+            let _ = write!(err, "{prefix}{text}");
         }
         if let Some(bar) = &self.bar {
             bar.set_prefix(if s.complete { "seeding" } else { "downloading" });
@@ -370,6 +481,79 @@ impl Display {
     }
 }
 
+/// The `--peers` table: a summary line, then one row per neighbour, fastest first.
+fn neighbour_table(s: &SessionStatus, started: Instant) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {}/{} pieces  down {}/s  up {}/s  {} peers  {:.0} s",
+        s.state.as_str(),
+        s.pieces_have,
+        s.pieces_total,
+        human_bytes(s.download_rate as u64),
+        human_bytes(s.upload_rate as u64),
+        s.peers,
+        started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "{:<22} {:<16} {:<10} {:>6} {:>11} {:>11} {:>5}  REASON",
+        "PEER", "CLIENT", "CHOKE", "FOR", "DOWN/s", "UP/s", "HAS%"
+    );
+    for n in &s.neighbours {
+        let has = if s.pieces_total == 0 {
+            100.0
+        } else {
+            100.0 * f64::from(n.pieces) / f64::from(s.pieces_total)
+        };
+        let client: String = n
+            .client
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(16)
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<22} {:<16} {:<10} {:>6} {:>11} {:>11} {:>4.0}%  {}",
+            n.addr.to_string(),
+            client,
+            n.choke,
+            humanize_secs(n.choke_for_s as u64),
+            human_bytes(n.download_rate as u64),
+            human_bytes(n.upload_rate as u64),
+            has,
+            n.reason,
+        );
+    }
+    out
+}
+
+fn neighbours_json(s: &SessionStatus) -> serde_json::Value {
+    s.neighbours
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "addr": n.addr.to_string(),
+                "client": n.client,
+                "outgoing": n.outgoing,
+                "choke": n.choke,
+                "reason": n.reason,
+                "choke_for_s": (n.choke_for_s * 10.0).round() / 10.0,
+                "download_rate": n.download_rate.round() as u64,
+                "upload_rate": n.upload_rate.round() as u64,
+                "downloaded": n.downloaded,
+                "uploaded": n.uploaded,
+                "unchokes_us": n.unchokes_us,
+                "interested": n.interested,
+                "we_are_interested": n.we_are_interested,
+                "pieces": n.pieces,
+                "requests_in_flight": n.requests_in_flight,
+            })
+        })
+        .collect()
+}
+
 fn status_json(s: &SessionStatus, started: Instant) -> serde_json::Value {
     serde_json::json!({
         "state": s.state.as_str(),
@@ -390,6 +574,7 @@ fn status_json(s: &SessionStatus, started: Instant) -> serde_json::Value {
         "listen_port": s.listen_port,
         "elapsed_s": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         "error": s.error,
+        "neighbours": neighbours_json(s),
     })
 }
 

@@ -14,7 +14,10 @@ EXAMPLES:
       swarm seed photos.torrent -d ~/share
 
   On a fixed port, also offering the data to a known peer:
-      swarm seed photos.torrent -d ~/share --listen 0.0.0.0:51413 --peer 192.0.2.7:6881";
+      swarm seed photos.torrent -d ~/share --listen 0.0.0.0:51413 --peer 192.0.2.7:6881
+
+  Upload the torrent's size three times over, then leave; show the neighbours:
+      swarm seed photos.torrent -d ~/share --seed-ratio 3 --peers";
 
 /// Seed a torrent: check its data, then upload it to peers until Ctrl-C.
 ///
@@ -23,7 +26,12 @@ EXAMPLES:
 /// (on all cores, with progress); a missing file is an error, and so is data
 /// of which no piece matches. Then swarm announces to the torrent's trackers,
 /// dials --peer addresses, accepts peers on --listen and uploads until Ctrl-C
-/// or SIGTERM, when it tells the trackers it stopped.
+/// or SIGTERM, or until --seed-ratio / --seed-time is reached, when it tells
+/// the trackers it stopped.
+///
+/// Seeding, the 4 upload slots take turns (round robin, 30 s each, the
+/// longest-waiting interested peer next), so no leecher starves; --peers
+/// shows who holds a slot and why.
 #[derive(Debug, Args)]
 #[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_STATUS_HELP))]
 pub struct SeedArgs {
@@ -48,7 +56,10 @@ pub fn run(args: SeedArgs) -> Result<()> {
         mode: OpenMode::Existing,
         net: &args.net,
         peers,
-        until: Until::Interrupted,
+        until: args
+            .net
+            .seed_limits()
+            .map_or(Until::Interrupted, Until::SeedLimits),
     })?;
     Ok(())
 }

@@ -1,0 +1,437 @@
+//! Tit-for-tat choking (BEP 3; Cohen, "Incentives Build Robustness in
+//! BitTorrent", 2003), with an explanation for every decision.
+//!
+//! # Policy
+//! - **Regular slots** (`unchoke_slots`, 4): while leeching, the interested
+//!   peers that gave us the best download rate over the last 20 s (the
+//!   core's [`crate::rate::RateEstimator`]). Ties go to peers we already
+//!   unchoke, then to the lower [`PeerKey`], so equal rates do not churn.
+//! - **Rounds**: the core calls with `round: true` every `rechoke_interval`
+//!   (10 s); only then are slots re-ranked. Between rounds (a peer left, lost
+//!   or gained interest) incumbents keep their slots and only free slots are
+//!   filled, best-ranked first.
+//! - **Optimistic unchoke** (one slot): a random choked, interested peer,
+//!   re-drawn when `optimistic_interval` (30 s) has passed *since it was
+//!   picked*, so extra calls between rounds do not speed the rotation up. A
+//!   *new* peer, connected less than one `optimistic_interval` ago, weighs
+//!   `new_peer_weight` (3) in the draw, the others 1. "New" is a
+//!   connection-age test rather than "never optimistically unchoked" because
+//!   the boost exists for peers that have nothing to trade yet (Cohen): with
+//!   draws every 30 s each newcomer gets about one boosted draw, and the test
+//!   needs no history, whereas "never picked" would mark most peers of a big
+//!   swarm as new for hours and flatten the weighting. At a round the
+//!   optimistic peer is ranked with everyone else: if its rate beats a
+//!   regular peer's, it takes that regular slot, and the optimistic slot is
+//!   re-drawn at once (an idle slot for up to 30 s would waste upload).
+//! - **Anti-snubbing**: a peer that unchokes us, that we are interested in,
+//!   and that sent no block for `snub_timeout` (60 s, counted from the
+//!   latest of: it unchoked us, we became interested, its last block) is
+//!   *snubbed*: it loses its regular slot and is not ranked for one until it
+//!   sends a block. Unlike Cohen's client it is not drawn as the optimistic
+//!   unchoke either: that slot exists to discover partners, and this one was
+//!   tried for a minute; a snubbed peer is thus always choked, which keeps
+//!   the explanation honest. (The core's own 20 s request timeout is a
+//!   different, pipeline-level "snub" that only moves our requests elsewhere.)
+//! - **Seeding: round robin** (libtorrent's `round_robin`, not
+//!   `fastest_upload`). With `fastest_upload` a seed's regular slots are
+//!   sticky: a choked peer's rate to it decays to zero within the 20 s
+//!   window, so it can never outrank an incumbent and only the optimistic
+//!   slot rotates; with many leechers most of them starve. A seed gains
+//!   nothing from tit-for-tat (it needs no data), and the swarm gains most
+//!   when its pieces spread over many leechers who re-upload them. So each
+//!   regular slot is a *turn* of at least `seed_turn` (30 s): at each round,
+//!   peers still within their turn keep it (fastest first), then peers wait
+//!   in line, longest-waiting first, then peers whose turn is over (fastest
+//!   first) keep their slot only if nobody waits. Every interested leecher
+//!   is thus unchoked within about `ceil(waiting / slots)` turns.
+//!
+//! # Invariants (asserted after every rechoke)
+//! - One decision per candidate, in the candidates' order.
+//! - At most `unchoke_slots` peers are `Unchoked` and at most one is
+//!   `Optimistic`; every unchoked peer is interested.
+//! - A snubbing peer is neither `Unchoked` nor `Optimistic`.
+//!
+//! Sans-IO: time and randomness come in; iteration is over `Vec`/`BTreeMap`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::rng::Rng;
+use crate::time::{Duration, Instant};
+use crate::torrent::PeerKey;
+use crate::unchoke::{
+    ChokeDecision, ChokeReason, ChokeState, RechokeContext, UnchokeCandidate, Unchoker,
+};
+
+/// Peers unchoked optimistically at once.
+pub const OPTIMISTIC_SLOTS: usize = 1;
+
+/// Tunables of the choker; `Default` gives BitTorrent's classic values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChokerConfig {
+    /// Regular unchoke slots (4).
+    pub unchoke_slots: usize,
+    /// How often the core runs a rechoke round (10 s).
+    pub rechoke_interval: Duration,
+    /// How long an optimistic unchoke lasts before it is re-drawn (30 s).
+    pub optimistic_interval: Duration,
+    /// Silence after which a peer that unchokes us is snubbed (60 s).
+    pub snub_timeout: Duration,
+    /// Weight of a new peer (connected less than `optimistic_interval` ago)
+    /// in the optimistic draw; other peers weigh 1 (3; at least 1).
+    pub new_peer_weight: u32,
+    /// Seeding: a regular slot is held at least this long before it goes to
+    /// a waiting peer (30 s, three rounds).
+    pub seed_turn: Duration,
+}
+
+impl Default for ChokerConfig {
+    fn default() -> Self {
+        ChokerConfig {
+            unchoke_slots: 4,
+            rechoke_interval: Duration::from_secs(10),
+            optimistic_interval: Duration::from_secs(30),
+            snub_timeout: Duration::from_secs(60),
+            new_peer_weight: 3,
+            seed_turn: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Optimistic {
+    peer: PeerKey,
+    /// When it was (re-)drawn: the rotation clock.
+    picked_at: Instant,
+}
+
+/// What the choker remembers of a peer between rechokes.
+#[derive(Clone, Copy, Debug)]
+struct Memo {
+    state: ChokeState,
+    reason: ChokeReason,
+    since: Instant,
+    /// When it last took a regular slot: a seeding turn counts from here.
+    turn_start: Instant,
+    /// When it was last choked after being unchoked (or connected): seeding
+    /// turns go to the longest-waiting peer first.
+    waiting_since: Instant,
+}
+
+/// The tit-for-tat choker. See the module docs.
+#[derive(Clone, Debug)]
+pub struct Choker {
+    config: ChokerConfig,
+    optimistic: Option<Optimistic>,
+    memo: BTreeMap<PeerKey, Memo>,
+}
+
+impl Choker {
+    pub fn new(config: ChokerConfig) -> Self {
+        assert!(config.new_peer_weight >= 1, "new_peer_weight must be >= 1");
+        Choker {
+            config,
+            optimistic: None,
+            memo: BTreeMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ChokerConfig {
+        &self.config
+    }
+
+    /// The current optimistic unchoke, if any.
+    pub fn optimistic(&self) -> Option<PeerKey> {
+        self.optimistic.map(|o| o.peer)
+    }
+
+    /// Whether `c` counts as new in the optimistic draw.
+    pub fn is_new(&self, now: Instant, c: &UnchokeCandidate) -> bool {
+        now.saturating_since(c.connected_at) < self.config.optimistic_interval
+    }
+
+    /// `Some(silence)` if `c` snubs us (see the module docs).
+    pub fn snubbed_for(&self, now: Instant, c: &UnchokeCandidate) -> Option<Duration> {
+        let unchoked = c.unchokes_us_since?;
+        let interested = c.am_interested_since?;
+        let origin = unchoked
+            .max(interested)
+            .max(c.last_block_at.unwrap_or(Instant::ZERO));
+        let silent = now.saturating_since(origin);
+        (silent >= self.config.snub_timeout).then_some(silent)
+    }
+
+    fn was_regular(&self, c: &UnchokeCandidate) -> bool {
+        c.unchoked
+            && self
+                .memo
+                .get(&c.peer)
+                .is_some_and(|m| m.state == ChokeState::Unchoked)
+    }
+
+    /// Orders peers eligible for a regular slot, best first.
+    fn rank(&self, now: Instant, seeding: bool, eligible: &mut [&UnchokeCandidate]) {
+        if seeding {
+            let turn_over = |c: &UnchokeCandidate| {
+                self.memo
+                    .get(&c.peer)
+                    .is_some_and(|m| now.saturating_since(m.turn_start) >= self.config.seed_turn)
+            };
+            let class = |c: &UnchokeCandidate| match (self.was_regular(c), turn_over(c)) {
+                (true, false) => 0,
+                (false, _) => 1,
+                (true, true) => 2,
+            };
+            let waiting_since = |c: &UnchokeCandidate| {
+                self.memo
+                    .get(&c.peer)
+                    .map_or(c.connected_at, |m| m.waiting_since)
+            };
+            eligible.sort_by(|a, b| {
+                let (ca, cb) = (class(a), class(b));
+                ca.cmp(&cb)
+                    .then_with(|| {
+                        if ca == 1 {
+                            waiting_since(a).cmp(&waiting_since(b))
+                        } else {
+                            b.upload_rate.total_cmp(&a.upload_rate)
+                        }
+                    })
+                    .then(a.peer.cmp(&b.peer))
+            });
+        } else {
+            eligible.sort_by(|a, b| {
+                b.download_rate
+                    .total_cmp(&a.download_rate)
+                    .then(b.unchoked.cmp(&a.unchoked))
+                    .then(a.peer.cmp(&b.peer))
+            });
+        }
+    }
+
+    /// A weighted draw: new peers weigh `new_peer_weight`, others 1.
+    fn draw(&self, now: Instant, pool: &[&UnchokeCandidate], rng: &mut Rng) -> Option<PeerKey> {
+        let weight = |c: &UnchokeCandidate| {
+            if self.is_new(now, c) {
+                u64::from(self.config.new_peer_weight)
+            } else {
+                1
+            }
+        };
+        let total: u64 = pool.iter().map(|c| weight(c)).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut r = rng.below(usize::try_from(total).unwrap_or(usize::MAX)) as u64;
+        for c in pool {
+            let w = weight(c);
+            if r < w {
+                return Some(c.peer);
+            }
+            r -= w;
+        }
+        None
+    }
+
+    fn check_decisions(&self, now: Instant, peers: &[UnchokeCandidate], out: &[ChokeDecision]) {
+        assert_eq!(peers.len(), out.len(), "one decision per candidate");
+        let mut regular = 0;
+        let mut optimistic = 0;
+        for (c, d) in peers.iter().zip(out) {
+            assert_eq!(c.peer, d.peer, "decisions in candidate order");
+            match d.state {
+                ChokeState::Unchoked => regular += 1,
+                ChokeState::Optimistic => optimistic += 1,
+                ChokeState::Choked | ChokeState::Snubbed => {}
+            }
+            if d.state.is_unchoked() {
+                assert!(c.interested, "{:?} unchoked but not interested", c.peer);
+                assert!(
+                    self.snubbed_for(now, c).is_none(),
+                    "{:?} unchoked while snubbing us",
+                    c.peer
+                );
+            }
+        }
+        assert!(regular <= self.config.unchoke_slots, "{regular} regular");
+        assert!(optimistic <= OPTIMISTIC_SLOTS, "{optimistic} optimistic");
+    }
+}
+
+impl Unchoker for Choker {
+    fn max_unchoked(&self) -> usize {
+        self.config.unchoke_slots + OPTIMISTIC_SLOTS
+    }
+
+    fn rechoke(
+        &mut self,
+        now: Instant,
+        ctx: RechokeContext,
+        peers: &[UnchokeCandidate],
+        rng: &mut Rng,
+    ) -> Vec<ChokeDecision> {
+        let slots = self.config.unchoke_slots;
+        let mut snubbed: BTreeMap<PeerKey, Duration> = BTreeMap::new();
+        let mut eligible: Vec<&UnchokeCandidate> = Vec::new();
+        for c in peers.iter().filter(|c| c.interested) {
+            match self.snubbed_for(now, c) {
+                Some(silent) => {
+                    snubbed.insert(c.peer, silent);
+                }
+                None => eligible.push(c),
+            }
+        }
+        self.rank(now, ctx.seeding, &mut eligible);
+        let rank_of: BTreeMap<PeerKey, usize> = eligible
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.peer, i + 1))
+            .collect();
+
+        // Regular slots: the best `slots` at a round; between rounds the
+        // incumbents stay and free slots go to the best of the others.
+        let mut regular: Vec<PeerKey> = Vec::with_capacity(slots);
+        if !ctx.round {
+            regular.extend(
+                eligible
+                    .iter()
+                    .filter(|c| self.was_regular(c))
+                    .take(slots)
+                    .map(|c| c.peer),
+            );
+        }
+        for c in &eligible {
+            if regular.len() >= slots {
+                break;
+            }
+            if !regular.contains(&c.peer) {
+                regular.push(c.peer);
+            }
+        }
+        let regular: BTreeSet<PeerKey> = regular.into_iter().collect();
+
+        // The optimistic slot: kept for `optimistic_interval` after the draw
+        // unless its peer left, lost interest or won a regular slot.
+        let drawable = |c: &UnchokeCandidate| {
+            c.interested && !regular.contains(&c.peer) && !snubbed.contains_key(&c.peer)
+        };
+        let current = self
+            .optimistic
+            .filter(|o| peers.iter().any(|c| c.peer == o.peer && drawable(c)));
+        let expired = current
+            .is_some_and(|o| now.saturating_since(o.picked_at) >= self.config.optimistic_interval);
+        self.optimistic = match current {
+            Some(o) if !expired => Some(o),
+            _ => {
+                let pool: Vec<&UnchokeCandidate> = peers
+                    .iter()
+                    .filter(|c| drawable(c) && Some(c.peer) != current.map(|o| o.peer))
+                    .collect();
+                match self.draw(now, &pool, rng) {
+                    Some(peer) => Some(Optimistic {
+                        peer,
+                        picked_at: now,
+                    }),
+                    // Nobody else to try: the incumbent stays another interval.
+                    None => current.map(|o| Optimistic {
+                        peer: o.peer,
+                        picked_at: now,
+                    }),
+                }
+            }
+        };
+        let optimistic = self.optimistic.map(|o| o.peer);
+
+        let mut memo = BTreeMap::new();
+        let mut out = Vec::with_capacity(peers.len());
+        for c in peers {
+            let prev = self.memo.get(&c.peer).copied();
+            let prev_state = prev.map(|m| m.state);
+            let since_if = |state: ChokeState| match prev {
+                Some(m) if m.state == state => m.since,
+                _ => now,
+            };
+            let rank = rank_of.get(&c.peer).copied().unwrap_or(0);
+            let (state, reason) = if regular.contains(&c.peer) {
+                let reason = if ctx.seeding {
+                    let start = match prev {
+                        Some(m) if m.state == ChokeState::Unchoked => m.turn_start,
+                        _ => now,
+                    };
+                    ChokeReason::SeedTurn {
+                        held: now.saturating_since(start),
+                    }
+                } else {
+                    match prev {
+                        // Kept between rounds: the round's reason still holds.
+                        Some(
+                            m @ Memo {
+                                state: ChokeState::Unchoked,
+                                reason: ChokeReason::TopDownload { .. },
+                                ..
+                            },
+                        ) if !ctx.round => m.reason,
+                        _ => ChokeReason::TopDownload { rank, slots },
+                    }
+                };
+                (ChokeState::Unchoked, reason)
+            } else if Some(c.peer) == optimistic {
+                let held = now.saturating_since(since_if(ChokeState::Optimistic));
+                (ChokeState::Optimistic, ChokeReason::Optimistic { held })
+            } else if !c.interested {
+                (ChokeState::Choked, ChokeReason::NotInterested)
+            } else if let Some(&silent) = snubbed.get(&c.peer) {
+                (ChokeState::Snubbed, ChokeReason::Snubbed { silent })
+            } else if ctx.seeding {
+                let waited = prev.map_or(c.connected_at, |m| {
+                    if m.state.is_unchoked() {
+                        now
+                    } else {
+                        m.waiting_since
+                    }
+                });
+                (
+                    ChokeState::Choked,
+                    ChokeReason::SeedWaiting {
+                        waited: now.saturating_since(waited),
+                    },
+                )
+            } else {
+                (ChokeState::Choked, ChokeReason::Outranked { rank, slots })
+            };
+            let since = since_if(state);
+            let turn_start = match prev {
+                Some(m) if prev_state == Some(ChokeState::Unchoked) => m.turn_start,
+                _ => now,
+            };
+            let waiting_since = match prev {
+                None => c.connected_at,
+                Some(m) if m.state.is_unchoked() && !state.is_unchoked() => now,
+                Some(m) => m.waiting_since,
+            };
+            memo.insert(
+                c.peer,
+                Memo {
+                    state,
+                    reason,
+                    since,
+                    turn_start,
+                    waiting_since,
+                },
+            );
+            out.push(ChokeDecision {
+                peer: c.peer,
+                state,
+                reason,
+                download_rate: c.download_rate,
+                upload_rate: c.upload_rate,
+                since,
+            });
+        }
+        self.memo = memo;
+        self.check_decisions(now, peers, &out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;
