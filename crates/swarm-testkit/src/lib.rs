@@ -11,6 +11,7 @@
 //! Every test makes a [`TestDir`] (its own temp dir, logs under `logs/`) and
 //! its own ports; everything it starts dies when the test ends.
 
+pub mod cli;
 pub mod data;
 pub mod hostile;
 pub mod peers;

@@ -2,7 +2,7 @@
 //! written and what is not.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use swarm_testkit::{TestDir, data};
 
@@ -11,26 +11,12 @@ fn swarm() -> PathBuf {
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(swarm())
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run swarm")
+    swarm_testkit::cli::run(&swarm(), dir, args)
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use swarm_testkit::cli::stderr;
 
-/// Files in `dir` (names), sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
-}
+use swarm_testkit::cli::names;
 
 /// The error of a failed run: exactly one line, `error: ...`.
 fn one_line_error(o: &Output) -> String {

@@ -12,11 +12,7 @@ fn swarm() -> PathBuf {
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(swarm())
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run swarm")
+    swarm_testkit::cli::run(&swarm(), dir, args)
 }
 
 fn error_lines(o: &Output) -> Vec<String> {

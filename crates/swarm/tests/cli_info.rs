@@ -11,25 +11,12 @@ fn swarm() -> PathBuf {
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(swarm())
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run swarm")
+    swarm_testkit::cli::run(&swarm(), dir, args)
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use swarm_testkit::cli::stderr;
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
-}
+use swarm_testkit::cli::names;
 
 // -- a tiny bencode writer for the corpus (keys written in the order given,
 //    so unsorted dicts can be made on purpose) --
