@@ -16,6 +16,7 @@ pub mod data;
 pub mod hostile;
 pub mod peers;
 pub mod proc;
+pub mod raw_bencode;
 pub mod torrent;
 pub mod tracker;
 

@@ -35,50 +35,7 @@ fn builder_output_parses_back() {
     assert_eq!(crate::bencode::decode(&bytes).unwrap().raw(), &bytes[..]);
 }
 
-// -- a raw writer for the hostile corpus: keys in the order given, so
-//    unsorted or repeated keys can be made on purpose --
-
-enum B {
-    I(i128),
-    S(Vec<u8>),
-    L(Vec<B>),
-    D(Vec<(&'static str, B)>),
-    Raw(&'static [u8]),
-}
-
-fn s(x: &str) -> B {
-    B::S(x.as_bytes().to_vec())
-}
-
-fn enc(b: &B, out: &mut Vec<u8>) {
-    match b {
-        B::I(n) => out.extend_from_slice(format!("i{n}e").as_bytes()),
-        B::S(v) => {
-            out.extend_from_slice(format!("{}:", v.len()).as_bytes());
-            out.extend_from_slice(v);
-        }
-        B::L(items) => {
-            out.push(b'l');
-            items.iter().for_each(|i| enc(i, out));
-            out.push(b'e');
-        }
-        B::D(items) => {
-            out.push(b'd');
-            for (k, v) in items {
-                enc(&s(k), out);
-                enc(v, out);
-            }
-            out.push(b'e');
-        }
-        B::Raw(r) => out.extend_from_slice(r),
-    }
-}
-
-fn bytes(b: &B) -> Vec<u8> {
-    let mut out = Vec::new();
-    enc(b, &mut out);
-    out
-}
+use swarm_testkit::raw_bencode::{B, bytes, s};
 
 const PIECE: i128 = 16384;
 
