@@ -277,6 +277,19 @@ impl Storage {
     /// empty by [`Storage::open`] are not read (they cannot match).
     /// `progress(bytes)` is called after each piece, from the worker threads.
     pub fn check(&self, only_existing: bool, progress: &(dyn Fn(u64) + Sync)) -> Bitfield {
+        let none = Bitfield::empty(self.lengths.num_pieces());
+        self.check_except(&none, only_existing, progress)
+    }
+
+    /// [`Storage::check`] that never reads the pieces in `skip` (trusted from
+    /// a resume record): they are neither read, nor in the result, nor
+    /// reported to `progress`.
+    pub fn check_except(
+        &self,
+        skip: &Bitfield,
+        only_existing: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Bitfield {
         let n = self.lengths.num_pieces();
         let threads = std::thread::available_parallelism()
             .map_or(1, |t| t.get())
@@ -293,15 +306,18 @@ impl Storage {
                             let Some(piece) = self.lengths.validate_piece_index(i) else {
                                 break;
                             };
-                            let worth = !only_existing
-                                || self
-                                    .piece_spans(piece)
-                                    .iter()
-                                    .all(|s| self.files[s.file].had_data);
+                            let worth = !skip.get(i)
+                                && (!only_existing
+                                    || self
+                                        .piece_spans(piece)
+                                        .iter()
+                                        .all(|s| self.files[s.file].had_data));
                             if worth && self.check_piece(piece, &mut buf) {
                                 have.push(i);
                             }
-                            progress(u64::from(self.lengths.piece_len(piece)));
+                            if !skip.get(i) {
+                                progress(u64::from(self.lengths.piece_len(piece)));
+                            }
                         }
                         have
                     })
@@ -317,6 +333,32 @@ impl Storage {
             have.set(i);
         }
         have
+    }
+
+    // ---- for the resume record (see `resume::ResumeStore`) ----
+
+    /// Indexes of the files piece `piece` touches (empty files never).
+    pub fn files_of_piece(&self, piece: u32) -> Vec<usize> {
+        self.lengths
+            .validate_piece_index(piece)
+            .map(|p| self.piece_spans(p).iter().map(|s| s.file).collect())
+            .unwrap_or_default()
+    }
+
+    /// The metadata of every file, through the handles we read and write
+    /// (not the paths: it describes exactly the files our writes went to).
+    pub fn file_metadata(&self) -> Vec<io::Result<std::fs::Metadata>> {
+        self.files.iter().map(|f| f.file.metadata()).collect()
+    }
+
+    /// `fdatasync` every file: whatever was written to them so far is on
+    /// the disk when this returns. Files opened read-only are synced too
+    /// (harmless; Linux allows it).
+    pub fn sync_data(&self) -> Result<(), NetError> {
+        for f in &self.files {
+            f.file.sync_data().map_err(|e| io_err(&f.path, e))?;
+        }
+        Ok(())
     }
 }
 
