@@ -34,6 +34,7 @@ use tokio::time::Instant;
 
 use crate::conn::{self, ConnError, Handshaken, PeerInput};
 use crate::ratelimit::RateLimiter;
+use crate::resume::{RESUME_SAVE_INTERVAL, ResumeStore};
 use crate::storage::Storage;
 use crate::tracker::{AnnounceStats, TrackerClient, TrackerConfig};
 use crate::{NetError, TorrentSpec};
@@ -62,6 +63,9 @@ pub const VERIFY_BACKLOG_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// asks for data but does not read it. Honest peers stay far below (their
 /// pipeline, about `reqq` blocks, bounds what they can have outstanding).
 pub const WRITE_QUEUE_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// At exit, how long running piece writes may take before the final resume
+/// record is saved without them.
+pub const STORAGE_FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the status is published and dialling reconsidered.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -106,6 +110,8 @@ pub struct SessionConfig {
     pub download_limit: Option<Arc<RateLimiter>>,
     /// Seeds the core's RNG.
     pub rng_seed: u64,
+    /// Where to save the resume record (none: never saved).
+    pub resume: Option<Arc<ResumeStore>>,
 }
 
 impl Default for SessionConfig {
@@ -119,6 +125,7 @@ impl Default for SessionConfig {
             upload_limit: None,
             download_limit: None,
             rng_seed: rand::random(),
+            resume: None,
         }
     }
 }
@@ -257,7 +264,9 @@ pub fn spawn(
             )
         })
         .collect();
-    let session = Session {
+    let resume = config.resume.clone().map(ResumeSaver::new);
+    let mut session = Session {
+        resume,
         core,
         lengths,
         info_hash: spec.info_hash,
@@ -287,6 +296,9 @@ pub fn spawn(
         storage_running: 0,
         verify_backlog: 0,
     };
+    // The first status anyone reads is the real one (the pieces found on
+    // disk), not the channel's empty default.
+    session.publish();
     let task = tokio::spawn(session.run());
     SessionHandle {
         status: status_rx,
@@ -352,6 +364,8 @@ enum TrackerCommand {
 }
 
 struct Session {
+    /// Saves the resume record (see [`ResumeSaver`]).
+    resume: Option<ResumeSaver>,
     core: TorrentCore,
     lengths: Lengths,
     info_hash: [u8; 20],
@@ -447,6 +461,7 @@ impl Session {
                 _ = housekeeping.tick() => {
                     self.dial();
                     self.publish();
+                    self.save_resume();
                 }
             }
             self.drain();
@@ -460,6 +475,10 @@ impl Session {
     async fn shutdown(mut self) -> Result<SessionStatus, NetError> {
         for (_, c) in self.conns.drain() {
             c.close();
+        }
+        self.finish_storage_jobs().await;
+        if let Some(mut r) = self.resume.take() {
+            r.finish(self.core.have().clone(), &self.storage).await;
         }
         self.publish();
         if let Some(t) = self.tracker.take() {
@@ -485,6 +504,42 @@ impl Session {
                 self.status_tx.send_replace(status.clone());
                 Ok(status)
             }
+        }
+    }
+
+    /// At exit: lets the piece checks and writes already handed out finish
+    /// and gives them to the core (pieces in memory not yet handed out are
+    /// checked and written too), so the final resume record holds them and
+    /// no write of ours lands after it (which would untrust its file at the
+    /// next start). Bounded by [`STORAGE_FINISH_TIMEOUT`].
+    async fn finish_storage_jobs(&mut self) {
+        let deadline = Instant::now() + STORAGE_FINISH_TIMEOUT;
+        loop {
+            // Reads are for peers that are gone.
+            self.storage_queue
+                .retain(|j| matches!(j, StorageJob::Verify { .. }));
+            self.start_storage_jobs();
+            if self.storage_running == 0 {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, self.input_rx.recv()).await {
+                Ok(Some(input @ Input::Storage(_))) => {
+                    self.on_input(input);
+                    self.drain();
+                }
+                Ok(Some(_)) => {} // a handshake or tracker answer: too late
+                Ok(None) | Err(_) => {
+                    tracing::warn!("storage jobs still running at exit");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts a save of the resume record when one is due (see [`ResumeSaver`]).
+    fn save_resume(&mut self) {
+        if let Some(r) = &mut self.resume {
+            r.maybe_start(self.core.have(), &self.storage);
         }
     }
 
@@ -869,6 +924,9 @@ impl Session {
                 }
                 TorrentEvent::Completed => {
                     tracing::info!("download complete");
+                    if let Some(r) = &mut self.resume {
+                        r.save_soon();
+                    }
                     if !self.started_complete
                         && let Some(t) = &self.tracker
                     {
@@ -1026,5 +1084,117 @@ async fn tracker_task(
         if let Err(e) = client.announce(Event::Stopped, current).await {
             tracing::info!(error = %e, "stopped announce failed");
         }
+    }
+}
+
+/// Saves the resume record from the owner task: at most one save in flight,
+/// on the blocking pool. A save is due every [`RESUME_SAVE_INTERVAL`] if the
+/// verified pieces changed since the last one, soon after completion, and at
+/// exit ([`ResumeSaver::finish`]).
+///
+/// Why not more often: a file still being written is untrusted at the next
+/// start however recent the record is (every write after the save changes
+/// its mtime), so a shorter interval gains nothing for a download killed
+/// mid-file — its data is re-verified at ~2 GB/s, not downloaded again —
+/// while each save costs an `fdatasync` of everything written since the last
+/// one, competing with the download's own writes. What a record buys is a
+/// start without reading files that no longer change (finished files, a
+/// complete download, a seed), and for those 30 s is soon enough.
+struct ResumeSaver {
+    store: Arc<ResumeStore>,
+    /// The save running: the pieces it saves, and its result.
+    running: Option<(
+        Bitfield,
+        tokio::sync::oneshot::Receiver<Result<(), NetError>>,
+    )>,
+    /// The pieces of the last record written.
+    saved: Option<Bitfield>,
+    next_due: Instant,
+    /// A failure was already logged as a warning (later ones are debug).
+    warned: bool,
+}
+
+impl ResumeSaver {
+    fn new(store: Arc<ResumeStore>) -> Self {
+        ResumeSaver {
+            store,
+            running: None,
+            saved: None,
+            // The first tick saves what the start-up check found.
+            next_due: Instant::now(),
+            warned: false,
+        }
+    }
+
+    fn save_soon(&mut self) {
+        self.next_due = Instant::now();
+    }
+
+    /// Collects a finished save's result, if any.
+    fn poll(&mut self) {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let Some((_, rx)) = &mut self.running else {
+            return;
+        };
+        let result = match rx.try_recv() {
+            Err(TryRecvError::Empty) => return,
+            Ok(r) => r,
+            Err(TryRecvError::Closed) => Err(NetError::Fatal("resume save job panicked".into())),
+        };
+        if let Some((have, _)) = self.running.take() {
+            self.record(have, result);
+        }
+    }
+
+    fn record(&mut self, have: Bitfield, result: Result<(), NetError>) {
+        match result {
+            Ok(()) => {
+                tracing::debug!(pieces = have.count_ones(), path = %self.store.path().display(), "resume record saved");
+                self.saved = Some(have);
+            }
+            Err(e) if !self.warned => {
+                self.warned = true;
+                tracing::warn!(error = %e, "resume record not saved: the next start checks the data");
+            }
+            Err(e) => tracing::debug!(error = %e, "resume record not saved"),
+        }
+    }
+
+    /// Starts a save of `have` (the core's, taken now, before the sync) if
+    /// one is due, none is running and `have` changed since the last record.
+    fn maybe_start(&mut self, have: &Bitfield, storage: &Arc<Storage>) {
+        self.poll();
+        let now = Instant::now();
+        if self.running.is_some() || now < self.next_due {
+            return;
+        }
+        self.next_due = now + RESUME_SAVE_INTERVAL;
+        if self.saved.as_ref() == Some(have) {
+            return;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (store, storage, snapshot) = (self.store.clone(), storage.clone(), have.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(store.save(&storage, &snapshot));
+        });
+        self.running = Some((have.clone(), rx));
+    }
+
+    /// At exit: waits for a running save, then saves `have` if it changed.
+    async fn finish(&mut self, have: Bitfield, storage: &Arc<Storage>) {
+        if let Some((saving, rx)) = self.running.take() {
+            let result = rx
+                .await
+                .unwrap_or_else(|_| Err(NetError::Fatal("resume save job panicked".into())));
+            self.record(saving, result);
+        }
+        if self.saved.as_ref() == Some(&have) {
+            return;
+        }
+        let (store, storage, snapshot) = (self.store.clone(), storage.clone(), have.clone());
+        let result = tokio::task::spawn_blocking(move || store.save(&storage, &snapshot))
+            .await
+            .unwrap_or_else(|e| Err(NetError::Fatal(format!("resume save job: {e}"))));
+        self.record(have, result);
     }
 }
