@@ -81,7 +81,6 @@ fn u64_of(v: &serde_json::Value, key: &str) -> u64 {
 }
 
 #[test]
-#[ignore = "pending: crash-safe resume wired into `swarm download` (issue 4)"]
 fn sigkill_at_ten_moments_loses_no_verified_piece() {
     if !(require_python_libtorrent() && require_swarm_subcommand(&swarm_bin(), "download")) {
         return;
