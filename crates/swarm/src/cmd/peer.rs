@@ -261,7 +261,7 @@ async fn resume_and_check(
         trusted = trusted.count_ones(),
         verified,
         of = n,
-        "pieces trusted from the resume record, and verified by reading them"
+        "pieces on disk: trusted (resume record, not read) and verified (read and hashed)"
     );
     Ok((resume, have))
 }
