@@ -372,7 +372,9 @@ where
     trusted
 }
 
+mod saver;
 mod store;
+pub(crate) use saver::ResumeSaver;
 pub use store::{RESUME_DIR, ResumeStore};
 
 #[cfg(test)]
