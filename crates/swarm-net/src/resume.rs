@@ -86,16 +86,21 @@ impl FileStamp {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
+        FileStamp::from_metadata(path, &meta).map(Some)
+    }
+
+    /// The stamp of `meta` (from `stat` or `fstat`) for the torrent path `path`.
+    pub fn from_metadata(path: &str, meta: &fs::Metadata) -> io::Result<FileStamp> {
         let mtime = meta.modified()?;
         let mtime_ns = match mtime.duration_since(UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
             Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
         };
-        Ok(Some(FileStamp {
+        Ok(FileStamp {
             path: path.to_owned(),
             size: meta.len(),
             mtime_ns,
-        }))
+        })
     }
 }
 
@@ -366,6 +371,11 @@ where
     }
     trusted
 }
+
+mod saver;
+mod store;
+pub(crate) use saver::ResumeSaver;
+pub use store::{RESUME_DIR, ResumeStore};
 
 #[cfg(test)]
 mod tests;

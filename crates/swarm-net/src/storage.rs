@@ -277,11 +277,27 @@ impl Storage {
     /// empty by [`Storage::open`] are not read (they cannot match).
     /// `progress(bytes)` is called after each piece, from the worker threads.
     pub fn check(&self, only_existing: bool, progress: &(dyn Fn(u64) + Sync)) -> Bitfield {
+        let none = Bitfield::empty(self.lengths.num_pieces());
+        self.check_except(&none, only_existing, progress)
+    }
+
+    /// [`Storage::check`] that never reads the pieces in `skip` (trusted from
+    /// a resume record): they are neither read, nor in the result, nor
+    /// reported to `progress`. Nor are pieces that lie wholly in holes of
+    /// sparse files ([`Storage::may_have_data`]): after a crash, the part
+    /// of a big download never written costs no reading.
+    pub fn check_except(
+        &self,
+        skip: &Bitfield,
+        only_existing: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Bitfield {
         let n = self.lengths.num_pieces();
         let threads = std::thread::available_parallelism()
             .map_or(1, |t| t.get())
             .clamp(1, CHECK_THREADS_MAX);
         let next = AtomicU32::new(0);
+        let zeros = ZeroPieceHashes::new(&self.lengths);
         let found: Vec<Vec<u32>> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
@@ -293,15 +309,19 @@ impl Storage {
                             let Some(piece) = self.lengths.validate_piece_index(i) else {
                                 break;
                             };
-                            let worth = !only_existing
-                                || self
-                                    .piece_spans(piece)
-                                    .iter()
-                                    .all(|s| self.files[s.file].had_data);
+                            let worth = !skip.get(i)
+                                && (!only_existing
+                                    || self
+                                        .piece_spans(piece)
+                                        .iter()
+                                        .all(|s| self.files[s.file].had_data))
+                                && self.may_have_data(piece, &zeros);
                             if worth && self.check_piece(piece, &mut buf) {
                                 have.push(i);
                             }
-                            progress(u64::from(self.lengths.piece_len(piece)));
+                            if !skip.get(i) {
+                                progress(u64::from(self.lengths.piece_len(piece)));
+                            }
                         }
                         have
                     })
@@ -317,6 +337,92 @@ impl Storage {
             have.set(i);
         }
         have
+    }
+
+    /// Whether `piece` may hold its data: false only if the file system
+    /// reports every byte of it as a hole (`SEEK_DATA`) and the piece is not
+    /// all zeros (what a hole reads as: a written all-zero piece may be
+    /// stored as a hole by some file systems). Any doubt — an error, a file
+    /// system without `SEEK_DATA` support (it reports all data) — says yes.
+    fn may_have_data(&self, piece: ValidPieceIndex, zeros: &ZeroPieceHashes) -> bool {
+        if zeros.is_zero_piece(self, piece) {
+            return true;
+        }
+        self.piece_spans(piece).iter().any(|s| {
+            let f = &self.files[s.file];
+            match rustix::fs::seek(&f.file, rustix::fs::SeekFrom::Data(s.offset)) {
+                Ok(data_at) => data_at < s.offset + s.len as u64,
+                Err(rustix::io::Errno::NXIO) => false, // only a hole from here on
+                Err(_) => true,
+            }
+        })
+    }
+
+    // ---- for the resume record (see `resume::ResumeStore`) ----
+
+    /// Indexes of the files piece `piece` touches (empty files never).
+    pub fn files_of_piece(&self, piece: u32) -> Vec<usize> {
+        self.lengths
+            .validate_piece_index(piece)
+            .map(|p| self.piece_spans(p).iter().map(|s| s.file).collect())
+            .unwrap_or_default()
+    }
+
+    /// The metadata of every file, through the handles we read and write
+    /// (not the paths: it describes exactly the files our writes went to).
+    pub fn file_metadata(&self) -> Vec<io::Result<std::fs::Metadata>> {
+        self.files.iter().map(|f| f.file.metadata()).collect()
+    }
+
+    /// `fdatasync` every file: whatever was written to them so far is on
+    /// the disk when this returns. Files opened read-only are synced too
+    /// (harmless; Linux allows it).
+    pub fn sync_data(&self) -> Result<(), NetError> {
+        for f in &self.files {
+            f.file.sync_data().map_err(|e| io_err(&f.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The SHA-1 of an all-zero piece, for the two piece lengths of a torrent.
+struct ZeroPieceHashes {
+    full: [u8; 20],
+    last: [u8; 20],
+}
+
+impl ZeroPieceHashes {
+    fn new(lengths: &Lengths) -> Self {
+        let zeros = |len: u32| -> [u8; 20] {
+            let mut h = Sha1::new();
+            let chunk = [0u8; 64 * 1024];
+            let mut left = len as usize;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                h.update(&chunk[..n]);
+                left -= n;
+            }
+            h.finalize().into()
+        };
+        let last = lengths
+            .num_pieces()
+            .checked_sub(1)
+            .and_then(|i| lengths.validate_piece_index(i))
+            .map_or(0, |p| lengths.piece_len(p));
+        ZeroPieceHashes {
+            full: zeros(lengths.piece_length()),
+            last: zeros(last),
+        }
+    }
+
+    fn is_zero_piece(&self, storage: &Storage, piece: ValidPieceIndex) -> bool {
+        let want = &storage.piece_hashes[piece.as_usize()];
+        let zero = if storage.lengths.piece_len(piece) == storage.lengths.piece_length() {
+            &self.full
+        } else {
+            &self.last
+        };
+        want == zero
     }
 }
 
@@ -528,6 +634,34 @@ mod tests {
         let mut back = vec![0u8; piece_len as usize];
         s.read_range(0, &mut back).unwrap();
         assert!(back == d[..piece_len as usize]);
+    }
+
+    #[test]
+    fn pieces_in_holes_of_a_sparse_file_are_not_read_unless_all_zero() {
+        // 8 pieces of 16 KiB; piece 6 is all zeros. Only 0 and 3 are written.
+        let mut d = data(8 * 16384);
+        d[6 * 16384..7 * 16384].fill(0);
+        let spec = spec(&[d.len() as u64], 16 * 1024, &d);
+        let dir = tempdir();
+        let s = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
+        for i in [0usize, 3] {
+            let vp = spec.lengths.validate_piece_index(i as u32).unwrap();
+            s.verify_and_write(vp, &blocks_of(&d[i * 16384..(i + 1) * 16384]));
+        }
+        let zeros = ZeroPieceHashes::new(&spec.lengths);
+        let may: Vec<u32> = spec
+            .lengths
+            .pieces()
+            .filter(|&p| s.may_have_data(p, &zeros))
+            .map(|p| p.get())
+            .collect();
+        // ext4, xfs, btrfs, tmpfs report holes; the never-written all-zero
+        // piece reads as zeros, so it is checked, and matches.
+        assert_eq!(may, vec![0, 3, 6]);
+        drop(s);
+        let s = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
+        let have = s.check(true, &|_| {});
+        assert_eq!(have.iter_ones().collect::<Vec<_>>(), vec![0, 3, 6]);
     }
 
     #[test]

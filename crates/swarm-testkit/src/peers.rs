@@ -303,6 +303,9 @@ pub struct SwarmOpts {
     pub seed_after: bool,
     /// More arguments, appended last.
     pub extra: Vec<String>,
+    /// Environment variables for the process (`RUST_LOG` among them
+    /// overrides the default).
+    pub env: Vec<(String, String)>,
 }
 
 fn swarm_command(
@@ -329,6 +332,7 @@ fn swarm_command(
         std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
     );
     cmd.env("RUST_BACKTRACE", "1");
+    cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
     cmd
 }
 

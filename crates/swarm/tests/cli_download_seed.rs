@@ -141,3 +141,73 @@ fn a_download_whose_data_is_already_there_checks_it_and_exits_0() {
     assert_eq!(last["downloaded"], 0, "{stdout}");
     assert_eq!(last["pieces_have"], last["pieces_total"], "{stdout}");
 }
+
+/// `swarm download TORRENT -o DIR --json` with info logs; (stdout, stderr).
+fn download_logged(torrent: &Path, dir: &Path) -> (String, String) {
+    let o = Command::new(swarm())
+        .arg("download")
+        .arg(torrent)
+        .arg("-o")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0", "--json"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let (out, err) = (&o.stdout, &o.stderr);
+    (
+        String::from_utf8_lossy(out).into_owned(),
+        String::from_utf8_lossy(err).into_owned(),
+    )
+}
+
+#[test]
+fn the_resume_record_spares_the_check_of_unchanged_files_only() {
+    let t = TestDir::new("cli-resume");
+    let src = t.sub("src");
+    // 5 pieces of 16 KiB; only piece 0 touches `a`.
+    let content = data::tree(&src, "tree", &[("a", 1000), ("b/c", 70_000)], 9);
+    let torrent = create(&t, &content);
+
+    // First start: no record, every piece read; the record is written at exit,
+    // beside the content, not in it.
+    let (_, err) = download_logged(&torrent, &src);
+    assert!(err.contains("trusted=0 verified=5 of=5"), "{err}");
+    let records: Vec<_> = std::fs::read_dir(src.join(".swarm"))
+        .expect("the record folder")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].to_string_lossy().ends_with(".resume"));
+    assert!(!content.join(".swarm").exists());
+
+    // Second start: everything trusted, nothing read, no `checking` line.
+    let (out, err) = download_logged(&torrent, &src);
+    assert!(err.contains("trusted=5 verified=0 of=5"), "{err}");
+    assert!(!out.contains("\"checking\""), "{out}");
+
+    // `a` changed on disk (same bytes, new mtime): only piece 0 is read again.
+    let a = std::fs::OpenOptions::new()
+        .write(true)
+        .open(content.join("a"))
+        .unwrap();
+    a.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(a);
+    let (_, err) = download_logged(&torrent, &src);
+    assert!(err.contains("trusted=4 verified=1 of=5"), "{err}");
+
+    // A damaged record is a warning, and the data is checked instead.
+    std::fs::write(&records[0], b"SWRESUME garbage").unwrap();
+    let (_, err) = download_logged(&torrent, &src);
+    assert!(err.contains("resume record ignored"), "{err}");
+    assert!(err.contains("trusted=0 verified=5 of=5"), "{err}");
+
+    // A record that cannot be written (a file where its folder goes) is a
+    // warning, not a failure.
+    std::fs::remove_dir_all(src.join(".swarm")).unwrap();
+    std::fs::write(src.join(".swarm"), b"not a folder").unwrap();
+    let (out, err) = download_logged(&torrent, &src);
+    assert!(err.contains("resume record not saved"), "{err}");
+    assert!(out.contains("\"complete\":true"), "{out}");
+}

@@ -35,6 +35,7 @@ use crate::conn::{self, ConnError, Handshaken, PeerInput};
 
 mod announce;
 use crate::ratelimit::RateLimiter;
+use crate::resume::{ResumeSaver, ResumeStore};
 use crate::storage::Storage;
 use crate::tracker::{AnnounceStats, TrackerClient, TrackerConfig};
 use crate::{NetError, TorrentSpec};
@@ -64,6 +65,9 @@ pub const VERIFY_BACKLOG_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// asks for data but does not read it. Honest peers stay far below (their
 /// pipeline, about `reqq` blocks, bounds what they can have outstanding).
 pub const WRITE_QUEUE_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// At exit, how long running piece writes may take before the final resume
+/// record is saved without them.
+pub const STORAGE_FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the status is published and dialling reconsidered.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -108,6 +112,8 @@ pub struct SessionConfig {
     pub download_limit: Option<Arc<RateLimiter>>,
     /// Seeds the core's RNG.
     pub rng_seed: u64,
+    /// Where to save the resume record (none: never saved).
+    pub resume: Option<Arc<ResumeStore>>,
 }
 
 impl Default for SessionConfig {
@@ -121,6 +127,7 @@ impl Default for SessionConfig {
             upload_limit: None,
             download_limit: None,
             rng_seed: rand::random(),
+            resume: None,
         }
     }
 }
@@ -291,7 +298,9 @@ pub fn spawn(
             )
         })
         .collect();
-    let session = Session {
+    let resume = config.resume.clone().map(ResumeSaver::new);
+    let mut session = Session {
+        resume,
         core,
         lengths,
         info_hash: spec.info_hash,
@@ -321,6 +330,9 @@ pub fn spawn(
         storage_running: 0,
         verify_backlog: 0,
     };
+    // The first status anyone reads is the real one (the pieces found on
+    // disk), not the channel's empty default.
+    session.publish();
     let task = tokio::spawn(session.run());
     SessionHandle {
         status: status_rx,
@@ -376,6 +388,8 @@ enum Input {
 }
 
 struct Session {
+    /// Saves the resume record (see [`ResumeSaver`]).
+    resume: Option<ResumeSaver>,
     core: TorrentCore,
     lengths: Lengths,
     info_hash: [u8; 20],
@@ -479,6 +493,7 @@ impl Session {
                 _ = housekeeping.tick() => {
                     self.dial();
                     self.publish();
+                    self.save_resume();
                 }
             }
             self.drain();
@@ -492,6 +507,10 @@ impl Session {
     async fn shutdown(mut self) -> Result<SessionStatus, NetError> {
         for (_, c) in self.conns.drain() {
             c.close();
+        }
+        self.finish_storage_jobs().await;
+        if let Some(mut r) = self.resume.take() {
+            r.finish(self.core.have().clone(), &self.storage).await;
         }
         self.publish();
         if let Some(t) = self.tracker.take() {
@@ -517,6 +536,42 @@ impl Session {
                 self.status_tx.send_replace(status.clone());
                 Ok(status)
             }
+        }
+    }
+
+    /// At exit: lets the piece checks and writes already handed out finish
+    /// and gives them to the core (pieces in memory not yet handed out are
+    /// checked and written too), so the final resume record holds them and
+    /// no write of ours lands after it (which would untrust its file at the
+    /// next start). Bounded by [`STORAGE_FINISH_TIMEOUT`].
+    async fn finish_storage_jobs(&mut self) {
+        let deadline = Instant::now() + STORAGE_FINISH_TIMEOUT;
+        loop {
+            // Reads are for peers that are gone.
+            self.storage_queue
+                .retain(|j| matches!(j, StorageJob::Verify { .. }));
+            self.start_storage_jobs();
+            if self.storage_running == 0 {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, self.input_rx.recv()).await {
+                Ok(Some(input @ Input::Storage(_))) => {
+                    self.on_input(input);
+                    self.drain();
+                }
+                Ok(Some(_)) => {} // a handshake or tracker answer: too late
+                Ok(None) | Err(_) => {
+                    tracing::warn!("storage jobs still running at exit");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts a save of the resume record when one is due (see [`ResumeSaver`]).
+    fn save_resume(&mut self) {
+        if let Some(r) = &mut self.resume {
+            r.maybe_start(self.core.have(), &self.storage);
         }
     }
 
@@ -952,6 +1007,9 @@ impl Session {
                 }
                 TorrentEvent::Completed => {
                     tracing::info!("download complete");
+                    if let Some(r) = &mut self.resume {
+                        r.save_soon();
+                    }
                     if !self.started_complete
                         && let Some(t) = &self.tracker
                     {

@@ -32,6 +32,19 @@ EXAMPLES:
 /// SHA-1 checked out. Files already there are checked first, and only the
 /// missing pieces are fetched, so an interrupted download resumes.
 ///
+/// Resume record: DIR/.swarm/<info-hash>.resume lists the verified pieces
+/// and each file's size and modification time. It is saved every 30 s while
+/// pieces arrive, on completion and at exit (Ctrl-C, SIGTERM), atomically,
+/// after the data is flushed to disk. On start, pieces whose files still
+/// have the recorded size and time are trusted without reading them; the
+/// rest are checked. So after kill -9 no verified piece is fetched again
+/// (after a power cut, none verified before the last save), and no piece
+/// is ever trusted unverified. The record
+/// sits beside the content, never in it (a torrent named .swarm gets none).
+/// If it cannot be written (read-only DIR) swarm warns and goes on; the
+/// next start checks the data instead. Delete the .swarm folder to force a
+/// full check.
+///
 /// Peers come from the torrent's trackers (HTTP and UDP) and from --peer;
 /// other peers may connect to us on --listen. A peer that sends data that
 /// fails its checks repeatedly is banned (logged).

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use swarm_engine::Bitfield;
 use swarm_net::ratelimit::RateLimiter;
+use swarm_net::resume::ResumeStore;
 use swarm_net::session::{self, SessionConfig, SessionHandle, SessionStatus};
 use swarm_net::{OpenMode, Storage, TorrentSpec};
 use swarm_wire::metainfo::Metainfo;
@@ -209,12 +210,7 @@ async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
             .context("opening the files")??
     };
     let storage = Arc::new(storage);
-    let must_check = r.mode == OpenMode::Existing || storage.has_existing_data();
-    let have = if must_check {
-        check(&storage, r.mode == OpenMode::Create, &display).await?
-    } else {
-        Bitfield::empty(r.spec.lengths.num_pieces())
-    };
+    let (resume, have) = resume_and_check(&r, &storage, &display).await?;
     if r.mode == OpenMode::Existing {
         let (n, total) = (have.count_ones(), r.spec.lengths.num_pieces());
         if n == 0 && total > 0 {
@@ -235,6 +231,7 @@ async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
             .net
             .max_download_rate
             .map(|b| Arc::new(RateLimiter::new(b))),
+        resume,
         ..SessionConfig::default()
     };
     if r.spec.trackers.iter().flatten().next().is_none() && r.peers.is_empty() {
@@ -326,14 +323,70 @@ async fn drive(
     }
 }
 
-/// Hashes what is on disk, showing progress.
-async fn check(storage: &Arc<Storage>, only_existing: bool, display: &Display) -> Result<Bitfield> {
+/// The pieces on disk at start: those the resume record lets us trust
+/// (`DIR/.swarm/<info-hash>.resume`), plus those of the rest that check out
+/// (only pieces with data on disk are read). Also the record's store, for
+/// the session to save into.
+async fn resume_and_check(
+    r: &Run<'_>,
+    storage: &Arc<Storage>,
+    display: &Display,
+) -> Result<(Option<Arc<ResumeStore>>, Bitfield)> {
+    let n = r.spec.lengths.num_pieces();
+    let resume = ResumeStore::new(r.dir, r.spec).map(Arc::new);
+    if resume.is_none() {
+        tracing::warn!(
+            "a torrent named `.swarm` gets no resume record: every start checks its data"
+        );
+    }
+    let trusted = match &resume {
+        Some(store) => {
+            let (store, storage) = (store.clone(), storage.clone());
+            tokio::task::spawn_blocking(move || store.trusted(&storage))
+                .await
+                .context("reading the resume record")?
+        }
+        None => Bitfield::empty(n),
+    };
+    let must_check = r.mode == OpenMode::Existing || storage.has_existing_data();
+    let mut have = if must_check && !trusted.is_all_set() {
+        check(storage, &trusted, r.mode == OpenMode::Create, display).await?
+    } else {
+        Bitfield::empty(n)
+    };
+    let verified = have.count_ones();
+    for i in trusted.iter_ones() {
+        have.set(i);
+    }
+    tracing::info!(
+        trusted = trusted.count_ones(),
+        verified,
+        of = n,
+        "pieces on disk: trusted (resume record, not read) and verified (read and hashed)"
+    );
+    Ok((resume, have))
+}
+
+/// Hashes what is on disk except the `trusted` pieces, showing progress.
+async fn check(
+    storage: &Arc<Storage>,
+    trusted: &Bitfield,
+    only_existing: bool,
+    display: &Display,
+) -> Result<Bitfield> {
     let total = storage.lengths().total_length();
-    let checked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let lengths = storage.lengths();
+    let trusted_bytes: u64 = trusted
+        .iter_ones()
+        .filter_map(|i| lengths.validate_piece_index(i))
+        .map(|p| u64::from(lengths.piece_len(p)))
+        .sum();
+    // The trusted pieces are not read: they count as checked from the start.
+    let checked = Arc::new(std::sync::atomic::AtomicU64::new(trusted_bytes));
     let job = {
-        let (storage, checked) = (storage.clone(), checked.clone());
+        let (storage, checked, trusted) = (storage.clone(), checked.clone(), trusted.clone());
         tokio::task::spawn_blocking(move || {
-            storage.check(only_existing, &|n| {
+            storage.check_except(&trusted, only_existing, &|n| {
                 checked.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             })
         })

@@ -24,7 +24,9 @@ EXAMPLES:
 /// The data is looked for under DIR (-d) as the torrent lays it out: DIR/NAME
 /// for a single file, DIR/NAME/... for several. Every piece is checked first
 /// (on all cores, with progress); a missing file is an error, and so is data
-/// of which no piece matches. Then swarm announces to the torrent's trackers,
+/// of which no piece matches. A resume record, DATA_DIR/.swarm/<info-hash>.resume
+/// (see `swarm download --help`), spares that check for files unchanged
+/// since it was saved; a read-only DATA_DIR only costs a warning. Then swarm announces to the torrent's trackers,
 /// dials --peer addresses, accepts peers on --listen and uploads until Ctrl-C
 /// or SIGTERM, or until --seed-ratio / --seed-time is reached, when it tells
 /// the trackers it stopped.
