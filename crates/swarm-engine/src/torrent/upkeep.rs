@@ -76,12 +76,14 @@ impl TorrentCore {
                 continue;
             };
             if p.pieces.get(piece.get()) {
-                // It has the piece: no `have` needed, and one less reason to want it.
+                // It has the piece: one less reason to want it.
                 p.interesting -= 1;
                 self.update_interest(k);
-            } else {
-                self.send(k, Message::Have { piece: piece.get() });
             }
+            // Every peer hears of it, those that have it too (libtorrent's
+            // `send_redundant_have`): a seed learns our progress from it and
+            // sees when we become a seed, and its table shows what we hold.
+            self.send(k, Message::Have { piece: piece.get() });
         }
         if self.picker.have().is_all_set() {
             self.events.push_back(TorrentEvent::Completed);
