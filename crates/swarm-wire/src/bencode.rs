@@ -25,10 +25,16 @@
 //! bounded, so hostile input cannot overflow the stack); a string's declared
 //! length is checked against the bytes that remain before anything is
 //! sliced; nothing is allocated in proportion to a length read from the
-//! input. Lists and dicts grow only with values actually present, so memory
-//! is bounded by the input length: about 30 times it in the worst case (a
-//! list of empty lists: 16 MB of `le` took 455 MB), a few times it for real
-//! torrents, whose bulk is the `pieces` string. Callers cap their inputs.
+//! input. Memory is bounded by a value budget, not by the input length: a
+//! decode holding more than [`VALUES_MAX`] values is refused with
+//! [`DecodeError::TooManyValues`]. Each value costs at most 72 bytes of tree
+//! (a dict entry: key slice and [`Value`]; list and dict buffers are shrunk
+//! to their length when they close), so a tree holds at most about
+//! 144 MB plus allocator overhead, whatever the input; the peak while the
+//! longest list is still growing is under twice that. Without the budget,
+//! tiny values (`le`, `i0e`, nested `ll…ee`) cost 28 to 110 times the input
+//! length. Real torrents are far below the budget: their bulk is the
+//! `pieces` string, and a file costs about 5 values.
 //!
 //! Encoding ([`OwnedValue::encode`], [`put_int`], [`put_bytes`]) is always
 //! canonical: [`OwnedValue::Dict`] is a `BTreeMap`, sorted and unique by
@@ -41,6 +47,14 @@ use std::ops::Range;
 /// a multi-file torrent's `path`, is 4 levels down (torrent → info → files →
 /// file → path).
 pub const DEPTH_MAX: usize = 64;
+
+/// Most values (integers, strings, lists and dicts; dict keys are not
+/// counted apart from their values) one decode accepts, over the whole input.
+/// A multi-file torrent costs about 4 values per file plus one per path
+/// component (`d6:lengthi…e4:pathl…ee`), so this admits about 300,000 files
+/// with two-component paths, while a tree of tiny values stays under about
+/// 144 MB (72 bytes per value at most, see the module docs).
+pub const VALUES_MAX: usize = 2_000_000;
 
 /// A decoded bencode value, borrowing from the input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +113,12 @@ pub enum DecodeError {
     TooDeep { offset: usize },
     #[error("bencode: {len} bytes of trailing data after the value, from byte {offset}")]
     TrailingData { offset: usize, len: usize },
+    #[error(
+        "bencode: more than {limit} values, at byte {offset}: refused to bound memory \
+         (a real torrent has about 5 per file: this input is hostile, or has more files \
+         than swarm supports)"
+    )]
+    TooManyValues { offset: usize, limit: usize },
 }
 
 impl DecodeError {
@@ -115,7 +135,8 @@ impl DecodeError {
             | DecodeError::UnsortedKey { offset, .. }
             | DecodeError::DuplicateKey { offset, .. }
             | DecodeError::TooDeep { offset }
-            | DecodeError::TrailingData { offset, .. } => offset,
+            | DecodeError::TrailingData { offset, .. }
+            | DecodeError::TooManyValues { offset, .. } => offset,
         }
     }
 
@@ -133,7 +154,8 @@ impl DecodeError {
             | DecodeError::UnsortedKey { offset, .. }
             | DecodeError::DuplicateKey { offset, .. }
             | DecodeError::TooDeep { offset }
-            | DecodeError::TrailingData { offset, .. } => *offset = offset.saturating_add(base),
+            | DecodeError::TrailingData { offset, .. }
+            | DecodeError::TooManyValues { offset, .. } => *offset = offset.saturating_add(base),
         }
         self
     }
@@ -155,6 +177,7 @@ fn decode_with(input: &[u8], strict: bool) -> Result<Value<'_>, DecodeError> {
         input,
         pos: 0,
         strict,
+        values: 0,
     };
     let value = d.value(0)?;
     if d.pos != input.len() {
@@ -170,6 +193,8 @@ struct Decoder<'a> {
     input: &'a [u8],
     pos: usize,
     strict: bool,
+    /// Values decoded so far (for [`VALUES_MAX`]).
+    values: usize,
 }
 
 /// `b` for an error message: printable ASCII as `'x'`, other bytes in hex.
@@ -208,6 +233,13 @@ impl<'a> Decoder<'a> {
 
     fn value(&mut self, depth: usize) -> Result<Value<'a>, DecodeError> {
         let start = self.pos;
+        self.values += 1;
+        if self.values > VALUES_MAX {
+            return Err(DecodeError::TooManyValues {
+                offset: start,
+                limit: VALUES_MAX,
+            });
+        }
         let kind = match self.peek("a value")? {
             b'i' => Kind::Int(self.int()?),
             b'0'..=b'9' => Kind::Bytes(self.bytes()?),
@@ -221,6 +253,9 @@ impl<'a> Decoder<'a> {
                     items.push(self.value(depth + 1)?);
                 }
                 self.pos += 1;
+                // Vec growth leaves up to half a buffer unused (a one-item
+                // list holds room for 4): give it back, as the tree is kept.
+                items.shrink_to_fit();
                 Kind::List(items)
             }
             b'd' => {
@@ -257,6 +292,7 @@ impl<'a> Decoder<'a> {
                     entries.push((key, value));
                 }
                 self.pos += 1;
+                entries.shrink_to_fit();
                 Kind::Dict(entries)
             }
             other => return Err(self.unexpected(other, "'i', 'l', 'd' or a digit")),

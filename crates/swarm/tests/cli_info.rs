@@ -196,6 +196,15 @@ fn hostile_corpus() -> Vec<(&'static str, Vec<u8>)> {
         )),
     ));
     v.push(("no files", bytes(&multi(&[], PIECE))));
+    // A 4 MB file of empty lists: refused by the bencode value budget before
+    // its tree outgrows ~140 MB (each `le` costs 56 bytes of tree).
+    v.push(("too many values", {
+        let n = swarm_wire::bencode::VALUES_MAX;
+        let mut b = b"d4:infod5:filesl".to_vec();
+        b.extend(std::iter::repeat_n(*b"le", n).flatten());
+        b.extend_from_slice(b"eee");
+        b
+    }));
     v
 }
 
