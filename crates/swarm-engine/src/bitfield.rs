@@ -7,6 +7,7 @@
 //! broken or hostile, and we drop it).
 
 use bytes::Bytes;
+use swarm_wire::lengths::Lengths;
 
 /// Why a bitfield from the network was refused. The caller disconnects the peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +106,24 @@ impl Bitfield {
         self.ones
     }
 
+    /// Bytes in the pieces present, for the torrent of `lengths` (whose
+    /// piece count is this bitfield's length): every piece is full-length
+    /// but the last, which may be short.
+    pub fn bytes_present(&self, lengths: &Lengths) -> u64 {
+        debug_assert_eq!(self.len, lengths.num_pieces());
+        let full = u64::from(self.ones) * u64::from(lengths.piece_length());
+        match self
+            .len
+            .checked_sub(1)
+            .and_then(|i| lengths.validate_piece_index(i))
+        {
+            Some(last) if self.get(last.get()) => {
+                full - u64::from(lengths.piece_length() - lengths.piece_len(last))
+            }
+            _ => full,
+        }
+    }
+
     pub fn is_all_set(&self) -> bool {
         self.ones == self.len
     }
@@ -155,6 +174,24 @@ impl Bitfield {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_present_counts_the_short_last_piece() {
+        // 3 pieces of 16 KiB, the last 100 bytes long.
+        let l = Lengths::new(2 * 16384 + 100, 16384).unwrap();
+        let mut b = Bitfield::empty(3);
+        assert_eq!(b.bytes_present(&l), 0);
+        b.set(0);
+        assert_eq!(b.bytes_present(&l), 16384);
+        b.set(2);
+        assert_eq!(b.bytes_present(&l), 16384 + 100);
+        b.set(1);
+        assert_eq!(b.bytes_present(&l), l.total_length());
+        assert_eq!(
+            Bitfield::empty(0).bytes_present(&Lengths::new(0, 16384).unwrap()),
+            0
+        );
+    }
 
     #[test]
     fn wire_roundtrip_and_counts() {

@@ -577,13 +577,7 @@ impl Session {
 
     fn status(&self) -> SessionStatus {
         let s = self.core.stats(self.now());
-        let have_bytes: u64 = self
-            .core
-            .have()
-            .iter_ones()
-            .filter_map(|i| self.lengths.validate_piece_index(i))
-            .map(|p| u64::from(self.lengths.piece_len(p)))
-            .sum();
+        let have_bytes = self.core.have().bytes_present(&self.lengths);
         let complete = self.core.is_complete();
         SessionStatus {
             state: if self.fatal.is_some() {

@@ -375,14 +375,10 @@ async fn check(
     display: &Display,
 ) -> Result<Bitfield> {
     let total = storage.lengths().total_length();
-    let lengths = storage.lengths();
-    let trusted_bytes: u64 = trusted
-        .iter_ones()
-        .filter_map(|i| lengths.validate_piece_index(i))
-        .map(|p| u64::from(lengths.piece_len(p)))
-        .sum();
     // The trusted pieces are not read: they count as checked from the start.
-    let checked = Arc::new(std::sync::atomic::AtomicU64::new(trusted_bytes));
+    let checked = Arc::new(std::sync::atomic::AtomicU64::new(
+        trusted.bytes_present(storage.lengths()),
+    ));
     let job = {
         let (storage, checked, trusted) = (storage.clone(), checked.clone(), trusted.clone());
         tokio::task::spawn_blocking(move || {
