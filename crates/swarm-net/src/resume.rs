@@ -9,13 +9,15 @@
 //! treats it exactly like a missing record: no piece is trusted, all are
 //! checked. A resume record can make start-up faster, never wrong.
 //!
-//! # Writing (the driver's duty)
-//! At least every [`RESUME_SAVE_INTERVAL`] while pieces complete, and at
-//! exit: (1) snapshot the core's `have` bitfield, (2) `sync_data` the files,
-//! (3) stat them ([`FileStamp::of`]), (4) [`write_atomically`]. A write that
-//! lands after (3) changes a file's mtime, which on the next start only
-//! untrusts pieces (safe); a piece already in `have` is never rewritten.
-//! These are blocking calls: run them on tokio's blocking pool.
+//! # Writing
+//! [`ResumeStore::save`] (`store.rs`), driven by the session's
+//! `ResumeSaver` (`saver.rs`) at least every [`RESUME_SAVE_INTERVAL`]
+//! while pieces complete, and at exit: (1) snapshot the core's `have`
+//! bitfield, (2) `sync_data` the files, (3) stat them through the storage's
+//! open handles ([`FileStamp::from_metadata`]), (4) [`write_atomically`]. A
+//! write that lands after (3) changes a file's mtime, which on the next start
+//! only untrusts pieces (safe); a piece already in `have` is never rewritten.
+//! These are blocking calls: they run on tokio's blocking pool.
 //!
 //! # Format
 //! A small binary layout, little-endian, ending in the SHA-1 of everything
@@ -25,9 +27,9 @@
 //! file count `u32`, then per file: path length `u32` + UTF-8 path
 //! (relative, `/`-separated, as in the metainfo), size `u64`, mtime `i64`
 //! (nanoseconds since the Unix epoch). Hand-written rather than JSON or
-//! bencode: it needs no new dependency (our bencode is not merged yet), and
-//! the checksum catches what a parser alone would not (a flipped digit in a
-//! JSON size still parses). It is read only by us; `version` allows change.
+//! bencode: it is a few fixed fields read only by us (`version` allows
+//! change), and the checksum catches what a parser alone would not (a
+//! flipped digit in a JSON or bencode size still parses).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::fs::{self, File, OpenOptions};
@@ -78,7 +80,9 @@ pub struct FileStamp {
 
 impl FileStamp {
     /// Stats `root/path` (`path` as in the torrent, `/`-separated).
-    /// `Ok(None)` if the file does not exist.
+    /// `Ok(None)` if the file does not exist. The driver stamps through its
+    /// open handles instead; tests stamp files by path.
+    #[cfg(test)]
     pub fn of(root: &Path, path: &str) -> io::Result<Option<FileStamp>> {
         let full = path.split('/').fold(root.to_path_buf(), |p, c| p.join(c));
         let meta = match fs::metadata(&full) {

@@ -284,7 +284,7 @@ impl Storage {
     /// [`Storage::check`] that never reads the pieces in `skip` (trusted from
     /// a resume record): they are neither read, nor in the result, nor
     /// reported to `progress`. Nor are pieces that lie wholly in holes of
-    /// sparse files ([`Storage::may_have_data`]): after a crash, the part
+    /// sparse files (`Storage::may_have_data`): after a crash, the part
     /// of a big download never written costs no reading.
     pub fn check_except(
         &self,
