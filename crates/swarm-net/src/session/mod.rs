@@ -387,6 +387,20 @@ enum Input {
     TrackerPeers(Vec<SocketAddr>),
 }
 
+impl Input {
+    /// The outcome of a connect (`outgoing`) or accept task for the owner task.
+    fn handshake(result: Result<Handshaken, ConnError>, addr: SocketAddr, outgoing: bool) -> Input {
+        match result {
+            Ok(h) => Input::Handshaken(Box::new(h)),
+            Err(error) => Input::HandshakeFailed {
+                addr,
+                outgoing,
+                error,
+            },
+        }
+    }
+}
+
 struct Session {
     /// Saves the resume record (see [`ResumeSaver`]).
     resume: Option<ResumeSaver>,
@@ -791,15 +805,8 @@ impl Session {
         self.handshaking_in += 1;
         let (info_hash, peer_id, tx) = (self.info_hash, self.config.peer_id, self.input_tx.clone());
         tokio::spawn(async move {
-            let input = match conn::accept(stream, addr, info_hash, peer_id).await {
-                Ok(h) => Input::Handshaken(Box::new(h)),
-                Err(error) => Input::HandshakeFailed {
-                    addr,
-                    outgoing: false,
-                    error,
-                },
-            };
-            let _ = tx.send(input);
+            let result = conn::accept(stream, addr, info_hash, peer_id).await;
+            let _ = tx.send(Input::handshake(result, addr, false));
         });
     }
 
@@ -957,15 +964,8 @@ impl Session {
             let (info_hash, peer_id, tx) =
                 (self.info_hash, self.config.peer_id, self.input_tx.clone());
             tokio::spawn(async move {
-                let input = match conn::connect(addr, info_hash, peer_id).await {
-                    Ok(h) => Input::Handshaken(Box::new(h)),
-                    Err(error) => Input::HandshakeFailed {
-                        addr,
-                        outgoing: true,
-                        error,
-                    },
-                };
-                let _ = tx.send(input);
+                let result = conn::connect(addr, info_hash, peer_id).await;
+                let _ = tx.send(Input::handshake(result, addr, true));
             });
         }
     }
