@@ -41,14 +41,7 @@ fn swarm_bin() -> PathBuf {
 fn delays_ms() -> Vec<u64> {
     let mut state = SEED;
     (0..KILLS)
-        .map(|_| {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            300 + z % 1700
-        })
+        .map(|_| 300 + data::splitmix64(&mut state) % 1700)
         .collect()
 }
 
