@@ -15,7 +15,11 @@ fn pct(v: &mut [u32], p: usize) -> u32 {
 
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = s.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
     pages * 4
 }
 
@@ -39,8 +43,12 @@ fn heavy_500_nodes_100_puts_all_read_back() {
         let text = format!("value {p} from {writer}");
         let value = format!("{}:{text}", text.len());
         let now = net.now;
-        let (id, key) = net.nodes[writer].put_immutable(now, value.clone().into_bytes()).unwrap();
-        let (LookupOutcome::Put { stored, .. }, s) = net.wait_stats(writer, id, Duration::from_secs(60)) else {
+        let (id, key) = net.nodes[writer]
+            .put_immutable(now, value.clone().into_bytes())
+            .unwrap();
+        let (LookupOutcome::Put { stored, .. }, s) =
+            net.wait_stats(writer, id, Duration::from_secs(60))
+        else {
             panic!()
         };
         assert!(stored >= 6, "put {p} stored at {stored}");
@@ -48,7 +56,9 @@ fn heavy_500_nodes_100_puts_all_read_back() {
         put_rtts.push(s.round_trips);
         let now = net.now;
         let id = net.nodes[reader].get_immutable(now, key);
-        let (LookupOutcome::Item(Some(item)), s) = net.wait_stats(reader, id, Duration::from_secs(60)) else {
+        let (LookupOutcome::Item(Some(item)), s) =
+            net.wait_stats(reader, id, Duration::from_secs(60))
+        else {
             panic!("put {p} by node {writer} not read back by node {reader}")
         };
         assert_eq!(item.value, value.as_bytes());
