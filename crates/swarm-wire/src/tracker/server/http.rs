@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn decode_20_takes_escapes_and_raw_bytes() {
-        let raw = b"%00%01abc%FF%fE+-._~0123456789";
+        let raw = b"%00%01abc%FF%fE+-._~01234567";
         let got = decode_20(&raw[..]).expect("20 bytes");
         assert_eq!(&got[..5], &[0, 1, b'a', b'b', b'c']);
         assert_eq!(got[5], 0xff);
