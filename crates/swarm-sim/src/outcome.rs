@@ -17,6 +17,10 @@ pub struct PeerOutcome {
     pub left: Option<Instant>,
     /// Payload bytes that crossed its uplink.
     pub uploaded: u64,
+    /// Payload bytes it received and used, and received and threw away
+    /// (duplicates), by its core's count (when it left, or at the end).
+    pub downloaded: u64,
+    pub wasted: u64,
 }
 
 impl PeerOutcome {

@@ -195,6 +195,8 @@ impl Simulation {
                     completed: None,
                     left: None,
                     uploaded: 0,
+                    downloaded: 0,
+                    wasted: 0,
                 },
             });
         }
@@ -257,6 +259,12 @@ impl Simulation {
     }
 
     fn finish(mut self) -> Outcome {
+        for p in &mut self.peers {
+            if let Some(core) = &p.core {
+                let st = core.stats(self.now);
+                (p.out.downloaded, p.out.wasted) = (st.downloaded, st.wasted);
+            }
+        }
         let cap_end = self.last_completion.unwrap_or(self.now);
         self.integrate_capacity(cap_end);
         self.sample();
@@ -733,6 +741,8 @@ impl Simulation {
         sp.out.left = Some(self.now);
         sp.timer = None;
         if let Some(core) = sp.core.take() {
+            let st = core.stats(self.now);
+            (sp.out.downloaded, sp.out.wasted) = (st.downloaded, st.wasted);
             for i in core.have().iter_ones() {
                 self.copies[i as usize] -= 1;
             }

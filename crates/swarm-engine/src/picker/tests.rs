@@ -138,19 +138,25 @@ fn strict_priority_finishes_started_pieces() {
     let all = Bitfield::full(4);
     let mut p = picker_with(l, 0, &[&all, &all], &mut rng);
     let a = p.pick(PeerKey(1), &all, false, &mut rng).unwrap();
-    // Another peer continues the started piece instead of opening a new one.
+    // Affinity: another peer opens a piece of its own while there is one...
     let b = p.pick(PeerKey(2), &all, false, &mut rng).unwrap();
-    assert_eq!(a.piece, b.piece);
-    assert_eq!(b.offset, K);
+    assert_ne!(a.piece, b.piece);
     let c = p.pick(PeerKey(2), &all, false, &mut rng).unwrap();
+    assert_eq!((c.piece, c.offset), (b.piece, K));
+    // ...and helps with a started one when it has nothing new for us.
+    let only_a = bf(4, [a.piece.get()]);
+    let h = p.pick(PeerKey(3), &only_a, false, &mut rng).unwrap();
+    assert_eq!((h.piece, h.offset), (a.piece, K));
     let d = p.pick(PeerKey(1), &all, false, &mut rng).unwrap();
-    assert_eq!((c.piece, d.piece), (a.piece, a.piece));
+    assert_eq!((d.piece, d.offset), (a.piece, 2 * K));
+    let d = p.pick(PeerKey(1), &all, false, &mut rng).unwrap();
+    assert_eq!((d.piece, d.offset), (a.piece, 3 * K));
     // Only once every block of it is requested does a new piece open.
     let e = p.pick(PeerKey(1), &all, false, &mut rng).unwrap();
     assert_ne!(e.piece, a.piece);
-    // A block given back is the first one handed out again.
+    // A block given back is the first one its piece's opener gets again.
     p.cancel_request(b, PeerKey(2));
-    assert_eq!(p.pick(PeerKey(1), &all, false, &mut rng), Some(b));
+    assert_eq!(p.pick(PeerKey(2), &all, false, &mut rng), Some(b));
     p.check_invariants();
 }
 
