@@ -50,8 +50,8 @@ use std::fmt;
 use sha1::{Digest, Sha1};
 
 use crate::bencode::{self, DecodeError, OwnedValue, Value};
-pub use crate::layout::{FileAttr, FileSpan};
 use crate::layout::{Extent, PAD_FILE_PREFIX, Spans};
+pub use crate::layout::{FileAttr, FileSpan};
 use crate::lengths::{Lengths, LengthsError, ValidPieceIndex};
 
 /// Largest piece length accepted. Real torrents use up to 16 or 32 MiB;
@@ -146,7 +146,9 @@ pub enum MetainfoError {
     DuplicatePath(String),
     #[error("{0:?} is both a file and a folder")]
     FileAndFolder(String),
-    #[error("this is a v2-only torrent (BitTorrent v2, BEP 52): v2-only torrents are not supported yet")]
+    #[error(
+        "this is a v2-only torrent (BitTorrent v2, BEP 52): v2-only torrents are not supported yet"
+    )]
     V2Only,
     #[error("`meta version` {0} is not 1 or 2")]
     UnknownVersion(i64),
@@ -396,7 +398,7 @@ impl Metainfo {
             (None, None) => return Err(MetainfoError::NoLength),
             (Some(len), None) => {
                 let length = length(len, "info.length")?;
-                let mut attr = file_attr(info, &[name.clone()], length)?;
+                let mut attr = file_attr(info, std::slice::from_ref(&name), length)?;
                 // One file that is padding, or a link, would be no content.
                 attr.pad = false;
                 attr.symlink = None;
@@ -651,9 +653,7 @@ pub type FileSpans<'m> = Spans<'m, FileEntry>;
 fn file_attr(dict: &Value<'_>, path: &[String], length: u64) -> Result<FileAttr, MetainfoError> {
     let mut attr = FileAttr::default();
     if let Some(v) = dict.get(b"attr") {
-        let letters = v
-            .as_bytes()
-            .ok_or_else(|| wrong_type("attr", "a string"))?;
+        let letters = v.as_bytes().ok_or_else(|| wrong_type("attr", "a string"))?;
         for &c in letters {
             match c {
                 b'p' => attr.pad = true,

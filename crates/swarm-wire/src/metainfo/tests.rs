@@ -609,7 +609,10 @@ fn libtorrent_pads_share_a_path_and_are_not_listed() {
     assert_eq!(real, ["top/a", "top/b", "top/c"]);
     assert_eq!(m.pad_files(), (2, 12));
     assert!(m.files()[2].attr.executable);
-    assert!(m.files()[4].attr.hidden, "unknown letters ignored, known kept");
+    assert!(
+        m.files()[4].attr.hidden,
+        "unknown letters ignored, known kept"
+    );
     assert_eq!(m.total_length(), 35);
     // A pad at a piece's end, then one a piece wholly of a real file.
     assert_eq!(span_walk(&m, 0, 16), [(0, 0, 10, false), (1, 0, 6, true)]);
@@ -635,12 +638,22 @@ fn pads_inside_a_piece_and_a_whole_piece_of_pad() {
     let piece = |i: u32| {
         let p = m.lengths().validate_piece_index(i).unwrap();
         m.file_spans(p)
-            .map(|s| (s.file_index, s.offset_in_file, s.len, m.files()[s.file_index].attr.pad))
+            .map(|s| {
+                (
+                    s.file_index,
+                    s.offset_in_file,
+                    s.len,
+                    m.files()[s.file_index].attr.pad,
+                )
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(piece(1), [(1, 0, 4, true)]);
     assert_eq!(piece(2), [(1, 4, 4, true)]);
-    assert_eq!(piece(3), [(2, 0, 1, false), (3, 0, 2, true), (4, 0, 1, false)]);
+    assert_eq!(
+        piece(3),
+        [(2, 0, 1, false), (3, 0, 2, true), (4, 0, 1, false)]
+    );
     assert_eq!(m.pad_files(), (2, 10), "BitComet's names are pads too");
 }
 
@@ -685,14 +698,15 @@ fn symlinks_stay_inside_the_torrent_folder() {
     let m = Metainfo::from_bytes(&symlink_torrent(&["real"], 0)).unwrap();
     assert_eq!(m.files()[1].attr.symlink, Some(vec!["real".to_string()]));
     for target in [&["..", "etc"][..], &["/etc/passwd"], &[""], &[]] {
-        refused(
-            "symlink out",
-            &symlink_torrent(target, 0),
-            |e| matches!(e, MetainfoError::SymlinkOutside { .. }),
-        );
+        refused("symlink out", &symlink_torrent(target, 0), |e| {
+            matches!(e, MetainfoError::SymlinkOutside { .. })
+        });
     }
     let err = Metainfo::from_bytes(&symlink_torrent(&["..", "x"], 0)).unwrap_err();
-    assert!(err.to_string().contains("outside the torrent's folder"), "{err}");
+    assert!(
+        err.to_string().contains("outside the torrent's folder"),
+        "{err}"
+    );
     refused("link with data", &symlink_torrent(&["real"], 3), |e| {
         matches!(e, MetainfoError::SymlinkWithData(_))
     });
@@ -723,7 +737,10 @@ fn hybrid_torrents_use_the_v1_half_and_v2_only_ones_are_refused() {
     )]));
     let err = Metainfo::from_bytes(&v2).unwrap_err();
     assert_eq!(err, MetainfoError::V2Only);
-    assert!(err.to_string().contains("v2-only torrents are not supported yet"));
+    assert!(
+        err.to_string()
+            .contains("v2-only torrents are not supported yet")
+    );
     refused(
         "version 3",
         &attr_torrent(&[(&["a"], 10, "")], 16, Some(3)),
