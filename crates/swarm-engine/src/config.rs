@@ -7,6 +7,7 @@ use bytes::Bytes;
 use swarm_wire::lengths::{BlockInfo, ValidPieceIndex};
 
 use crate::choker::ChokerConfig;
+use crate::picker::PickStrategy;
 use crate::time::Duration;
 use crate::torrent::PeerKey;
 
@@ -45,6 +46,11 @@ pub struct TorrentConfig {
     /// or a pipeline-bound link would measure a lower rate and shrink its
     /// pipeline further; 1 s covers that and still stays below libtorrent's 3 s.
     pub queue_time: Duration,
+    /// How new pieces are chosen (rarest first; the others are for comparisons).
+    pub picking: PickStrategy,
+    /// Whether we choke at all: `Off` unchokes every interested peer (as
+    /// rqbit does), for comparisons.
+    pub choking: Choking,
     /// Pieces picked at random (not rarest first) until this many are complete.
     pub initial_random_pieces: u32,
     /// Request still-missing blocks from several peers at the very end.
@@ -65,6 +71,8 @@ impl Default for TorrentConfig {
             queue_min: 4,
             queue_max: 500,
             queue_time: Duration::from_secs(1),
+            picking: PickStrategy::RarestFirst,
+            choking: Choking::TitForTat,
             initial_random_pieces: 4,
             endgame: true,
             keepalive_interval: Duration::from_secs(90),
@@ -72,6 +80,16 @@ impl Default for TorrentConfig {
             tick_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// Whom we unchoke: the tit-for-tat choker, or every interested peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Choking {
+    /// [`crate::choker::Choker`] with `TorrentConfig::choker`.
+    #[default]
+    TitForTat,
+    /// [`crate::unchoke::UnchokeAll`]: no choking, as rqbit.
+    Off,
 }
 
 /// A disk or hash job the driver finished (requested by a [`TorrentEvent`]).

@@ -26,10 +26,11 @@ pub mod unchoke;
 
 pub use bitfield::{Bitfield, BitfieldError};
 pub use choker::{Choker, ChokerConfig};
+pub use picker::PickStrategy;
 pub use time::{Duration, Instant};
 pub use torrent::{
-    ExtensionInfo, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, PeerInfo,
-    PeerKey, PeerStats, StorageDone, TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig, TorrentCore,
-    TorrentEvent, TorrentStats,
+    Choking, ExtensionInfo, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX,
+    PeerInfo, PeerKey, PeerStats, StorageDone, TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig,
+    TorrentCore, TorrentEvent, TorrentStats,
 };
-pub use unchoke::{ChokeDecision, ChokeReason, ChokeState};
+pub use unchoke::{ChokeDecision, ChokeReason, ChokeState, UnchokeAll};

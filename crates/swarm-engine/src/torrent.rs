@@ -64,7 +64,7 @@ use crate::picker::{PiecePicker, Received};
 use crate::rate::RateEstimator;
 use crate::rng::Rng;
 use crate::time::Instant;
-use crate::unchoke::{ChokeDecision, UnchokeCandidate, Unchoker};
+use crate::unchoke::{ChokeDecision, UnchokeAll, UnchokeCandidate, Unchoker};
 
 /// Identifies a peer connection; assigned by the driver, never reused within a torrent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -87,7 +87,7 @@ pub struct ExtensionInfo {
 }
 
 pub use crate::config::{
-    HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, StorageDone,
+    Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, StorageDone,
     TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig, TorrentEvent,
 };
 
@@ -182,9 +182,15 @@ impl TorrentCore {
         now: Instant,
     ) -> Self {
         assert!(config.queue_min >= 1 && config.queue_min <= config.queue_max);
-        let picker = PiecePicker::new(lengths, have, config.initial_random_pieces, config.endgame);
+        let mut picker =
+            PiecePicker::new(lengths, have, config.initial_random_pieces, config.endgame);
+        picker.set_strategy(config.picking);
+        let unchoker: Box<dyn Unchoker + Send> = match config.choking {
+            Choking::TitForTat => Box::new(Choker::new(config.choker.clone())),
+            Choking::Off => Box::new(UnchokeAll),
+        };
         TorrentCore {
-            unchoker: Box::new(Choker::new(config.choker.clone())),
+            unchoker,
             choke_decisions: BTreeMap::new(),
             last_rechoke: None,
             next_tick: now + config.tick_interval,

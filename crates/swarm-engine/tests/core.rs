@@ -884,3 +884,34 @@ fn reads_over_all_peers_are_bounded_per_torrent() {
     assert_eq!(answered, peers * 64);
     assert_eq!(served.len() as u64, peers);
 }
+
+/// `Choking::Off` unchokes every interested peer at once (tit-for-tat
+/// stops at 4 + 1, `free_slots_are_filled_between_rounds`), and chokes a
+/// peer that loses interest.
+#[test]
+fn choking_off_unchokes_every_interested_peer() {
+    let l = Lengths::new(4 * u64::from(K), K).unwrap();
+    let config = TorrentConfig {
+        choking: swarm_engine::Choking::Off,
+        ..TorrentConfig::default()
+    };
+    let mut c = TorrentCore::new(config, l, Bitfield::full(4), 42, Instant::ZERO);
+    for k in 1..=8 {
+        c.peer_connected(Instant::ZERO, PeerKey(k), SLOW);
+        c.handle_message(Instant::ZERO, PeerKey(k), Message::Interested);
+    }
+    let (tx, _) = drain(&mut c);
+    let unchoked: Vec<PeerKey> = tx
+        .iter()
+        .filter(|(_, m)| *m == Message::Unchoke)
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(unchoked, (1..=8).map(PeerKey).collect::<Vec<_>>());
+    c.handle_message(Instant::ZERO, PeerKey(3), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert_eq!(tx, vec![(PeerKey(3), Message::Choke)]);
+    c.handle_timeout(Instant(11_000_000));
+    let (tx, _) = drain(&mut c);
+    assert!(tx.iter().all(|(_, m)| *m != Message::Choke), "{tx:?}");
+    c.check_invariants();
+}

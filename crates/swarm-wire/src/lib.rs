@@ -6,12 +6,14 @@
 //!
 //! - [`bencode`]: the BitTorrent serialisation format (BEP 3), strict and zero-copy.
 //! - [`metainfo`]: `.torrent` files (BEP 3, BEP 12) and the piece ↔ file layout.
+//! - [`krpc`]: the DHT's messages (BEP 5, 32, 42, 43, 44).
 //! - [`magnet`]: magnet URIs (BEP 9 `xt=urn:btih:`).
 //! - [`peer`]: the peer wire protocol (BEP 3, BEP 6, BEP 10).
 //! - [`tracker`]: tracker announce/scrape messages, HTTP (BEP 3, 23) and UDP (BEP 15).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bencode;
+pub mod krpc;
 pub mod lengths;
 pub mod magnet;
 pub mod metainfo;
