@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::conn::{self, ConnError, Handshaken, PeerInput};
+use crate::conn::{self, ConnError, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
 
 mod announce;
 use crate::ratelimit::RateLimiter;
@@ -62,8 +62,9 @@ pub const STORAGE_JOBS_MAX: usize = 2;
 /// than the network.
 pub const VERIFY_BACKLOG_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// A peer with this much queued for it and not yet written is dropped: it
-/// asks for data but does not read it. Honest peers stay far below (their
-/// pipeline, about `reqq` blocks, bounds what they can have outstanding).
+/// does not read what we send. Blocks stop being read for a peer at
+/// [`conn::SEND_BUFFER_HIGH_BYTES`] (its deep request queue waits as
+/// requests), so only small messages get it this far.
 pub const WRITE_QUEUE_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// At exit, how long running piece writes may take before the final resume
 /// record is saved without them.
@@ -731,6 +732,12 @@ impl Session {
                     self.core.peer_disconnected(now, key);
                 }
             }
+            PeerInput::Drained(key) => {
+                if self.conns.contains_key(&key) {
+                    let now = self.now();
+                    self.core.send_buffer_drained(now, key);
+                }
+            }
         }
     }
 
@@ -1062,12 +1069,24 @@ impl Session {
 
     fn flush_transmits(&mut self) {
         let mut stuck = Vec::new();
+        let mut full = Vec::new();
         while let Some((peer, msg)) = self.core.poll_transmit() {
-            if let Some(c) = self.conns.get(&peer)
-                && !c.send(msg)
-            {
-                stuck.push(peer);
+            let block = matches!(msg, Message::Piece { .. });
+            if let Some(c) = self.conns.get(&peer) {
+                if !c.send(msg) {
+                    stuck.push(peer);
+                } else if block
+                    && c.queued.load(Ordering::Relaxed) > SEND_BUFFER_HIGH_BYTES
+                    && full.last() != Some(&peer)
+                {
+                    full.push(peer);
+                }
             }
+        }
+        // The writer says `Drained` once the queue falls below the low mark.
+        let now = self.now();
+        for peer in full {
+            self.core.send_buffer_full(now, peer);
         }
         for peer in stuck {
             if let Some(c) = self.conns.remove(&peer) {
