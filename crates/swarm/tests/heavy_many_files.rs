@@ -63,6 +63,8 @@ fn heavy_1500_files_seed_and_download_under_ulimit_256() {
         piece_size: 16 * 1024,
         num_pieces: total.div_ceil(16 * 1024) as u32,
         num_files: FILES as u32,
+        info_hash_v2_hex: None,
+        pad_files: 0,
     };
 
     let limited = limited_swarm(t.path());
