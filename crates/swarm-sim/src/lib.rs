@@ -41,7 +41,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bounds;
+pub mod chart;
 pub mod discovery;
+pub mod experiments;
 pub mod link;
 pub mod outcome;
 pub mod queue;

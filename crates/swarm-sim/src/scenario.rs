@@ -75,6 +75,9 @@ pub struct Scenario {
     pub sample_interval: Duration,
     /// The run stops here if not every leecher completed before.
     pub time_max: Duration,
+    /// The run stops when no byte was uploaded for this long (a swarm that
+    /// lost pieces, or peers that cannot reach each other).
+    pub stall_max: Duration,
     /// Run every core's `check_invariants` after this many events (0: never).
     pub check_every: u64,
 }
@@ -108,6 +111,7 @@ impl Default for Scenario {
             announce_interval: Duration::from_secs(60),
             sample_interval: Duration::from_secs(5),
             time_max: Duration::from_secs(24 * 3600),
+            stall_max: Duration::from_secs(300),
             check_every: 0,
         }
     }

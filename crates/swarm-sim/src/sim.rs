@@ -118,6 +118,8 @@ pub struct Simulation {
     cap_integral: f64,
     cap_since: Instant,
     samples: Vec<Sample>,
+    /// When a sample last saw the upload count move.
+    progress_at: Instant,
     scratch: Vec<Transit>,
     since_check: u64,
 }
@@ -222,6 +224,7 @@ impl Simulation {
             cap_integral: 0.0,
             cap_since: Instant::ZERO,
             samples: Vec::new(),
+            progress_at: Instant::ZERO,
             scratch: Vec::new(),
             since_check: 0,
         }
@@ -241,6 +244,9 @@ impl Simulation {
             if matches!(ev, Ev::Sample) {
                 self.sample();
                 progress(self.leechers_done as f64 / self.sc.leechers.max(1) as f64);
+                if self.now.saturating_since(self.progress_at) > self.sc.stall_max {
+                    break;
+                }
             } else {
                 self.handle(ev);
             }
@@ -307,6 +313,13 @@ impl Simulation {
             .iter()
             .filter(|p| p.presence == Presence::Present)
             .count();
+        if self
+            .samples
+            .last()
+            .is_none_or(|s| s.uploaded != self.uploaded)
+        {
+            self.progress_at = self.now;
+        }
         let rarest = self.copies.iter().copied().min().unwrap_or(0);
         let mean = self.copies.iter().map(|&c| f64::from(c)).sum::<f64>()
             / self.copies.len().max(1) as f64;

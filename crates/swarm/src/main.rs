@@ -50,6 +50,7 @@ enum Command {
     Info(cmd::info::InfoArgs),
     Download(cmd::download::DownloadArgs),
     Seed(cmd::seed::SeedArgs),
+    Sim(cmd::sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,5 +61,6 @@ fn main() -> ExitCode {
         Command::Info(args) => cmd::info::run(args),
         Command::Download(args) => cmd::download::run(args),
         Command::Seed(args) => cmd::seed::run(args),
+        Command::Sim(args) => cmd::sim::run(args),
     })
 }

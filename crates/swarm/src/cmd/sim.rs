@@ -1,0 +1,215 @@
+//! `swarm sim`: experiments in the discrete-event simulator, which runs
+//! swarm's own engines (picker, choker, pipeline) in virtual time. Each
+//! writes CSV tables and a chart (SVG, or PNG with `--png`).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use swarm_sim::experiments::{self, Report};
+use swarm_sim::{Scenario, chart};
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  Distribution time against N, 1 to 1,000 peers (the classic figure):
+      swarm sim scaling --max-peers 1000 -o figures/
+  Rarest first against random and sequential, the seed leaving after one copy:
+      swarm sim picking --seed-copies 1
+  20% free riders under tit-for-tat and with choking off, as PNG:
+      swarm sim incentives --png";
+
+/// Simulate swarms of swarm's own engines in virtual time.
+///
+/// Every peer is a real torrent core (piece picker, tit-for-tat choker,
+/// request pipeline); the simulator only moves 16 KiB blocks over modelled
+/// links (each peer's uplink and downlink shared by its transfers) and
+/// answers disk jobs. A run is deterministic: the same options and --seed
+/// give the same CSV bytes. Each experiment writes CSV files and a chart
+/// (SVG by default) named after it into the output folder, and prints a
+/// summary.
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct SimArgs {
+    #[command(subcommand)]
+    experiment: Experiment,
+}
+
+#[derive(Debug, Subcommand)]
+enum Experiment {
+    /// Distribution time against the number of peers: simulated BitTorrent,
+    /// simulated client-server and the two fluid bounds.
+    Scaling {
+        #[command(flatten)]
+        common: Common,
+        /// The largest swarm (sizes 1, 3, 10, 30, … up to it).
+        #[arg(long, default_value_t = 300)]
+        max_peers: usize,
+        /// Simulate client-server up to this many peers (it moves N copies
+        /// through one uplink); beyond, only its bound is drawn.
+        #[arg(long, default_value_t = 100)]
+        client_server_max: usize,
+    },
+    /// Rarest first against random and sequential piece choice.
+    Picking {
+        #[command(flatten)]
+        common: Common,
+        /// Leechers in the swarm.
+        #[arg(long, default_value_t = 100)]
+        peers: usize,
+        /// The seed leaves after uploading this many copies of the torrent.
+        #[arg(long, default_value_t = 1.5)]
+        seed_copies: f64,
+    },
+    /// Free riders (upload 0) under tit-for-tat and with choking off.
+    Incentives {
+        #[command(flatten)]
+        common: Common,
+        /// Leechers in the swarm.
+        #[arg(long, default_value_t = 100)]
+        peers: usize,
+        /// Fraction of the leechers that upload nothing.
+        #[arg(long, default_value_t = 0.2)]
+        free_riders: f64,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Output folder for the CSV files and charts.
+    #[arg(short, long, default_value = ".")]
+    out: PathBuf,
+    /// Draw PNG charts instead of SVG.
+    #[arg(long)]
+    png: bool,
+    /// Seed of the run: same seed, same results.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Pieces in the torrent.
+    #[arg(long, default_value_t = 64)]
+    pieces: u32,
+    /// Piece size (K, M suffixes), a multiple of 16 KiB.
+    #[arg(long, default_value = "256K", value_parser = super::parse_size)]
+    piece_size: u64,
+    /// Each peer's upload capacity, bytes/s (K, M suffixes); the seed's too.
+    #[arg(long, default_value = "1M", value_parser = super::parse_size)]
+    upload: u64,
+    /// Each peer's download capacity, bytes/s (K, M suffixes).
+    #[arg(long, default_value = "4M", value_parser = super::parse_size)]
+    download: u64,
+    /// One-way latency of each peer's link, milliseconds.
+    #[arg(long, default_value_t = 20)]
+    latency_ms: u64,
+}
+
+impl Common {
+    fn scenario(&self) -> Result<Scenario> {
+        if self.piece_size == 0
+            || !self.piece_size.is_multiple_of(16_384)
+            || self.piece_size > 1 << 26
+        {
+            return Err(super::bad_input(
+                "--piece-size must be a multiple of 16 KiB, at most 64 MiB",
+            ));
+        }
+        if self.pieces == 0 || self.upload == 0 || self.download == 0 {
+            return Err(super::bad_input(
+                "--pieces, --upload and --download must be positive",
+            ));
+        }
+        Ok(Scenario {
+            seed: self.seed,
+            pieces: self.pieces,
+            piece_len: self.piece_size as u32,
+            seed_up: self.upload as f64,
+            seed_down: self.download as f64,
+            peer_up: self.upload as f64,
+            peer_down: self.download as f64,
+            latency: swarm_engine::Duration::from_millis(self.latency_ms),
+            ..Scenario::default()
+        })
+    }
+}
+
+fn progress_bar(name: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{name} {{wide_bar}} {{msg}} elapsed {{elapsed}}"
+        ))
+        .expect("valid template"),
+    );
+    bar
+}
+
+pub fn run(args: SimArgs) -> Result<()> {
+    let (name, common) = match &args.experiment {
+        Experiment::Scaling { common, .. } => ("scaling", common),
+        Experiment::Picking { common, .. } => ("picking", common),
+        Experiment::Incentives { common, .. } => ("incentives", common),
+    };
+    let base = common.scenario()?;
+    let (out, png) = (common.out.clone(), common.png);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let bar = progress_bar(name);
+    let mut progress = |done: usize, total: usize, frac: f64| {
+        let total = total.max(1);
+        bar.set_position((((done as f64 + frac) / total as f64) * 1000.0) as u64);
+        bar.set_message(format!("run {}/{total}", (done + 1).min(total)));
+    };
+    let report = match args.experiment {
+        Experiment::Scaling {
+            max_peers,
+            client_server_max,
+            ..
+        } => experiments::scaling(&base, max_peers.max(1), client_server_max, &mut progress),
+        Experiment::Picking {
+            peers, seed_copies, ..
+        } => experiments::picking(
+            &Scenario {
+                leechers: peers,
+                ..base
+            },
+            seed_copies,
+            &mut progress,
+        ),
+        Experiment::Incentives {
+            peers, free_riders, ..
+        } => {
+            if !(0.0..=1.0).contains(&free_riders) {
+                return Err(super::bad_input(
+                    "--free-riders is a fraction between 0 and 1",
+                ));
+            }
+            experiments::incentives(
+                &Scenario {
+                    leechers: peers,
+                    ..base
+                },
+                free_riders,
+                &mut progress,
+            )
+        }
+    };
+    bar.finish_and_clear();
+    write_report(&report, &out, name, png)?;
+    super::print_stdout(&report.summary)
+}
+
+fn write_report(report: &Report, dir: &Path, name: &str, png: bool) -> Result<()> {
+    for (suffix, csv) in &report.tables {
+        let path = dir.join(format!("{name}{suffix}.csv"));
+        std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    for (suffix, c) in &report.charts {
+        let ext = if png { "png" } else { "svg" };
+        let path = dir.join(format!("{name}{suffix}.{ext}"));
+        chart::draw(c, &path, png).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
