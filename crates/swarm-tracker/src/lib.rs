@@ -14,7 +14,6 @@ pub mod registry;
 pub mod server;
 
 pub use registry::{
-    Announce, AnnouncePeers, AnnounceReply, PeerId, Refusal, Registry, RegistryConfig,
-    SwarmCounts,
+    Announce, AnnouncePeers, AnnounceReply, PeerId, Refusal, Registry, RegistryConfig, SwarmCounts,
 };
 pub use server::{Tracker, TrackerConfig};

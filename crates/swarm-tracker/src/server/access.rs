@@ -83,7 +83,10 @@ fn parse(text: &str, path: &Path) -> Result<HashSet<InfoHash>, String> {
             *byte = u8::from_str_radix(&line[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
         }
         if set.len() == ACCESS_LIST_LEN_MAX {
-            return Err(format!("{}: more than {ACCESS_LIST_LEN_MAX} info-hashes", path.display()));
+            return Err(format!(
+                "{}: more than {ACCESS_LIST_LEN_MAX} info-hashes",
+                path.display()
+            ));
         }
         set.insert(InfoHash(h));
     }
@@ -97,11 +100,18 @@ mod tests {
     #[test]
     fn parses_hex_lines_and_refuses_garbage() {
         let p = Path::new("list");
-        let set = parse("# comment\n\nAAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa  # tail\n", p).expect("ok");
+        let set = parse(
+            "# comment\n\nAAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa  # tail\n",
+            p,
+        )
+        .expect("ok");
         assert!(set.contains(&InfoHash([0xaa; 20])));
         assert!(parse("abc\n", p).is_err());
         assert!(parse(&"zz".repeat(20), p).is_err());
         assert!(parse(&"é".repeat(20), p).is_err());
-        assert!(parse(&format!("a{}a", "é".repeat(19)), p).is_err(), "refused, not sliced mid-char");
+        assert!(
+            parse(&format!("a{}a", "é".repeat(19)), p).is_err(),
+            "refused, not sliced mid-char"
+        );
     }
 }

@@ -62,11 +62,17 @@ mod tests {
         let id = ids.make(a, 1000);
         assert!(ids.is_valid(id, a, 1000));
         assert!(ids.is_valid(id, a, 1000 + 60), "valid in the next window");
-        assert!(!ids.is_valid(id, a, 1000 + 140), "expired after two windows");
+        assert!(
+            !ids.is_valid(id, a, 1000 + 140),
+            "expired after two windows"
+        );
         assert!(!ids.is_valid(id, b, 1000), "another address");
         assert!(!ids.is_valid(id ^ 1, a, 1000), "a guess");
         assert!(!ConnectionIds::new().is_valid(id, a, 1000), "another key");
         let mapped: IpAddr = "::ffff:127.0.0.5".parse().expect("ip");
-        assert!(ids.is_valid(id, mapped, 1000), "v4-mapped is the same client");
+        assert!(
+            ids.is_valid(id, mapped, 1000),
+            "v4-mapped is the same client"
+        );
     }
 }

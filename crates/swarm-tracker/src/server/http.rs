@@ -15,9 +15,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use swarm_wire::metainfo::InfoHash;
-use swarm_wire::tracker::server::http::{
-    self as codec, AnnounceNumbers, PeerList, ScrapeEntry,
-};
+use swarm_wire::tracker::server::http::{self as codec, AnnounceNumbers, PeerList, ScrapeEntry};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -51,11 +49,17 @@ pub(super) async fn serve(worker: Rc<Worker>, listener: TcpListener) {
     }
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
     r
 }
 
@@ -79,7 +83,11 @@ fn real_ip(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
 }
 
 impl Worker {
-    async fn http_request(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn http_request(
+        &self,
+        peer: SocketAddr,
+        req: Request<Incoming>,
+    ) -> Response<Full<Bytes>> {
         let query = req.uri().query().unwrap_or("").as_bytes();
         match req.uri().path() {
             "/announce" => self.http_announce(peer, req.headers(), query).await,
@@ -111,7 +119,12 @@ impl Worker {
         }
     }
 
-    async fn http_announce(&self, peer: SocketAddr, headers: &HeaderMap, query: &[u8]) -> Response<Full<Bytes>> {
+    async fn http_announce(
+        &self,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        query: &[u8],
+    ) -> Response<Full<Bytes>> {
         let ip = match &self.real_ip_header {
             None => peer.ip(),
             Some(name) => match real_ip(headers, name) {

@@ -5,7 +5,8 @@
 //! single-threaded tokio runtime that owns one *shard* of the registry (the
 //! swarms whose info-hash maps to it), its own UDP socket and its own TCP
 //! listener on the same address (`SO_REUSEPORT`: the kernel spreads
-//! datagrams and connections over the workers). A request whose swarm
+//! datagrams and connections over the workers; or, for port 0 and
+//! `reuse_port: false`, one socket that every worker reads). A request whose swarm
 //! lives in another shard is forwarded to that worker's inbox (UDP
 //! announces in batches, one message per drained burst; the owner answers
 //! from its own socket, so nothing comes back); a scrape travels through
@@ -62,6 +63,11 @@ pub struct TrackerConfig {
     pub real_ip_header: Option<String>,
     /// Seeds the registries' random choices and hash keys.
     pub seed: u64,
+    /// One socket per worker with `SO_REUSEPORT` (the kernel spreads the
+    /// load), else one socket all workers read. Port 0 always gets the
+    /// shared socket: with `SO_REUSEPORT`, binding port 0 may join another
+    /// tracker's group on the same port and split its traffic.
+    pub reuse_port: bool,
 }
 
 impl Default for TrackerConfig {
@@ -74,6 +80,7 @@ impl Default for TrackerConfig {
             access: None,
             real_ip_header: None,
             seed: 0,
+            reuse_port: true,
         }
     }
 }
@@ -101,26 +108,53 @@ impl Tracker {
         };
         let (access_tx, _) = watch::channel(Arc::new(access));
         let (shutdown_tx, _) = watch::channel(false);
-        let mut udp_addr = config.udp;
-        let mut http_addr = config.http;
-        let mut udp_sockets = Vec::new();
-        let mut tcp_listeners = Vec::new();
-        for _ in 0..workers {
-            if let Some(addr) = udp_addr {
-                let s = udp_socket(addr)?;
-                udp_addr = Some(s.local_addr()?);
+        let mut udp_sockets: Vec<Option<std::net::UdpSocket>> = Vec::new();
+        let mut tcp_listeners: Vec<Option<std::net::TcpListener>> = Vec::new();
+        let reuse = |addr: &SocketAddr| config.reuse_port && addr.port() != 0;
+        let udp_addr = match config.udp {
+            Some(addr) if reuse(&addr) => {
+                probe_free(addr, Type::DGRAM)?;
+                for _ in 0..workers {
+                    udp_sockets.push(Some(udp_socket(addr, true)?));
+                }
+                Some(addr)
+            }
+            Some(addr) => {
+                let s = udp_socket(addr, false)?;
+                let bound = s.local_addr()?;
+                for _ in 1..workers {
+                    udp_sockets.push(Some(s.try_clone()?));
+                }
                 udp_sockets.push(Some(s));
-            } else {
-                udp_sockets.push(None);
+                Some(bound)
             }
-            if let Some(addr) = http_addr {
-                let l = tcp_listener(addr)?;
-                http_addr = Some(l.local_addr()?);
+            None => {
+                udp_sockets.resize_with(workers, || None);
+                None
+            }
+        };
+        let http_addr = match config.http {
+            Some(addr) if reuse(&addr) => {
+                probe_free(addr, Type::STREAM)?;
+                for _ in 0..workers {
+                    tcp_listeners.push(Some(tcp_listener(addr, true)?));
+                }
+                Some(addr)
+            }
+            Some(addr) => {
+                let l = tcp_listener(addr, false)?;
+                let bound = l.local_addr()?;
+                for _ in 1..workers {
+                    tcp_listeners.push(Some(l.try_clone()?));
+                }
                 tcp_listeners.push(Some(l));
-            } else {
-                tcp_listeners.push(None);
+                Some(bound)
             }
-        }
+            None => {
+                tcp_listeners.resize_with(workers, || None);
+                None
+            }
+        };
         let (inbox_txs, inbox_rxs): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| mpsc::channel(INBOX_LEN_MAX)).unzip();
         let conn_ids = conn_id::ConnectionIds::new();
@@ -226,12 +260,26 @@ impl Drop for Tracker {
     }
 }
 
-fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+/// Fails if anything holds `addr` already, a group of `SO_REUSEPORT` sockets
+/// of another process included (which would otherwise silently share the
+/// traffic with us): a plain bind refuses then.
+fn probe_free(addr: SocketAddr, kind: Type) -> io::Result<()> {
+    let s = Socket::new(Domain::for_address(addr), kind, None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(false)?;
+    }
+    if kind == Type::STREAM {
+        s.set_reuse_address(true)?;
+    }
+    s.bind(&addr.into())
+}
+
+fn udp_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(false)?;
     }
-    s.set_reuse_port(true)?;
+    s.set_reuse_port(reuse_port)?;
     // Bigger buffers absorb bursts; the kernel caps them at rmem_max.
     let _ = s.set_recv_buffer_size(UDP_SOCKET_BUFFER_BYTES);
     let _ = s.set_send_buffer_size(UDP_SOCKET_BUFFER_BYTES);
@@ -240,13 +288,13 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(s.into())
 }
 
-fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+fn tcp_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         s.set_only_v6(false)?;
     }
     s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
+    s.set_reuse_port(reuse_port)?;
     s.set_tcp_nodelay(true)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;

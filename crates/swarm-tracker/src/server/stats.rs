@@ -134,7 +134,12 @@ impl Counters {
                 let _ = writeln!(s, "swarm_tracker_{name}{labels} {v}");
             }
         };
-        metric("swarms", "gauge", "Torrents with at least one peer.", &[("", self.swarms)]);
+        metric(
+            "swarms",
+            "gauge",
+            "Torrents with at least one peer.",
+            &[("", self.swarms)],
+        );
         metric(
             "peers",
             "gauge",
@@ -144,7 +149,12 @@ impl Counters {
                 ("{kind=\"leecher\"}", self.leechers),
             ],
         );
-        metric("peers_ipv6", "gauge", "Peers with an IPv6 address.", &[("", self.peers_v6)]);
+        metric(
+            "peers_ipv6",
+            "gauge",
+            "Peers with an IPv6 address.",
+            &[("", self.peers_v6)],
+        );
         metric(
             "announces_total",
             "counter",
@@ -163,7 +173,12 @@ impl Counters {
                 ("{proto=\"http\"}", self.http_scrapes),
             ],
         );
-        metric("connects_total", "counter", "UDP connects answered.", &[("", self.udp_connects)]);
+        metric(
+            "connects_total",
+            "counter",
+            "UDP connects answered.",
+            &[("", self.udp_connects)],
+        );
         metric(
             "bad_requests_total",
             "counter",
@@ -173,11 +188,36 @@ impl Counters {
                 ("{proto=\"http\"}", self.http_errors),
             ],
         );
-        metric("udp_dropped_total", "counter", "UDP responses or forwards dropped (buffers full).", &[("", self.udp_dropped)]);
-        metric("refused_total", "counter", "Announces refused by a limit or an access list.", &[("", self.refused)]);
-        metric("expired_total", "counter", "Peers expired after 2 intervals of silence.", &[("", self.expired)]);
-        metric("registry_bytes", "gauge", "Estimated bytes held by the registry.", &[("", self.memory_bytes)]);
-        metric("uptime_seconds", "counter", "Seconds since start.", &[("", uptime_s)]);
+        metric(
+            "udp_dropped_total",
+            "counter",
+            "UDP responses or forwards dropped (buffers full).",
+            &[("", self.udp_dropped)],
+        );
+        metric(
+            "refused_total",
+            "counter",
+            "Announces refused by a limit or an access list.",
+            &[("", self.refused)],
+        );
+        metric(
+            "expired_total",
+            "counter",
+            "Peers expired after 2 intervals of silence.",
+            &[("", self.expired)],
+        );
+        metric(
+            "registry_bytes",
+            "gauge",
+            "Estimated bytes held by the registry.",
+            &[("", self.memory_bytes)],
+        );
+        metric(
+            "uptime_seconds",
+            "counter",
+            "Seconds since start.",
+            &[("", uptime_s)],
+        );
         s
     }
 }

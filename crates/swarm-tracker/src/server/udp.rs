@@ -46,7 +46,10 @@ pub(super) async fn serve(worker: Rc<Worker>, sock: Rc<UdpSocket>) {
             }
             let batch = std::mem::take(jobs);
             let n = batch.len() as u64;
-            if worker.inboxes[shard].try_send(ShardMsg::Udp(batch)).is_err() {
+            if worker.inboxes[shard]
+                .try_send(ShardMsg::Udp(batch))
+                .is_err()
+            {
                 worker.state.borrow_mut().counters.udp_dropped += n;
             }
         }
@@ -87,7 +90,14 @@ impl Worker {
                 transaction_id,
                 request,
             } => {
-                if !self.udp_admit(connection_id, transaction_id, src, now_s, &request.info_hash, out) {
+                if !self.udp_admit(
+                    connection_id,
+                    transaction_id,
+                    src,
+                    now_s,
+                    &request.info_hash,
+                    out,
+                ) {
                     return;
                 }
                 let job = UdpJob {
@@ -125,7 +135,10 @@ impl Worker {
                     origin: self.index,
                     hashes,
                     counts,
-                    reply: ScrapeReply::Udp { src, transaction_id },
+                    reply: ScrapeReply::Udp {
+                        src,
+                        transaction_id,
+                    },
                 });
             }
         }

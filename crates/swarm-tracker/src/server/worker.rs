@@ -47,7 +47,10 @@ pub(super) type HttpAnnounceResult = Result<(AnnounceReply, AnnouncePeers), Refu
 
 /// Where a finished scrape goes.
 pub(super) enum ScrapeReply {
-    Udp { src: SocketAddr, transaction_id: u32 },
+    Udp {
+        src: SocketAddr,
+        transaction_id: u32,
+    },
     Http(oneshot::Sender<Vec<(InfoHash, SwarmCounts)>>),
 }
 
@@ -82,7 +85,10 @@ pub(super) struct Worker {
     pub shards: usize,
     pub state: RefCell<State>,
     pub inboxes: Vec<mpsc::Sender<ShardMsg>>,
-    pub udp: Option<Rc<tokio::net::UdpSocket>>,
+    /// Sends go through a plain non-blocking clone of the socket: tokio's
+    /// `try_send_to` refuses until its reactor has seen the socket writable,
+    /// which a worker answering forwarded work before its first poll has not.
+    pub udp_tx: Option<std::net::UdpSocket>,
     pub conn_ids: ConnectionIds,
     pub started: std::time::Instant,
     pub real_ip_header: Option<String>,
@@ -103,7 +109,12 @@ impl Worker {
     }
 
     /// Announces into this worker's shard.
-    pub fn announce_local(&self, now: Instant, announce: &Announce, with_peer_ids: bool) -> Result<(AnnounceReply, AnnouncePeers), Refusal> {
+    pub fn announce_local(
+        &self,
+        now: Instant,
+        announce: &Announce,
+        with_peer_ids: bool,
+    ) -> Result<(AnnounceReply, AnnouncePeers), Refusal> {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
         st.peers.set_with_peer_ids(with_peer_ids);
@@ -139,7 +150,10 @@ impl Worker {
             }
         }
         match job.reply {
-            ScrapeReply::Udp { src, transaction_id } => {
+            ScrapeReply::Udp {
+                src,
+                transaction_id,
+            } => {
                 self.state.borrow_mut().counters.udp_scrapes += 1;
                 let mut out = Vec::with_capacity(8 + 12 * job.counts.len());
                 swarm_wire::tracker::server::udp::write_scrape(
@@ -161,7 +175,7 @@ impl Worker {
 
     /// Sends a datagram from this worker's socket; a full buffer drops it.
     pub fn udp_send(&self, bytes: &[u8], to: SocketAddr) {
-        let sent = self.udp.as_ref().map(|s| s.try_send_to(bytes, to));
+        let sent = self.udp_tx.as_ref().map(|s| s.send_to(bytes, to));
         if !matches!(sent, Some(Ok(_))) {
             self.state.borrow_mut().counters.udp_dropped += 1;
         }
@@ -209,7 +223,10 @@ impl Worker {
 
 /// Runs a worker until shutdown.
 pub(super) fn run(ctx: WorkerContext) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("tracker worker {}: no runtime: {e}", ctx.index);
@@ -236,6 +253,7 @@ async fn main(ctx: WorkerContext) {
         started,
         real_ip_header,
     } = ctx;
+    let udp_tx = udp.as_ref().and_then(|s| s.try_clone().ok());
     let udp = udp.and_then(|s| match tokio::net::UdpSocket::from_std(s) {
         Ok(s) => Some(Rc::new(s)),
         Err(e) => {
@@ -255,7 +273,7 @@ async fn main(ctx: WorkerContext) {
             counters: Counters::default(),
         }),
         inboxes,
-        udp: udp.clone(),
+        udp_tx,
         conn_ids,
         started,
         real_ip_header,
