@@ -37,10 +37,7 @@ fn spec_of(files: &[(&str, usize)], data: &[u8], piece_len: u32) -> TorrentSpec 
             .collect(),
         files: files
             .iter()
-            .map(|&(p, len)| FileSpec {
-                path: PathBuf::from("tree").join(p),
-                length: len as u64,
-            })
+            .map(|&(p, len)| FileSpec::new(PathBuf::from("tree").join(p), len as u64))
             .collect(),
         trackers: vec![],
     }

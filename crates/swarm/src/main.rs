@@ -5,7 +5,6 @@
 //! `run`. Adding one is a variant in [`Command`] and a line in `main`.
 
 mod cmd;
-mod hash;
 
 use std::process::ExitCode;
 
@@ -51,6 +50,7 @@ enum Command {
     Info(cmd::info::InfoArgs),
     Download(cmd::download::DownloadArgs),
     Seed(cmd::seed::SeedArgs),
+    Tracker(cmd::tracker::TrackerArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +61,6 @@ fn main() -> ExitCode {
         Command::Info(args) => cmd::info::run(args),
         Command::Download(args) => cmd::download::run(args),
         Command::Seed(args) => cmd::seed::run(args),
+        Command::Tracker(args) => cmd::tracker::run(args),
     })
 }

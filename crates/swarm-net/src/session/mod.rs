@@ -308,6 +308,7 @@ pub fn spawn(
         resume,
         core,
         lengths,
+        pads: spec.pads(),
         info_hash: spec.info_hash,
         storage,
         listener,
@@ -413,6 +414,8 @@ struct Session {
     resume: Option<ResumeSaver>,
     core: TorrentCore,
     lengths: Lengths,
+    /// BEP 47 pad files: the status counts real bytes only.
+    pads: crate::spec::PadRanges,
     info_hash: [u8; 20],
     storage: Arc<Storage>,
     listener: TcpListener,
@@ -598,7 +601,8 @@ impl Session {
 
     fn status(&self) -> SessionStatus {
         let s = self.core.stats(self.now());
-        let have_bytes = self.core.have().bytes_present(&self.lengths);
+        // Real bytes only: pad files (BEP 47) are not the user's data.
+        let have_bytes = self.pads.real_bytes_present(self.core.have());
         let complete = self.core.is_complete();
         SessionStatus {
             state: if self.fatal.is_some() {
@@ -611,8 +615,8 @@ impl Session {
             complete,
             pieces_have: s.pieces_have,
             pieces_total: s.pieces_total,
-            total_length: self.lengths.total_length(),
-            left: self.lengths.total_length() - have_bytes,
+            total_length: self.pads.real_total(),
+            left: self.pads.real_total() - have_bytes,
             downloaded: s.downloaded,
             uploaded: s.uploaded,
             wasted: s.wasted,
