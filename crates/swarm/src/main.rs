@@ -51,6 +51,7 @@ enum Command {
     Info(cmd::info::InfoArgs),
     Download(cmd::download::DownloadArgs),
     Seed(cmd::seed::SeedArgs),
+    Dht(cmd::dht::DhtArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +62,6 @@ fn main() -> ExitCode {
         Command::Info(args) => cmd::info::run(args),
         Command::Download(args) => cmd::download::run(args),
         Command::Seed(args) => cmd::seed::run(args),
+        Command::Dht(args) => cmd::dht::run(args),
     })
 }
