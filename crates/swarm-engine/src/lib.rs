@@ -30,7 +30,7 @@ pub use picker::PickStrategy;
 pub use time::{Duration, Instant};
 pub use torrent::{
     Choking, ExtensionInfo, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX,
-    PeerInfo, PeerKey, PeerStats, StorageDone, TorrentConfig, TorrentCore, TorrentEvent,
-    TorrentStats,
+    PeerInfo, PeerKey, PeerStats, StorageDone, TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig,
+    TorrentCore, TorrentEvent, TorrentStats,
 };
 pub use unchoke::{ChokeDecision, ChokeReason, ChokeState, UnchokeAll};
