@@ -12,6 +12,7 @@ pub mod download;
 pub mod info;
 pub mod peer;
 pub mod seed;
+pub mod tracker;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
