@@ -51,6 +51,7 @@ enum Command {
     Download(cmd::download::DownloadArgs),
     Seed(cmd::seed::SeedArgs),
     Tracker(cmd::tracker::TrackerArgs),
+    Dht(cmd::dht::DhtArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,5 +63,6 @@ fn main() -> ExitCode {
         Command::Download(args) => cmd::download::run(args),
         Command::Seed(args) => cmd::seed::run(args),
         Command::Tracker(args) => cmd::tracker::run(args),
+        Command::Dht(args) => cmd::dht::run(args),
     })
 }
