@@ -468,7 +468,7 @@ mod tests {
             })
             .collect();
         TorrentSpec {
-            info_hash: [1; 20],
+            info_hash: swarm_wire::InfoHash([1; 20]),
             name: "t".into(),
             lengths,
             piece_hashes,

@@ -4,6 +4,7 @@
 //! decoded from bytes or encoded into them. The engines (`swarm-engine`) and
 //! the tokio drivers (`swarm-net`) build on these types.
 //!
+//! - [`ids`]: [`InfoHash`] and [`PeerId`], hex and percent-encoding.
 //! - [`bencode`]: the BitTorrent serialisation format (BEP 3), strict and zero-copy.
 //! - [`metainfo`]: `.torrent` files (BEP 3, BEP 12) and the piece ↔ file layout.
 //! - [`magnet`]: magnet URIs (BEP 9 `xt=urn:btih:`).
@@ -12,12 +13,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bencode;
+pub mod ids;
 pub mod lengths;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer;
 pub mod tracker;
 
+pub use ids::{InfoHash, PeerId};
 pub use lengths::{BlockInfo, Lengths, ValidPieceIndex};
 pub use magnet::Magnet;
-pub use metainfo::{FileEntry, FileSpan, InfoHash, Metainfo, NewContent, TorrentBuilder};
+pub use metainfo::{FileEntry, FileSpan, Metainfo, NewContent, TorrentBuilder};
