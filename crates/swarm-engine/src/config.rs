@@ -4,6 +4,7 @@
 //! BitTorrent's classic values as defaults.
 
 use crate::choker::ChokerConfig;
+use crate::picker::PickStrategy;
 use crate::time::Duration;
 
 /// Requests from one peer we queue at most (more are ignored, or rejected for
@@ -31,6 +32,11 @@ pub struct TorrentConfig {
     /// or a pipeline-bound link would measure a lower rate and shrink its
     /// pipeline further; 1 s covers that and still stays below libtorrent's 3 s.
     pub queue_time: Duration,
+    /// How new pieces are chosen (rarest first; the others are for comparisons).
+    pub picking: PickStrategy,
+    /// Whether we choke at all: `Off` unchokes every interested peer (as
+    /// rqbit does), for comparisons.
+    pub choking: Choking,
     /// Pieces picked at random (not rarest first) until this many are complete.
     pub initial_random_pieces: u32,
     /// Request still-missing blocks from several peers at the very end.
@@ -51,6 +57,8 @@ impl Default for TorrentConfig {
             queue_min: 4,
             queue_max: 500,
             queue_time: Duration::from_secs(1),
+            picking: PickStrategy::RarestFirst,
+            choking: Choking::TitForTat,
             initial_random_pieces: 4,
             endgame: true,
             keepalive_interval: Duration::from_secs(90),
@@ -58,4 +66,14 @@ impl Default for TorrentConfig {
             tick_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// Whom we unchoke: the tit-for-tat choker, or every interested peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Choking {
+    /// [`crate::choker::Choker`] with `TorrentConfig::choker`.
+    #[default]
+    TitForTat,
+    /// [`crate::unchoke::UnchokeAll`]: no choking, as rqbit.
+    Off,
 }

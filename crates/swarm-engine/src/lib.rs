@@ -30,9 +30,12 @@ pub mod unchoke;
 
 pub use bitfield::{Bitfield, BitfieldError};
 pub use choker::{Choker, ChokerConfig};
-pub use config::{HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, TorrentConfig};
+pub use config::{
+    Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, TorrentConfig,
+};
 pub use event::{ExtensionInfo, PeerInfo, StorageDone, TorrentEvent};
 pub use ids::{InfoHash, PeerId, PeerKey};
+pub use picker::PickStrategy;
 pub use time::{Duration, Instant};
 pub use torrent::{PeerStats, TorrentCore, TorrentStats};
-pub use unchoke::{ChokeDecision, ChokeReason, ChokeState};
+pub use unchoke::{ChokeDecision, ChokeReason, ChokeState, UnchokeAll};

@@ -12,6 +12,10 @@
 //!    flight elsewhere may be requested again; the first copy to arrive wins
 //!    and the caller cancels the others.
 //!
+//! The strategy for new pieces is a [`PickStrategy`] (rarest first by
+//! default; random and sequential exist so the simulator can show what
+//! rarest first buys); strict priority and endgame apply to all three.
+//!
 //! Rarest first without a scan of all pieces: the not-started pieces live in
 //! `order`, sorted by availability into contiguous buckets (libtorrent's
 //! piece-picker layout). A change of availability by one moves a piece across
@@ -42,6 +46,19 @@ const NOT_IN_ORDER: u32 = u32::MAX;
 /// Requests of one block at once in endgame: enough to route around a slow
 /// peer, few enough to bound the duplicate download.
 pub const ENDGAME_REQUESTS_PER_BLOCK_MAX: usize = 3;
+
+/// How the picker chooses a new piece to open (strict priority and endgame
+/// apply whatever the strategy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PickStrategy {
+    /// Random first pieces, then the least available (BEP 3's advice).
+    #[default]
+    RarestFirst,
+    /// A random piece the peer has, always.
+    Random,
+    /// The lowest-numbered piece the peer has (rqbit's file order).
+    Sequential,
+}
 
 /// One block of a piece being downloaded.
 #[derive(Clone, Debug)]
@@ -83,6 +100,7 @@ pub struct PiecePicker {
     have: Bitfield,
     initial_random_pieces: u32,
     endgame_enabled: bool,
+    strategy: PickStrategy,
     /// Connected peers that have each piece.
     availability: Vec<u32>,
     /// Not-started pieces, bucketed by availability (ascending).
@@ -119,6 +137,7 @@ impl PiecePicker {
             have,
             initial_random_pieces,
             endgame_enabled: endgame,
+            strategy: PickStrategy::RarestFirst,
             availability: vec![0; n as usize],
             order,
             pos,
@@ -128,6 +147,11 @@ impl PiecePicker {
             verifying: BTreeMap::new(),
             unrequested: 0,
         }
+    }
+
+    /// Chooses how new pieces are opened (rarest first unless set).
+    pub fn set_strategy(&mut self, strategy: PickStrategy) {
+        self.strategy = strategy;
     }
 
     pub fn have(&self) -> &Bitfield {
@@ -313,7 +337,19 @@ impl PiecePicker {
         let lo = self.bucket_end(0);
         let hi = self.order.len();
         if lo < hi {
-            let found = if self.have.count_ones() < self.initial_random_pieces {
+            let random = match self.strategy {
+                PickStrategy::RarestFirst => self.have.count_ones() < self.initial_random_pieces,
+                PickStrategy::Random => true,
+                PickStrategy::Sequential => false,
+            };
+            let found = if self.strategy == PickStrategy::Sequential {
+                // Lowest index first: a scan, but the simulator's comparison
+                // is the only user.
+                (0..self.lengths.num_pieces()).find(|&p| {
+                    let i = self.pos[p as usize];
+                    i != NOT_IN_ORDER && i as usize >= lo && pieces.get(p)
+                })
+            } else if random {
                 let start = lo + rng.below(hi - lo);
                 (start..hi)
                     .chain(lo..start)

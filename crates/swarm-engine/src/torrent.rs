@@ -60,10 +60,10 @@ use crate::picker::{PiecePicker, Received};
 use crate::rate::RateEstimator;
 use crate::rng::Rng;
 use crate::time::Instant;
-use crate::unchoke::{ChokeDecision, UnchokeCandidate, Unchoker};
+use crate::unchoke::{ChokeDecision, UnchokeAll, UnchokeCandidate, Unchoker};
 
 pub use crate::config::{
-    HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, TorrentConfig,
+    Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, TorrentConfig,
 };
 pub use crate::event::{ExtensionInfo, PeerInfo, StorageDone, TorrentEvent};
 pub use crate::ids::PeerKey;
@@ -154,9 +154,15 @@ impl TorrentCore {
         now: Instant,
     ) -> Self {
         assert!(config.queue_min >= 1 && config.queue_min <= config.queue_max);
-        let picker = PiecePicker::new(lengths, have, config.initial_random_pieces, config.endgame);
+        let mut picker =
+            PiecePicker::new(lengths, have, config.initial_random_pieces, config.endgame);
+        picker.set_strategy(config.picking);
+        let unchoker: Box<dyn Unchoker + Send> = match config.choking {
+            Choking::TitForTat => Box::new(Choker::new(config.choker.clone())),
+            Choking::Off => Box::new(UnchokeAll),
+        };
         TorrentCore {
-            unchoker: Box::new(Choker::new(config.choker.clone())),
+            unchoker,
             choke_decisions: BTreeMap::new(),
             last_rechoke: None,
             next_tick: now + config.tick_interval,

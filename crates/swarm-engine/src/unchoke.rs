@@ -98,6 +98,8 @@ pub enum ChokeReason {
     Snubbed { silent: Duration },
     /// It does not want anything from us.
     NotInterested,
+    /// Choking is off: every interested peer is unchoked.
+    ChokingOff,
 }
 
 impl ChokeReason {
@@ -140,6 +142,7 @@ impl fmt::Display for ChokeReason {
             ChokeReason::Optimistic { held } => write!(f, "optimistic since {} s", secs(held)),
             ChokeReason::Snubbed { silent } => write!(f, "snubbed: nothing for {} s", secs(silent)),
             ChokeReason::NotInterested => f.write_str("not interested"),
+            ChokeReason::ChokingOff => f.write_str("choking off"),
         }
     }
 }
@@ -175,6 +178,45 @@ pub trait Unchoker {
         peers: &[UnchokeCandidate],
         rng: &mut Rng,
     ) -> Vec<ChokeDecision>;
+}
+
+/// No choking: every interested peer is unchoked, whatever it gives (as
+/// rqbit does). For comparisons with tit-for-tat (`Choking::Off`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UnchokeAll;
+
+impl Unchoker for UnchokeAll {
+    fn max_unchoked(&self) -> usize {
+        usize::MAX
+    }
+
+    fn rechoke(
+        &mut self,
+        now: Instant,
+        _ctx: RechokeContext,
+        peers: &[UnchokeCandidate],
+        _rng: &mut Rng,
+    ) -> Vec<ChokeDecision> {
+        peers
+            .iter()
+            .map(|c| ChokeDecision {
+                peer: c.peer,
+                state: if c.interested {
+                    ChokeState::Unchoked
+                } else {
+                    ChokeState::Choked
+                },
+                reason: if c.interested {
+                    ChokeReason::ChokingOff
+                } else {
+                    ChokeReason::NotInterested
+                },
+                download_rate: c.download_rate,
+                upload_rate: c.upload_rate,
+                since: now,
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

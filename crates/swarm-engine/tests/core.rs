@@ -730,3 +730,34 @@ fn reqq_caps_the_pipeline_and_fast_choke_keeps_requests_until_rejected() {
     assert!(requests(&tx, PeerKey(1)).is_empty());
     c.check_invariants();
 }
+
+/// `Choking::Off` unchokes every interested peer at once (tit-for-tat
+/// stops at 4 + 1, `free_slots_are_filled_between_rounds`), and chokes a
+/// peer that loses interest.
+#[test]
+fn choking_off_unchokes_every_interested_peer() {
+    let l = Lengths::new(4 * u64::from(K), K).unwrap();
+    let config = TorrentConfig {
+        choking: swarm_engine::Choking::Off,
+        ..TorrentConfig::default()
+    };
+    let mut c = TorrentCore::new(config, l, Bitfield::full(4), 42, Instant::ZERO);
+    for k in 1..=8 {
+        c.peer_connected(Instant::ZERO, PeerKey(k), SLOW);
+        c.handle_message(Instant::ZERO, PeerKey(k), Message::Interested);
+    }
+    let (tx, _) = drain(&mut c);
+    let unchoked: Vec<PeerKey> = tx
+        .iter()
+        .filter(|(_, m)| *m == Message::Unchoke)
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(unchoked, (1..=8).map(PeerKey).collect::<Vec<_>>());
+    c.handle_message(Instant::ZERO, PeerKey(3), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert_eq!(tx, vec![(PeerKey(3), Message::Choke)]);
+    c.handle_timeout(Instant(11_000_000));
+    let (tx, _) = drain(&mut c);
+    assert!(tx.iter().all(|(_, m)| *m != Message::Choke), "{tx:?}");
+    c.check_invariants();
+}

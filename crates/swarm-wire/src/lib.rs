@@ -7,6 +7,7 @@
 //! - [`ids`]: [`InfoHash`] and [`PeerId`], hex and percent-encoding.
 //! - [`bencode`]: the BitTorrent serialisation format (BEP 3), strict and zero-copy.
 //! - [`metainfo`]: `.torrent` files (BEP 3, BEP 12) and the piece ↔ file layout.
+//! - [`krpc`]: the DHT's messages (BEP 5, 32, 42, 43, 44).
 //! - [`magnet`]: magnet URIs (BEP 9 `xt=urn:btih:`).
 //! - [`peer`]: the peer wire protocol (BEP 3, BEP 6, BEP 10).
 //! - [`tracker`]: tracker announce/scrape messages, HTTP (BEP 3, 23) and UDP (BEP 15).
@@ -14,6 +15,7 @@
 
 pub mod bencode;
 pub mod ids;
+pub mod krpc;
 pub mod lengths;
 pub mod magnet;
 pub mod metainfo;

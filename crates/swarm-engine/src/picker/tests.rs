@@ -295,3 +295,55 @@ proptest! {
         p.check_invariants();
     }
 }
+
+/// Sequential opens the lowest-numbered piece the peer has, whatever its
+/// availability; random opens every piece with some seed.
+#[test]
+fn sequential_and_random_strategies() {
+    let l = lengths(8, 1);
+    let all = Bitfield::full(8);
+    let late = bf(8, 3..8);
+    let mut rng = Rng::new(1);
+    // Pieces 3..8 are the most common: rarest first would open 0..3 first.
+    let mut p = picker_with(l, 0, &[&all, &late, &late], &mut rng);
+    p.set_strategy(PickStrategy::Sequential);
+    let order: Vec<u32> = (0..8)
+        .map(|_| {
+            p.pick(PeerKey(1), &all, false, &mut rng)
+                .unwrap()
+                .piece
+                .get()
+        })
+        .collect();
+    p.check_invariants();
+    assert_eq!(order, (0..8).collect::<Vec<_>>());
+    let order: Vec<u32> = {
+        let mut p = picker_with(l, 0, &[&all, &late], &mut rng);
+        p.set_strategy(PickStrategy::Sequential);
+        (0..5)
+            .map(|_| {
+                p.pick(PeerKey(2), &late, false, &mut rng)
+                    .unwrap()
+                    .piece
+                    .get()
+            })
+            .collect()
+    };
+    assert_eq!(order, vec![3, 4, 5, 6, 7], "only pieces the peer has");
+
+    let mut firsts = BTreeSet::new();
+    for seed in 0..64 {
+        let mut rng = Rng::new(seed);
+        let mut p = picker_with(l, 0, &[&all, &late, &late], &mut rng);
+        p.set_strategy(PickStrategy::Random);
+        firsts.insert(
+            p.pick(PeerKey(1), &all, false, &mut rng)
+                .unwrap()
+                .piece
+                .get(),
+        );
+        p.check_invariants();
+    }
+    // Rarest first would only ever open 0, 1 or 2.
+    assert!(firsts.iter().any(|&f| f >= 3), "random opened {firsts:?}");
+}

@@ -4,6 +4,7 @@
 //! - [`http`]: HTTP announce and scrape (BEP 3, compact peers per BEP 23,
 //!   `peers6` per BEP 7, scrape URL convention of BEP 48).
 //! - [`udp`]: the UDP tracker protocol (BEP 15).
+//! - [`server`]: the other direction, for swarm's tracker: requests in, responses out.
 //!
 //! Both parse into the same [`AnnounceResponse`] so the tracker client above
 //! does not care which transport answered.
@@ -13,6 +14,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use crate::ids::{InfoHash, PeerId};
 
 pub mod http;
+pub mod server;
 pub mod udp;
 
 /// Bytes of one compact IPv4 peer (BEP 23): 4 address + 2 port.
