@@ -1,0 +1,78 @@
+//! The simulator's scale benchmark: one homogeneous flash crowd of N
+//! leechers and one seed over a torrent of P pieces (256 KiB, 16 KiB
+//! blocks), reporting wall time, events per second and peak memory.
+//!
+//! `cargo run --release -p swarm-sim --example scale -- LEECHERS PIECES [PIECE_KIB]`
+//! (`bench/sim-scale.sh` runs the two sizes).
+
+use swarm_sim::{Scenario, Simulation, bounds};
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+    let sc = Scenario {
+        leechers: arg(0, 1000) as usize,
+        pieces: arg(1, 1000) as u32,
+        piece_len: arg(2, 256) as u32 * 1024,
+        seed: arg(3, 1),
+        ..Scenario::default()
+    };
+    let (cs, p2p) = bounds::of(&sc);
+    // A benchmark harness, not engine code: it may read the wall clock.
+    #[allow(clippy::disallowed_methods)]
+    let start = std::time::Instant::now();
+    let out = Simulation::new(sc.clone()).run(|_| {});
+    let wall = start.elapsed().as_secs_f64();
+    let last = out
+        .last_completion
+        .map_or(f64::NAN, swarm_sim::outcome::secs);
+    println!(
+        "leechers {} pieces {} x {} KiB: wall {:.2} s, {} events, {:.0} events/s, peak RSS {:.0} MiB, queue peak {}",
+        sc.leechers,
+        sc.pieces,
+        sc.piece_len / 1024,
+        wall,
+        out.events,
+        out.events as f64 / wall,
+        peak_rss_mib(),
+        out.events_peak
+    );
+    println!(
+        "simulated: last completion {:.1} s ({} of {} completed), P2P bound {:.1} s (ratio {:.3}), client-server bound {:.1} s, upload utilisation {:.3}",
+        last,
+        out.completed(),
+        sc.leechers,
+        p2p,
+        last / p2p,
+        cs,
+        out.upload_utilisation()
+    );
+    let t = out.download_secs(|_| true);
+    let q = |x| swarm_sim::quantile(&t, x).unwrap_or(f64::NAN);
+    println!(
+        "download times: min {:.1} median {:.1} p90 {:.1} max {:.1} s",
+        q(0.0),
+        q(0.5),
+        q(0.9),
+        q(1.0)
+    );
+    for s in out.samples.iter().step_by((out.samples.len() / 12).max(1)) {
+        println!(
+            "  t {:>7.1} s: completed {:>5}, rarest copies {:>5}, mean copies {:>8.1}, uploaded {:>8.1} MiB",
+            swarm_sim::outcome::secs(s.at),
+            s.completed,
+            s.rarest_copies,
+            s.mean_copies,
+            s.uploaded as f64 / 1048576.0
+        );
+    }
+}

@@ -1,0 +1,741 @@
+//! The discrete-event loop: swarm's `TorrentCore`s joined by modelled links
+//! in virtual time. See the crate docs for the model.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use swarm_engine::rng::Rng;
+use swarm_engine::{
+    Bitfield, Duration, ExtensionInfo, Instant, PEER_REQUESTS_MAX, PeerInfo, PeerKey, StorageDone,
+    TorrentCore, TorrentEvent,
+};
+use swarm_wire::Lengths;
+use swarm_wire::lengths::ValidPieceIndex;
+use swarm_wire::peer::{BLOCK_LEN, Message};
+
+use crate::discovery::{Registry, StandInPolicy, StandInRegistry};
+use crate::link::SharedLink;
+use crate::outcome::{Outcome, PeerOutcome, Sample};
+use crate::queue::EventQueue;
+use crate::scenario::{Arrival, Departure, Scenario, SeedDeparture};
+
+/// The payload of every simulated block: the cores never look at the bytes
+/// (the simulator answers hash checks itself), so one static buffer serves.
+static BLOCK: [u8; BLOCK_LEN as usize] = [0; BLOCK_LEN as usize];
+
+/// A message crossing a connection in one direction.
+struct Transit {
+    conn: u32,
+    /// 0: from `ends[0]` to `ends[1]`; 1: the other way.
+    dir: u8,
+    seq: u64,
+    msg: Message,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Up,
+    Down,
+}
+
+enum Ev {
+    Join(usize),
+    /// The handshake of this connection completed.
+    Dialled(u32),
+    /// A message reached its receiver's access link (a block then crosses
+    /// the receiver's downlink; anything else is delivered).
+    Arrive(Transit),
+    /// The next block of this link may be done (stale if the generation moved).
+    Link(usize, Side, u64),
+    Timer(usize),
+    Verified(usize, ValidPieceIndex),
+    Leave(usize),
+    Announce(usize),
+    Sample,
+}
+
+/// One direction of a connection: what the sender still has to send (TCP
+/// order: a block holds back what was sent after it) and what reached the
+/// receiver out of order (a block still crossing its downlink holds back
+/// the control messages behind it).
+#[derive(Default)]
+struct Dir {
+    out: VecDeque<Message>,
+    /// A block of this direction is crossing the sender's uplink.
+    busy: bool,
+    next_seq: u64,
+    deliver_seq: u64,
+    arrived: VecDeque<Option<Message>>,
+}
+
+struct Conn {
+    ends: [usize; 2],
+    open: bool,
+    /// Both cores know of it (the handshake completed).
+    established: bool,
+    dirs: [Dir; 2],
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    NotYet,
+    Present,
+    Gone,
+}
+
+struct SimPeer {
+    core: Option<TorrentCore>,
+    up: SharedLink<Transit>,
+    down: SharedLink<Transit>,
+    presence: Presence,
+    /// Connections, pending dials included.
+    conns: Vec<u32>,
+    neighbours: Vec<usize>,
+    timer: Option<Instant>,
+    hash_busy_until: Instant,
+    leave_scheduled: bool,
+    out: PeerOutcome,
+}
+
+/// A simulation of one [`Scenario`]. `run` it to an [`Outcome`].
+pub struct Simulation {
+    sc: Scenario,
+    lengths: Lengths,
+    now: Instant,
+    q: EventQueue<Ev>,
+    rng: Rng,
+    peers: Vec<SimPeer>,
+    conns: Vec<Conn>,
+    registry: Box<dyn Registry>,
+    policy: StandInPolicy,
+    /// Copies of each piece among present peers.
+    copies: Vec<u32>,
+    leechers_done: usize,
+    last_completion: Option<Instant>,
+    uploaded: u64,
+    /// Sum of the present peers' upload rates, and its integral so far.
+    cap_rate: f64,
+    cap_integral: f64,
+    cap_since: Instant,
+    samples: Vec<Sample>,
+    scratch: Vec<Transit>,
+    since_check: u64,
+}
+
+/// The seed a peer's core draws from: the run's seed and its index, mixed.
+fn core_seed(run: u64, peer: usize) -> u64 {
+    let mut z = run ^ (peer as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Simulation {
+    pub fn new(sc: Scenario) -> Self {
+        let lengths = Lengths::new(sc.file_bytes(), sc.piece_len).expect("valid torrent lengths");
+        let mut rng = Rng::new(sc.seed);
+        let n = sc.seeds + sc.leechers;
+        let seeds: Vec<usize> = (0..sc.seeds).collect();
+        let registry: Box<dyn Registry> = if sc.client_server {
+            Box::new(StandInRegistry::servers_only(seeds))
+        } else {
+            Box::new(StandInRegistry::default())
+        };
+        // Free riders: a fixed count, drawn at random among the leechers.
+        let riders = (sc.free_riders * sc.leechers as f64).round() as usize;
+        let mut is_rider = vec![false; n];
+        let mut order: Vec<usize> = (sc.seeds..n).collect();
+        for i in 0..riders.min(order.len()) {
+            let j = i + rng.below(order.len() - i);
+            order.swap(i, j);
+            is_rider[order[i]] = true;
+        }
+        let mut q = EventQueue::default();
+        let mut t = Instant::ZERO;
+        let mut peers = Vec::with_capacity(n);
+        for (i, &rider) in is_rider.iter().enumerate() {
+            let seed = i < sc.seeds;
+            let (up, down) = if seed {
+                (sc.seed_up, sc.seed_down)
+            } else if rider {
+                (0.0, sc.peer_down)
+            } else {
+                (sc.peer_up, sc.peer_down)
+            };
+            let joined = if seed {
+                Instant::ZERO
+            } else {
+                match sc.arrival {
+                    Arrival::AllAtOnce => Instant::ZERO,
+                    Arrival::Poisson { per_sec } => {
+                        // Exponential gaps; 1 - unit() is in (0, 1].
+                        let gap = -(1.0 - rng.unit()).ln() / per_sec;
+                        t = t + Duration::from_micros((gap * 1e6) as u64);
+                        t
+                    }
+                }
+            };
+            q.push(joined, Ev::Join(i));
+            peers.push(SimPeer {
+                core: None,
+                up: SharedLink::new(up, Instant::ZERO),
+                down: SharedLink::new(down, Instant::ZERO),
+                presence: Presence::NotYet,
+                conns: Vec::new(),
+                neighbours: Vec::new(),
+                timer: None,
+                hash_busy_until: Instant::ZERO,
+                leave_scheduled: false,
+                out: PeerOutcome {
+                    index: i,
+                    initial_seed: seed,
+                    free_rider: rider,
+                    upload_rate: up,
+                    joined: None,
+                    completed: None,
+                    left: None,
+                    uploaded: 0,
+                },
+            });
+        }
+        q.push(Instant::ZERO, Ev::Sample);
+        Simulation {
+            policy: StandInPolicy {
+                peers_max: sc.peers_max,
+                dial_max: sc.dial_max,
+            },
+            copies: vec![0; lengths.num_pieces() as usize],
+            sc,
+            lengths,
+            now: Instant::ZERO,
+            q,
+            rng,
+            peers,
+            conns: Vec::new(),
+            registry,
+            leechers_done: 0,
+            last_completion: None,
+            uploaded: 0,
+            cap_rate: 0.0,
+            cap_integral: 0.0,
+            cap_since: Instant::ZERO,
+            samples: Vec::new(),
+            scratch: Vec::new(),
+            since_check: 0,
+        }
+    }
+
+    /// Runs to the last completion (or `time_max`), calling `progress` with
+    /// the completed fraction of leechers at every sample.
+    pub fn run(mut self, mut progress: impl FnMut(f64)) -> Outcome {
+        let end_at = Instant::ZERO + self.sc.time_max;
+        while let Some((at, ev)) = self.q.pop() {
+            if at > end_at {
+                self.now = end_at;
+                break;
+            }
+            debug_assert!(at >= self.now, "time went backwards");
+            self.now = at;
+            if matches!(ev, Ev::Sample) {
+                self.sample();
+                progress(self.leechers_done as f64 / self.sc.leechers.max(1) as f64);
+            } else {
+                self.handle(ev);
+            }
+            if self.leechers_done == self.sc.leechers {
+                break;
+            }
+            if self.sc.check_every > 0 {
+                self.since_check += 1;
+                if self.since_check >= self.sc.check_every {
+                    self.since_check = 0;
+                    self.check_invariants();
+                }
+            }
+        }
+        self.finish()
+    }
+
+    fn finish(mut self) -> Outcome {
+        let cap_end = self.last_completion.unwrap_or(self.now);
+        self.integrate_capacity(cap_end);
+        self.sample();
+        let lost = self.copies.iter().filter(|&&c| c == 0).count() as u32;
+        Outcome {
+            peers: self.peers.into_iter().map(|p| p.out).collect(),
+            samples: self.samples,
+            last_completion: (self.leechers_done == self.sc.leechers)
+                .then_some(self.last_completion)
+                .flatten()
+                .or((self.sc.leechers == 0).then_some(Instant::ZERO)),
+            end: self.now,
+            uploaded: self.uploaded,
+            upload_capacity: self.cap_integral,
+            events: self.q.popped(),
+            events_peak: self.q.peak(),
+            pieces_lost_at_end: lost,
+        }
+    }
+
+    /// Every present core's invariants.
+    pub fn check_invariants(&self) {
+        for p in &self.peers {
+            if let Some(c) = &p.core {
+                c.check_invariants();
+            }
+        }
+    }
+
+    fn integrate_capacity(&mut self, until: Instant) {
+        if until > self.cap_since {
+            self.cap_integral += self.cap_rate * (until - self.cap_since).as_secs_f64();
+            self.cap_since = until;
+        }
+    }
+
+    fn sample(&mut self) {
+        let present = self
+            .peers
+            .iter()
+            .filter(|p| p.presence == Presence::Present)
+            .count();
+        let rarest = self.copies.iter().copied().min().unwrap_or(0);
+        let mean = self.copies.iter().map(|&c| f64::from(c)).sum::<f64>()
+            / self.copies.len().max(1) as f64;
+        self.samples.push(Sample {
+            at: self.now,
+            present,
+            completed: self.leechers_done,
+            rarest_copies: rarest,
+            mean_copies: mean,
+            uploaded: self.uploaded,
+        });
+        self.q.push(self.now + self.sc.sample_interval, Ev::Sample);
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Join(p) => self.join(p),
+            Ev::Dialled(c) => self.dialled(c),
+            Ev::Arrive(t) => self.arrive(t),
+            Ev::Link(p, side, generation) => self.link_done(p, side, generation),
+            Ev::Timer(p) => {
+                if self.peers[p].timer == Some(self.now) {
+                    self.peers[p].timer = None;
+                    if let Some(core) = self.peers[p].core.as_mut() {
+                        core.handle_timeout(self.now);
+                        self.pump(p);
+                    }
+                }
+            }
+            Ev::Verified(p, piece) => {
+                if let Some(core) = self.peers[p].core.as_mut() {
+                    core.handle_storage(self.now, StorageDone::PieceVerified { piece, ok: true });
+                    self.pump(p);
+                }
+            }
+            Ev::Leave(p) => self.leave(p),
+            Ev::Announce(p) => self.announce(p),
+            Ev::Sample => {}
+        }
+    }
+
+    fn join(&mut self, p: usize) {
+        let n = self.lengths.num_pieces();
+        let seed = self.peers[p].out.initial_seed;
+        let have = if seed {
+            Bitfield::full(n)
+        } else {
+            Bitfield::empty(n)
+        };
+        if seed {
+            for c in &mut self.copies {
+                *c += 1;
+            }
+        }
+        let core = TorrentCore::new(
+            self.sc.engine.clone(),
+            self.lengths,
+            have,
+            core_seed(self.sc.seed, p),
+            self.now,
+        );
+        self.integrate_capacity(self.now);
+        self.cap_rate += self.peers[p].up.rate();
+        let sp = &mut self.peers[p];
+        sp.core = Some(core);
+        sp.presence = Presence::Present;
+        sp.out.joined = Some(self.now);
+        sp.up = SharedLink::new(sp.up.rate(), self.now);
+        sp.down = SharedLink::new(sp.down.rate(), self.now);
+        self.announce(p);
+        self.pump(p);
+    }
+
+    fn announce(&mut self, p: usize) {
+        if self.peers[p].presence != Presence::Present {
+            return;
+        }
+        self.q
+            .push(self.now + self.sc.announce_interval, Ev::Announce(p));
+        if !self.policy.may_dial(self.peers[p].conns.len()) {
+            return;
+        }
+        let got = self.registry.announce(p, self.sc.numwant, &mut self.rng);
+        for other in got {
+            if !self.policy.may_dial(self.peers[p].conns.len()) {
+                break;
+            }
+            let o = &self.peers[other];
+            if o.presence != Presence::Present
+                || self.peers[p].neighbours.contains(&other)
+                || !self.policy.may_accept(o.conns.len())
+            {
+                continue;
+            }
+            self.dial(p, other);
+        }
+    }
+
+    fn delay(&self, a: usize, b: usize) -> Duration {
+        // Every peer has the same access latency in this model.
+        let _ = (a, b);
+        self.sc.latency + self.sc.latency
+    }
+
+    fn dial(&mut self, a: usize, b: usize) {
+        let c = u32::try_from(self.conns.len()).expect("fewer than 2^32 connections");
+        self.conns.push(Conn {
+            ends: [a, b],
+            open: true,
+            established: false,
+            dirs: [Dir::default(), Dir::default()],
+        });
+        for (x, y) in [(a, b), (b, a)] {
+            self.peers[x].conns.push(c);
+            self.peers[x].neighbours.push(y);
+        }
+        // TCP's handshake and BitTorrent's: about one round trip.
+        let rtt = self.delay(a, b) + self.delay(b, a);
+        self.q.push(self.now + rtt, Ev::Dialled(c));
+    }
+
+    fn dialled(&mut self, c: u32) {
+        let conn = &mut self.conns[c as usize];
+        if !conn.open {
+            return;
+        }
+        conn.established = true;
+        let ends = conn.ends;
+        let key = PeerKey(u64::from(c));
+        for (k, &e) in ends.iter().enumerate() {
+            let Some(core) = self.peers[e].core.as_mut() else {
+                continue;
+            };
+            let info = PeerInfo {
+                fast_ext: true,
+                outgoing: k == 0,
+            };
+            core.peer_connected(self.now, key, info);
+            // The BEP 10 handshake a swarm peer sends advertises this reqq.
+            core.peer_extension_handshake(
+                self.now,
+                key,
+                ExtensionInfo {
+                    reqq: Some(PEER_REQUESTS_MAX as u32),
+                },
+            );
+        }
+        for e in ends {
+            self.pump(e);
+        }
+    }
+
+    /// Closes a connection: both cores forget it (a no-op for a core that
+    /// dropped it itself), blocks on the links are withdrawn.
+    fn close(&mut self, c: u32) {
+        let conn = &mut self.conns[c as usize];
+        if !conn.open {
+            return;
+        }
+        conn.open = false;
+        let established = conn.established;
+        conn.dirs = [Dir::default(), Dir::default()];
+        let ends = conn.ends;
+        for (k, &e) in ends.iter().enumerate() {
+            let other = ends[1 - k];
+            let sp = &mut self.peers[e];
+            sp.conns.retain(|&x| x != c);
+            if let Some(i) = sp.neighbours.iter().position(|&x| x == other) {
+                sp.neighbours.swap_remove(i);
+            }
+            let before = (sp.up.generation, sp.down.generation);
+            sp.up.withdraw(self.now, |t| t.conn == c);
+            sp.down.withdraw(self.now, |t| t.conn == c);
+            let changed = (sp.up.generation != before.0, sp.down.generation != before.1);
+            if changed.0 {
+                self.schedule_link(e, Side::Up);
+            }
+            if changed.1 {
+                self.schedule_link(e, Side::Down);
+            }
+        }
+        if established {
+            for e in ends {
+                if let Some(core) = self.peers[e].core.as_mut() {
+                    core.peer_disconnected(self.now, PeerKey(u64::from(c)));
+                    self.pump(e);
+                }
+            }
+        }
+    }
+
+    fn schedule_link(&mut self, p: usize, side: Side) {
+        let link = match side {
+            Side::Up => &self.peers[p].up,
+            Side::Down => &self.peers[p].down,
+        };
+        if let Some(at) = link.next_completion() {
+            self.q
+                .push(at.max(self.now), Ev::Link(p, side, link.generation));
+        }
+    }
+
+    /// Drains a core after an input: storage jobs are answered, disconnects
+    /// executed, messages queued on their connections, its timer set.
+    fn pump(&mut self, p: usize) {
+        loop {
+            let Some(core) = self.peers[p].core.as_mut() else {
+                return;
+            };
+            let Some(ev) = core.poll_event() else {
+                break;
+            };
+            match ev {
+                TorrentEvent::ReadBlock { peer, block } => {
+                    let data = Bytes::from_static(&BLOCK[..block.length as usize]);
+                    core.handle_storage(self.now, StorageDone::BlockRead { peer, block, data });
+                }
+                TorrentEvent::VerifyPiece { piece, .. } => match self.sc.hash_rate {
+                    None => core
+                        .handle_storage(self.now, StorageDone::PieceVerified { piece, ok: true }),
+                    Some(rate) => {
+                        let secs = f64::from(self.lengths.piece_len(piece)) / rate;
+                        let sp = &mut self.peers[p];
+                        let start = sp.hash_busy_until.max(self.now);
+                        sp.hash_busy_until = start + Duration::from_micros((secs * 1e6) as u64);
+                        self.q.push(sp.hash_busy_until, Ev::Verified(p, piece));
+                    }
+                },
+                TorrentEvent::Disconnect { peer, .. } => self.close(peer.0 as u32),
+                TorrentEvent::PieceCompleted(piece) => self.copies[piece.as_usize()] += 1,
+                TorrentEvent::Completed => self.completed(p),
+                TorrentEvent::Fatal(e) => panic!("peer {p}: fatal engine error: {e}"),
+            }
+        }
+        let mut touched: Vec<(u32, u8)> = Vec::new();
+        while let Some((key, msg)) = self.peers[p].core.as_mut().and_then(|c| c.poll_transmit()) {
+            let c = key.0 as u32;
+            let conn = &mut self.conns[c as usize];
+            if !conn.open {
+                continue;
+            }
+            let dir = u8::from(conn.ends[0] != p);
+            conn.dirs[dir as usize].out.push_back(msg);
+            if touched.last() != Some(&(c, dir)) {
+                touched.push((c, dir));
+            }
+        }
+        for (c, dir) in touched {
+            self.flush(c, dir);
+        }
+        if let Some(t) = self.peers[p].core.as_ref().and_then(|c| c.poll_timeout()) {
+            let t = t.max(self.now);
+            let sp = &mut self.peers[p];
+            if sp.timer.is_none_or(|old| t < old) {
+                sp.timer = Some(t);
+                self.q.push(t, Ev::Timer(p));
+            }
+        }
+    }
+
+    /// Sends what a direction may send now: control messages up to the
+    /// first block, which then takes the sender's uplink.
+    fn flush(&mut self, c: u32, dir: u8) {
+        let conn = &mut self.conns[c as usize];
+        let from = conn.ends[dir as usize];
+        let to = conn.ends[1 - dir as usize];
+        let delay = self.sc.latency + self.sc.latency;
+        let _ = to;
+        let d = &mut conn.dirs[dir as usize];
+        let mut started = false;
+        while !d.busy {
+            let Some(msg) = d.out.pop_front() else {
+                break;
+            };
+            let seq = d.next_seq;
+            d.next_seq += 1;
+            let t = Transit {
+                conn: c,
+                dir,
+                seq,
+                msg,
+            };
+            if let Message::Piece { data, .. } = &t.msg {
+                d.busy = true;
+                let len = data.len() as u32;
+                self.peers[from].up.start(self.now, len, t);
+                started = true;
+            } else {
+                self.q.push(self.now + delay, Ev::Arrive(t));
+            }
+        }
+        if started {
+            self.schedule_link(from, Side::Up);
+        }
+    }
+
+    fn link_done(&mut self, p: usize, side: Side, generation: u64) {
+        let sp = &mut self.peers[p];
+        let link = match side {
+            Side::Up => &mut sp.up,
+            Side::Down => &mut sp.down,
+        };
+        if link.generation != generation {
+            return;
+        }
+        let mut done = std::mem::take(&mut self.scratch);
+        link.take_done(self.now, &mut done);
+        self.schedule_link(p, side);
+        let delay = self.sc.latency + self.sc.latency;
+        for t in done.drain(..) {
+            match side {
+                Side::Up => {
+                    let len = match &t.msg {
+                        Message::Piece { data, .. } => data.len() as u64,
+                        _ => 0,
+                    };
+                    self.uploaded += len;
+                    self.peers[p].out.uploaded += len;
+                    let (c, dir) = (t.conn, t.dir);
+                    self.conns[c as usize].dirs[dir as usize].busy = false;
+                    self.q.push(self.now + delay, Ev::Arrive(t));
+                    self.flush(c, dir);
+                }
+                Side::Down => self.ready(t),
+            }
+        }
+        self.scratch = done;
+        if side == Side::Up {
+            self.seed_may_leave(p);
+        }
+    }
+
+    fn seed_may_leave(&mut self, p: usize) {
+        let SeedDeparture::AfterCopies(copies) = self.sc.seed_departure else {
+            return;
+        };
+        let sp = &mut self.peers[p];
+        if sp.out.initial_seed
+            && !sp.leave_scheduled
+            && sp.out.uploaded as f64 >= copies * self.sc.file_bytes() as f64
+        {
+            sp.leave_scheduled = true;
+            self.q.push(self.now, Ev::Leave(p));
+        }
+    }
+
+    fn arrive(&mut self, t: Transit) {
+        let conn = &self.conns[t.conn as usize];
+        if !conn.open {
+            return;
+        }
+        let to = conn.ends[1 - t.dir as usize];
+        if let Message::Piece { data, .. } = &t.msg
+            && self.peers[to].down.rate().is_finite()
+        {
+            let len = data.len() as u32;
+            self.peers[to].down.start(self.now, len, t);
+            self.schedule_link(to, Side::Down);
+        } else {
+            self.ready(t);
+        }
+    }
+
+    /// A message is at its receiver: deliver it and whatever it held back.
+    fn ready(&mut self, t: Transit) {
+        let (c, dir) = (t.conn, t.dir as usize);
+        let conn = &mut self.conns[c as usize];
+        if !conn.open {
+            return;
+        }
+        let to = conn.ends[1 - dir];
+        let d = &mut conn.dirs[dir];
+        let i = (t.seq - d.deliver_seq) as usize;
+        if d.arrived.len() <= i {
+            d.arrived.resize_with(i + 1, || None);
+        }
+        d.arrived[i] = Some(t.msg);
+        let key = PeerKey(u64::from(c));
+        loop {
+            let conn = &mut self.conns[c as usize];
+            if !conn.open {
+                break;
+            }
+            let d = &mut conn.dirs[dir];
+            let Some(Some(_)) = d.arrived.front() else {
+                break;
+            };
+            let Some(Some(msg)) = d.arrived.pop_front() else {
+                break;
+            };
+            d.deliver_seq += 1;
+            let Some(core) = self.peers[to].core.as_mut() else {
+                break;
+            };
+            core.handle_message(self.now, key, msg);
+            self.pump(to);
+        }
+    }
+
+    fn completed(&mut self, p: usize) {
+        let sp = &mut self.peers[p];
+        if sp.out.initial_seed || sp.out.completed.is_some() {
+            return;
+        }
+        sp.out.completed = Some(self.now);
+        self.leechers_done += 1;
+        self.last_completion = Some(self.now);
+        let at = match self.sc.departure {
+            Departure::OnCompletion => Some(self.now),
+            Departure::SeedFor(d) => Some(self.now + d),
+            Departure::Stay => None,
+        };
+        if let Some(at) = at {
+            sp.leave_scheduled = true;
+            self.q.push(at, Ev::Leave(p));
+        }
+    }
+
+    fn leave(&mut self, p: usize) {
+        if self.peers[p].presence != Presence::Present {
+            return;
+        }
+        let conns = self.peers[p].conns.clone();
+        for c in conns {
+            self.close(c);
+        }
+        self.integrate_capacity(self.now);
+        self.cap_rate -= self.peers[p].up.rate();
+        self.registry.leave(p);
+        let sp = &mut self.peers[p];
+        sp.presence = Presence::Gone;
+        sp.out.left = Some(self.now);
+        sp.timer = None;
+        if let Some(core) = sp.core.take() {
+            for i in core.have().iter_ones() {
+                self.copies[i as usize] -= 1;
+            }
+        }
+    }
+}
