@@ -4,9 +4,11 @@
 Run it with Debian's interpreter (/usr/bin/python3): python3-libtorrent imports
 only there. Subcommands:
 
-  create --content PATH --out FILE.torrent --piece-size BYTES [--tracker URL]...
+  create --content PATH --out FILE.torrent --piece-size BYTES [--tracker URL]... [--hybrid]
       Make a v1-only torrent (Transmission 3.00 cannot read v1+v2 hybrids) without
-      pad files. Prints one JSON line: {"info_hash": HEX, "name": NAME, ...}.
+      pad files; with --hybrid, what libtorrent's default create_torrent makes
+      (v1+v2 hybrid, BEP 47 pad files). Prints one JSON line: {"info_hash": HEX
+      (v1), "info_hash_v2": HEX or null, "pad_files": N, "name": NAME, ...}.
 
   seed  --torrent T --dir DIR --port P [--peer HOST:PORT]... [--seed-mode] [--fast]
   leech --torrent T --dir DIR --port P [--peer HOST:PORT]... [--exit-on-complete] [--fast]
@@ -37,7 +39,10 @@ def cmd_create(args):
     lt.add_files(fs, content)
     if fs.num_files() == 0:
         sys.exit("no files under " + content)
-    t = lt.create_torrent(fs, args.piece_size, flags=lt.create_torrent.v1_only)
+    if args.hybrid:
+        t = lt.create_torrent(fs, args.piece_size)
+    else:
+        t = lt.create_torrent(fs, args.piece_size, flags=lt.create_torrent.v1_only)
     for tier, url in enumerate(args.tracker):
         t.add_tracker(url, tier)
     t.set_creator("swarm interop tests (libtorrent %s)" % lt.__version__)
@@ -49,11 +54,14 @@ def cmd_create(args):
     info = lt.torrent_info(data)
     files = info.files()
     pads = [files.file_path(i) for i in range(files.num_files()) if files.file_flags(i) & 1]
-    if pads:
+    if pads and not args.hybrid:
         sys.exit("unexpected pad files: %r" % pads)
+    hashes = info.info_hashes()
     emit(
         {
-            "info_hash": str(info.info_hashes().v1),
+            "info_hash": str(hashes.v1),
+            "info_hash_v2": str(hashes.v2) if hashes.has_v2() else None,
+            "pad_files": len(pads),
             "name": info.name(),
             "total_size": info.total_size(),
             "piece_size": info.piece_length(),
@@ -169,6 +177,7 @@ def main():
     c.add_argument("--out", required=True)
     c.add_argument("--piece-size", type=int, required=True)
     c.add_argument("--tracker", action="append", default=[])
+    c.add_argument("--hybrid", action="store_true", help="libtorrent's defaults: v1+v2, pad files")
     for name in ("seed", "leech"):
         r = sub.add_parser(name)
         r.add_argument("--torrent", required=True)

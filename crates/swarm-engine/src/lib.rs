@@ -31,7 +31,8 @@ pub mod unchoke;
 pub use bitfield::{Bitfield, BitfieldError};
 pub use choker::{Choker, ChokerConfig};
 pub use config::{
-    Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, TorrentConfig,
+    Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX,
+    TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig,
 };
 pub use event::{ExtensionInfo, PeerInfo, StorageDone, TorrentEvent};
 pub use ids::{InfoHash, PeerId, PeerKey};

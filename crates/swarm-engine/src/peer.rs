@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, VecDeque};
 use swarm_wire::lengths::BlockInfo;
 
 use crate::bitfield::Bitfield;
-use crate::config::{PEER_REQUESTS_MAX, TorrentConfig};
+use crate::config::{PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, TorrentConfig};
 use crate::event::PeerInfo;
 use crate::rate::RateEstimator;
 use crate::time::{Duration, Instant};
@@ -64,7 +64,13 @@ pub(crate) struct Peer {
 
     // Its requests to us.
     pub requests: VecDeque<BlockInfo>,
+    /// Requests being read whose data we will send (a cancel removes one).
     pub reading: BTreeSet<BlockInfo>,
+    /// `ReadBlock` events not answered yet, cancelled ones included: what
+    /// the driver holds in memory for this peer.
+    pub reads_outstanding: usize,
+    /// The driver reported its send buffer full: no new reads until it drains.
+    pub send_buffer_full: bool,
 
     pub download: RateEstimator,
     pub upload: RateEstimator,
@@ -99,6 +105,8 @@ impl Peer {
             hash_strikes: 0,
             requests: VecDeque::new(),
             reading: BTreeSet::new(),
+            reads_outstanding: 0,
+            send_buffer_full: false,
             download: RateEstimator::new(),
             upload: RateEstimator::new(),
             last_sent: now,
@@ -162,6 +170,8 @@ impl Peer {
 
     pub fn check_invariants(&self, config: &TorrentConfig) {
         assert!(self.requests_held() <= PEER_REQUESTS_MAX);
+        assert!(self.reads_outstanding <= PEER_READS_IN_FLIGHT_MAX);
+        assert!(self.reading.len() <= self.reads_outstanding);
         assert!(self.in_flight.len() <= config.queue_max.max(1) + 1);
         assert_eq!(self.cancelled.len(), self.cancelled_order.len());
         assert!(self.cancelled.len() <= RECENTLY_CANCELLED_MAX);

@@ -46,7 +46,11 @@
 //! - Uploads: only to peers we unchoke (the tit-for-tat [`crate::choker`]
 //!   decides every `rechoke_interval`, and fills slots freed in between);
 //!   requests from choked peers are ignored (rejected for BEP 6 peers), at
-//!   most [`PEER_REQUESTS_MAX`] are queued, [`PEER_READS_IN_FLIGHT_MAX`] read at once.
+//!   most [`PEER_REQUESTS_MAX`] are queued, [`PEER_READS_IN_FLIGHT_MAX`] read at
+//!   once per peer and [`TORRENT_READS_IN_FLIGHT_MAX`] over all peers, and none
+//!   while the driver reports the peer's send buffer full
+//!   ([`TorrentCore::send_buffer_full`] until [`TorrentCore::send_buffer_drained`]):
+//!   a deep queue costs 12 bytes a request, not its data.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -63,7 +67,8 @@ use crate::time::Instant;
 use crate::unchoke::{ChokeDecision, UnchokeAll, UnchokeCandidate, Unchoker};
 
 pub use crate::config::{
-    Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, TorrentConfig,
+    Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX,
+    TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig,
 };
 pub use crate::event::{ExtensionInfo, PeerInfo, StorageDone, TorrentEvent};
 pub use crate::ids::PeerKey;
@@ -138,6 +143,11 @@ pub struct TorrentCore {
     download_rate: RateEstimator,
     upload_rate: RateEstimator,
     error: Option<String>,
+    /// `ReadBlock` events not answered yet, over all peers (gone ones too).
+    reads_outstanding: usize,
+    /// A peer found every torrent read slot taken: when one frees, every peer
+    /// gets a turn.
+    reads_waiting: bool,
 }
 
 /// A protocol violation: the peer is dropped with this reason.
@@ -182,6 +192,8 @@ impl TorrentCore {
             download_rate: RateEstimator::new(),
             upload_rate: RateEstimator::new(),
             error: None,
+            reads_outstanding: 0,
+            reads_waiting: false,
         }
     }
 
@@ -670,14 +682,59 @@ impl TorrentCore {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        while p.reading.len() < PEER_READS_IN_FLIGHT_MAX {
+        if p.send_buffer_full {
+            return;
+        }
+        while p.reads_outstanding < PEER_READS_IN_FLIGHT_MAX && !p.requests.is_empty() {
+            if self.reads_outstanding >= TORRENT_READS_IN_FLIGHT_MAX {
+                self.reads_waiting = true;
+                return;
+            }
             let Some(block) = p.requests.pop_front() else {
                 break;
             };
             p.reading.insert(block);
+            p.reads_outstanding += 1;
+            self.reads_outstanding += 1;
             self.events
                 .push_back(TorrentEvent::ReadBlock { peer: key, block });
         }
+    }
+
+    /// A read was answered (data or failure): frees its slots, and gives the
+    /// peer (and, if some waited for a torrent slot, every peer) a turn.
+    fn read_answered(&mut self, key: PeerKey) {
+        self.reads_outstanding = self.reads_outstanding.saturating_sub(1);
+        if let Some(p) = self.peers.get_mut(&key) {
+            p.reads_outstanding = p.reads_outstanding.saturating_sub(1);
+        }
+        self.pump_reads(key);
+        if self.reads_waiting {
+            self.reads_waiting = false;
+            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+            for k in keys {
+                self.pump_reads(k);
+            }
+        }
+    }
+
+    /// The driver holds too much unsent data for `peer` (its send buffer is
+    /// past the driver's high mark): no more reads for it until
+    /// [`Self::send_buffer_drained`]. Its requests stay queued.
+    pub fn send_buffer_full(&mut self, now: Instant, peer: PeerKey) {
+        self.advance(now);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.send_buffer_full = true;
+        }
+    }
+
+    /// The peer's send buffer fell below the driver's low mark: reads resume.
+    pub fn send_buffer_drained(&mut self, now: Instant, peer: PeerKey) {
+        self.advance(now);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.send_buffer_full = false;
+        }
+        self.pump_reads(peer);
     }
 
     /// The next message to send, in order per peer.

@@ -731,6 +731,160 @@ fn reqq_caps_the_pipeline_and_fast_choke_keeps_requests_until_rejected() {
     c.check_invariants();
 }
 
+/// Sends `n` requests for distinct blocks (in piece order) from `peer`.
+fn request_blocks(c: &mut TorrentCore, peer: PeerKey, n: u32, blocks_per_piece: u32) {
+    for i in 0..n {
+        c.handle_message(
+            Instant::ZERO,
+            peer,
+            Message::Request {
+                piece: i / blocks_per_piece,
+                offset: (i % blocks_per_piece) * K,
+                length: K,
+            },
+        );
+    }
+}
+
+fn reads(ev: &[TorrentEvent]) -> Vec<(PeerKey, swarm_wire::lengths::BlockInfo)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            TorrentEvent::ReadBlock { peer, block } => Some((*peer, *block)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answer(c: &mut TorrentCore, peer: PeerKey, block: swarm_wire::lengths::BlockInfo) {
+    c.handle_storage(
+        Instant::ZERO,
+        StorageDone::BlockRead {
+            peer,
+            block,
+            data: Bytes::from(vec![0; block.length as usize]),
+        },
+    );
+}
+
+#[test]
+fn a_deep_queue_is_held_as_requests_and_read_a_few_blocks_at_a_time() {
+    use swarm_engine::{PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX};
+    assert_eq!(PEER_REQUESTS_MAX, 2000, "libtorrent's reqq");
+    // 2,048 blocks of 16 KiB: room for a full queue and one more.
+    let mut c = seeder(128, 16 * K);
+    c.peer_connected(Instant::ZERO, PeerKey(1), FAST);
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::Interested);
+    drain(&mut c);
+    request_blocks(&mut c, PeerKey(1), PEER_REQUESTS_MAX as u32 + 1, 16);
+    let (tx, ev) = drain(&mut c);
+    // The whole queue is accepted, one more is rejected, and only
+    // PEER_READS_IN_FLIGHT_MAX blocks are read at once.
+    let rejected: Vec<_> = tx
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::RejectRequest { .. }))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let first = reads(&ev);
+    assert_eq!(first.len(), PEER_READS_IN_FLIGHT_MAX);
+    assert_eq!(c.peer_stats(Instant::ZERO)[0].requests_from_peer, 2000);
+    c.check_invariants();
+
+    // The driver's send buffer is full: answers go out, no new reads start.
+    c.send_buffer_full(Instant::ZERO, PeerKey(1));
+    for &(p, b) in &first {
+        answer(&mut c, p, b);
+    }
+    let (tx, ev) = drain(&mut c);
+    assert_eq!(
+        tx.len(),
+        PEER_READS_IN_FLIGHT_MAX,
+        "the blocks read are sent"
+    );
+    assert!(
+        reads(&ev).is_empty(),
+        "no read while the buffer is full: {ev:?}"
+    );
+    c.check_invariants();
+
+    // Drained: the next blocks are read, in the order asked.
+    c.send_buffer_drained(Instant::ZERO, PeerKey(1));
+    let (_, ev) = drain(&mut c);
+    let next = reads(&ev);
+    assert_eq!(next.len(), PEER_READS_IN_FLIGHT_MAX);
+    assert_eq!(next[0].1.piece.get(), 2, "blocks 32.. are next");
+    c.check_invariants();
+}
+
+#[test]
+fn cancelled_reads_still_count_until_answered() {
+    use swarm_engine::PEER_READS_IN_FLIGHT_MAX;
+    // A peer that requests and cancels the same block over and over cannot
+    // pile up reads: a cancelled read holds its slot until the disk answers.
+    let mut c = seeder(4, 16 * K);
+    c.peer_connected(Instant::ZERO, PeerKey(1), FAST);
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::Interested);
+    drain(&mut c);
+    let block = Message::Request {
+        piece: 0,
+        offset: 0,
+        length: K,
+    };
+    let cancel = Message::Cancel {
+        piece: 0,
+        offset: 0,
+        length: K,
+    };
+    for _ in 0..1000 {
+        c.handle_message(Instant::ZERO, PeerKey(1), block.clone());
+        c.handle_message(Instant::ZERO, PeerKey(1), cancel.clone());
+    }
+    let (_, ev) = drain(&mut c);
+    assert_eq!(reads(&ev).len(), PEER_READS_IN_FLIGHT_MAX);
+    c.check_invariants();
+}
+
+#[test]
+fn reads_over_all_peers_are_bounded_per_torrent() {
+    use swarm_engine::{ChokerConfig, PEER_READS_IN_FLIGHT_MAX, TORRENT_READS_IN_FLIGHT_MAX};
+    let peers = (TORRENT_READS_IN_FLIGHT_MAX / PEER_READS_IN_FLIGHT_MAX + 2) as u64;
+    let config = TorrentConfig {
+        choker: ChokerConfig {
+            unchoke_slots: peers as usize,
+            ..ChokerConfig::default()
+        },
+        ..TorrentConfig::default()
+    };
+    let l = Lengths::new(64 * 16 * u64::from(K), 16 * K).unwrap();
+    let mut c = TorrentCore::new(config, l, Bitfield::full(64), 42, Instant::ZERO);
+    for k in 1..=peers {
+        c.peer_connected(Instant::ZERO, PeerKey(k), FAST);
+        c.handle_message(Instant::ZERO, PeerKey(k), Message::Interested);
+    }
+    drain(&mut c);
+    for k in 1..=peers {
+        request_blocks(&mut c, PeerKey(k), 64, 16);
+    }
+    let (_, ev) = drain(&mut c);
+    let mut pending = reads(&ev);
+    assert_eq!(pending.len(), TORRENT_READS_IN_FLIGHT_MAX);
+    c.check_invariants();
+    // Every answer frees one slot, taken at once; the peers that found none
+    // get their turn (all served in the end, never more in flight).
+    let mut served = std::collections::BTreeSet::new();
+    let mut answered = 0;
+    while let Some((p, b)) = pending.pop() {
+        answer(&mut c, p, b);
+        answered += 1;
+        served.insert(p);
+        let (_, ev) = drain(&mut c);
+        pending.extend(reads(&ev));
+        assert!(pending.len() <= TORRENT_READS_IN_FLIGHT_MAX);
+        c.check_invariants();
+    }
+    assert_eq!(answered, peers * 64);
+    assert_eq!(served.len() as u64, peers);
+}
+
 /// `Choking::Off` unchokes every interested peer at once (tit-for-tat
 /// stops at 4 + 1, `free_slots_are_filled_between_rounds`), and chokes a
 /// peer that loses interest.

@@ -40,6 +40,14 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const READ_BUF_LEN: usize = 256 * 1024;
 /// The writer flushes once its buffer holds this much, even if more is queued.
 pub const WRITE_BATCH_MAX: usize = 512 * 1024;
+/// Bytes queued for one peer's writer past which the session asks the core
+/// for no more disk reads for that peer (libtorrent's send-buffer watermark):
+/// a deep request queue then costs its requests, not its data.
+pub const SEND_BUFFER_HIGH_BYTES: usize = 1024 * 1024;
+/// When the queued bytes fall below this, the writer reports
+/// [`PeerInput::Drained`] and reads resume. Half of the high mark: room for
+/// the next reads to arrive before the socket runs dry.
+pub const SEND_BUFFER_LOW_BYTES: usize = SEND_BUFFER_HIGH_BYTES / 2;
 
 /// A connection whose handshake completed.
 #[derive(Debug)]
@@ -162,6 +170,8 @@ pub enum PeerInput {
     Messages(PeerKey, Vec<Message>),
     /// The connection ended; the reason is for the log.
     Closed(PeerKey, String),
+    /// The writer's queue fell below [`SEND_BUFFER_LOW_BYTES`].
+    Drained(PeerKey),
 }
 
 /// Reads and decodes messages until the connection ends or the session
@@ -207,7 +217,9 @@ pub async fn read_loop(
 
 /// Writes what the session queues for one peer, batching every queued
 /// message into one write, and subtracts what it wrote from `queued` (the
-/// session adds each message's length when it queues it). Ends when the session drops the sender (then
+/// session adds each message's length when it queues it); says
+/// [`PeerInput::Drained`] each time that falls below
+/// [`SEND_BUFFER_LOW_BYTES`]. Ends when the session drops the sender (then
 /// shuts the socket down after flushing) or on a write error.
 pub async fn write_loop(
     key: PeerKey,
@@ -235,7 +247,13 @@ pub async fn write_loop(
                 .await;
             return;
         }
-        queued.fetch_sub(batch.len, Ordering::Relaxed);
+        let before = queued.fetch_sub(batch.len, Ordering::Relaxed);
+        if before >= SEND_BUFFER_LOW_BYTES
+            && before - batch.len < SEND_BUFFER_LOW_BYTES
+            && events.send(PeerInput::Drained(key)).await.is_err()
+        {
+            return;
+        }
         batch.clear();
     }
     let _ = wr.shutdown().await;

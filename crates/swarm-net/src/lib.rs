@@ -35,11 +35,28 @@ pub use storage::{OpenMode, Storage};
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// A file or folder of the torrent could not be created, read or written.
-    #[error("{}: {source}", path.display())]
+    /// (`error` is not a `#[source]`: the message already holds it, and a
+    /// chain printed by anyhow would say it twice.)
+    #[error("{}: {error}", path.display())]
     Storage {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    /// A data file the torrent names is not there (seeding).
+    #[error("{} is missing", path.display())]
+    MissingFile { path: PathBuf },
+    /// A data file is longer than the torrent says: seeding never changes
+    /// the user's data, so it refuses.
+    #[error("{} is {found} bytes long, the torrent says {expected}: it is not this torrent's data (seeding never truncates your files)", path.display())]
+    LongerFile {
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
+    /// A path the file system would refuse (a name or a whole path too
+    /// long), found before anything is created.
+    #[error("{}: {why}", path.display())]
+    PathRefused { path: PathBuf, why: String },
     /// The torrent's parts do not agree (a bug in whoever built the spec, or
     /// a hostile file that slipped through).
     #[error("bad torrent: {0}")]

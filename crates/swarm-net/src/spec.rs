@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
+use swarm_engine::Bitfield;
 use swarm_wire::InfoHash;
+use swarm_wire::layout::FileAttr;
 use swarm_wire::lengths::Lengths;
 use swarm_wire::metainfo::Metainfo;
 
@@ -19,6 +21,20 @@ pub struct FileSpec {
     /// Already validated: no `..`, no absolute part, no empty component.
     pub path: PathBuf,
     pub length: u64,
+    /// BEP 47: a pad file (`attr.pad`) takes its bytes of the layout but is
+    /// never created; `executable`; a `symlink` inside the torrent's folder.
+    pub attr: FileAttr,
+}
+
+impl FileSpec {
+    /// A plain file (no BEP 47 attribute).
+    pub fn new(path: impl Into<PathBuf>, length: u64) -> FileSpec {
+        FileSpec {
+            path: path.into(),
+            length,
+            attr: FileAttr::default(),
+        }
+    }
 }
 
 /// A torrent as the drivers see it.
@@ -32,6 +48,45 @@ pub struct TorrentSpec {
     pub files: Vec<FileSpec>,
     /// Announce tiers (BEP 12), or `[[announce]]`.
     pub trackers: Vec<Vec<String>>,
+}
+
+/// The byte ranges of a torrent's pad files (BEP 47), for counting the
+/// real bytes a set of pieces holds. Costs 16 bytes per pad file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PadRanges {
+    /// `(start, length)` in the torrent, in order, none empty.
+    ranges: Vec<(u64, u64)>,
+    lengths: Lengths,
+}
+
+impl PadRanges {
+    /// Bytes of pad files in all.
+    pub fn total(&self) -> u64 {
+        self.ranges.iter().map(|r| r.1).sum()
+    }
+
+    /// The torrent's size without its pads: what the user gets.
+    pub fn real_total(&self) -> u64 {
+        self.lengths.total_length() - self.total()
+    }
+
+    /// The real (non-pad) bytes in the pieces of `have`: their bytes minus
+    /// the pad bytes inside them. O(pad files + the pieces pads cover).
+    pub fn real_bytes_present(&self, have: &Bitfield) -> u64 {
+        let all = have.bytes_present(&self.lengths);
+        let piece_length = u64::from(self.lengths.piece_length());
+        let mut pads = 0u64;
+        for &(start, len) in &self.ranges {
+            let end = start + len;
+            for p in start / piece_length..=(end - 1) / piece_length {
+                if u32::try_from(p).is_ok_and(|p| have.get(p)) {
+                    let (ps, pe) = (p * piece_length, (p + 1) * piece_length);
+                    pads += end.min(pe) - start.max(ps);
+                }
+            }
+        }
+        all - pads
+    }
 }
 
 impl TorrentSpec {
@@ -49,6 +104,7 @@ impl TorrentSpec {
                 .map(|f| FileSpec {
                     path: f.path.iter().collect(),
                     length: f.length,
+                    attr: f.attr.clone(),
                 })
                 .collect(),
             trackers: m.tracker_tiers(),
@@ -90,6 +146,22 @@ impl TorrentSpec {
             return bad("no files".into());
         }
         Ok(())
+    }
+
+    /// Where the pad files lie: progress and totals count real bytes only.
+    pub fn pads(&self) -> PadRanges {
+        let mut ranges = Vec::new();
+        let mut start = 0u64;
+        for f in &self.files {
+            if f.attr.pad && f.length > 0 {
+                ranges.push((start, f.length));
+            }
+            start += f.length;
+        }
+        PadRanges {
+            ranges,
+            lengths: self.lengths,
+        }
     }
 
     /// The info-hash as 40 lowercase hex digits.
@@ -151,10 +223,7 @@ mod tests {
             name: "x".into(),
             lengths,
             piece_hashes: vec![[0; 20]; 2],
-            files: vec![FileSpec {
-                path: "x".into(),
-                length: 100,
-            }],
+            files: vec![FileSpec::new("x", 100)],
             trackers: vec![],
         };
         good.validate().unwrap();

@@ -2,46 +2,97 @@
 //!
 //! Files are created sparse at their final size (`set_len`), folders made,
 //! empty files created too. A piece maps to one span per file it touches
-//! ([`Storage::spans`]); reads and writes are positional (`pread`/`pwrite`
-//! through [`FileExt`]), so jobs on different pieces never contend for a file
-//! cursor and the whole type is `Sync`: the session shares it with its
-//! blocking jobs through an `Arc`.
+//! (swarm-wire's [`swarm_wire::layout`], the one piece ↔ file mapping);
+//! reads and writes are positional (`pread`/`pwrite` through [`FileExt`]),
+//! so jobs on different pieces never contend for a file cursor and the whole
+//! type is `Sync`: the session shares it with its blocking jobs through an
+//! `Arc`.
+//!
+//! **Handles are opened on demand** through a pool of at most
+//! [`FILE_HANDLES_MAX`] (libtorrent's file pool is the model): the least
+//! recently used handle is closed first, so a torrent of any number of
+//! files works under the usual `ulimit -n 1024`. A handle in use by a job
+//! is an `Arc`: evicting it only drops the pool's reference, and the file
+//! closes when the job is done (so at most `FILE_HANDLES_MAX` + one per
+//! running job are open). A file written since the last sync is marked
+//! dirty; [`Storage::sync_data`] reopens and syncs only those (`fsync` on
+//! any handle flushes the file).
+//!
+//! **BEP 47 pad files** are part of the layout but never created, opened
+//! or written: their range reads as zeros (what the piece hashes were made
+//! over) and the bytes received for them are hashed with the piece and
+//! dropped. A `symlink` entry is created as a relative link inside the
+//! torrent's folder (the parser refuses any other target); `executable`
+//! sets the x bits of a file we create.
+//!
+//! **Lengths on disk**: downloading (`Create`), a file longer than the
+//! torrent says is truncated to its size before the check (a log line says
+//! so: its tail could never be right). Seeding (`Existing`) never changes
+//! the user's data: a longer file is an error naming it. Before anything is
+//! created, every path is checked against the file system's limits (a name
+//! longer than its `NAME_MAX`, a path longer than `PATH_MAX`), so a path it
+//! would refuse fails up front and leaves nothing behind.
 //!
 //! Everything here is synchronous and meant to run on tokio's blocking pool
 //! (`spawn_blocking`), one job per piece: hash the blocks, then, if the hash
 //! matched, write the piece with one `pwritev` per file span, straight from
-//! the received blocks. A piece is
-//! reported verified only once its bytes are written (the engine's *have*
-//! invariant).
+//! the received blocks. A piece is reported verified only once its bytes
+//! are written (the engine's *have* invariant).
+//!
+//! **One hasher.** [`Storage::check_except`] (is the data on disk right?)
+//! and [`Storage::piece_hashes`] (`swarm create`: what are the hashes?)
+//! are the same parallel loop: up to [`CHECK_THREADS_MAX`] threads take the
+//! next piece index from a shared counter (so together they read the data
+//! front to back, which suits readahead), read it in [`HASH_CHUNK_LEN`]
+//! chunks into their own buffer and hash each chunk while it is in cache.
+//! A worker does its own reading: handing a piece to another thread costs a
+//! cross-core wake-up (30–40 µs here) for ~130 µs of hashing.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
 use swarm_engine::{Bitfield, StorageDone};
+use swarm_wire::layout::{self, Extent, FileAttr};
 use swarm_wire::lengths::{BlockInfo, Lengths, ValidPieceIndex};
 
 use crate::NetError;
-use crate::spec::TorrentSpec;
+use crate::spec::{FileSpec, TorrentSpec};
 
-/// Bytes read and hashed at once by the full check (a piece may be larger:
-/// a 16 MiB piece is hashed in chunks, so memory stays bounded per thread).
-pub const CHECK_CHUNK_LEN: usize = 1 << 20;
+/// Bytes read and hashed at once (a piece may be larger: a 16 MiB piece is
+/// hashed in chunks, so memory stays bounded per thread). Small enough that
+/// the data is still in L1/L2 cache when SHA-1 reads it after the copy.
+pub const HASH_CHUNK_LEN: usize = 64 * 1024;
 /// Threads the full check uses at most.
 pub const CHECK_THREADS_MAX: usize = 8;
+/// File handles one [`Storage`] keeps open at most (libtorrent's default
+/// file pool holds 40). Each costs a descriptor and ~1 KiB of kernel memory.
+pub const FILE_HANDLES_MAX: usize = 64;
+/// Linux's `PATH_MAX`, NUL included: a longer path is refused by every
+/// path system call.
+const PATH_MAX_BYTES: usize = 4096;
+/// A name's limit when the file system does not say (`NAME_MAX`).
+const NAME_MAX_BYTES_DEFAULT: u64 = 255;
 
 /// How [`Storage::open`] treats the files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenMode {
-    /// Make missing folders and files; grow files to their final size (sparse).
+    /// Make missing folders and files; grow files to their final size
+    /// (sparse), truncate longer ones (downloading).
     Create,
-    /// The files must exist (seeding): a missing one is an error. Opened for
-    /// reading and writing when allowed, read-only otherwise.
+    /// The files must exist (seeding): a missing or longer one is an error.
+    /// Opened for reading and writing when allowed, read-only otherwise.
     Existing,
+    /// Read only, and the files must keep the size they were listed with
+    /// (`swarm create` hashing a folder: a file that changes size is an
+    /// error, not a wrong hash).
+    ReadOnly,
 }
 
 /// A piece's or block's share of one file.
@@ -59,81 +110,197 @@ struct StoredFile {
     /// Offset of the file's first byte in the torrent.
     start: u64,
     length: u64,
-    file: File,
+    attr: FileAttr,
     /// It existed, non-empty, before we opened it: worth checking.
     had_data: bool,
+    /// Written since the last [`Storage::sync_data`].
+    dirty: AtomicBool,
 }
+
+impl Extent for StoredFile {
+    fn start(&self) -> u64 {
+        self.start
+    }
+    fn length(&self) -> u64 {
+        self.length
+    }
+}
+
+/// The open handles, by file index, least recently used closed first.
+struct FilePool {
+    mode: OpenMode,
+    state: Mutex<PoolState>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// File index → handle and the tick of its last use.
+    open: HashMap<usize, (Arc<File>, u64)>,
+    tick: u64,
+}
+
+impl FilePool {
+    /// The handle of file `index` (opened if it is not): an `Arc`, so a
+    /// handle evicted while in use stays valid until its user is done.
+    fn get(&self, index: usize, f: &StoredFile) -> io::Result<Arc<File>> {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.tick += 1;
+            let tick = st.tick;
+            if let Some((file, used)) = st.open.get_mut(&index) {
+                *used = tick;
+                return Ok(file.clone());
+            }
+        }
+        // Opened outside the lock: an open may block on a slow disk.
+        let file = Arc::new(self.open(f)?);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.open.len() >= FILE_HANDLES_MAX
+            && let Some(lru) = st
+                .open
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(i, _)| *i)
+        {
+            st.open.remove(&lru);
+        }
+        let tick = st.tick;
+        // Two jobs may have opened it at once: keep one, either is right.
+        Ok(st
+            .open
+            .entry(index)
+            .or_insert_with(|| (file, tick))
+            .0
+            .clone())
+    }
+
+    fn open(&self, f: &StoredFile) -> io::Result<File> {
+        match self.mode {
+            OpenMode::Create => OpenOptions::new().read(true).write(true).open(&f.path),
+            OpenMode::Existing => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&f.path)
+                .or_else(|_| File::open(&f.path)),
+            OpenMode::ReadOnly => {
+                let file = File::open(&f.path)?;
+                let now = file.metadata()?.len();
+                if now != f.length {
+                    return Err(io::Error::other(format!(
+                        "changed size since it was listed ({} bytes, now {now})",
+                        f.length
+                    )));
+                }
+                Ok(file)
+            }
+        }
+    }
+
+    fn open_count(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .open
+            .len()
+    }
+}
+
+/// A job of [`Storage::each_piece`]: the piece, the thread's buffer.
+type PieceJob<'a, T> =
+    dyn Fn(ValidPieceIndex, &mut Vec<u8>) -> Result<Option<T>, NetError> + Sync + 'a;
 
 /// The files of one torrent. See the module docs.
 pub struct Storage {
     lengths: Lengths,
     piece_hashes: Vec<[u8; 20]>,
     files: Vec<StoredFile>,
+    pool: FilePool,
 }
 
-fn io_err(path: &Path, source: io::Error) -> NetError {
+fn io_err(path: &Path, error: io::Error) -> NetError {
     NetError::Storage {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
 impl Storage {
-    /// Opens (or creates) the files of `spec` under `root`.
+    /// Opens (or creates) the files of `spec` under `root`. Holds no handle
+    /// when it returns: files are opened on demand.
     pub fn open(root: &Path, spec: &TorrentSpec, mode: OpenMode) -> Result<Storage, NetError> {
         spec.validate()?;
-        let mut files = Vec::with_capacity(spec.files.len());
+        let storage = Self::layout(
+            root,
+            &spec.files,
+            spec.lengths,
+            spec.piece_hashes.clone(),
+            mode,
+        )?;
+        match mode {
+            OpenMode::Create => {
+                check_paths(root, &storage.files)?;
+                for f in storage.files.iter().filter(|f| !f.attr.pad) {
+                    create_file(root, spec, f)?;
+                }
+            }
+            OpenMode::Existing | OpenMode::ReadOnly => {
+                for f in storage.files.iter().filter(|f| !f.attr.pad) {
+                    existing_file(f)?;
+                }
+            }
+        }
+        Ok(storage)
+    }
+
+    /// A read-only view of files already on disk at `files` (paths as
+    /// given: absolute, or relative to the working folder), for hashing
+    /// them with [`Storage::piece_hashes`] (`swarm create`).
+    pub fn for_hashing(files: &[FileSpec], piece_length: u32) -> Result<Storage, NetError> {
+        let total = files.iter().try_fold(0u64, |t, f| t.checked_add(f.length));
+        let total = total.ok_or_else(|| NetError::BadTorrent("file lengths overflow".into()))?;
+        let lengths =
+            Lengths::new(total, piece_length).map_err(|e| NetError::BadTorrent(e.to_string()))?;
+        Self::layout(
+            Path::new(""),
+            files,
+            lengths,
+            Vec::new(),
+            OpenMode::ReadOnly,
+        )
+    }
+
+    fn layout(
+        root: &Path,
+        specs: &[FileSpec],
+        lengths: Lengths,
+        piece_hashes: Vec<[u8; 20]>,
+        mode: OpenMode,
+    ) -> Result<Storage, NetError> {
+        let mut files = Vec::with_capacity(specs.len());
         let mut start = 0u64;
-        for f in &spec.files {
+        for f in specs {
             let path = root.join(&f.path);
-            let before = std::fs::metadata(&path).ok();
-            let had_data = before.as_ref().is_some_and(|m| m.len() > 0);
-            let file = match mode {
-                OpenMode::Create => {
-                    if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
-                    }
-                    let file = OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(false)
-                        .open(&path)
-                        .map_err(|e| io_err(&path, e))?;
-                    if before.is_none_or(|m| m.len() < f.length) {
-                        // Sparse: no block is allocated until written.
-                        file.set_len(f.length).map_err(|e| io_err(&path, e))?;
-                    }
-                    file
-                }
-                OpenMode::Existing => {
-                    if before.is_none() {
-                        return Err(io_err(
-                            &path,
-                            io::Error::new(io::ErrorKind::NotFound, "missing data file"),
-                        ));
-                    }
-                    OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(&path)
-                        .or_else(|_| File::open(&path))
-                        .map_err(|e| io_err(&path, e))?
-                }
-            };
+            let had_data = !f.attr.pad
+                && f.attr.symlink.is_none()
+                && std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() > 0);
             files.push(StoredFile {
                 path,
                 start,
                 length: f.length,
-                file,
+                attr: f.attr.clone(),
                 had_data,
+                dirty: AtomicBool::new(false),
             });
             start += f.length;
         }
         Ok(Storage {
-            lengths: spec.lengths,
-            piece_hashes: spec.piece_hashes.clone(),
+            lengths,
+            piece_hashes,
             files,
+            pool: FilePool {
+                mode,
+                state: Mutex::new(PoolState::default()),
+            },
         })
     }
 
@@ -146,38 +313,57 @@ impl Storage {
         self.files.iter().any(|f| f.had_data)
     }
 
+    /// Handles open now (at most [`FILE_HANDLES_MAX`]).
+    pub fn open_handles(&self) -> usize {
+        self.pool.open_count()
+    }
+
     /// The file spans of the torrent byte range `start..start + len`, in
-    /// order, skipping empty files.
+    /// order, skipping empty files (pad files included: see
+    /// [`Storage::is_pad`]).
     pub fn spans(&self, start: u64, len: u64) -> Vec<Span> {
-        let mut out = Vec::new();
-        let first = self.files.partition_point(|f| f.start + f.length <= start);
-        let (mut pos, end) = (start, start + len);
-        for (i, f) in self.files.iter().enumerate().skip(first) {
-            if pos >= end {
-                break;
-            }
-            if f.length == 0 {
-                continue;
-            }
-            let take = (f.start + f.length).min(end) - pos;
-            out.push(Span {
-                file: i,
-                offset: pos - f.start,
-                len: take as usize,
-            });
-            pos += take;
-        }
-        debug_assert_eq!(
-            pos,
-            end.min(self.lengths.total_length()),
-            "spans cover the range"
-        );
-        out
+        layout::spans(&self.files, start, len)
+            .map(|s| Span {
+                file: s.file_index,
+                offset: s.offset_in_file,
+                len: s.len as usize,
+            })
+            .collect()
+    }
+
+    /// The torrent's bytes without its pad files (what progress counts).
+    pub fn real_total(&self) -> u64 {
+        let pads: u64 = self
+            .files
+            .iter()
+            .filter(|f| f.attr.pad)
+            .map(|f| f.length)
+            .sum();
+        self.lengths.total_length() - pads
+    }
+
+    /// The bytes of `piece` that are not in pad files.
+    fn real_bytes_of(&self, piece: ValidPieceIndex) -> u64 {
+        let start = self.lengths.piece_offset(piece);
+        layout::spans(&self.files, start, u64::from(self.lengths.piece_len(piece)))
+            .filter(|s| !self.files[s.file_index].attr.pad)
+            .map(|s| s.len)
+            .sum()
+    }
+
+    /// Whether file `index` is a BEP 47 pad (virtual zeros).
+    pub fn is_pad(&self, index: usize) -> bool {
+        self.files.get(index).is_some_and(|f| f.attr.pad)
     }
 
     fn piece_spans(&self, piece: ValidPieceIndex) -> Vec<Span> {
         let start = self.lengths.piece_offset(piece);
         self.spans(start, u64::from(self.lengths.piece_len(piece)))
+    }
+
+    fn handle(&self, index: usize) -> Result<Arc<File>, NetError> {
+        let f = &self.files[index];
+        self.pool.get(index, f).map_err(|e| io_err(&f.path, e))
     }
 
     /// The engine's `VerifyPiece` job: hash `blocks` (the piece, in order);
@@ -204,7 +390,8 @@ impl Storage {
     }
 
     /// Writes a verified piece: one `pwritev` per file span, straight from
-    /// the received blocks (no copy into a piece buffer).
+    /// the received blocks (no copy into a piece buffer). Pad spans are
+    /// skipped: their bytes were hashed, never stored.
     fn write_piece(&self, piece: ValidPieceIndex, blocks: &[Bytes]) -> Result<(), NetError> {
         // Where the next span starts: block index and offset inside it.
         let (mut block, mut within) = (0usize, 0usize);
@@ -225,8 +412,12 @@ impl Storage {
                 }
             }
             let f = &self.files[span.file];
-            pwrite_all_vectored(&f.file, &mut slices, span.offset)
-                .map_err(|e| io_err(&f.path, e))?;
+            if f.attr.pad {
+                continue;
+            }
+            let file = self.handle(span.file)?;
+            f.dirty.store(true, Ordering::Relaxed);
+            pwrite_all_vectored(&file, &mut slices, span.offset).map_err(|e| io_err(&f.path, e))?;
         }
         Ok(())
     }
@@ -239,37 +430,126 @@ impl Storage {
         Ok(Bytes::from(buf))
     }
 
-    /// Reads `buf.len()` bytes at torrent offset `start`. A file shorter than
-    /// the torrent says is an `UnexpectedEof` error.
+    /// Reads `buf.len()` bytes at torrent offset `start` (pads read as
+    /// zeros). A file shorter than the torrent says is an `UnexpectedEof`
+    /// error.
     fn read_range(&self, start: u64, buf: &mut [u8]) -> Result<(), NetError> {
         let mut at = 0usize;
         for span in self.spans(start, buf.len() as u64) {
             let f = &self.files[span.file];
-            f.file
-                .read_exact_at(&mut buf[at..at + span.len], span.offset)
-                .map_err(|e| io_err(&f.path, e))?;
+            let dst = &mut buf[at..at + span.len];
+            if f.attr.pad {
+                dst.fill(0);
+            } else {
+                let file = self.handle(span.file)?;
+                file.read_exact_at(dst, span.offset)
+                    .map_err(|e| io_err(&f.path, e))?;
+            }
             at += span.len;
         }
         Ok(())
     }
 
-    /// Whether the piece on disk matches its hash (false on read errors).
-    pub fn check_piece(&self, piece: ValidPieceIndex, buf: &mut Vec<u8>) -> bool {
+    /// The SHA-1 of the piece on disk, read in [`HASH_CHUNK_LEN`] chunks.
+    fn hash_piece(&self, piece: ValidPieceIndex, buf: &mut Vec<u8>) -> Result<[u8; 20], NetError> {
         let start = self.lengths.piece_offset(piece);
         let len = u64::from(self.lengths.piece_len(piece));
         let mut hasher = Sha1::new();
         let mut done = 0u64;
         while done < len {
-            let n = (len - done).min(CHECK_CHUNK_LEN as u64) as usize;
+            let n = (len - done).min(HASH_CHUNK_LEN as u64) as usize;
             buf.resize(n, 0);
-            if self.read_range(start + done, buf).is_err() {
-                return false;
-            }
+            self.read_range(start + done, buf)?;
             hasher.update(&buf[..]);
             done += n as u64;
         }
-        let digest: [u8; 20] = hasher.finalize().into();
-        digest == self.piece_hashes[piece.as_usize()]
+        Ok(hasher.finalize().into())
+    }
+
+    /// Whether the piece on disk matches its hash (false on read errors).
+    pub fn check_piece(&self, piece: ValidPieceIndex, buf: &mut Vec<u8>) -> bool {
+        self.hash_piece(piece, buf)
+            .is_ok_and(|d| d == self.piece_hashes[piece.as_usize()])
+    }
+
+    /// The one parallel piece loop (module docs): `job` runs once per piece
+    /// on up to `threads` threads, with a buffer per thread; an `Err` stops
+    /// every thread and is returned (the first one). `Some` results are
+    /// collected, in no particular order.
+    fn each_piece<T: Send>(
+        &self,
+        threads: usize,
+        job: &PieceJob<'_, T>,
+    ) -> Result<Vec<(u32, T)>, NetError> {
+        let threads = threads.clamp(1, (self.lengths.num_pieces() as usize).max(1));
+        let next = AtomicU32::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Vec<Result<Vec<(u32, T)>, NetError>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        let mut buf = Vec::new();
+                        while !failed.load(Ordering::Relaxed) {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(piece) = self.lengths.validate_piece_index(i) else {
+                                break;
+                            };
+                            match job(piece, &mut buf) {
+                                Ok(Some(t)) => out.push((i, t)),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    failed.store(true, Ordering::Relaxed);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut all = Vec::new();
+        for r in results {
+            all.extend(r?);
+        }
+        Ok(all)
+    }
+
+    /// The SHA-1 of every piece, in order, on `threads` threads (`swarm
+    /// create`). `progress(bytes)` is called after each piece, from the
+    /// worker threads. A file that cannot be read, or that changed size
+    /// since it was listed, is an error.
+    pub fn piece_hashes(
+        &self,
+        threads: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<[u8; 20]>, NetError> {
+        let found = self.each_piece(threads, &|piece, buf| {
+            let h = self.hash_piece(piece, buf).map_err(|e| match e {
+                NetError::Storage { path, error }
+                    if error.kind() == io::ErrorKind::UnexpectedEof =>
+                {
+                    NetError::Storage {
+                        path,
+                        error: io::Error::other("shrank while it was being hashed"),
+                    }
+                }
+                e => e,
+            })?;
+            progress(u64::from(self.lengths.piece_len(piece)));
+            Ok(Some(h))
+        })?;
+        let mut hashes = vec![[0u8; 20]; self.lengths.num_pieces() as usize];
+        assert_eq!(found.len(), hashes.len(), "every piece hashed exactly once");
+        for (i, h) in found {
+            hashes[i as usize] = h;
+        }
+        Ok(hashes)
     }
 
     /// Hashes every piece on disk, on several threads, and returns the ones
@@ -283,7 +563,7 @@ impl Storage {
 
     /// [`Storage::check`] that never reads the pieces in `skip` (trusted from
     /// a resume record): they are neither read, nor in the result, nor
-    /// reported to `progress`. Nor are pieces that lie wholly in holes of
+    /// reported to `progress` (which counts real bytes: pads left out). Nor are pieces that lie wholly in holes of
     /// sparse files (`Storage::may_have_data`): after a crash, the part
     /// of a big download never written costs no reading.
     pub fn check_except(
@@ -292,65 +572,50 @@ impl Storage {
         only_existing: bool,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Bitfield {
-        let n = self.lengths.num_pieces();
         let threads = std::thread::available_parallelism()
             .map_or(1, |t| t.get())
             .clamp(1, CHECK_THREADS_MAX);
-        let next = AtomicU32::new(0);
         let zeros = ZeroPieceHashes::new(&self.lengths);
-        let found: Vec<Vec<u32>> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut have = Vec::new();
-                        let mut buf = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(piece) = self.lengths.validate_piece_index(i) else {
-                                break;
-                            };
-                            let worth = !skip.get(i)
-                                && (!only_existing
-                                    || self
-                                        .piece_spans(piece)
-                                        .iter()
-                                        .all(|s| self.files[s.file].had_data))
-                                && self.may_have_data(piece, &zeros);
-                            if worth && self.check_piece(piece, &mut buf) {
-                                have.push(i);
-                            }
-                            if !skip.get(i) {
-                                progress(u64::from(self.lengths.piece_len(piece)));
-                            }
-                        }
-                        have
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().unwrap_or_default())
-                .collect()
+        let found = self.each_piece(threads, &|piece, buf| {
+            let i = piece.get();
+            if skip.get(i) {
+                return Ok(None);
+            }
+            let worth = (!only_existing
+                || self.piece_spans(piece).iter().all(|s| {
+                    let f = &self.files[s.file];
+                    f.attr.pad || f.had_data
+                }))
+                && self.may_have_data(piece, &zeros);
+            let ok = worth && self.check_piece(piece, buf);
+            progress(self.real_bytes_of(piece));
+            Ok(ok.then_some(()))
         });
-        let mut have = Bitfield::empty(n);
-        for i in found.into_iter().flatten() {
+        let mut have = Bitfield::empty(self.lengths.num_pieces());
+        for (i, ()) in found.unwrap_or_default() {
             have.set(i);
         }
         have
     }
 
     /// Whether `piece` may hold its data: false only if the file system
-    /// reports every byte of it as a hole (`SEEK_DATA`) and the piece is not
-    /// all zeros (what a hole reads as: a written all-zero piece may be
-    /// stored as a hole by some file systems). Any doubt — an error, a file
-    /// system without `SEEK_DATA` support (it reports all data) — says yes.
+    /// reports every byte of it as a hole (`SEEK_DATA`; pads count as
+    /// holes) and the piece is not all zeros (what a hole reads as: a
+    /// written all-zero piece may be stored as a hole by some file systems).
+    /// Any doubt — an error, a file system without `SEEK_DATA` support (it
+    /// reports all data) — says yes.
     fn may_have_data(&self, piece: ValidPieceIndex, zeros: &ZeroPieceHashes) -> bool {
         if zeros.is_zero_piece(self, piece) {
             return true;
         }
         self.piece_spans(piece).iter().any(|s| {
-            let f = &self.files[s.file];
-            match rustix::fs::seek(&f.file, rustix::fs::SeekFrom::Data(s.offset)) {
+            if self.files[s.file].attr.pad {
+                return false;
+            }
+            let Ok(file) = self.handle(s.file) else {
+                return true;
+            };
+            match rustix::fs::seek(&*file, rustix::fs::SeekFrom::Data(s.offset)) {
                 Ok(data_at) => data_at < s.offset + s.len as u64,
                 Err(rustix::io::Errno::NXIO) => false, // only a hole from here on
                 Err(_) => true,
@@ -360,29 +625,215 @@ impl Storage {
 
     // ---- for the resume record (see `resume::ResumeStore`) ----
 
-    /// Indexes of the files piece `piece` touches (empty files never).
+    /// Indexes of the files piece `piece` touches (empty files and pads
+    /// never: a pad is never on disk, so nothing about it can change).
     pub fn files_of_piece(&self, piece: u32) -> Vec<usize> {
         self.lengths
             .validate_piece_index(piece)
-            .map(|p| self.piece_spans(p).iter().map(|s| s.file).collect())
+            .map(|p| {
+                self.piece_spans(p)
+                    .iter()
+                    .filter(|s| !self.files[s.file].attr.pad)
+                    .map(|s| s.file)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// The metadata of every file, through the handles we read and write
     /// (not the paths: it describes exactly the files our writes went to).
-    pub fn file_metadata(&self) -> Vec<io::Result<std::fs::Metadata>> {
-        self.files.iter().map(|f| f.file.metadata()).collect()
+    /// `None` for a pad (virtual: nothing on disk).
+    pub fn file_metadata(&self) -> Vec<Option<io::Result<std::fs::Metadata>>> {
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                (!f.attr.pad).then(|| {
+                    if f.attr.symlink.is_some() {
+                        return std::fs::symlink_metadata(&f.path);
+                    }
+                    self.pool.get(i, f).and_then(|h| h.metadata())
+                })
+            })
+            .collect()
     }
 
-    /// `fdatasync` every file: whatever was written to them so far is on
-    /// the disk when this returns. Files opened read-only are synced too
-    /// (harmless; Linux allows it).
+    /// `fdatasync` every file written since the last call: whatever was
+    /// written to them so far is on the disk when this returns (an `fsync`
+    /// on any handle flushes the file, so one evicted from the pool since is
+    /// reopened for it).
     pub fn sync_data(&self) -> Result<(), NetError> {
-        for f in &self.files {
-            f.file.sync_data().map_err(|e| io_err(&f.path, e))?;
+        for (i, f) in self.files.iter().enumerate() {
+            if f.dirty.swap(false, Ordering::Relaxed) {
+                let synced = self
+                    .handle(i)
+                    .and_then(|h| h.sync_data().map_err(|e| io_err(&f.path, e)));
+                if let Err(e) = synced {
+                    f.dirty.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Refuses, before anything is created, a path the file system would
+/// refuse: a component longer than its `NAME_MAX` (asked of the nearest
+/// existing folder of `root`), or a whole path of `PATH_MAX` bytes or more.
+fn check_paths(root: &Path, files: &[StoredFile]) -> Result<(), NetError> {
+    let existing = root
+        .ancestors()
+        .find(|a| a.as_os_str().is_empty() || a.is_dir())
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let name_max = rustix::fs::statvfs(existing)
+        .map(|s| s.f_namemax)
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or(NAME_MAX_BYTES_DEFAULT);
+    for f in files.iter().filter(|f| !f.attr.pad) {
+        let bytes = f.path.as_os_str().len();
+        if bytes >= PATH_MAX_BYTES {
+            return Err(NetError::PathRefused {
+                path: f.path.clone(),
+                why: format!(
+                    "the path is {bytes} bytes long; the file system takes at most {}",
+                    PATH_MAX_BYTES - 1
+                ),
+            });
+        }
+        if let Some(long) = f
+            .path
+            .components()
+            .map(|c| c.as_os_str())
+            .find(|c| c.len() as u64 > name_max)
+        {
+            return Err(NetError::PathRefused {
+                path: f.path.clone(),
+                why: format!(
+                    "a name in it is {} bytes long ({}...); the file system takes at most {name_max}",
+                    long.len(),
+                    long.to_string_lossy().chars().take(24).collect::<String>()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Creates one file of a download (`Create`): folders, the file at its
+/// final size (sparse; a longer one truncated, with a log line), the x bit,
+/// or the symlink.
+fn create_file(root: &Path, spec: &TorrentSpec, f: &StoredFile) -> Result<(), NetError> {
+    if let Some(parent) = f.path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+    }
+    if let Some(target) = &f.attr.symlink {
+        return create_symlink(root, spec, f, target);
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&f.path)
+        .map_err(|e| io_err(&f.path, e))?;
+    let len = file.metadata().map_err(|e| io_err(&f.path, e))?.len();
+    if len != f.length {
+        if len > f.length {
+            tracing::info!(
+                path = %f.path.display(),
+                from = len,
+                to = f.length,
+                "a file longer than the torrent says: truncated to its size before the check"
+            );
+        }
+        // Growing is sparse: no block is allocated until written.
+        file.set_len(f.length).map_err(|e| io_err(&f.path, e))?;
+    }
+    if f.attr.executable {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = file.metadata().map_err(|e| io_err(&f.path, e))?;
+        let mode = meta.permissions().mode();
+        // x wherever r is: what `chmod +x` does under a usual umask.
+        let x = (mode & 0o444) >> 2;
+        file.set_permissions(std::fs::Permissions::from_mode(mode | x))
+            .map_err(|e| io_err(&f.path, e))?;
+    }
+    Ok(())
+}
+
+/// A BEP 47 symlink: `target` is relative to the torrent's folder (safe
+/// components, checked by the parser), written as a relative link from the
+/// link's own folder, so it stays inside the folder wherever it is moved.
+fn create_symlink(
+    root: &Path,
+    spec: &TorrentSpec,
+    f: &StoredFile,
+    target: &[String],
+) -> Result<(), NetError> {
+    let rel = f
+        .path
+        .strip_prefix(root.join(&spec.name))
+        .unwrap_or(&f.path);
+    let depth = rel.components().count().saturating_sub(1);
+    let mut link = PathBuf::new();
+    for _ in 0..depth {
+        link.push("..");
+    }
+    link.extend(target);
+    match std::fs::symlink_metadata(&f.path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            if std::fs::read_link(&f.path).is_ok_and(|t| t == link) {
+                return Ok(());
+            }
+            std::fs::remove_file(&f.path).map_err(|e| io_err(&f.path, e))?;
+        }
+        Ok(_) => {
+            return Err(io_err(
+                &f.path,
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "the torrent makes this a symlink, but a file or folder is there",
+                ),
+            ));
+        }
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(&link, &f.path).map_err(|e| io_err(&f.path, e))
+}
+
+/// Checks one file of a seed (`Existing`) or of `create` (`ReadOnly`): it
+/// must be there and not longer than the torrent says (shorter ones fail
+/// their pieces in the check).
+fn existing_file(f: &StoredFile) -> Result<(), NetError> {
+    if f.attr.symlink.is_some() {
+        return Ok(()); // nothing to read: a link holds no data
+    }
+    let meta = match std::fs::metadata(&f.path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(NetError::MissingFile {
+                path: f.path.clone(),
+            });
+        }
+        Err(e) => return Err(io_err(&f.path, e)),
+    };
+    if meta.len() > f.length {
+        return Err(NetError::LongerFile {
+            path: f.path.clone(),
+            found: meta.len(),
+            expected: f.length,
+        });
+    }
+    Ok(())
 }
 
 /// The SHA-1 of an all-zero piece, for the two piece lengths of a torrent.
@@ -462,10 +913,7 @@ mod tests {
         let files = sizes
             .iter()
             .enumerate()
-            .map(|(i, &length)| FileSpec {
-                path: PathBuf::from(format!("t/d{}/f{i}", i % 2)),
-                length,
-            })
+            .map(|(i, &length)| FileSpec::new(format!("t/d{}/f{i}", i % 2), length))
             .collect();
         TorrentSpec {
             info_hash: swarm_wire::InfoHash([1; 20]),
@@ -608,7 +1056,7 @@ mod tests {
         // Seeding needs every file.
         assert!(matches!(
             Storage::open(dir.path(), &spec, OpenMode::Existing),
-            Err(NetError::Storage { .. })
+            Err(NetError::MissingFile { .. })
         ));
         let s = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
         let have = s.check(true, &|_| {});
@@ -694,5 +1142,240 @@ mod tests {
             .err()
             .expect("cannot create under a file");
         assert!(err.to_string().contains("t"), "{err}");
+    }
+
+    /// A libtorrent-style layout: `a` (10 B), pad to 16, `b` (20 B), pad to
+    /// 48, `c` (5 B); pieces of 16 B, so piece 0 ends in a pad, piece 2
+    /// holds the tail of `b` then a pad, piece 3 is `c`.
+    fn padded_spec(d: &[u8]) -> TorrentSpec {
+        let mut s = spec(&[10, 6, 20, 12, 5], 16, d);
+        for i in [1, 3] {
+            s.files[i].path = PathBuf::from(format!("t/.pad/{}", s.files[i].length));
+            s.files[i].attr.pad = true;
+        }
+        s
+    }
+
+    fn padded_data() -> Vec<u8> {
+        let mut d = data(53);
+        d[10..16].fill(0);
+        d[36..48].fill(0);
+        d
+    }
+
+    #[test]
+    fn pad_files_are_never_created_read_as_zeros_and_are_not_written() {
+        let d = padded_data();
+        let spec = padded_spec(&d);
+        let dir = tempdir();
+        let s = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
+        assert!(!dir.path().join("t/.pad").exists(), "no pad folder");
+        for (i, piece) in d.chunks(16).enumerate() {
+            let vp = spec.lengths.validate_piece_index(i as u32).unwrap();
+            assert_eq!(
+                s.verify_and_write(vp, &[Bytes::copy_from_slice(piece)]),
+                StorageDone::PieceVerified {
+                    piece: vp,
+                    ok: true
+                }
+            );
+        }
+        assert!(!dir.path().join("t/.pad").exists(), "still no pad folder");
+        assert_eq!(std::fs::read(dir.path().join("t/d0/f0")).unwrap(), &d[..10]);
+        assert_eq!(
+            std::fs::read(dir.path().join("t/d0/f2")).unwrap(),
+            &d[16..36]
+        );
+        assert_eq!(std::fs::read(dir.path().join("t/d0/f4")).unwrap(), &d[48..]);
+        // A block across a pad reads back with the pad's zeros.
+        let b = spec.lengths.validate_block(0, 0, 16).unwrap();
+        assert_eq!(&s.read_block(b).unwrap()[..], &d[..16]);
+        assert_eq!(
+            s.files_of_piece(2),
+            vec![2],
+            "pads are not files of a piece"
+        );
+        drop(s);
+        // A seeder (libtorrent's data: no pad files) checks out whole.
+        let s = Storage::open(dir.path(), &spec, OpenMode::Existing).unwrap();
+        assert!(s.check(false, &|_| {}).is_all_set());
+        let meta = s.file_metadata();
+        assert!(meta[1].is_none() && meta[3].is_none());
+        assert!(meta[0].as_ref().unwrap().is_ok());
+    }
+
+    #[test]
+    fn any_number_of_files_through_a_bounded_pool_of_handles() {
+        let n = 3 * FILE_HANDLES_MAX + 7;
+        let sizes: Vec<u64> = (0..n as u64).map(|i| 1 + i % 5).collect();
+        let total: u64 = sizes.iter().sum();
+        let d = data(total as usize);
+        let spec = spec(&sizes, 16, &d);
+        let dir = tempdir();
+        let s = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
+        assert_eq!(s.open_handles(), 0, "nothing held open after creating");
+        for (i, piece) in d.chunks(16).enumerate() {
+            let vp = spec.lengths.validate_piece_index(i as u32).unwrap();
+            s.verify_and_write(vp, &blocks_of(piece));
+            assert!(s.open_handles() <= FILE_HANDLES_MAX);
+        }
+        s.sync_data().unwrap();
+        drop(s);
+        let s = Storage::open(dir.path(), &spec, OpenMode::Existing).unwrap();
+        assert!(s.check(false, &|_| {}).is_all_set());
+        assert_eq!(s.open_handles(), FILE_HANDLES_MAX);
+    }
+
+    #[test]
+    fn a_longer_file_is_truncated_by_a_download_and_refused_by_a_seed() {
+        let d = data(40_000);
+        let spec = spec(&[40_000], 16 * 1024, &d);
+        let dir = tempdir();
+        let path = dir.path().join("t/d0/f0");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut longer = d.clone();
+        longer.extend_from_slice(&[9; 5000]);
+        std::fs::write(&path, &longer).unwrap();
+        match Storage::open(dir.path(), &spec, OpenMode::Existing) {
+            Err(NetError::LongerFile {
+                path: p,
+                found,
+                expected,
+            }) => {
+                assert_eq!((p, found, expected), (path.clone(), 45_000, 40_000));
+            }
+            other => panic!("expected LongerFile, got {:?}", other.err()),
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            longer,
+            "the seed left it untouched"
+        );
+        let s = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            d,
+            "truncated to the torrent's size"
+        );
+        assert!(s.check(true, &|_| {}).is_all_set());
+    }
+
+    #[test]
+    fn a_path_the_file_system_refuses_fails_before_anything_is_created() {
+        let d = data(100);
+        let mut spec = spec(&[50, 50], 16, &d);
+        spec.files[1].path = PathBuf::from(format!("t/{}", "n".repeat(300)));
+        let dir = tempdir();
+        let err = Storage::open(dir.path(), &spec, OpenMode::Create)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, NetError::PathRefused { .. }), "{err}");
+        assert!(err.to_string().contains("300 bytes"), "{err}");
+        assert!(!dir.path().join("t").exists(), "nothing created");
+        let deep: PathBuf = (0..20).map(|_| "d".repeat(250)).collect();
+        spec.files[1].path = PathBuf::from("t").join(deep);
+        let err = Storage::open(dir.path(), &spec, OpenMode::Create)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("the path is"), "{err}");
+        assert!(!dir.path().join("t").exists(), "nothing created");
+    }
+
+    #[test]
+    fn executable_files_get_the_x_bit_and_symlinks_stay_inside() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = data(20);
+        let mut spec = spec(&[10, 10, 0], 16, &d);
+        spec.files[1].attr.executable = true;
+        spec.files[2].path = PathBuf::from("t/sub/link");
+        spec.files[2].attr.symlink = Some(vec!["d1".into(), "f1".into()]);
+        let dir = tempdir();
+        let s = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
+        let mode = std::fs::metadata(dir.path().join("t/d1/f1"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111 & ((mode & 0o444) >> 2));
+        assert_ne!(mode & 0o100, 0, "owner may run it");
+        let mode0 = std::fs::metadata(dir.path().join("t/d0/f0"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode0 & 0o111, 0);
+        let link = dir.path().join("t/sub/link");
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            PathBuf::from("../d1/f1")
+        );
+        let vp = spec.lengths.validate_piece_index(0).unwrap();
+        s.verify_and_write(vp, &blocks_of(&d[..16]));
+        let vp = spec.lengths.validate_piece_index(1).unwrap();
+        s.verify_and_write(vp, &blocks_of(&d[16..]));
+        assert_eq!(std::fs::read(&link).unwrap(), &d[10..20]);
+        // Opening again keeps the link.
+        drop(s);
+        Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            PathBuf::from("../d1/f1")
+        );
+    }
+
+    fn reference_hashes(all: &[u8], piece: usize) -> Vec<[u8; 20]> {
+        all.chunks(piece).map(sha1).collect()
+    }
+
+    #[test]
+    fn piece_hashes_span_files_and_skip_empty_ones() {
+        let dir = tempdir();
+        let parts = [
+            data(1000),
+            vec![],
+            data(1),
+            data(4096),
+            vec![],
+            vec![],
+            data(HASH_CHUNK_LEN + 5000),
+            vec![],
+        ];
+        let files: Vec<FileSpec> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let path = dir.path().join(format!("f{i}"));
+                std::fs::write(&path, b).unwrap();
+                FileSpec::new(path, b.len() as u64)
+            })
+            .collect();
+        let all = parts.concat();
+        for piece in [1u32, 7, 1024, 4096, 10_097, 16384, 1 << 20] {
+            let s = Storage::for_hashing(&files, piece).unwrap();
+            for threads in [1, 2, 5] {
+                let seen = std::sync::atomic::AtomicU64::new(0);
+                let got = s
+                    .piece_hashes(threads, &|n| {
+                        seen.fetch_add(n, Ordering::Relaxed);
+                    })
+                    .unwrap();
+                assert_eq!(
+                    got,
+                    reference_hashes(&all, piece as usize),
+                    "piece {piece} threads {threads}"
+                );
+                assert_eq!(seen.load(Ordering::Relaxed), all.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn hashing_a_file_that_changed_size_is_an_error() {
+        let dir = tempdir();
+        let path = dir.path().join("a");
+        std::fs::write(&path, data(5000)).unwrap();
+        for listed in [6000u64, 4000] {
+            let s = Storage::for_hashing(&[FileSpec::new(&path, listed)], 4096).unwrap();
+            let err = s.piece_hashes(1, &|_| {}).unwrap_err();
+            assert!(err.to_string().contains("changed size"), "{err}");
+        }
     }
 }

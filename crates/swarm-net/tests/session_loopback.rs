@@ -38,10 +38,7 @@ fn spec_of(files: &[(&str, usize)], data: &[u8], piece_len: u32) -> TorrentSpec 
             .collect(),
         files: files
             .iter()
-            .map(|&(p, len)| FileSpec {
-                path: PathBuf::from("tree").join(p),
-                length: len as u64,
-            })
+            .map(|&(p, len)| FileSpec::new(PathBuf::from("tree").join(p), len as u64))
             .collect(),
         trackers: vec![],
     }
@@ -138,16 +135,20 @@ async fn leecher_gets_a_single_file_of_big_pieces() {
     transfer(&[("one.bin", 5 * 1024 * 1024 + 11)], 1024 * 1024).await;
 }
 
-/// A peer that asks for blocks but never reads them is dropped before what
-/// is queued for it grows without bound.
+/// A peer that asks for a deep queue of blocks but never reads them costs a
+/// bounded buffer: blocks stop being read for it once its send buffer is
+/// full, and its requests wait as requests (12 bytes each), not as data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_that_does_not_read_is_dropped() {
+async fn a_peer_that_does_not_read_costs_a_bounded_buffer() {
+    use swarm_engine::PEER_REQUESTS_MAX;
+    use swarm_net::conn::SEND_BUFFER_HIGH_BYTES;
     use swarm_wire::peer::{Handshake, Message};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let files = [("f.bin", 1024 * 1024)];
+    const BLOCK: usize = 16 * 1024;
+    let files = [("f.bin", PEER_REQUESTS_MAX * BLOCK)];
     let data = content(files[0].1, 9);
-    let spec = spec_of(&files, &data, 64 * 1024);
+    let spec = spec_of(&files, &data, 256 * 1024);
     let dir = tempfile::tempdir().unwrap();
     write_tree(dir.path(), &files, &data);
     let storage = Arc::new(Storage::open(dir.path(), &spec, OpenMode::Existing).unwrap());
@@ -158,7 +159,10 @@ async fn a_peer_that_does_not_read_is_dropped() {
     let addr = listener.local_addr().unwrap();
     let seeder = session::spawn(&spec, storage, have, listener, SessionConfig::default());
 
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // A small receive buffer, so the kernel holds little of what is sent.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut sock = socket.connect(addr).await.unwrap();
     sock.write_all(&Handshake::new(spec.info_hash, PeerId(*b"-XX0001-notreading!!")).to_bytes())
         .await
         .unwrap();
@@ -167,29 +171,57 @@ async fn a_peer_that_does_not_read_is_dropped() {
     sock.write_all(&Message::Interested.to_bytes())
         .await
         .unwrap();
-    // Requests for every block, over and over; never a read. Bounded: 64 MiB
-    // of requested data is four times the limit.
+    // The whole queue at once (32 MiB of blocks); then never a read.
     let mut batch = Vec::new();
-    for piece in 0..16u32 {
-        for block in 0..4u32 {
-            let req = Message::Request {
-                piece,
-                offset: block * 16 * 1024,
-                length: 16 * 1024,
-            };
-            batch.extend_from_slice(&req.to_bytes());
-        }
+    for i in 0..PEER_REQUESTS_MAX as u32 {
+        let req = Message::Request {
+            piece: i / 16,
+            offset: (i % 16) * BLOCK as u32,
+            length: BLOCK as u32,
+        };
+        batch.extend_from_slice(&req.to_bytes());
     }
-    let mut dropped = false;
-    for _ in 0..64 {
-        let write = tokio::time::timeout(Duration::from_secs(10), sock.write_all(&batch)).await;
-        if !matches!(write, Ok(Ok(()))) {
-            dropped = true;
+    sock.write_all(&batch).await.unwrap();
+    // Wait until the seeder sends no more (bounded: 5 s of 100 ms steps).
+    let mut last = u64::MAX;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let up = seeder.status().uploaded;
+        if up == last && up > 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        last = up;
     }
-    assert!(dropped, "the seeder kept a peer that reads nothing");
+    let status = seeder.status();
+    // What left the session: the send buffer's high mark plus one round of
+    // reads, plus what the kernel buffers (loopback's send buffer grows to
+    // 4 MiB at most; our receive buffer is small). Without the bound it is
+    // all 32 MiB.
+    let kernel = 6 * 1024 * 1024;
+    let bound = (SEND_BUFFER_HIGH_BYTES + 32 * BLOCK + kernel) as u64;
+    assert!(
+        status.uploaded > 0 && status.uploaded <= bound,
+        "sent {} bytes to a peer that reads nothing (bound {bound})",
+        status.uploaded
+    );
+    assert_eq!(
+        status.peers, 1,
+        "it is not dropped: it costs a bounded buffer"
+    );
+    // Once it reads, the rest of its queue comes.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    let want = PEER_REQUESTS_MAX * (BLOCK + 13);
+    let read_all = async {
+        while got < want {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed after {got} bytes");
+            got += n;
+        }
+    };
+    tokio::time::timeout(DEADLINE, read_all)
+        .await
+        .expect("the queue is served once the peer reads");
     seeder.stop();
     seeder.join().await.unwrap();
 }

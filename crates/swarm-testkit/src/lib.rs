@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 pub use data::{assert_same_tree, compare_tree};
 pub use peers::{Client, Peer, SwarmOpts, wait_all_complete};
 pub use proc::{Proc, free_port, loopback, require_program, require_python_libtorrent, wait_until};
-pub use torrent::{PIECE_4_MIB, PIECE_16_KIB, PIECE_256_KIB, TorrentFile, make_torrent};
+pub use torrent::{
+    PIECE_4_MIB, PIECE_16_KIB, PIECE_256_KIB, TorrentFile, make_hybrid_torrent, make_torrent,
+};
 pub use tracker::Opentracker;
 
 /// Debian's python3, the one that imports python3-libtorrent. A `python3`

@@ -2,7 +2,8 @@
 //!
 //! The torrents are v1-only and without pad files, so every client under test
 //! (Transmission 3.00 included) reads them, and swarm is tested against a
-//! metainfo it did not write itself.
+//! metainfo it did not write itself; [`make_hybrid_torrent`] makes what
+//! libtorrent makes by default (v1+v2 hybrid, BEP 47 pad files).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,10 @@ pub struct TorrentFile {
     pub piece_size: u32,
     pub num_pieces: u32,
     pub num_files: u32,
+    /// The v2 info-hash (64 hex digits) of a hybrid torrent.
+    pub info_hash_v2_hex: Option<String>,
+    /// BEP 47 pad files libtorrent put in (counted in `num_files`).
+    pub pad_files: u32,
 }
 
 /// The path of `tests/py/lt_peer.py` in this workspace.
@@ -40,6 +45,29 @@ pub fn make_torrent(
     piece_size: u32,
     trackers: &[String],
 ) -> TorrentFile {
+    lt_create(content, out, piece_size, trackers, false)
+}
+
+/// Makes a torrent with libtorrent's default `create_torrent`: a v1+v2
+/// hybrid, with a pad file after every file but the last that does not end
+/// on a piece boundary.
+pub fn make_hybrid_torrent(content: &Path, out: &Path, piece_size: u32) -> TorrentFile {
+    let t = lt_create(content, out, piece_size, &[], true);
+    assert_eq!(
+        t.info_hash_v2_hex.as_ref().map(String::len),
+        Some(64),
+        "a hybrid torrent has a v2 info-hash"
+    );
+    t
+}
+
+fn lt_create(
+    content: &Path,
+    out: &Path,
+    piece_size: u32,
+    trackers: &[String],
+    hybrid: bool,
+) -> TorrentFile {
     let mut cmd = Command::new(crate::PYTHON);
     cmd.arg(lt_peer_script())
         .args(["create", "--content"])
@@ -49,6 +77,9 @@ pub fn make_torrent(
         .args(["--piece-size", &piece_size.to_string()]);
     for t in trackers {
         cmd.args(["--tracker", t]);
+    }
+    if hybrid {
+        cmd.arg("--hybrid");
     }
     let output = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
     assert!(
@@ -74,6 +105,8 @@ pub fn make_torrent(
         piece_size: field("piece_size") as u32,
         num_pieces: field("num_pieces") as u32,
         num_files: field("num_files") as u32,
+        info_hash_v2_hex: v["info_hash_v2"].as_str().map(str::to_string),
+        pad_files: field("pad_files") as u32,
     };
     assert_eq!(t.info_hash_hex.len(), 40, "v1 info-hash: {v}");
     assert_eq!(t.piece_size, piece_size, "libtorrent kept the piece size");

@@ -6,7 +6,8 @@
 //!
 //! - [`ids`]: [`InfoHash`] and [`PeerId`], hex and percent-encoding.
 //! - [`bencode`]: the BitTorrent serialisation format (BEP 3), strict and zero-copy.
-//! - [`metainfo`]: `.torrent` files (BEP 3, BEP 12) and the piece ↔ file layout.
+//! - [`metainfo`]: `.torrent` files (BEP 3, BEP 12, BEP 47 attributes, the v1 half of hybrids).
+//! - [`layout`]: the piece ↔ file-span mapping (one implementation, pad-file aware).
 //! - [`krpc`]: the DHT's messages (BEP 5, 32, 42, 43, 44).
 //! - [`magnet`]: magnet URIs (BEP 9 `xt=urn:btih:`).
 //! - [`peer`]: the peer wire protocol (BEP 3, BEP 6, BEP 10).
@@ -16,6 +17,7 @@
 pub mod bencode;
 pub mod ids;
 pub mod krpc;
+pub mod layout;
 pub mod lengths;
 pub mod magnet;
 pub mod metainfo;

@@ -7,7 +7,9 @@
 //! sites write `dn`); decoded values must be UTF-8. Parameters this module
 //! does not know (`xl`, `ws`, `so`, `tr.1`...) are ignored; a magnet whose
 //! only `xt` is not `urn:btih:` (a v2-only `urn:btmh:`, a `urn:sha1:`) is
-//! refused, because it does not name a v1 torrent.
+//! refused, because it does not name a v1 torrent (a `urn:btmh:` alone with
+//! [`MagnetError::V2Only`]). A hybrid magnet, with both `urn:btih:` and
+//! `urn:btmh:`, is used through its `btih`.
 //!
 //! [`Magnet`]'s `Display` writes the canonical form: hex info-hash, then
 //! `dn`, `tr`s and `x.pe`s, percent-encoded.
@@ -41,6 +43,10 @@ pub enum MagnetError {
     NoInfoHash,
     #[error("magnet link names no BitTorrent v1 info-hash (`xt` is `{0}`, not `urn:btih:...`)")]
     NotBtih(String),
+    #[error(
+        "magnet link names only a v2 info-hash (`urn:btmh:`): v2-only torrents are not supported yet"
+    )]
+    V2Only,
     #[error(
         "info-hash `{0}` is neither 40 hex digits nor 32 base32 characters ({1} characters long)"
     )]
@@ -110,6 +116,13 @@ impl Magnet {
         }
         magnet.info_hash = match (info_hash, other_xt) {
             (Some(h), _) => h,
+            (None, Some(xt))
+                if xt
+                    .get(..9)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("urn:btmh:")) =>
+            {
+                return Err(MagnetError::V2Only);
+            }
             (None, Some(xt)) => return Err(MagnetError::NotBtih(xt)),
             (None, None) => return Err(MagnetError::NoInfoHash),
         };
@@ -220,6 +233,22 @@ mod tests {
     }
 
     #[test]
+    fn a_hybrid_magnet_uses_its_btih() {
+        const BTMH: &str = "1220caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e";
+        for uri in [
+            format!("magnet:?xt=urn:btih:{HEX}&xt=urn:btmh:{BTMH}"),
+            format!("magnet:?xt=urn:btmh:{BTMH}&xt=urn:btih:{HEX}"),
+        ] {
+            assert_eq!(Magnet::parse(&uri).unwrap().info_hash.to_hex(), HEX);
+        }
+        let err = Magnet::parse(&format!("magnet:?xt=urn:btmh:{BTMH}")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("v2-only torrents are not supported yet")
+        );
+    }
+
+    #[test]
     fn every_field_and_round_trip() {
         let uri = format!(
             "magnet:?xt=urn:btih:{}&dn=Cosmos+Laundromat%21&tr=udp%3A%2F%2Ft.example%3A6969&tr=http://b/announce&x.pe=10.0.0.1:6881&x.pe=[::1]:1&xl=5&tr.1=ignored",
@@ -258,6 +287,10 @@ mod tests {
             (
                 "magnet:?xt=urn:sha1:c9e15763f722f23e98a29decdfae341b98d53056",
                 |e| matches!(e, MagnetError::NotBtih(_)),
+            ),
+            (
+                "magnet:?xt=urn:btmh:1220caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e",
+                |e| matches!(e, MagnetError::V2Only),
             ),
             (
                 "magnet:?xt=urn:btih:c9e15763f722f23e98a29decdfae341b98d53056&dn=%zz",

@@ -28,11 +28,30 @@
 //!
 //! File paths in [`FileEntry::path`] start with the torrent's name, so they
 //! are where each file lands under the download folder, for both shapes.
+//!
+//! **BEP 47** (file attributes): `p` marks a pad file (so does a name
+//! starting with `_____padding_file_`, BitComet's pads): it stays in
+//! [`Metainfo::files`], where it takes its bytes of the layout, but is
+//! virtual (zeros, never created; [`Metainfo::real_files`] leaves it out)
+//! and exempt from the unique-path rule (libtorrent names every pad
+//! `.pad/<size>`), not from path safety. `x` and `h` are kept; `l` with a
+//! `symlink path` is a symlink whose target must stay inside the torrent's
+//! folder (safe components, like any path) and whose length must be 0,
+//! else the torrent is refused. Unknown letters are ignored.
+//!
+//! **Hybrid and v2** (BEP 52): swarm speaks v1. A hybrid torrent (`meta
+//! version` 2 with v1 `pieces`) is used through its v1 half; its v2
+//! info-hash (SHA-256 of the same info bytes) is kept for display. A
+//! v2-only torrent (no `pieces`) is refused with [`MetainfoError::V2Only`].
 
 use std::collections::BTreeSet;
 
+use sha1::Digest;
+
 use crate::bencode::{self, DecodeError, OwnedValue, Value};
 pub use crate::ids::InfoHash;
+use crate::layout::{Extent, PAD_FILE_PREFIX, Spans};
+pub use crate::layout::{FileAttr, FileSpan};
 use crate::lengths::{Lengths, LengthsError, ValidPieceIndex};
 
 /// Largest piece length accepted. Real torrents use up to 16 or 32 MiB;
@@ -92,6 +111,16 @@ pub enum MetainfoError {
     DuplicatePath(String),
     #[error("{0:?} is both a file and a folder")]
     FileAndFolder(String),
+    #[error(
+        "this is a v2-only torrent (BitTorrent v2, BEP 52): v2-only torrents are not supported yet"
+    )]
+    V2Only,
+    #[error("`meta version` {0} is not 1 or 2")]
+    UnknownVersion(i64),
+    #[error("the symlink {path:?} points outside the torrent's folder ({target:?}): refused")]
+    SymlinkOutside { path: String, target: String },
+    #[error("the symlink {0:?} has a length: a symlink holds no data")]
+    SymlinkWithData(String),
 }
 
 /// One file of a torrent.
@@ -103,6 +132,8 @@ pub struct FileEntry {
     pub length: u64,
     /// Offset of the file's first byte in the torrent's byte stream.
     pub offset: u64,
+    /// BEP 47 attributes (pad, executable, hidden, symlink).
+    pub attr: FileAttr,
 }
 
 impl FileEntry {
@@ -112,13 +143,22 @@ impl FileEntry {
     }
 }
 
-/// A contiguous part of a piece that lies in one file.
+impl Extent for FileEntry {
+    fn start(&self) -> u64 {
+        self.offset
+    }
+    fn length(&self) -> u64 {
+        self.length
+    }
+}
+
+/// Which BitTorrent version a torrent is made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileSpan {
-    /// Index into [`Metainfo::files`].
-    pub file_index: usize,
-    pub offset_in_file: u64,
-    pub len: u64,
+pub enum MetaVersion {
+    /// BEP 3 only.
+    V1,
+    /// v1 and v2 (BEP 52) in one info dict; swarm uses the v1 half.
+    Hybrid,
 }
 
 /// A parsed, validated .torrent.
@@ -136,6 +176,8 @@ pub struct Metainfo {
     piece_hashes: Vec<[u8; 20]>,
     lengths: Lengths,
     info_hash: InfoHash,
+    /// SHA-256 of the info dict, for a hybrid torrent.
+    info_hash_v2: Option<[u8; 32]>,
     info_bytes: Vec<u8>,
 }
 
@@ -269,6 +311,18 @@ impl Metainfo {
         if info.as_dict().is_none() {
             return Err(wrong_type("info", "a dictionary"));
         }
+        let version = match info.get(b"meta version") {
+            None => 1,
+            Some(v) => v
+                .as_int()
+                .ok_or_else(|| wrong_type("info.meta version", "an integer"))?,
+        };
+        let hybrid = match version {
+            1 => false,
+            2 if info.get(b"pieces").is_none() => return Err(MetainfoError::V2Only),
+            2 => true,
+            n => return Err(MetainfoError::UnknownVersion(n)),
+        };
         let name_bytes = info
             .get(b"name")
             .ok_or(MetainfoError::Missing("info.name"))?
@@ -309,12 +363,17 @@ impl Metainfo {
             (None, None) => return Err(MetainfoError::NoLength),
             (Some(len), None) => {
                 let length = length(len, "info.length")?;
+                let mut attr = file_attr(info, std::slice::from_ref(&name), length)?;
+                // One file that is padding, or a link, would be no content.
+                attr.pad = false;
+                attr.symlink = None;
                 (
                     true,
                     vec![FileEntry {
                         path: vec![name.clone()],
                         length,
                         offset: 0,
+                        attr,
                     }],
                 )
             }
@@ -355,6 +414,7 @@ impl Metainfo {
             piece_hashes,
             lengths,
             info_hash: InfoHash::of_info(info.raw()),
+            info_hash_v2: hybrid.then(|| sha2::Sha256::digest(info.raw()).into()),
             info_bytes: info.raw().to_vec(),
         })
     }
@@ -400,24 +460,26 @@ impl Metainfo {
                     .ok_or_else(|| wrong_type(key("path"), "a list of strings"))?;
                 path.push(safe_component(b, "path component")?);
             }
+            let attr = file_attr(entry, &path, length)?;
             files.push(FileEntry {
                 path,
                 length,
                 offset,
+                attr,
             });
             offset = offset
                 .checked_add(length)
                 .ok_or(MetainfoError::TotalLengthOverflow)?;
         }
         // No two files at one place: equal paths, or a file where another
-        // needs a folder.
+        // needs a folder. Pads are never created, so they are exempt.
         let mut seen: BTreeSet<&[String]> = BTreeSet::new();
-        for f in &files {
+        for f in files.iter().filter(|f| !f.attr.pad) {
             if !seen.insert(&f.path) {
                 return Err(MetainfoError::DuplicatePath(f.display_path()));
             }
         }
-        for f in &files {
+        for f in files.iter().filter(|f| !f.attr.pad) {
             for end in 2..f.path.len() {
                 if seen.contains(&f.path[..end]) {
                     return Err(MetainfoError::FileAndFolder(f.path[..end].join("/")));
@@ -429,6 +491,19 @@ impl Metainfo {
 
     pub fn info_hash(&self) -> InfoHash {
         self.info_hash
+    }
+
+    /// The v2 info-hash (SHA-256 of the info dict) of a hybrid torrent.
+    pub fn info_hash_v2(&self) -> Option<[u8; 32]> {
+        self.info_hash_v2
+    }
+
+    pub fn version(&self) -> MetaVersion {
+        if self.info_hash_v2.is_some() {
+            MetaVersion::Hybrid
+        } else {
+            MetaVersion::V1
+        }
     }
 
     /// The info dictionary's bytes, exactly as received (BEP 9 serves them).
@@ -482,9 +557,23 @@ impl Metainfo {
         self.single_file
     }
 
-    /// The files in torrent order (never empty).
+    /// The files in torrent order (never empty), pad files included: this
+    /// is the byte layout that [`Metainfo::spans`] indexes.
     pub fn files(&self) -> &[FileEntry] {
         &self.files
+    }
+
+    /// The files a user sees and storage creates: all but the pads.
+    pub fn real_files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files.iter().filter(|f| !f.attr.pad)
+    }
+
+    /// How many pad files there are and the bytes they take.
+    pub fn pad_files(&self) -> (usize, u64) {
+        self.files
+            .iter()
+            .filter(|f| f.attr.pad)
+            .fold((0, 0), |(n, b), f| (n + 1, b + f.length))
     }
 
     pub fn lengths(&self) -> Lengths {
@@ -514,54 +603,60 @@ impl Metainfo {
     }
 
     /// The parts of files that the byte range `offset..offset + len` of the
-    /// torrent covers (a block, say). Bytes past the end are ignored.
+    /// torrent covers (a block, say). Bytes past the end are ignored. Pads
+    /// appear like any file (see [`crate::layout`]).
     pub fn spans(&self, offset: u64, len: u64) -> FileSpans<'_> {
-        let end = offset.saturating_add(len).min(self.total_length());
-        // First file ending after `offset`.
-        let first = self
-            .files
-            .partition_point(|f| f.offset + f.length <= offset);
-        FileSpans {
-            files: &self.files,
-            next: first,
-            pos: offset,
-            end,
-        }
+        crate::layout::spans(&self.files, offset, len)
     }
 }
 
 /// Iterator of [`Metainfo::spans`].
-#[derive(Clone, Debug)]
-pub struct FileSpans<'m> {
-    files: &'m [FileEntry],
-    next: usize,
-    pos: u64,
-    end: u64,
-}
+pub type FileSpans<'m> = Spans<'m, FileEntry>;
 
-impl Iterator for FileSpans<'_> {
-    type Item = FileSpan;
-
-    fn next(&mut self) -> Option<FileSpan> {
-        while self.pos < self.end {
-            let index = self.next;
-            let f = self.files.get(index)?;
-            self.next += 1;
-            let file_end = f.offset + f.length;
-            if file_end <= self.pos {
-                continue; // an empty file (or one before pos)
+/// The BEP 47 `attr` (and `symlink path`) of a file dict (or of the info
+/// dict of a single-file torrent). `path` is the file's path, name first.
+fn file_attr(dict: &Value<'_>, path: &[String], length: u64) -> Result<FileAttr, MetainfoError> {
+    let mut attr = FileAttr::default();
+    if let Some(v) = dict.get(b"attr") {
+        let letters = v.as_bytes().ok_or_else(|| wrong_type("attr", "a string"))?;
+        for &c in letters {
+            match c {
+                b'p' => attr.pad = true,
+                b'x' => attr.executable = true,
+                b'h' => attr.hidden = true,
+                b'l' => attr.symlink = Some(Vec::new()),
+                _ => {} // unknown letters are ignored (BEP 47)
             }
-            let span_end = file_end.min(self.end);
-            let span = FileSpan {
-                file_index: index,
-                offset_in_file: self.pos - f.offset,
-                len: span_end - self.pos,
-            };
-            self.pos = span_end;
-            return Some(span);
         }
-        None
     }
+    if path.last().is_some_and(|n| n.starts_with(PAD_FILE_PREFIX)) {
+        attr.pad = true;
+    }
+    if attr.symlink.is_some() {
+        let shown = path.join("/");
+        let outside = |target: String| MetainfoError::SymlinkOutside {
+            path: shown.clone(),
+            target,
+        };
+        let list = dict
+            .get(b"symlink path")
+            .and_then(|v| v.as_list())
+            .ok_or_else(|| outside(String::new()))?;
+        let mut target = Vec::with_capacity(list.len());
+        for c in list {
+            let b = c.as_bytes().ok_or_else(|| outside(String::new()))?;
+            let lossy = String::from_utf8_lossy(b).into_owned();
+            target.push(safe_component(b, "symlink path").map_err(|_| outside(lossy))?);
+        }
+        if target.is_empty() {
+            return Err(outside(String::new()));
+        }
+        if length != 0 {
+            return Err(MetainfoError::SymlinkWithData(shown));
+        }
+        attr.symlink = Some(target);
+    }
+    Ok(attr)
 }
 
 /// Errors of [`TorrentBuilder::build`]: the builder checks what it is given

@@ -5,7 +5,6 @@
 //! `run`. Adding one is a variant in [`Command`] and a line in `main`.
 
 mod cmd;
-mod hash;
 
 use std::process::ExitCode;
 

@@ -113,10 +113,53 @@ fn seeding_missing_data_fails_with_the_path() {
         .args(["--listen", "127.0.0.1:0", "--json"])
         .output()
         .unwrap();
+    // A wrong -d: bad input, one line that says what -d is.
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let errors = error_lines(&o);
+    assert_eq!(errors.len(), 1, "{o:?}");
+    let want = format!(
+        "error: {} holds no tree: -d is the folder that holds tree",
+        empty.display()
+    );
+    assert!(errors[0].starts_with(&want), "{errors:?}");
+    // -d naming the data folder itself gets the right one suggested.
+    let o = run(
+        t.path(),
+        &[
+            "seed",
+            "t.torrent",
+            "-d",
+            "src/tree",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let errors = error_lines(&o);
+    assert_eq!(errors.len(), 1, "{o:?}");
+    assert!(
+        errors[0].starts_with("error: src/tree holds no tree: -d is the folder that holds tree"),
+        "{errors:?}"
+    );
+    assert!(errors[0].ends_with("(try -d src)"), "{errors:?}");
+    // One file missing: a failure (1) naming it, said once.
+    std::fs::remove_file(content.join("b/c")).unwrap();
+    let o = run(
+        t.path(),
+        &["seed", "t.torrent", "-d", "src", "--listen", "127.0.0.1:0"],
+    );
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let errors = error_lines(&o);
     assert_eq!(errors.len(), 1, "{o:?}");
-    assert!(errors[0].contains("tree"), "{errors:?}");
+    assert!(
+        errors[0].starts_with("error: src/tree/b/c is missing: seeding needs every file"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors[0].matches("missing").count(),
+        1,
+        "said once: {errors:?}"
+    );
 }
 
 #[test]

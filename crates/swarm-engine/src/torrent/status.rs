@@ -1,7 +1,9 @@
 //! Read-only views of the torrent core: getters for the status display and
 //! the choker, and the invariant check the tests and the simulator run.
 
-use super::{PeerKey, PeerStats, TorrentConfig, TorrentCore, TorrentStats};
+use super::{
+    PeerKey, PeerStats, TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig, TorrentCore, TorrentStats,
+};
 use crate::bitfield::Bitfield;
 use crate::time::Instant;
 use crate::unchoke::ChokeDecision;
@@ -105,6 +107,9 @@ impl TorrentCore {
         self.picker.check_invariants();
         let have = self.picker.have();
         let mut pairs = 0;
+        assert!(self.reads_outstanding <= TORRENT_READS_IN_FLIGHT_MAX);
+        let peer_reads: usize = self.peers.values().map(|p| p.reads_outstanding).sum();
+        assert!(peer_reads <= self.reads_outstanding, "reads of live peers");
         for (&k, p) in &self.peers {
             p.check_invariants(&self.config);
             for b in &p.in_flight {

@@ -35,10 +35,12 @@ impl TorrentCore {
             StorageDone::BlockRead { peer, block, data } => {
                 debug_assert_eq!(data.len(), block.length as usize, "read length");
                 let Some(p) = self.peers.get_mut(&peer) else {
+                    self.read_answered(peer);
                     return;
                 };
                 // Not reading any more: cancelled, or the peer was choked.
                 if !p.reading.remove(&block) || data.len() != block.length as usize {
+                    self.read_answered(peer);
                     return;
                 }
                 let len = u64::from(block.length);
@@ -53,9 +55,12 @@ impl TorrentCore {
                         data,
                     },
                 );
-                self.pump_reads(peer);
+                self.read_answered(peer);
             }
-            StorageDone::ReadFailed { block, error, .. } => {
+            StorageDone::ReadFailed {
+                peer, block, error, ..
+            } => {
+                self.read_answered(peer);
                 self.fatal(format!("reading piece {}: {error}", block.piece.get()));
             }
         }

@@ -104,7 +104,15 @@ impl ResumeStore {
             .file_metadata()
             .into_iter()
             .zip(&self.file_paths)
-            .map(|(meta, path)| meta.and_then(|m| FileStamp::from_metadata(path, &m)).ok())
+            .map(|(meta, path)| match meta {
+                // A pad file: virtual, the same in every run.
+                None => Some(FileStamp {
+                    path: path.clone(),
+                    size: 0,
+                    mtime_ns: 0,
+                }),
+                Some(meta) => meta.and_then(|m| FileStamp::from_metadata(path, &m)).ok(),
+            })
             .collect()
     }
 
@@ -144,17 +152,17 @@ impl ResumeStore {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| NetError::Storage {
                 path: dir.to_path_buf(),
-                source: e,
+                error: e,
             })?;
         }
         let record = ResumeRecord::new(self.info_hash, self.piece_length, have, stamps);
         write_atomically(&self.path, &record).map_err(|e| self.error(e))
     }
 
-    fn error(&self, source: std::io::Error) -> NetError {
+    fn error(&self, error: std::io::Error) -> NetError {
         NetError::Storage {
             path: self.path.clone(),
-            source,
+            error,
         }
     }
 }
@@ -189,10 +197,7 @@ mod tests {
                 .collect(),
             files: [("a", 40_000), ("b/c", 60_000)]
                 .into_iter()
-                .map(|(p, length)| FileSpec {
-                    path: PathBuf::from(name).join(p),
-                    length,
-                })
+                .map(|(p, length)| FileSpec::new(PathBuf::from(name).join(p), length))
                 .collect(),
             trackers: vec![],
         };

@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::conn::{self, ConnError, Handshaken, PeerInput};
+use crate::conn::{self, ConnError, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
 
 mod announce;
 use crate::ratelimit::RateLimiter;
@@ -63,8 +63,9 @@ pub const STORAGE_JOBS_MAX: usize = 2;
 /// than the network.
 pub const VERIFY_BACKLOG_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// A peer with this much queued for it and not yet written is dropped: it
-/// asks for data but does not read it. Honest peers stay far below (their
-/// pipeline, about `reqq` blocks, bounds what they can have outstanding).
+/// does not read what we send. Blocks stop being read for a peer at
+/// [`conn::SEND_BUFFER_HIGH_BYTES`] (its deep request queue waits as
+/// requests), so only small messages get it this far.
 pub const WRITE_QUEUE_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// At exit, how long running piece writes may take before the final resume
 /// record is saved without them.
@@ -304,6 +305,7 @@ pub fn spawn(
         resume,
         core,
         lengths,
+        pads: spec.pads(),
         info_hash: spec.info_hash,
         storage,
         listener,
@@ -407,6 +409,8 @@ struct Session {
     resume: Option<ResumeSaver>,
     core: TorrentCore,
     lengths: Lengths,
+    /// BEP 47 pad files: the status counts real bytes only.
+    pads: crate::spec::PadRanges,
     info_hash: InfoHash,
     storage: Arc<Storage>,
     listener: TcpListener,
@@ -592,7 +596,8 @@ impl Session {
 
     fn status(&self) -> SessionStatus {
         let s = self.core.stats(self.now());
-        let have_bytes = self.core.have().bytes_present(&self.lengths);
+        // Real bytes only: pad files (BEP 47) are not the user's data.
+        let have_bytes = self.pads.real_bytes_present(self.core.have());
         let complete = self.core.is_complete();
         SessionStatus {
             state: if self.fatal.is_some() {
@@ -605,8 +610,8 @@ impl Session {
             complete,
             pieces_have: s.pieces_have,
             pieces_total: s.pieces_total,
-            total_length: self.lengths.total_length(),
-            left: self.lengths.total_length() - have_bytes,
+            total_length: self.pads.real_total(),
+            left: self.pads.real_total() - have_bytes,
             downloaded: s.downloaded,
             uploaded: s.uploaded,
             wasted: s.wasted,
@@ -726,6 +731,12 @@ impl Session {
                         self.redial_later(c.addr);
                     }
                     self.core.peer_disconnected(now, key);
+                }
+            }
+            PeerInput::Drained(key) => {
+                if self.conns.contains_key(&key) {
+                    let now = self.now();
+                    self.core.send_buffer_drained(now, key);
                 }
             }
         }
@@ -1059,12 +1070,24 @@ impl Session {
 
     fn flush_transmits(&mut self) {
         let mut stuck = Vec::new();
+        let mut full = Vec::new();
         while let Some((peer, msg)) = self.core.poll_transmit() {
-            if let Some(c) = self.conns.get(&peer)
-                && !c.send(msg)
-            {
-                stuck.push(peer);
+            let block = matches!(msg, Message::Piece { .. });
+            if let Some(c) = self.conns.get(&peer) {
+                if !c.send(msg) {
+                    stuck.push(peer);
+                } else if block
+                    && c.queued.load(Ordering::Relaxed) > SEND_BUFFER_HIGH_BYTES
+                    && full.last() != Some(&peer)
+                {
+                    full.push(peer);
+                }
             }
+        }
+        // The writer says `Drained` once the queue falls below the low mark.
+        let now = self.now();
+        for peer in full {
+            self.core.send_buffer_full(now, peer);
         }
         for peer in stuck {
             if let Some(c) = self.conns.remove(&peer) {

@@ -549,3 +549,271 @@ proptest::proptest! {
         proptest::prop_assert_eq!(done, total);
     }
 }
+
+// ---- BEP 47 attributes, pad files, hybrid and v2 ----
+
+/// A multi-file info dict of `(path, length, attr)` (attr "" for none),
+/// with `extra` info keys (sorted among the others by the caller's names).
+fn attr_torrent(files: &[(&[&str], i128, &str)], piece: i128, version: Option<i128>) -> Vec<u8> {
+    let total: i128 = files.iter().map(|f| f.1).sum();
+    let n = ((total + piece - 1) / piece) as usize;
+    let files = files
+        .iter()
+        .map(|(p, l, a)| {
+            let mut d = Vec::new();
+            if !a.is_empty() {
+                d.push(("attr", s(a)));
+            }
+            d.push(("length", B::I(*l)));
+            d.push(("path", path(p)));
+            B::D(d)
+        })
+        .collect();
+    let mut info = vec![("files", B::L(files))];
+    if let Some(v) = version {
+        info.push(("meta version", B::I(v)));
+    }
+    info.push(("name", s("top")));
+    info.push(("piece length", B::I(piece)));
+    info.push(("pieces", B::S(vec![7; 20 * n])));
+    bytes(&B::D(vec![("info", B::D(info))]))
+}
+
+fn span_walk(m: &Metainfo, off: u64, len: u64) -> Vec<(usize, u64, u64, bool)> {
+    m.spans(off, len)
+        .map(|s| {
+            let pad = m.files()[s.file_index].attr.pad;
+            (s.file_index, s.offset_in_file, s.len, pad)
+        })
+        .collect()
+}
+
+#[test]
+fn libtorrent_pads_share_a_path_and_are_not_listed() {
+    // libtorrent's layout: each file but the last padded to a piece
+    // boundary, every pad named `.pad/<size>` (two of size 6 here).
+    let m = Metainfo::from_bytes(&attr_torrent(
+        &[
+            (&["a"], 10, ""),
+            (&[".pad", "6"], 6, "p"),
+            (&["b"], 10, "x"),
+            (&[".pad", "6"], 6, "p"),
+            (&["c"], 3, "hz?"),
+        ],
+        16,
+        None,
+    ))
+    .unwrap();
+    assert_eq!(m.files().len(), 5, "pads stay in the layout");
+    let real: Vec<String> = m.real_files().map(|f| f.display_path()).collect();
+    assert_eq!(real, ["top/a", "top/b", "top/c"]);
+    assert_eq!(m.pad_files(), (2, 12));
+    assert!(m.files()[2].attr.executable);
+    assert!(
+        m.files()[4].attr.hidden,
+        "unknown letters ignored, known kept"
+    );
+    assert_eq!(m.total_length(), 35);
+    // A pad at a piece's end, then one a piece wholly of a real file.
+    assert_eq!(span_walk(&m, 0, 16), [(0, 0, 10, false), (1, 0, 6, true)]);
+    assert_eq!(span_walk(&m, 32, 3), [(4, 0, 3, false)]);
+}
+
+#[test]
+fn pads_inside_a_piece_and_a_whole_piece_of_pad() {
+    // Piece 4: a 1-byte file, a 2-byte pad, a 1-byte file. Pieces 1 and 2:
+    // one pad, whole.
+    let m = Metainfo::from_bytes(&attr_torrent(
+        &[
+            (&["a"], 4, ""),
+            (&[".pad", "8"], 8, "p"),
+            (&["b"], 1, ""),
+            (&["_____padding_file_0_"], 2, ""),
+            (&["c"], 1, ""),
+        ],
+        4,
+        None,
+    ))
+    .unwrap();
+    let piece = |i: u32| {
+        let p = m.lengths().validate_piece_index(i).unwrap();
+        m.file_spans(p)
+            .map(|s| {
+                (
+                    s.file_index,
+                    s.offset_in_file,
+                    s.len,
+                    m.files()[s.file_index].attr.pad,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(piece(1), [(1, 0, 4, true)]);
+    assert_eq!(piece(2), [(1, 4, 4, true)]);
+    assert_eq!(
+        piece(3),
+        [(2, 0, 1, false), (3, 0, 2, true), (4, 0, 1, false)]
+    );
+    assert_eq!(m.pad_files(), (2, 10), "BitComet's names are pads too");
+}
+
+#[test]
+fn pad_paths_are_still_checked_for_safety() {
+    refused(
+        "pad with ..",
+        &attr_torrent(&[(&["a"], 4, ""), (&["..", "6"], 6, "p")], 16, None),
+        is_unsafe,
+    );
+    // Real files still may not share a path.
+    refused(
+        "two real files",
+        &attr_torrent(&[(&["a"], 4, ""), (&["a"], 6, "")], 16, None),
+        |e| matches!(e, MetainfoError::DuplicatePath(_)),
+    );
+}
+
+fn symlink_torrent(target: &[&str], length: i128) -> Vec<u8> {
+    let files = B::L(vec![
+        B::D(vec![("length", B::I(5)), ("path", path(&["real"]))]),
+        B::D(vec![
+            ("attr", s("l")),
+            ("length", B::I(length)),
+            ("path", path(&["dir", "link"])),
+            ("symlink path", path(target)),
+        ]),
+    ]);
+    bytes(&B::D(vec![(
+        "info",
+        B::D(vec![
+            ("files", files),
+            ("name", s("top")),
+            ("piece length", B::I(16)),
+            ("pieces", B::S(vec![7; 20])),
+        ]),
+    )]))
+}
+
+#[test]
+fn symlinks_stay_inside_the_torrent_folder() {
+    let m = Metainfo::from_bytes(&symlink_torrent(&["real"], 0)).unwrap();
+    assert_eq!(m.files()[1].attr.symlink, Some(vec!["real".to_string()]));
+    for target in [&["..", "etc"][..], &["/etc/passwd"], &[""], &[]] {
+        refused("symlink out", &symlink_torrent(target, 0), |e| {
+            matches!(e, MetainfoError::SymlinkOutside { .. })
+        });
+    }
+    let err = Metainfo::from_bytes(&symlink_torrent(&["..", "x"], 0)).unwrap_err();
+    assert!(
+        err.to_string().contains("outside the torrent's folder"),
+        "{err}"
+    );
+    refused("link with data", &symlink_torrent(&["real"], 3), |e| {
+        matches!(e, MetainfoError::SymlinkWithData(_))
+    });
+}
+
+#[test]
+fn hybrid_torrents_use_the_v1_half_and_v2_only_ones_are_refused() {
+    let v1 = attr_torrent(&[(&["a"], 10, "")], 16, None);
+    let m = Metainfo::from_bytes(&v1).unwrap();
+    assert_eq!((m.version(), m.info_hash_v2()), (MetaVersion::V1, None));
+
+    let hybrid = attr_torrent(&[(&["a"], 10, "")], 16, Some(2));
+    let m = Metainfo::from_bytes(&hybrid).unwrap();
+    assert_eq!(m.version(), MetaVersion::Hybrid);
+    let want: [u8; 32] = sha2::Sha256::digest(m.info_bytes()).into();
+    assert_eq!(m.info_hash_v2(), Some(want));
+    assert_eq!(m.info_hash(), InfoHash::of_info(m.info_bytes()));
+
+    // v2-only: `meta version` 2, a `file tree`, no `pieces`.
+    let v2 = bytes(&B::D(vec![(
+        "info",
+        B::D(vec![
+            ("file tree", B::D(vec![])),
+            ("meta version", B::I(2)),
+            ("name", s("top")),
+            ("piece length", B::I(16384)),
+        ]),
+    )]));
+    let err = Metainfo::from_bytes(&v2).unwrap_err();
+    assert_eq!(err, MetainfoError::V2Only);
+    assert!(
+        err.to_string()
+            .contains("v2-only torrents are not supported yet")
+    );
+    refused(
+        "version 3",
+        &attr_torrent(&[(&["a"], 10, "")], 16, Some(3)),
+        |e| matches!(e, MetainfoError::UnknownVersion(3)),
+    );
+}
+
+proptest::proptest! {
+    /// With pads (libtorrent's: each real file padded to a piece boundary,
+    /// plus pads of any size anywhere), the spans still tile the byte
+    /// range, and the bytes in pad spans add up to the pads' lengths.
+    #[test]
+    fn spans_tile_files_with_pads(
+        files in proptest::collection::vec((0u64..300, proptest::bool::ANY, 0u64..40), 1..10),
+        piece_length in 1u32..200,
+    ) {
+        let p = u64::from(piece_length);
+        let mut list: Vec<(Vec<String>, u64, bool)> = Vec::new();
+        let mut at = 0u64;
+        for (i, &(len, align, extra_pad)) in files.iter().enumerate() {
+            list.push((vec![format!("f{i}")], len, false));
+            at += len;
+            let to_boundary = (p - at % p) % p;
+            let pad = if align { to_boundary } else { extra_pad };
+            if pad > 0 {
+                list.push((vec![".pad".into(), pad.to_string()], pad, true));
+                at += pad;
+            }
+        }
+        proptest::prop_assume!(at > 0 && at.div_ceil(p) < 5000);
+        let n = at.div_ceil(p) as usize;
+        let enc: Vec<B> = list
+            .iter()
+            .map(|(path, len, pad)| {
+                let mut d = Vec::new();
+                if *pad {
+                    d.push(("attr", s("p")));
+                }
+                d.push(("length", B::I(i128::from(*len))));
+                d.push(("path", B::L(path.iter().map(|c| s(c)).collect())));
+                B::D(d)
+            })
+            .collect();
+        let raw = bytes(&B::D(vec![(
+            "info",
+            B::D(vec![
+                ("files", B::L(enc)),
+                ("name", s("top")),
+                ("piece length", B::I(i128::from(piece_length))),
+                ("pieces", B::S(vec![1; 20 * n])),
+            ]),
+        )]));
+        let m = Metainfo::from_bytes(&raw).unwrap();
+        let mut covered = vec![0u64; list.len()];
+        let mut pad_bytes = 0u64;
+        for piece in m.lengths().pieces() {
+            let start = m.lengths().piece_offset(piece);
+            let mut pos = start;
+            for s in m.file_spans(piece) {
+                let f = &m.files()[s.file_index];
+                proptest::prop_assert_eq!(f.offset + s.offset_in_file, pos, "contiguous");
+                proptest::prop_assert!(s.len > 0 && s.offset_in_file + s.len <= f.length);
+                proptest::prop_assert_eq!(f.attr.pad, list[s.file_index].2);
+                covered[s.file_index] += s.len;
+                if f.attr.pad {
+                    pad_bytes += s.len;
+                }
+                pos += s.len;
+            }
+            proptest::prop_assert_eq!(pos - start, u64::from(m.lengths().piece_len(piece)));
+        }
+        let lens: Vec<u64> = list.iter().map(|f| f.1).collect();
+        proptest::prop_assert_eq!(covered, lens);
+        proptest::prop_assert_eq!(pad_bytes, m.pad_files().1);
+    }
+}

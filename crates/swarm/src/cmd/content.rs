@@ -18,7 +18,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::bad_input;
-use crate::hash::ContentFile;
+
+/// One file of the content, in torrent order.
+#[derive(Debug, Clone)]
+pub struct ContentFile {
+    /// Where to read it.
+    pub path: PathBuf,
+    /// Its length when the content was listed; a file that changed since then
+    /// fails the hashing (the torrent would not match the data).
+    pub length: u64,
+}
 
 /// Files a new torrent may hold at most (a limit against runaway walks; the
 /// metainfo of 1 M files is already ~100 MB).

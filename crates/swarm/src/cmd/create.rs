@@ -8,9 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::Args;
 
+use swarm_net::{FileSpec, Storage};
+
 use super::content::{self, Content};
 use super::{bad_input, human_bytes, parse_size, print_stdout};
-use crate::hash::{self, HashConfig};
 
 /// Piece length when none is given and the content is small enough.
 pub const PIECE_LENGTH_DEFAULT: u64 = 256 * 1024;
@@ -153,17 +154,17 @@ pub fn run(args: CreateArgs) -> Result<()> {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let files: Vec<_> = content.files.iter().map(|(_, f)| f.clone()).collect();
+    // The same parallel hasher as the start-up check of `download`/`seed`.
+    let files: Vec<FileSpec> = content
+        .files
+        .iter()
+        .map(|(_, f)| FileSpec::new(&f.path, f.length))
+        .collect();
+    let piece_length_u32 = u32::try_from(piece_length).context("piece size too large")?;
+    let storage = Storage::for_hashing(&files, piece_length_u32)?;
     let bar = progress_bar(total);
     let started = std::time::Instant::now();
-    let pieces = hash::hash_pieces(
-        &files,
-        HashConfig {
-            piece_length,
-            threads,
-        },
-        &|n| bar.inc(n),
-    )?;
+    let pieces = storage.piece_hashes(threads, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(

@@ -31,9 +31,11 @@ EXAMPLES:
 
 /// Show what a .torrent file or a magnet link holds.
 ///
-/// For a .torrent: its name, info-hash (v1, hex), total size, piece size and
-/// count, private flag, trackers by tier, comment, creator and creation date,
-/// then every file with its size. For a magnet link: the info-hash, and the
+/// For a .torrent: its name, info-hash (v1, hex; and v2 for a hybrid v1+v2
+/// torrent, which swarm uses through its v1 half), total size, piece size
+/// and count, private flag, trackers by tier, comment, creator and creation
+/// date, then every file with its size. BEP 47 pad files are not listed:
+/// the summary gives their count and bytes. For a magnet link: the info-hash, and the
 /// name, trackers and peers it names (the rest is only known once the
 /// metadata is fetched from peers).
 ///
@@ -41,7 +43,9 @@ EXAMPLES:
 /// name, then (multi-file torrents) the path inside it, joined with '/'.
 ///
 /// With --json, one JSON object with stable keys: name, info_hash,
-/// total_size, piece_length, num_pieces, private, files [{path, length}],
+/// info_hash_v2 (hybrid torrents, else null), version ("v1" or "hybrid"),
+/// total_size, piece_length, num_pieces, private, files [{path, length}]
+/// (real files only), pad_files {count, bytes},
 /// trackers [[url, ...], ...], comment, created_by, creation_date (Unix
 /// seconds), peers, source ("torrent" or "magnet"). Keys a magnet cannot
 /// know are null.
@@ -107,17 +111,26 @@ fn read_input(input: &OsString) -> Result<Vec<u8>> {
 pub struct View {
     pub name: Option<String>,
     pub info_hash: String,
+    pub info_hash_v2: Option<String>,
+    pub version: Option<&'static str>,
     pub total_size: Option<u64>,
     pub piece_length: Option<u64>,
     pub num_pieces: Option<u64>,
     pub private: Option<bool>,
     pub files: Option<Vec<FileView>>,
+    pub pad_files: Option<PadView>,
     pub trackers: Vec<Vec<String>>,
     pub comment: Option<String>,
     pub created_by: Option<String>,
     pub creation_date: Option<i64>,
     pub peers: Vec<String>,
     pub source: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PadView {
+    pub count: usize,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -136,7 +149,14 @@ fn render(v: &View) -> String {
         let _ = writeln!(out, "{key:<12}{value}");
     };
     line("name", &v.name.as_deref().map_or("(unknown)".into(), clean));
-    line("info-hash", &v.info_hash);
+    match &v.info_hash_v2 {
+        Some(v2) => {
+            line("info-hash", &format!("{} (v1, used by swarm)", v.info_hash));
+            line("", &format!("{v2} (v2)"));
+            line("version", "hybrid (v1 + v2; swarm uses the v1 half)");
+        }
+        None => line("info-hash", &v.info_hash),
+    }
     if let Some(total) = v.total_size {
         line("size", &format!("{} ({total} bytes)", human_bytes(total)));
     }
@@ -175,7 +195,16 @@ fn render(v: &View) -> String {
     }
     match &v.files {
         Some(files) => {
-            line("files", &files.len().to_string());
+            let pads = match &v.pad_files {
+                Some(p) if p.count > 0 => format!(
+                    " (and {} pad file{} of {} bytes, not stored)",
+                    p.count,
+                    if p.count == 1 { "" } else { "s" },
+                    p.bytes
+                ),
+                _ => String::new(),
+            };
+            line("files", &format!("{}{pads}", files.len()));
             for f in files {
                 line(
                     "",
@@ -230,31 +259,43 @@ fn utc_date(unix: i64) -> String {
 /// input (exit 2), reported with the parser's own words.
 mod adapt {
     use anyhow::Result;
+    use swarm_wire::metainfo::MetaVersion;
     use swarm_wire::{Magnet, Metainfo};
 
-    use super::{FileView, View};
+    use super::{FileView, PadView, View};
     use crate::cmd::bad_input;
 
     pub fn from_torrent(bytes: &[u8]) -> Result<View> {
         let m = Metainfo::from_bytes(bytes)
             .map_err(|e| bad_input(format!("not a valid .torrent: {e}")))?;
         let lengths = m.lengths();
+        let (pad_count, pad_bytes) = m.pad_files();
         Ok(View {
             name: Some(m.name().to_owned()),
             info_hash: m.info_hash().to_hex(),
+            info_hash_v2: m
+                .info_hash_v2()
+                .map(|h| h.iter().map(|b| format!("{b:02x}")).collect()),
+            version: Some(match m.version() {
+                MetaVersion::V1 => "v1",
+                MetaVersion::Hybrid => "hybrid",
+            }),
             total_size: Some(lengths.total_length()),
             piece_length: Some(u64::from(lengths.piece_length())),
             num_pieces: Some(u64::from(lengths.num_pieces())),
             private: Some(m.is_private()),
             files: Some(
-                m.files()
-                    .iter()
+                m.real_files()
                     .map(|f| FileView {
                         path: f.display_path(),
                         length: f.length,
                     })
                     .collect(),
             ),
+            pad_files: Some(PadView {
+                count: pad_count,
+                bytes: pad_bytes,
+            }),
             trackers: m.tracker_tiers(),
             comment: m.comment().map(str::to_owned),
             created_by: m.created_by().map(str::to_owned),
@@ -269,11 +310,14 @@ mod adapt {
         Ok(View {
             name: m.name,
             info_hash: m.info_hash.to_hex(),
+            info_hash_v2: None,
+            version: None,
             total_size: None,
             piece_length: None,
             num_pieces: None,
             private: None,
             files: None,
+            pad_files: None,
             // A magnet's trackers form one tier each (BEP 9 gives no tiers;
             // libtorrent does the same).
             trackers: m.trackers.into_iter().map(|t| vec![t]).collect(),

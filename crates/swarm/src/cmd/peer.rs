@@ -15,7 +15,7 @@ use swarm_engine::Bitfield;
 use swarm_net::ratelimit::RateLimiter;
 use swarm_net::resume::ResumeStore;
 use swarm_net::session::{self, SessionConfig, SessionHandle, SessionStatus};
-use swarm_net::{OpenMode, Storage, TorrentSpec};
+use swarm_net::{NetError, OpenMode, Storage, TorrentSpec};
 use swarm_wire::metainfo::Metainfo;
 
 use super::{bad_input, human_bytes, parse_size};
@@ -127,6 +127,19 @@ pub fn load_torrent(path: &Path) -> Result<TorrentSpec> {
     Ok(TorrentSpec::from_metainfo(&meta))
 }
 
+/// A storage error as the user should read it: a path the file system
+/// refuses is bad input (2); a missing file says what `-d` means.
+fn storage_error(e: NetError, spec: &TorrentSpec) -> anyhow::Error {
+    match e {
+        NetError::PathRefused { .. } => bad_input(format!("cannot download here: {e}")),
+        NetError::MissingFile { .. } => anyhow::anyhow!(
+            "{e}: seeding needs every file of the torrent (-d is the folder that holds {})",
+            spec.name
+        ),
+        e => e.into(),
+    }
+}
+
 /// `HOST:PORT` strings → addresses (the first each name resolves to).
 pub fn resolve_peers(peers: &[String]) -> Result<Vec<SocketAddr>> {
     peers
@@ -202,12 +215,13 @@ pub fn run(r: Run<'_>) -> Result<SessionStatus> {
 
 async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
     let started = Instant::now();
-    let display = Display::new(r.net.json, r.net.peers_table, r.spec.lengths.total_length());
+    let display = Display::new(r.net.json, r.net.peers_table, r.spec.pads().real_total());
     let storage = {
         let (dir, spec, mode) = (r.dir.to_path_buf(), r.spec.clone(), r.mode);
         tokio::task::spawn_blocking(move || Storage::open(&dir, &spec, mode))
             .await
-            .context("opening the files")??
+            .context("opening the files")?
+            .map_err(|e| storage_error(e, r.spec))?
     };
     let storage = Arc::new(storage);
     let (resume, have) = resume_and_check(&r, &storage, &display).await?;
@@ -350,7 +364,7 @@ async fn resume_and_check(
     };
     let must_check = r.mode == OpenMode::Existing || storage.has_existing_data();
     let mut have = if must_check && !trusted.is_all_set() {
-        check(storage, &trusted, r.mode == OpenMode::Create, display).await?
+        check(r, storage, &trusted, r.mode == OpenMode::Create, display).await?
     } else {
         Bitfield::empty(n)
     };
@@ -369,15 +383,17 @@ async fn resume_and_check(
 
 /// Hashes what is on disk except the `trusted` pieces, showing progress.
 async fn check(
+    r: &Run<'_>,
     storage: &Arc<Storage>,
     trusted: &Bitfield,
     only_existing: bool,
     display: &Display,
 ) -> Result<Bitfield> {
-    let total = storage.lengths().total_length();
-    // The trusted pieces are not read: they count as checked from the start.
+    let total = storage.real_total();
+    // The trusted pieces are not read: they count as checked from the start
+    // (real bytes only, as the check's progress: pad files left out).
     let checked = Arc::new(std::sync::atomic::AtomicU64::new(
-        trusted.bytes_present(storage.lengths()),
+        r.spec.pads().real_bytes_present(trusted),
     ));
     let job = {
         let (storage, checked, trusted) = (storage.clone(), checked.clone(), trusted.clone());

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use swarm_net::OpenMode;
 
+use super::bad_input;
 use super::peer::{self, NetArgs, Run, Until};
 
 const EXAMPLES: &str = "\
@@ -41,7 +42,8 @@ pub struct SeedArgs {
     #[arg(value_name = "FILE.torrent")]
     pub torrent: PathBuf,
 
-    /// The folder holding the torrent's data.
+    /// The folder that holds the torrent's data: DATA_DIR/NAME is the file
+    /// (single-file torrent) or folder the torrent names, not NAME itself.
     #[arg(short = 'd', long = "data", value_name = "DATA_DIR")]
     pub data: PathBuf,
 
@@ -52,6 +54,20 @@ pub struct SeedArgs {
 pub fn run(args: SeedArgs) -> Result<()> {
     let peers = peer::resolve_peers(&args.net.peers)?;
     let spec = peer::load_torrent(&args.torrent)?;
+    let data = args.data.join(&spec.name);
+    if std::fs::symlink_metadata(&data).is_err() {
+        let hint = if args.data.file_name() == Some(spec.name.as_ref()) {
+            format!(" (try -d {})", parent_or_dot(&args.data).display())
+        } else {
+            String::new()
+        };
+        return Err(bad_input(format!(
+            "{} holds no {}: -d is the folder that holds {}, the torrent's data{hint}",
+            args.data.display(),
+            spec.name,
+            spec.name
+        )));
+    }
     peer::run(Run {
         spec: &spec,
         dir: &args.data,
@@ -64,4 +80,12 @@ pub fn run(args: SeedArgs) -> Result<()> {
             .map_or(Until::Interrupted, Until::SeedLimits),
     })?;
     Ok(())
+}
+
+/// The folder holding `p` (`.` for a bare name).
+fn parent_or_dot(p: &std::path::Path) -> &std::path::Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    }
 }
