@@ -12,9 +12,11 @@
 //! - [`resume`]: the crash-safe resume record (verified pieces, file stamps).
 //! - [`ratelimit`]: token buckets for `--max-upload-rate`/`--max-download-rate`.
 //! - [`tracker`]: the tracker client (HTTP and UDP).
+//! - [`dht`]: the DHT node's UDP driver.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod conn;
+pub mod dht;
 pub mod ratelimit;
 pub mod resume;
 pub mod session;

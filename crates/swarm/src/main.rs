@@ -50,6 +50,8 @@ enum Command {
     Info(cmd::info::InfoArgs),
     Download(cmd::download::DownloadArgs),
     Seed(cmd::seed::SeedArgs),
+    Tracker(cmd::tracker::TrackerArgs),
+    Dht(cmd::dht::DhtArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,5 +62,7 @@ fn main() -> ExitCode {
         Command::Info(args) => cmd::info::run(args),
         Command::Download(args) => cmd::download::run(args),
         Command::Seed(args) => cmd::seed::run(args),
+        Command::Tracker(args) => cmd::tracker::run(args),
+        Command::Dht(args) => cmd::dht::run(args),
     })
 }

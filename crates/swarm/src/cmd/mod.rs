@@ -7,10 +7,12 @@
 
 pub mod content;
 pub mod create;
+pub mod dht;
 pub mod download;
 pub mod info;
 pub mod peer;
 pub mod seed;
+pub mod tracker;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
