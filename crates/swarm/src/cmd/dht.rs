@@ -217,8 +217,19 @@ async fn resolve(join: &JoinArgs) -> Result<Vec<SocketAddr>> {
     Ok(out)
 }
 
+/// Starts a node. A one-shot command needs a seed to join through; a
+/// long-running node (`serve`) starts without one (others may join it, and
+/// its saved table may be enough).
 async fn start(join: &JoinArgs, read_only: bool, default_bind: &str) -> Result<Joining> {
-    let seeds = resolve(join).await?;
+    let serve = !read_only;
+    let seeds = match resolve(join).await {
+        Ok(s) => s,
+        Err(e) if serve => {
+            eprintln!("warning: {e:#}; waiting for other nodes to contact this one");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
     let bind = match join.bind {
         Some(b) => b,
         None if seeds.iter().all(SocketAddr::is_ipv6) => "[::]:0".parse()?,
@@ -235,7 +246,7 @@ async fn start(join: &JoinArgs, read_only: bool, default_bind: &str) -> Result<J
         .into_iter()
         .filter(|a| a.is_ipv4() == handle.local_addr().is_ipv4())
         .collect();
-    if family.is_empty() {
+    if family.is_empty() && !serve {
         bail!("no bootstrap node of the bound address's family ({bind})");
     }
     Ok(Joining {

@@ -44,7 +44,7 @@ EXAMPLES:
 ///
 /// With --json, one JSON object with stable keys: name, info_hash,
 /// info_hash_v2 (hybrid torrents, else null), version ("v1" or "hybrid"),
-/// total_size, piece_length, num_pieces, private, files [{path, length}]
+/// total_size (the real files' bytes, pads left out), piece_length, num_pieces, private, files [{path, length}]
 /// (real files only), pad_files {count, bytes},
 /// trackers [[url, ...], ...], comment, created_by, creation_date (Unix
 /// seconds), peers, source ("torrent" or "magnet"). Keys a magnet cannot
@@ -280,7 +280,7 @@ mod adapt {
                 MetaVersion::V1 => "v1",
                 MetaVersion::Hybrid => "hybrid",
             }),
-            total_size: Some(lengths.total_length()),
+            total_size: Some(lengths.total_length() - pad_bytes),
             piece_length: Some(u64::from(lengths.piece_length())),
             num_pieces: Some(u64::from(lengths.num_pieces())),
             private: Some(m.is_private()),
