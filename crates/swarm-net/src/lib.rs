@@ -12,9 +12,11 @@
 //! - [`resume`]: the crash-safe resume record (verified pieces, file stamps).
 //! - [`ratelimit`]: token buckets for `--max-upload-rate`/`--max-download-rate`.
 //! - [`tracker`]: the tracker client (HTTP and UDP).
+//! - [`dht`]: the DHT node's UDP driver.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod conn;
+pub mod dht;
 pub mod ratelimit;
 pub mod resume;
 pub mod session;
@@ -24,6 +26,8 @@ pub mod tracker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use swarm_engine::PeerId;
 
 pub use session::{SessionConfig, SessionHandle, SessionState, SessionStatus};
 pub use spec::{FileSpec, TorrentSpec};
@@ -72,12 +76,12 @@ pub enum NetError {
 
 /// Our peer id: `-SW0001-` (Azureus style: client SW, version 0.0.0.1) and
 /// 12 random alphanumerics.
-pub fn new_peer_id() -> [u8; 20] {
+pub fn new_peer_id() -> PeerId {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut id = [0u8; 20];
     id[..8].copy_from_slice(b"-SW0001-");
     for b in &mut id[8..] {
         *b = ALPHABET[(rand::random::<u32>() as usize) % ALPHABET.len()];
     }
-    id
+    PeerId(id)
 }

@@ -33,3 +33,26 @@ pub fn names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The run's stderr lines that start with `error`.
+pub fn error_lines(o: &Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Asserts the run exited with `code` and printed exactly one error line,
+/// starting with `start`; returns that line.
+pub fn one_error(o: &Output, code: i32, start: &str) -> String {
+    assert_eq!(o.status.code(), Some(code), "{o:?}");
+    let errors = error_lines(o);
+    assert_eq!(errors.len(), 1, "one error line: {o:?}");
+    assert!(
+        errors[0].starts_with(start),
+        "expected `{start}...`, got {:?}",
+        errors[0]
+    );
+    errors.into_iter().next().unwrap_or_default()
+}

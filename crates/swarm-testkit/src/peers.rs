@@ -242,9 +242,25 @@ fn set_executable(path: &Path) {
 }
 
 fn aria2_command(logs: &Path, name: &str, dir: &Path, port: u16) -> Command {
+    aria2_command_dht(logs, name, dir, port, false)
+}
+
+/// aria2 1.36 asks UDP trackers only with its DHT on (`dht`); the DHT then
+/// finds nobody on loopback, which is harmless.
+fn aria2_command_dht(logs: &Path, name: &str, dir: &Path, port: u16, dht: bool) -> Command {
     let mut cmd = Command::new(ARIA2);
+    if dht {
+        cmd.arg(format!("--dht-listen-port={port}")).arg(format!(
+            "--dht-file-path={}",
+            dir.join(".aria2-dht.dat").display()
+        ));
+    }
     cmd.args([
-        "--enable-dht=false",
+        if dht {
+            "--enable-dht=true"
+        } else {
+            "--enable-dht=false"
+        },
         "--enable-dht6=false",
         "--bt-enable-lpd=false",
         "--enable-peer-exchange=false",
@@ -268,6 +284,28 @@ fn aria2_command(logs: &Path, name: &str, dir: &Path, port: u16) -> Command {
 pub fn aria2_leech(logs: &Path, name: &str, torrent: &TorrentFile, dir: &Path, port: u16) -> Peer {
     std::fs::create_dir_all(dir).expect("create aria2 dir");
     let mut cmd = aria2_command(logs, name, dir, port);
+    cmd.arg("--seed-time=0").arg(&torrent.path);
+    Peer {
+        proc: Proc::spawn(name, cmd, logs),
+        client: Client::Aria2,
+        listen: loopback(port),
+        dir: dir.to_path_buf(),
+        done_marker: None,
+        exits_when_complete: true,
+    }
+}
+
+/// `aria2c` downloading into `dir` with its DHT on, which aria2 needs to use
+/// UDP trackers at all; it exits 0 when done.
+pub fn aria2_leech_dht(
+    logs: &Path,
+    name: &str,
+    torrent: &TorrentFile,
+    dir: &Path,
+    port: u16,
+) -> Peer {
+    std::fs::create_dir_all(dir).expect("create aria2 dir");
+    let mut cmd = aria2_command_dht(logs, name, dir, port, true);
     cmd.arg("--seed-time=0").arg(&torrent.path);
     Peer {
         proc: Proc::spawn(name, cmd, logs),

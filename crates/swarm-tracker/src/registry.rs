@@ -3,9 +3,11 @@
 //! Per info-hash a [`Swarm`] holds its peers, IPv4 and IPv6 apart (a peer is
 //! handed peers of its own address family, as BEP 15 and opentracker do),
 //! and within a family seeders and leechers apart, each in a dense `Vec`. A
-//! `hashbrown::HashTable<u32>` indexes them by (peer id, IP): a peer is the
-//! same peer only from the same address, so nobody can stop or move another
-//! peer by copying its id. Removal is `swap_remove` plus one index fix-up.
+//! `hashbrown::HashTable<u32>` indexes them by address (IP and port), as
+//! opentracker and aquatic do: a peer is who answers at that address, so
+//! nobody can stop or move another peer by copying its id (the IP is
+//! authenticated by the TCP handshake or the UDP connection id), and a
+//! client restarted with a new peer id replaces its old entry. Removal is `swap_remove` plus one index fix-up.
 //!
 //! Time (`now`) and randomness (a seed at construction) are inputs; the hash
 //! tables use a hasher keyed from that seed (hash flooding needs the key),
@@ -13,7 +15,7 @@
 //!
 //! Invariants (also checked by [`Registry::check_invariants`]):
 //! - every peer is in exactly one of its family's `seeders` / `leechers`,
-//!   and the index maps its (peer id, IP) to exactly that position;
+//!   and the index maps its (IP, port) to exactly that position;
 //! - no swarm is empty (the last peer leaving removes it, so `swarms_max`
 //!   counts live swarms);
 //! - `peers_len() <= peers_max`, `swarms_len() <= swarms_max`, every swarm
@@ -64,9 +66,8 @@ pub const PEER_BYTES_MAX: usize = 2 * (44 + 5 * 8 / 7 + 1);
 /// its boxed IPv6 set, its map slot (key, value, control byte, growth slack).
 pub const SWARM_BYTES_MAX: usize = 2 * (20 + 104 + 1) + 104;
 
-/// A peer's 20-byte id (BEP 3).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
-pub struct PeerId(pub [u8; 20]);
+/// A peer's 20-byte id (BEP 3): the wire's own type.
+pub use swarm_wire::PeerId;
 
 /// The registry's limits and timings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -595,7 +596,8 @@ struct Entry<F: Family> {
 impl<F: Family> Entry<F> {
     /// Records a fresh announce; true if it is the peer's first `completed`.
     fn touch(&mut self, peer: &PeerInput) -> bool {
-        self.port = peer.port;
+        // A client restarted on the same address may come with a new id.
+        self.peer_id = peer.peer_id;
         self.last_seen_s = peer.now_s;
         let first_completion = peer.event == Event::Completed && !self.completed;
         self.completed |= first_completion;
@@ -665,8 +667,8 @@ struct Removed {
     v6: usize,
 }
 
-fn key_hash<I: std::hash::Hash>(hasher: &FixedState, peer_id: &PeerId, ip: &I) -> u64 {
-    hasher.hash_one((peer_id, ip))
+fn key_hash<I: std::hash::Hash>(hasher: &FixedState, ip: &I, port: u16) -> u64 {
+    hasher.hash_one((ip, port))
 }
 
 impl<F: Family> PeerSet<F> {
@@ -692,13 +694,13 @@ impl<F: Family> PeerSet<F> {
         }
     }
 
-    fn find(&self, hash: u64, peer_id: &PeerId, ip: &F::Ip) -> Option<Slot> {
+    fn find(&self, hash: u64, ip: &F::Ip, port: u16) -> Option<Slot> {
         let (seeders, leechers) = (&self.seeders, &self.leechers);
         self.index
             .find(hash, |&s| {
                 let (i, seeder) = slot_parts(s);
                 let e = if seeder { &seeders[i] } else { &leechers[i] };
-                e.peer_id == *peer_id && e.ip == *ip
+                e.ip == *ip && e.port == port
             })
             .copied()
     }
@@ -716,7 +718,7 @@ impl<F: Family> PeerSet<F> {
         self.index.insert_unique(hash, s, |&s| {
             let (i, seeder) = slot_parts(s);
             let e = if seeder { &seeders[i] } else { &leechers[i] };
-            key_hash(hasher, &e.peer_id, &e.ip)
+            key_hash(hasher, &e.ip, e.port)
         });
         s
     }
@@ -727,7 +729,7 @@ impl<F: Family> PeerSet<F> {
         let (i, seeder) = slot_parts(s);
         let hash = {
             let e = self.entry(s);
-            key_hash(hasher, &e.peer_id, &e.ip)
+            key_hash(hasher, &e.ip, e.port)
         };
         if let Ok(found) = self.index.find_entry(hash, |&v| v == s) {
             found.remove();
@@ -740,7 +742,7 @@ impl<F: Family> PeerSet<F> {
         let entry = list.swap_remove(i);
         if i < list.len() {
             let moved = &list[i];
-            let moved_hash = key_hash(hasher, &moved.peer_id, &moved.ip);
+            let moved_hash = key_hash(hasher, &moved.ip, moved.port);
             let old = slot(list.len(), seeder);
             if let Some(v) = self.index.find_mut(moved_hash, |&v| v == old) {
                 *v = s;
@@ -758,8 +760,8 @@ impl<F: Family> PeerSet<F> {
         limits: Limits,
         out: &mut AnnouncePeers,
     ) -> Result<Outcome, Refusal> {
-        let hash = key_hash(hasher, &peer.peer_id, &ip);
-        let found = self.find(hash, &peer.peer_id, &ip);
+        let hash = key_hash(hasher, &ip, peer.port);
+        let found = self.find(hash, &ip, peer.port);
         let mut outcome = Outcome::default();
         let completed_event = peer.event == Event::Completed;
         let me = match (found, peer.event) {
@@ -885,9 +887,9 @@ impl<F: Family> PeerSet<F> {
         assert_eq!(self.index.len(), self.len(), "index size != peers");
         for (seeder, list) in [(true, &self.seeders), (false, &self.leechers)] {
             for (i, e) in list.iter().enumerate() {
-                let hash = key_hash(hasher, &e.peer_id, &e.ip);
+                let hash = key_hash(hasher, &e.ip, e.port);
                 assert_eq!(
-                    self.find(hash, &e.peer_id, &e.ip),
+                    self.find(hash, &e.ip, e.port),
                     Some(slot(i, seeder)),
                     "index does not point at the peer"
                 );

@@ -211,15 +211,24 @@ fn stopped_removes_at_once_and_completed_counts_once_per_peer() {
 }
 
 #[test]
-fn a_changed_port_is_kept_and_a_leecher_again_moves_back() {
+fn a_peer_is_its_address_and_a_leecher_again_moves_back() {
     let mut reg = Registry::new(config(), 6);
     run(&mut reg, at(0), &announce(1, 1, 0, Event::Started));
-    let mut moved = announce(1, 1, 10, Event::None);
-    moved.addr.set_port(7000);
-    let (c, _) = run(&mut reg, at(1), &moved);
-    assert_eq!((c.complete, c.incomplete), (0, 1));
-    let (_, peers) = run(&mut reg, at(2), &announce(1, 2, 10, Event::Started));
-    assert_eq!(peers, vec![moved.addr]);
+    // Same address, a new peer id (a restarted client), a leecher again.
+    let mut again = announce(1, 1, 10, Event::None);
+    again.peer_id = pid(1001);
+    let (c, _) = run(&mut reg, at(1), &again);
+    assert_eq!((c.complete, c.incomplete), (0, 1), "the same peer, moved");
+    let mut out = AnnouncePeers::new(true);
+    reg.announce(at(2), &announce(1, 2, 10, Event::Started), &mut out)
+        .expect("accepted");
+    assert_eq!(out.peer_ids(), &[pid(1001)], "the new id is handed out");
+    // Another port on the same IP is another peer.
+    let mut other_port = announce(1, 1, 10, Event::Started);
+    other_port.addr.set_port(7000);
+    let (c, peers) = run(&mut reg, at(3), &other_port);
+    assert_eq!(c.incomplete, 3);
+    assert_eq!(peers.len(), 2);
 }
 
 #[test]

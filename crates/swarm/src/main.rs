@@ -51,6 +51,9 @@ enum Command {
     Download(cmd::download::DownloadArgs),
     Seed(cmd::seed::SeedArgs),
     Sim(cmd::sim::SimArgs),
+    Tracker(cmd::tracker::TrackerArgs),
+    Demo(cmd::demo::DemoArgs),
+    Dht(cmd::dht::DhtArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,5 +65,8 @@ fn main() -> ExitCode {
         Command::Download(args) => cmd::download::run(args),
         Command::Seed(args) => cmd::seed::run(args),
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Tracker(args) => cmd::tracker::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Dht(args) => cmd::dht::run(args),
     })
 }

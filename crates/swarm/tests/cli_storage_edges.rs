@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use swarm_testkit::cli::one_error;
 use swarm_testkit::raw_bencode::{B, bytes, s};
 use swarm_testkit::{TestDir, data};
 use swarm_wire::metainfo::{NewContent, TorrentBuilder};
@@ -19,14 +20,6 @@ fn swarm() -> PathBuf {
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     swarm_testkit::cli::run(&swarm(), dir, args)
-}
-
-fn error_lines(o: &Output) -> Vec<String> {
-    swarm_testkit::cli::stderr(o)
-        .lines()
-        .filter(|l| l.starts_with("error"))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// `swarm create tree -o t.torrent` in `t`.
@@ -54,12 +47,10 @@ fn a_longer_file_is_truncated_by_download_and_refused_by_seed() {
         t.path(),
         &["seed", "t.torrent", "-d", "src", "--listen", "127.0.0.1:0"],
     );
-    assert_eq!(o.status.code(), Some(1), "{o:?}");
-    let errors = error_lines(&o);
-    assert_eq!(errors.len(), 1, "{o:?}");
-    assert!(
-        errors[0].starts_with("error: src/tree/b/c is 1088576 bytes long, the torrent says 40000"),
-        "{errors:?}"
+    one_error(
+        &o,
+        1,
+        "error: src/tree/b/c is 1088576 bytes long, the torrent says 40000",
     );
     assert!(
         std::fs::read(content.join("b/c")).unwrap() == longer,
@@ -127,14 +118,8 @@ fn a_path_the_file_system_refuses_is_bad_input_and_nothing_is_created() {
             "127.0.0.1:0",
         ],
     );
-    assert_eq!(o.status.code(), Some(2), "{o:?}");
-    let errors = error_lines(&o);
-    assert_eq!(errors.len(), 1, "{o:?}");
-    assert!(
-        errors[0].starts_with("error: cannot download here: out/tree/sub/nnnn"),
-        "{errors:?}"
-    );
-    assert!(errors[0].contains("300 bytes long"), "{errors:?}");
+    let line = one_error(&o, 2, "error: cannot download here: out/tree/sub/nnnn");
+    assert!(line.contains("300 bytes long"), "{line}");
     assert!(!t.path().join("out").exists(), "nothing created");
 }
 
@@ -167,12 +152,10 @@ fn v2_only_torrents_and_magnets_are_refused_in_one_line() {
         &["seed", "v2.torrent", "-d", ".", "--listen", "127.0.0.1:0"],
     ] {
         let o = run(t.path(), args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
-        let errors = error_lines(&o);
-        assert_eq!(errors.len(), 1, "{args:?}: {o:?}");
+        let line = one_error(&o, 2, "error: ");
         assert!(
-            errors[0].contains("v2-only torrents are not supported yet"),
-            "{args:?}: {errors:?}"
+            line.contains("v2-only torrents are not supported yet"),
+            "{args:?}: {line}"
         );
     }
     assert!(!t.path().join("out").exists());

@@ -73,6 +73,7 @@ fn round_trip(piece: u32, label: &str) {
     let total_real: u64 = owned.iter().map(|f| f.1).sum();
     let pad_bytes = v["pad_files"]["bytes"].as_u64().unwrap();
     assert_eq!(total_real + pad_bytes, torrent.total_size);
+    assert_eq!(v["total_size"], total_real, "the size a user gets");
 
     // libtorrent seeds; swarm and a libtorrent leecher download.
     let mut lt_seeder = lt_seed(&t.logs(), "lt-seed", &torrent, &src, free_port(), &[]);

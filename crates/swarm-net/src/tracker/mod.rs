@@ -17,15 +17,19 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
+use swarm_wire::text::Escaped;
 use swarm_wire::tracker::{
     AnnounceRequest, AnnounceResponse, Event, ScrapeStats, TrackerResponseError,
 };
+use swarm_wire::{InfoHash, PeerId};
 use tokio::time::Instant;
 
 mod http;
 mod udp;
 
-pub use http::{HTTP_RESPONSE_LEN_MAX, HTTP_TIMEOUT_MS};
+pub use http::{
+    HTTP_REDIRECTS_MAX, HTTP_RESPONSE_LEN_MAX, HTTP_TIMEOUT_MS, is_local_host, redirect_allowed,
+};
 pub use udp::{
     CONNECTION_ID_LIFETIME_MS, UDP_RETRANSMIT_EXPONENT_MAX, UDP_TIMEOUT_BASE_MS, UdpRetry,
 };
@@ -54,10 +58,11 @@ pub enum TrackerError {
     #[error("announce too soon: wait {wait:?} (tracker's min interval)")]
     TooSoon { wait: Duration },
     /// Every tracker of every tier failed; the errors in the order tried.
-    #[error("all {} trackers failed; last: {}", .0.len(), .0.last().map_or(String::new(), |(u, e)| format!("{u}: {e}")))]
+    #[error("all {} trackers failed; last: {}", .0.len(), .0.last().map_or(String::new(), |(u, e)| format!("{}: {e}", Escaped(u))))]
     AllFailed(Vec<(String, TrackerError)>),
     /// The tracker refused (`failure reason`, BEP 15 error): try another.
-    #[error("tracker failure: {0}")]
+    /// The tracker's text, shown escaped (it is remote input).
+    #[error("tracker failure: {}", Escaped(.0))]
     Failure(String),
     /// The tracker answered bytes the protocol does not allow.
     #[error("malformed tracker response: {0}")]
@@ -153,8 +158,8 @@ impl Tracker {
 /// Announces one torrent to its trackers. See the module docs.
 pub struct TrackerClient {
     tiers: Vec<Vec<Tracker>>,
-    info_hash: [u8; 20],
-    peer_id: [u8; 20],
+    info_hash: InfoHash,
+    peer_id: PeerId,
     port: u16,
     key: u32,
     config: TrackerConfig,
@@ -172,14 +177,14 @@ pub struct TrackerClient {
 impl TrackerClient {
     /// `tiers`: the announce-list (BEP 12), or `[[announce]]`. Unusable URLs
     /// are dropped with a log line; empty tiers vanish.
-    pub fn new(tiers: Vec<Vec<String>>, info_hash: [u8; 20], peer_id: [u8; 20], port: u16) -> Self {
+    pub fn new(tiers: Vec<Vec<String>>, info_hash: InfoHash, peer_id: PeerId, port: u16) -> Self {
         Self::with_config(tiers, info_hash, peer_id, port, TrackerConfig::default())
     }
 
     pub fn with_config(
         tiers: Vec<Vec<String>>,
-        info_hash: [u8; 20],
-        peer_id: [u8; 20],
+        info_hash: InfoHash,
+        peer_id: PeerId,
         port: u16,
         config: TrackerConfig,
     ) -> Self {
@@ -311,9 +316,9 @@ impl TrackerClient {
                         if let Some(id) = &response.tracker_id {
                             tracker.tracker_id = Some(id.clone());
                         }
-                        tracing::debug!(url = %tracker.url, peers = response.peers.len(), ?event, "announced");
+                        tracing::debug!(url = %Escaped(&tracker.url), peers = response.peers.len(), ?event, "announced");
                         if let Some(warning) = &response.warning {
-                            tracing::warn!(url = %tracker.url, %warning, "tracker warning");
+                            tracing::warn!(url = %Escaped(&tracker.url), warning = %Escaped(warning), "tracker warning");
                         }
                         // BEP 12: a tracker that answers moves to the front of its tier.
                         let working = self.tiers[tier].remove(i);
@@ -322,7 +327,7 @@ impl TrackerClient {
                         return Ok(response);
                     }
                     Err(e) => {
-                        tracing::info!(url = %tracker.url, error = %e, ?event, "announce failed");
+                        tracing::info!(url = %Escaped(&tracker.url), error = %e, ?event, "announce failed");
                         errors.push((tracker.url.clone(), e));
                     }
                 }
