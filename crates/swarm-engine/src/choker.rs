@@ -55,9 +55,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::ids::PeerKey;
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
-use crate::torrent::PeerKey;
 use crate::unchoke::{
     ChokeDecision, ChokeReason, ChokeState, RechokeContext, UnchokeCandidate, Unchoker,
 };

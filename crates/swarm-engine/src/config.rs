@@ -1,15 +1,11 @@
-//! Tunables and limits of the torrent core, and the storage jobs it exchanges with the driver.
+//! Tunables and limits of the torrent core.
 //!
 //! Limits are named constants with their unit in the doc; configuration has
 //! BitTorrent's classic values as defaults.
 
-use bytes::Bytes;
-use swarm_wire::lengths::{BlockInfo, ValidPieceIndex};
-
 use crate::choker::ChokerConfig;
 use crate::picker::PickStrategy;
 use crate::time::Duration;
-use crate::torrent::PeerKey;
 
 /// Requests from one peer we queue at most (more are ignored, or rejected for
 /// BEP 6 peers). Also the `reqq` a driver should advertise: libtorrent's
@@ -90,57 +86,4 @@ pub enum Choking {
     TitForTat,
     /// [`crate::unchoke::UnchokeAll`]: no choking, as rqbit.
     Off,
-}
-
-/// A disk or hash job the driver finished (requested by a [`TorrentEvent`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StorageDone {
-    /// Answer to `VerifyPiece`: `ok` means the hash matched AND the piece was written.
-    PieceVerified { piece: ValidPieceIndex, ok: bool },
-    /// Answer to `VerifyPiece`: the hash matched but the write failed (disk
-    /// full, folder unwritable). The torrent stops with `Fatal`.
-    WriteFailed {
-        piece: ValidPieceIndex,
-        error: String,
-    },
-    /// Answer to `ReadBlock`.
-    BlockRead {
-        peer: PeerKey,
-        block: BlockInfo,
-        data: Bytes,
-    },
-    /// Answer to `ReadBlock` when the read failed. The torrent stops with `Fatal`.
-    ReadFailed {
-        peer: PeerKey,
-        block: BlockInfo,
-        error: String,
-    },
-}
-
-/// Work for the driver, and things worth telling the user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TorrentEvent {
-    /// All blocks of `piece`, in order: hash them, and if the hash matches
-    /// write them; then answer with `StorageDone::PieceVerified` (or `WriteFailed`).
-    /// One job per piece, not per block: batching is what makes disk and
-    /// hashing fast (DESIGN.md).
-    VerifyPiece {
-        piece: ValidPieceIndex,
-        blocks: Vec<Bytes>,
-    },
-    /// Read `block` from disk for `peer`; answer with `StorageDone::BlockRead`.
-    ReadBlock { peer: PeerKey, block: BlockInfo },
-    /// Close this connection; the core has already forgotten the peer.
-    /// `ban`: refuse the peer's address from now on.
-    Disconnect {
-        peer: PeerKey,
-        reason: String,
-        ban: bool,
-    },
-    /// A piece passed its hash and is on disk.
-    PieceCompleted(ValidPieceIndex),
-    /// Every piece is on disk.
-    Completed,
-    /// The torrent cannot go on (disk error); the driver should stop it.
-    Fatal(String),
 }

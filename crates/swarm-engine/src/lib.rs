@@ -5,6 +5,8 @@
 //! as a seed; outputs are values the caller drains. The tokio drivers in
 //! `swarm-net` and the simulator run the same code.
 //!
+//! - [`ids`]: [`PeerKey`], and the wire's [`InfoHash`] and [`PeerId`] (a leaf module).
+//! - [`event`]: what the core and its driver exchange besides wire messages (a leaf module).
 //! - [`torrent`]: [`TorrentCore`], one torrent against its peers (BEP 3, BEP 6).
 //! - [`bitfield`]: [`Bitfield`], validated from the wire.
 //! - [`rate`]: rolling rate estimators.
@@ -16,6 +18,8 @@
 pub mod bitfield;
 pub mod choker;
 pub mod config;
+pub mod event;
+pub mod ids;
 mod peer;
 pub mod picker;
 pub mod rate;
@@ -26,11 +30,13 @@ pub mod unchoke;
 
 pub use bitfield::{Bitfield, BitfieldError};
 pub use choker::{Choker, ChokerConfig};
+pub use config::{
+    Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX,
+    TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig,
+};
+pub use event::{ExtensionInfo, PeerInfo, StorageDone, TorrentEvent};
+pub use ids::{InfoHash, PeerId, PeerKey};
 pub use picker::PickStrategy;
 pub use time::{Duration, Instant};
-pub use torrent::{
-    Choking, ExtensionInfo, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX,
-    PeerInfo, PeerKey, PeerStats, StorageDone, TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig,
-    TorrentCore, TorrentEvent, TorrentStats,
-};
+pub use torrent::{PeerStats, TorrentCore, TorrentStats};
 pub use unchoke::{ChokeDecision, ChokeReason, ChokeState, UnchokeAll};

@@ -11,9 +11,10 @@ use std::collections::{BTreeSet, VecDeque};
 use swarm_wire::lengths::BlockInfo;
 
 use crate::bitfield::Bitfield;
+use crate::config::{PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, TorrentConfig};
+use crate::event::PeerInfo;
 use crate::rate::RateEstimator;
 use crate::time::{Duration, Instant};
-use crate::torrent::{PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, PeerInfo, TorrentConfig};
 
 /// Requests we withdrew (cancel, choke, timeout) whose block may still arrive:
 /// a late block is not a protocol violation. Kept for the last this many.

@@ -38,8 +38,8 @@ use bytes::Bytes;
 use swarm_wire::lengths::{BlockInfo, Lengths, ValidPieceIndex};
 
 use crate::bitfield::Bitfield;
+use crate::ids::PeerKey;
 use crate::rng::Rng;
-use crate::torrent::PeerKey;
 
 const NOT_IN_ORDER: u32 = u32::MAX;
 

@@ -66,30 +66,12 @@ use crate::rng::Rng;
 use crate::time::Instant;
 use crate::unchoke::{ChokeDecision, UnchokeAll, UnchokeCandidate, Unchoker};
 
-/// Identifies a peer connection; assigned by the driver, never reused within a torrent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PeerKey(pub u64);
-
-/// What the handshake told us about a peer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PeerInfo {
-    /// Both sides set the BEP 6 fast-extension reserved bit.
-    pub fast_ext: bool,
-    /// We dialled it (false: it connected to us).
-    pub outgoing: bool,
-}
-
-/// What the BEP 10 extension handshake told us about a peer (the driver decodes it).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExtensionInfo {
-    /// `reqq`: how many outstanding requests the peer accepts from us.
-    pub reqq: Option<u32>,
-}
-
 pub use crate::config::{
-    Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX, StorageDone,
-    TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig, TorrentEvent,
+    Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX,
+    TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig,
 };
+pub use crate::event::{ExtensionInfo, PeerInfo, StorageDone, TorrentEvent};
+pub use crate::ids::PeerKey;
 
 /// Whole-torrent counters for the status display.
 #[derive(Clone, Debug, Default, PartialEq)]

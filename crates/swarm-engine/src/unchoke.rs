@@ -9,9 +9,9 @@
 
 use std::fmt;
 
+use crate::ids::PeerKey;
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
-use crate::torrent::PeerKey;
 
 /// What the choker may look at for one connected peer.
 #[derive(Clone, Debug, PartialEq)]

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use swarm_engine::PeerKey;
+use swarm_engine::{InfoHash, PeerId, PeerKey};
 use swarm_wire::peer::{HANDSHAKE_LEN, Handshake, Message, MessageDecoder, encode_piece_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -80,15 +80,15 @@ pub enum ConnError {
 }
 
 /// Our handshake: BEP 10 extension protocol and BEP 6 fast extension.
-pub fn our_handshake(info_hash: [u8; 20], peer_id: [u8; 20]) -> Handshake {
+pub fn our_handshake(info_hash: InfoHash, peer_id: PeerId) -> Handshake {
     Handshake::new(info_hash, peer_id).with_extensions(true, true, false)
 }
 
 /// Dials `addr` and exchanges handshakes.
 pub async fn connect(
     addr: SocketAddr,
-    info_hash: [u8; 20],
-    peer_id: [u8; 20],
+    info_hash: InfoHash,
+    peer_id: PeerId,
 ) -> Result<Handshaken, ConnError> {
     let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
@@ -117,8 +117,8 @@ pub async fn connect(
 pub async fn accept(
     mut stream: TcpStream,
     addr: SocketAddr,
-    info_hash: [u8; 20],
-    peer_id: [u8; 20],
+    info_hash: InfoHash,
+    peer_id: PeerId,
 ) -> Result<Handshaken, ConnError> {
     stream.set_nodelay(true)?;
     let (remote, leftover) = read_handshake(&mut stream).await?;
@@ -335,22 +335,23 @@ mod tests {
             let mut results = Vec::new();
             for _ in 0..3 {
                 let (s, a) = l.accept().await.unwrap();
-                results.push(accept(s, a, [1; 20], *b"-SW0001-server......").await);
+                results
+                    .push(accept(s, a, InfoHash([1; 20]), PeerId(*b"-SW0001-server......")).await);
             }
             results
         });
-        let ok = connect(addr, [1; 20], *b"-SW0001-client......")
+        let ok = connect(addr, InfoHash([1; 20]), PeerId(*b"-SW0001-client......"))
             .await
             .unwrap();
         assert!(
             ok.outgoing && ok.remote.supports_fast() && ok.remote.supports_extension_protocol()
         );
         assert!(matches!(
-            connect(addr, [2; 20], *b"-SW0001-client......").await,
+            connect(addr, InfoHash([2; 20]), PeerId(*b"-SW0001-client......")).await,
             Err(ConnError::ClosedDuringHandshake | ConnError::Io(_))
         ));
         assert!(matches!(
-            connect(addr, [1; 20], *b"-SW0001-server......").await,
+            connect(addr, InfoHash([1; 20]), PeerId(*b"-SW0001-server......")).await,
             Err(ConnError::SelfConnection)
         ));
         let results = server.await.unwrap();

@@ -27,6 +27,8 @@ pub mod tracker;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use swarm_engine::PeerId;
+
 pub use session::{SessionConfig, SessionHandle, SessionState, SessionStatus};
 pub use spec::{FileSpec, TorrentSpec};
 pub use storage::{OpenMode, Storage};
@@ -74,12 +76,12 @@ pub enum NetError {
 
 /// Our peer id: `-SW0001-` (Azureus style: client SW, version 0.0.0.1) and
 /// 12 random alphanumerics.
-pub fn new_peer_id() -> [u8; 20] {
+pub fn new_peer_id() -> PeerId {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut id = [0u8; 20];
     id[..8].copy_from_slice(b"-SW0001-");
     for b in &mut id[8..] {
         *b = ALPHABET[(rand::random::<u32>() as usize) % ALPHABET.len()];
     }
-    id
+    PeerId(id)
 }

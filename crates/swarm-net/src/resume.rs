@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use sha1::{Digest, Sha1};
-use swarm_engine::Bitfield;
+use swarm_engine::{Bitfield, InfoHash};
 
 /// The format version this code writes and reads.
 pub const RESUME_VERSION: u32 = 1;
@@ -112,7 +112,7 @@ impl FileStamp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResumeRecord {
     pub version: u32,
-    pub info_hash: [u8; 20],
+    pub info_hash: InfoHash,
     pub piece_length: u32,
     pub num_pieces: u32,
     /// Verified pieces, BEP 3 bitfield bytes (`ceil(num_pieces / 8)`, spare bits zero).
@@ -123,7 +123,7 @@ pub struct ResumeRecord {
 
 impl ResumeRecord {
     pub fn new(
-        info_hash: [u8; 20],
+        info_hash: InfoHash,
         piece_length: u32,
         have: &Bitfield,
         files: Vec<FileStamp>,
@@ -148,7 +148,7 @@ impl ResumeRecord {
         let mut b = Vec::with_capacity(64 + self.have.len() + self.files.len() * 48);
         b.extend_from_slice(RESUME_MAGIC);
         b.extend_from_slice(&self.version.to_le_bytes());
-        b.extend_from_slice(&self.info_hash);
+        b.extend_from_slice(self.info_hash.as_bytes());
         b.extend_from_slice(&self.piece_length.to_le_bytes());
         b.extend_from_slice(&self.num_pieces.to_le_bytes());
         put_bytes(&mut b, &self.have);
@@ -183,10 +183,11 @@ impl ResumeRecord {
         if version != RESUME_VERSION {
             return Err(ResumeError::Version(version));
         }
-        let info_hash: [u8; 20] = r
-            .take(20)?
-            .try_into()
-            .map_err(|_| ResumeError::Corrupt("info-hash"))?;
+        let info_hash = InfoHash(
+            r.take(20)?
+                .try_into()
+                .map_err(|_| ResumeError::Corrupt("info-hash"))?,
+        );
         let piece_length = r.u32()?;
         let num_pieces = r.u32()?;
         let have = r.bytes()?.to_vec();
@@ -262,8 +263,8 @@ impl<'a> Reader<'a> {
 }
 
 /// Where the record of `info_hash` lives in `dir`: `<hex info-hash>.resume`.
-pub fn record_path(dir: &Path, info_hash: &[u8; 20]) -> PathBuf {
-    let hex: String = info_hash.iter().map(|b| format!("{b:02x}")).collect();
+pub fn record_path(dir: &Path, info_hash: &InfoHash) -> PathBuf {
+    let hex = info_hash.to_hex();
     dir.join(format!("{hex}.resume"))
 }
 
@@ -313,7 +314,7 @@ fn sync_dir(_dir: Option<&Path>) -> io::Result<()> {
 /// record (a fresh start). `Err`: a record exists but cannot be used
 /// (corrupt, truncated, another version or another torrent's); the caller
 /// logs it and proceeds as with `None`, verifying every piece.
-pub fn load(path: &Path, info_hash: &[u8; 20]) -> Result<Option<ResumeRecord>, ResumeError> {
+pub fn load(path: &Path, info_hash: &InfoHash) -> Result<Option<ResumeRecord>, ResumeError> {
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

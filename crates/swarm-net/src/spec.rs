@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use swarm_engine::Bitfield;
+use swarm_wire::InfoHash;
 use swarm_wire::layout::FileAttr;
 use swarm_wire::lengths::Lengths;
 use swarm_wire::metainfo::Metainfo;
@@ -39,7 +40,7 @@ impl FileSpec {
 /// A torrent as the drivers see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TorrentSpec {
-    pub info_hash: [u8; 20],
+    pub info_hash: InfoHash,
     pub name: String,
     pub lengths: Lengths,
     /// One SHA-1 per piece.
@@ -93,7 +94,7 @@ impl TorrentSpec {
     /// the parser refuses `..`, absolute parts and empty components).
     pub fn from_metainfo(m: &Metainfo) -> TorrentSpec {
         TorrentSpec {
-            info_hash: m.info_hash().0,
+            info_hash: m.info_hash(),
             name: m.name().to_string(),
             lengths: m.lengths(),
             piece_hashes: m.piece_hashes().to_vec(),
@@ -165,7 +166,7 @@ impl TorrentSpec {
 
     /// The info-hash as 40 lowercase hex digits.
     pub fn info_hash_hex(&self) -> String {
-        self.info_hash.iter().map(|b| format!("{b:02x}")).collect()
+        self.info_hash.to_hex()
     }
 }
 
@@ -192,7 +193,7 @@ mod tests {
         let m = Metainfo::from_bytes(&bytes).unwrap();
         let spec = TorrentSpec::from_metainfo(&m);
         spec.validate().unwrap();
-        assert_eq!(spec.info_hash, info_hash.0);
+        assert_eq!(spec.info_hash, info_hash);
         assert_eq!(spec.name, "tree");
         assert_eq!(spec.piece_hashes, vec![[7; 20], [8; 20]]);
         let paths: Vec<(PathBuf, u64)> = spec
@@ -218,7 +219,7 @@ mod tests {
     fn inconsistent_specs_are_refused() {
         let lengths = Lengths::new(100, 64).unwrap();
         let good = TorrentSpec {
-            info_hash: [0; 20],
+            info_hash: InfoHash([0; 20]),
             name: "x".into(),
             lengths,
             piece_hashes: vec![[0; 20]; 2],

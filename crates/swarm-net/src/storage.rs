@@ -916,7 +916,7 @@ mod tests {
             .map(|(i, &length)| FileSpec::new(format!("t/d{}/f{i}", i % 2), length))
             .collect();
         TorrentSpec {
-            info_hash: [1; 20],
+            info_hash: swarm_wire::InfoHash([1; 20]),
             name: "t".into(),
             lengths,
             piece_hashes,

@@ -10,6 +10,7 @@ use sha1::{Digest, Sha1};
 use swarm_net::session::{self, SessionConfig};
 use swarm_net::{FileSpec, OpenMode, Storage, TorrentSpec};
 use swarm_wire::lengths::Lengths;
+use swarm_wire::{InfoHash, PeerId};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -28,7 +29,7 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
 fn spec_of(files: &[(&str, usize)], data: &[u8], piece_len: u32) -> TorrentSpec {
     let lengths = Lengths::new(data.len() as u64, piece_len).unwrap();
     TorrentSpec {
-        info_hash: Sha1::digest(b"session_loopback").into(),
+        info_hash: InfoHash(Sha1::digest(b"session_loopback").into()),
         name: "tree".into(),
         lengths,
         piece_hashes: data
@@ -162,7 +163,7 @@ async fn a_peer_that_does_not_read_costs_a_bounded_buffer() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(64 * 1024).unwrap();
     let mut sock = socket.connect(addr).await.unwrap();
-    sock.write_all(&Handshake::new(spec.info_hash, *b"-XX0001-notreading!!").to_bytes())
+    sock.write_all(&Handshake::new(spec.info_hash, PeerId(*b"-XX0001-notreading!!")).to_bytes())
         .await
         .unwrap();
     let mut hs = [0u8; 68];

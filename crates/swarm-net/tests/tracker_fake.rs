@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use swarm_net::tracker::{AnnounceStats, TrackerClient, TrackerConfig, TrackerError, UdpRetry};
 use swarm_wire::tracker::Event;
+use swarm_wire::{InfoHash, PeerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
-const INFO_HASH: [u8; 20] = [0x42; 20];
-const PEER_ID: [u8; 20] = *b"-SW0001-faketracker1";
+const INFO_HASH: InfoHash = InfoHash([0x42; 20]);
+const PEER_ID: PeerId = PeerId(*b"-SW0001-faketracker1");
 /// Every test is bounded by this, whatever the client does.
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 

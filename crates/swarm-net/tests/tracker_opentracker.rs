@@ -9,13 +9,10 @@ use swarm_net::tracker::{AnnounceStats, TrackerClient, TrackerConfig, TrackerErr
 use swarm_testkit::tracker::{OPENTRACKER, Opentracker};
 use swarm_testkit::{TestDir, free_port, require_program};
 use swarm_wire::tracker::{AnnounceResponse, Event};
+use swarm_wire::{InfoHash, PeerId};
 
-const INFO_HASH: [u8; 20] = *b"swarm-tracker-test-1";
+const INFO_HASH: InfoHash = InfoHash(*b"swarm-tracker-test-1");
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn client(url: &str, peer: u8, port: u16) -> TrackerClient {
     let mut peer_id = *b"-SW0001-000000000000";
@@ -23,7 +20,7 @@ fn client(url: &str, peer: u8, port: u16) -> TrackerClient {
     TrackerClient::with_config(
         vec![vec![url.to_owned()]],
         INFO_HASH,
-        peer_id,
+        PeerId(peer_id),
         port,
         TrackerConfig {
             // Loopback answers in microseconds; 1 s keeps a lost packet cheap.
@@ -133,7 +130,7 @@ fn start_tracker(dir: &TestDir) -> Option<Opentracker> {
     Some(Opentracker::start(
         &dir.sub("tracker"),
         free_port(),
-        &[&hex(&INFO_HASH)],
+        &[&INFO_HASH.to_hex()],
     ))
 }
 

@@ -243,8 +243,6 @@ fn read_exact_or_stop(sock: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -
 /// 40 hex digits to the 20 bytes of an info-hash.
 pub fn hex20(hex: &str) -> [u8; 20] {
     let mut out = [0u8; 20];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex info-hash");
-    }
+    hex::decode_to_slice(hex, &mut out).expect("hex info-hash");
     out
 }

@@ -66,9 +66,8 @@ pub const PEER_BYTES_MAX: usize = 2 * (44 + 5 * 8 / 7 + 1);
 /// its boxed IPv6 set, its map slot (key, value, control byte, growth slack).
 pub const SWARM_BYTES_MAX: usize = 2 * (20 + 104 + 1) + 104;
 
-/// A peer's 20-byte id (BEP 3).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
-pub struct PeerId(pub [u8; 20]);
+/// A peer's 20-byte id (BEP 3): the wire's own type.
+pub use swarm_wire::PeerId;
 
 /// The registry's limits and timings.
 #[derive(Clone, Debug, PartialEq, Eq)]

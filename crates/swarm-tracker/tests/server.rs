@@ -11,6 +11,7 @@ use swarm_tracker::registry::RegistryConfig;
 use swarm_tracker::server::{AccessMode, AccessSource, Tracker, TrackerConfig};
 use swarm_wire::tracker::udp::{self, Request, Response};
 use swarm_wire::tracker::{AnnounceRequest, AnnounceResponse, Event, ScrapeStats, http};
+use swarm_wire::{InfoHash, PeerId};
 
 fn start(workers: usize) -> Tracker {
     start_with(workers, |_| {})
@@ -30,18 +31,18 @@ fn start_with(workers: usize, tweak: impl FnOnce(&mut TrackerConfig)) -> Tracker
 }
 
 /// Info-hash `n`: its first byte varies, so consecutive ones land in different shards.
-fn hash(n: u8) -> [u8; 20] {
+fn hash(n: u8) -> InfoHash {
     let mut h = [0x5a; 20];
     h[0] = n;
-    h
+    InfoHash(h)
 }
 
-fn request(info_hash: [u8; 20], peer: u8, port: u16, left: u64, event: Event) -> AnnounceRequest {
+fn request(info_hash: InfoHash, peer: u8, port: u16, left: u64, event: Event) -> AnnounceRequest {
     let mut peer_id = *b"-XX0001-000000000000";
     peer_id[19] = peer;
     AnnounceRequest {
         info_hash,
-        peer_id,
+        peer_id: PeerId(peer_id),
         port,
         uploaded: 0,
         downloaded: 0,
@@ -120,7 +121,7 @@ impl UdpClient {
         }
     }
 
-    fn scrape(&mut self, cid: u64, hashes: &[[u8; 20]]) -> Vec<ScrapeStats> {
+    fn scrape(&mut self, cid: u64, hashes: &[InfoHash]) -> Vec<ScrapeStats> {
         self.tid += 1;
         let bytes = Request::Scrape {
             connection_id: cid,
@@ -411,7 +412,7 @@ fn real_ip_header_names_the_peer() {
 fn whitelist_is_enforced_and_reloaded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("whitelist");
-    std::fs::write(&path, format!("{}\n", hex(&hash(1)))).expect("write");
+    std::fs::write(&path, format!("{}\n", hash(1).to_hex())).expect("write");
     let tracker = start_with(2, |c| {
         c.access = Some(AccessSource {
             mode: AccessMode::Whitelist,
@@ -429,7 +430,11 @@ fn whitelist_is_enforced_and_reloaded() {
         u.announce(cid, &request(hash(2), 1, 7001, 5, Event::Started))
             .is_err()
     );
-    std::fs::write(&path, format!("{}\n{}\n", hex(&hash(1)), hex(&hash(2)))).expect("write");
+    std::fs::write(
+        &path,
+        format!("{}\n{}\n", hash(1).to_hex(), hash(2).to_hex()),
+    )
+    .expect("write");
     assert_eq!(tracker.reload_access(), Ok(2));
     // Workers take the new list from a watch channel: give them a moment.
     let mut ok = false;
@@ -450,10 +455,6 @@ fn whitelist_is_enforced_and_reloaded() {
     );
     http_announce(haddr, &request(hash(2), 2, 7002, 5, Event::Started))
         .expect("old list still in force");
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Throws random and mutated datagrams and query strings at both front ends,

@@ -4,6 +4,7 @@
 //! decoded from bytes or encoded into them. The engines (`swarm-engine`) and
 //! the tokio drivers (`swarm-net`) build on these types.
 //!
+//! - [`ids`]: [`InfoHash`] and [`PeerId`], hex and percent-encoding.
 //! - [`bencode`]: the BitTorrent serialisation format (BEP 3), strict and zero-copy.
 //! - [`metainfo`]: `.torrent` files (BEP 3, BEP 12, BEP 47 attributes, the v1 half of hybrids).
 //! - [`layout`]: the piece ↔ file-span mapping (one implementation, pad-file aware).
@@ -14,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bencode;
+pub mod ids;
 pub mod krpc;
 pub mod layout;
 pub mod lengths;
@@ -22,6 +24,7 @@ pub mod metainfo;
 pub mod peer;
 pub mod tracker;
 
+pub use ids::{InfoHash, PeerId};
 pub use lengths::{BlockInfo, Lengths, ValidPieceIndex};
 pub use magnet::Magnet;
-pub use metainfo::{FileEntry, FileSpan, InfoHash, Metainfo, NewContent, TorrentBuilder};
+pub use metainfo::{FileEntry, FileSpan, Metainfo, NewContent, TorrentBuilder};

@@ -17,7 +17,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::metainfo::InfoHash;
+use percent_encoding::AsciiSet;
+
+use crate::ids::{InfoHash, QUERY_VALUE, percent_encode_into};
 
 /// A parsed magnet link.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,11 +135,9 @@ pub fn parse_info_hash(s: &str) -> Result<InfoHash, MagnetError> {
     let mut out = [0u8; 20];
     match s.len() {
         40 => {
-            for (i, pair) in s.as_bytes().chunks_exact(2).enumerate() {
-                let hi = hex_digit(pair[0]).ok_or_else(|| MagnetError::BadHex(s.to_owned()))?;
-                let lo = hex_digit(pair[1]).ok_or_else(|| MagnetError::BadHex(s.to_owned()))?;
-                out[i] = hi << 4 | lo;
-            }
+            out = InfoHash::from_hex(s)
+                .ok_or_else(|| MagnetError::BadHex(s.to_owned()))?
+                .0;
         }
         32 => {
             // 32 characters x 5 bits = 160 bits = 20 bytes, no padding.
@@ -164,54 +164,32 @@ pub fn parse_info_hash(s: &str) -> Result<InfoHash, MagnetError> {
     Ok(InfoHash(out))
 }
 
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// `%XX` → byte, `+` → space; the result must be UTF-8.
+/// `%XX` → byte, `+` → space; the result must be UTF-8. A `%` not followed
+/// by two hex digits is an error (the `percent-encoding` crate would keep it).
 fn percent_decode(s: &str, key: &str) -> Result<String, MagnetError> {
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let byte = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| Some(hex_digit(h[0])? << 4 | hex_digit(h[1])?))
-                    .ok_or_else(|| MagnetError::BadEscape(key.to_owned()))?;
-                out.push(byte);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
+    let bad_escape = b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && !b
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if bad_escape {
+        return Err(MagnetError::BadEscape(key.to_owned()));
     }
-    String::from_utf8(out).map_err(|_| MagnetError::NotUtf8(key.to_owned()))
+    let plus_as_space = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| MagnetError::NotUtf8(key.to_owned()))
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters (and `:`
-/// and `/`, harmless in a query value and kept for readability).
+/// Magnet values escape what [`QUERY_VALUE`] escapes but `:` and `/`,
+/// harmless in a query value and kept for readability.
+const MAGNET_VALUE: &AsciiSet = &QUERY_VALUE.remove(b':').remove(b'/');
+
 fn percent_encode(s: &str, out: &mut String) {
-    use fmt::Write;
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'/') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
+    percent_encode_into(s.as_bytes(), MAGNET_VALUE, out);
 }
 
 impl fmt::Display for Magnet {

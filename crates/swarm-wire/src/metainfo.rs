@@ -45,11 +45,11 @@
 //! v2-only torrent (no `pieces`) is refused with [`MetainfoError::V2Only`].
 
 use std::collections::BTreeSet;
-use std::fmt;
 
-use sha1::{Digest, Sha1};
+use sha1::Digest;
 
 use crate::bencode::{self, DecodeError, OwnedValue, Value};
+pub use crate::ids::InfoHash;
 use crate::layout::{Extent, PAD_FILE_PREFIX, Spans};
 pub use crate::layout::{FileAttr, FileSpan};
 use crate::lengths::{Lengths, LengthsError, ValidPieceIndex};
@@ -59,41 +59,6 @@ use crate::lengths::{Lengths, LengthsError, ValidPieceIndex};
 pub const PIECE_LENGTH_MAX: u32 = 256 * 1024 * 1024;
 /// Length of one SHA-1 piece hash.
 pub const PIECE_HASH_LEN: usize = 20;
-
-/// A v1 info-hash: the SHA-1 of the bencoded info dictionary.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct InfoHash(pub [u8; 20]);
-
-impl InfoHash {
-    pub fn as_bytes(&self) -> &[u8; 20] {
-        &self.0
-    }
-
-    /// Lower-case hex, 40 characters.
-    pub fn to_hex(&self) -> String {
-        self.to_string()
-    }
-
-    /// The info-hash of an info dictionary's raw bytes.
-    pub fn of_info(info_bytes: &[u8]) -> Self {
-        InfoHash(Sha1::digest(info_bytes).into())
-    }
-}
-
-impl fmt::Display for InfoHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for InfoHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InfoHash({self})")
-    }
-}
 
 /// Why a .torrent was refused. Keys are named as in the file
 /// (`info.piece length`), file paths as the torrent spells them.

@@ -7,6 +7,7 @@ use swarm_wire::peer::{
     BLOCK_LEN, EXTENDED_PAYLOAD_LEN_MAX, HANDSHAKE_LEN, Handshake, Message, MessageDecoder,
     PIECE_MSG_LEN_MAX, WireError, encode_piece_header,
 };
+use swarm_wire::{InfoHash, PeerId};
 
 const BITFIELD_MAX: usize = 16;
 
@@ -327,15 +328,15 @@ fn unknown_ids_are_skipped_within_the_limit() {
 
 #[test]
 fn handshake_round_trip_golden_and_bits() {
-    let info_hash = [0x11; 20];
-    let peer_id = *b"-SW0001-abcdefghijkl";
+    let info_hash = InfoHash([0x11; 20]);
+    let peer_id = PeerId(*b"-SW0001-abcdefghijkl");
     let hs = Handshake::new(info_hash, peer_id).with_extensions(true, true, true);
     assert_eq!(hs.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x05]);
     assert!(hs.supports_extension_protocol() && hs.supports_fast() && hs.supports_dht());
     let bytes = hs.to_bytes();
     assert_eq!(bytes.len(), HANDSHAKE_LEN);
     assert_eq!(&bytes[..20], b"\x13BitTorrent protocol");
-    assert_eq!(&bytes[48..], &peer_id);
+    assert_eq!(&bytes[48..], peer_id.as_bytes());
     assert_eq!(Handshake::from_bytes(&bytes), Ok(hs));
 
     let plain = Handshake::new(info_hash, peer_id);
@@ -348,7 +349,7 @@ fn handshake_round_trip_golden_and_bits() {
 
 #[test]
 fn handshake_decodes_incrementally_and_rejects_other_protocols_early() {
-    let hs = Handshake::new([1; 20], [2; 20]).with_extensions(true, false, false);
+    let hs = Handshake::new(InfoHash([1; 20]), PeerId([2; 20])).with_extensions(true, false, false);
     let bytes = hs.to_bytes();
     let mut buf = BytesMut::from(&bytes[..40]);
     assert_eq!(Handshake::decode(&mut buf), Ok(None));

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use swarm_wire::InfoHash;
+
 use proptest::prelude::*;
 use swarm_wire::tracker::http::{parse_announce_response, parse_scrape_response};
 use swarm_wire::tracker::{ScrapeStats, TrackerResponseError};
@@ -93,7 +95,7 @@ fn scrape_response() {
     body.extend_from_slice(&[0xaa; 20]);
     body.extend_from_slice(b"d8:completei2e10:downloadedi7e10:incompletei1eeee");
     assert_eq!(
-        parse_scrape_response(&body, &[0xaa; 20]),
+        parse_scrape_response(&body, &InfoHash([0xaa; 20])),
         Ok(ScrapeStats {
             complete: 2,
             downloaded: 7,
@@ -101,17 +103,17 @@ fn scrape_response() {
         })
     );
     assert_eq!(
-        parse_scrape_response(&body, &[0xbb; 20]),
+        parse_scrape_response(&body, &InfoHash([0xbb; 20])),
         Ok(ScrapeStats::default())
     );
-    assert!(parse_scrape_response(b"de", &[0; 20]).is_err());
+    assert!(parse_scrape_response(b"de", &InfoHash([0; 20])).is_err());
 }
 
 proptest! {
     #[test]
     fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
         let _ = parse_announce_response(&body);
-        let _ = parse_scrape_response(&body, &[0; 20]);
+        let _ = parse_scrape_response(&body, &InfoHash([0; 20]));
     }
 
     #[test]

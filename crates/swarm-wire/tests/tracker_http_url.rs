@@ -1,5 +1,7 @@
 //! HTTP tracker URLs: announce query string and scrape URL derivation.
 
+use swarm_wire::InfoHash;
+use swarm_wire::PeerId;
 use swarm_wire::tracker::http::{announce_url, percent_encode, scrape_base_url, scrape_url};
 use swarm_wire::tracker::{AnnounceRequest, Event};
 
@@ -9,8 +11,8 @@ fn request() -> AnnounceRequest {
         *b = (i as u8) * 13;
     }
     AnnounceRequest {
-        info_hash,
-        peer_id: *b"-SW0001-ab~.c_d-1234",
+        info_hash: InfoHash(info_hash),
+        peer_id: PeerId(*b"-SW0001-ab~.c_d-1234"),
         port: 51413,
         uploaded: 10,
         downloaded: 20,
@@ -76,7 +78,11 @@ fn scrape_url_follows_the_announce_convention() {
     assert_eq!(scrape_base_url("http://example.com/a"), None);
     assert_eq!(scrape_base_url("http://example.com/announce/x"), None);
     assert_eq!(
-        scrape_url("http://h/announce?pk=1", &[[0xff; 20], [b'a'; 20]]).as_deref(),
+        scrape_url(
+            "http://h/announce?pk=1",
+            &[InfoHash([0xff; 20]), InfoHash([b'a'; 20])]
+        )
+        .as_deref(),
         Some(
             "http://h/scrape?pk=1&info_hash=%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF%FF\
              &info_hash=aaaaaaaaaaaaaaaaaaaa"

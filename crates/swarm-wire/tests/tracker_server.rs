@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 
 use proptest::prelude::*;
 use swarm_wire::bencode;
-use swarm_wire::metainfo::InfoHash;
 use swarm_wire::tracker::server::http::{
     self as shttp, AnnounceNumbers, PeerList, QueryError, ScrapeEntry,
 };
 use swarm_wire::tracker::server::udp::{self as sudp, UdpRequest, UdpRequestErrorKind};
 use swarm_wire::tracker::udp::{Request, Response};
 use swarm_wire::tracker::{AnnounceRequest, Event, ScrapeStats, http};
+use swarm_wire::{InfoHash, PeerId};
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
@@ -28,7 +28,7 @@ prop_compose! {
                  uploaded in any::<u64>(), downloaded in any::<u64>(), left in any::<u64>(),
                  event in event(), numwant in proptest::option::of(0u32..=i32::MAX as u32), key in any::<u32>())
         -> AnnounceRequest {
-        AnnounceRequest { info_hash, peer_id, port, uploaded, downloaded, left, event, numwant, key, tracker_id: None }
+        AnnounceRequest { info_hash: InfoHash(info_hash), peer_id: PeerId(peer_id), port, uploaded, downloaded, left, event, numwant, key, tracker_id: None }
     }
 }
 
@@ -47,9 +47,10 @@ proptest! {
 
     #[test]
     fn http_scrape_round_trips(hashes in prop::collection::vec(any::<[u8; 20]>(), 1..20)) {
+        let hashes: Vec<InfoHash> = hashes.into_iter().map(InfoHash).collect();
         let url = http::scrape_url("http://t.example/announce", &hashes).expect("scrape url");
         let got = shttp::parse_scrape_query(query_of(&url)).expect("parses");
-        prop_assert_eq!(got, hashes.iter().map(|h| InfoHash(*h)).collect::<Vec<_>>());
+        prop_assert_eq!(got, hashes);
     }
 
     #[test]
@@ -247,7 +248,7 @@ fn http_failure_and_scrape_encodings() {
     ];
     shttp::encode_scrape_response(&entries, &mut body);
     bencode::decode(&body).expect("canonical: sorted, each hash once");
-    let got = http::parse_scrape_response(&body, &a.0).expect("parses");
+    let got = http::parse_scrape_response(&body, &a).expect("parses");
     assert_eq!(
         got,
         ScrapeStats {
@@ -283,8 +284,8 @@ fn udp_bad_datagrams() {
         Some((Some(8), UdpRequestErrorKind::UnknownAction))
     );
     let req = AnnounceRequest {
-        info_hash: [1; 20],
-        peer_id: [2; 20],
+        info_hash: InfoHash([1; 20]),
+        peer_id: PeerId([2; 20]),
         port: 1,
         uploaded: 0,
         downloaded: 0,
@@ -310,7 +311,7 @@ fn udp_bad_datagrams() {
         kind(&bad_event),
         Some((Some(9), UdpRequestErrorKind::BadEvent))
     );
-    let hashes = [[3u8; 20]; 75];
+    let hashes = [InfoHash([3u8; 20]); 75];
     let scrape = Request::Scrape {
         connection_id: 1,
         transaction_id: 10,

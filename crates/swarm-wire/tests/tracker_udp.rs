@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use proptest::prelude::*;
 use swarm_wire::tracker::udp::{self, Request, Response};
 use swarm_wire::tracker::{AnnounceRequest, Event, ScrapeStats, TrackerResponseError};
+use swarm_wire::{InfoHash, PeerId};
 
 fn request() -> AnnounceRequest {
     AnnounceRequest {
-        info_hash: [0xaa; 20],
-        peer_id: [0xbb; 20],
+        info_hash: InfoHash([0xaa; 20]),
+        peer_id: PeerId([0xbb; 20]),
         port: 6881,
         uploaded: 3,
         downloaded: 2,
@@ -62,7 +63,7 @@ fn announce_request_layout() {
 
 #[test]
 fn scrape_request_layout() {
-    let hashes = [[1u8; 20], [2u8; 20]];
+    let hashes = [InfoHash([1u8; 20]), InfoHash([2u8; 20])];
     let bytes = Request::Scrape {
         connection_id: 5,
         transaction_id: 6,

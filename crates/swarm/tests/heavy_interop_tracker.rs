@@ -51,10 +51,7 @@ fn start_tracker(logs: &Path, port: u16) -> Proc {
 
 /// The tracker's HTTP scrape of one torrent.
 fn scrape(port: u16, info_hash_hex: &str) -> Option<ScrapeStats> {
-    let mut hash = [0u8; 20];
-    for (i, b) in hash.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&info_hash_hex[2 * i..2 * i + 2], 16).ok()?;
-    }
+    let hash = swarm_wire::InfoHash::from_hex(info_hash_hex)?;
     let url = scrape_url(&tracker::http_announce(port), &[hash])?;
     let target = &url[url.find("/scrape")?..];
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;

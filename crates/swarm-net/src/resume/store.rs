@@ -40,7 +40,7 @@
 
 use std::path::{Path, PathBuf};
 
-use swarm_engine::Bitfield;
+use swarm_engine::{Bitfield, InfoHash};
 
 use super::{FileStamp, ResumeRecord, load, record_path, trusted_pieces, write_atomically};
 use crate::storage::Storage;
@@ -53,7 +53,7 @@ pub const RESUME_DIR: &str = ".swarm";
 #[derive(Debug)]
 pub struct ResumeStore {
     path: PathBuf,
-    info_hash: [u8; 20],
+    info_hash: InfoHash,
     piece_length: u32,
     num_pieces: u32,
     /// Each file's path as the record names it (`/`-separated, torrent order).
@@ -188,7 +188,7 @@ mod tests {
     fn torrent(name: &str) -> (TorrentSpec, Vec<u8>) {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 13 + i / 977) as u8).collect();
         let spec = TorrentSpec {
-            info_hash: [7; 20],
+            info_hash: InfoHash([7; 20]),
             name: name.into(),
             lengths: Lengths::new(data.len() as u64, PIECE).unwrap(),
             piece_hashes: data

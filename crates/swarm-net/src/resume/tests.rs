@@ -4,7 +4,7 @@ use swarm_testkit::TestDir;
 
 use super::*;
 
-const HASH: [u8; 20] = [7; 20];
+const HASH: InfoHash = InfoHash([7; 20]);
 
 fn sample() -> ResumeRecord {
     let mut have = Bitfield::empty(11);
@@ -91,7 +91,10 @@ fn truncated_garbage_and_foreign_records_are_rejected() {
     let dir = TestDir::new("resume-reject");
     let path = record_path(dir.path(), &HASH);
     write_atomically(&path, &sample()).unwrap();
-    assert!(matches!(load(&path, &[8; 20]), Err(ResumeError::Foreign)));
+    assert!(matches!(
+        load(&path, &InfoHash([8; 20])),
+        Err(ResumeError::Foreign)
+    ));
     fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     assert!(matches!(load(&path, &HASH), Err(ResumeError::Corrupt(_))));
 }
@@ -189,9 +192,9 @@ fn a_temp_file_left_by_a_crash_does_not_break_the_next_load() {
     fs::write(temp_path(&path), half).unwrap();
     assert_eq!(load(&path, &HASH).unwrap(), Some(r.clone()));
     // A crash before the first record ever was renamed: only the temp file.
-    let other = record_path(dir.path(), &[9; 20]);
+    let other = record_path(dir.path(), &InfoHash([9; 20]));
     fs::write(temp_path(&other), b"garbage").unwrap();
-    assert_eq!(load(&other, &[9; 20]).unwrap(), None);
+    assert_eq!(load(&other, &InfoHash([9; 20])).unwrap(), None);
     // The next save overwrites the leftover and succeeds.
     let mut r2 = r.clone();
     r2.have = vec![0, 0];

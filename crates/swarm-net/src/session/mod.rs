@@ -21,8 +21,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use swarm_engine::{
-    Bitfield, Duration as CoreDuration, ExtensionInfo, Instant as CoreInstant, PEER_REQUESTS_MAX,
-    PeerInfo, PeerKey, StorageDone, TorrentConfig, TorrentCore, TorrentEvent,
+    Bitfield, Duration as CoreDuration, ExtensionInfo, InfoHash, Instant as CoreInstant,
+    PEER_REQUESTS_MAX, PeerId, PeerInfo, PeerKey, StorageDone, TorrentConfig, TorrentCore,
+    TorrentEvent,
 };
 use swarm_wire::lengths::{BlockInfo, Lengths};
 use swarm_wire::peer::{EXTENDED_HANDSHAKE_ID, ExtendedHandshake, Message, MessageDecoder};
@@ -105,7 +106,7 @@ pub async fn bind_listener(addr: Option<SocketAddr>) -> Result<TcpListener, NetE
 pub struct SessionConfig {
     /// Addresses to dial (and redial) from the start (`--peer`).
     pub peers: Vec<SocketAddr>,
-    pub peer_id: [u8; 20],
+    pub peer_id: PeerId,
     pub connections_max: usize,
     pub torrent: TorrentConfig,
     pub tracker: TrackerConfig,
@@ -345,7 +346,7 @@ pub fn spawn(
 
 struct Conn {
     addr: SocketAddr,
-    peer_id: [u8; 20],
+    peer_id: PeerId,
     outgoing: bool,
     tx: mpsc::UnboundedSender<Message>,
     /// Bytes queued for the writer and not yet written (the writer subtracts).
@@ -375,7 +376,7 @@ struct Candidate {
     next_attempt: Instant,
     /// The peer id it answered with last time: not dialled again while a
     /// connection with that id is open (it may have dialled us).
-    peer_id: Option<[u8; 20]>,
+    peer_id: Option<PeerId>,
 }
 
 enum Input {
@@ -410,7 +411,7 @@ struct Session {
     lengths: Lengths,
     /// BEP 47 pad files: the status counts real bytes only.
     pads: crate::spec::PadRanges,
-    info_hash: [u8; 20],
+    info_hash: InfoHash,
     storage: Arc<Storage>,
     listener: TcpListener,
     listen_port: u16,
@@ -651,7 +652,7 @@ impl Session {
                 };
                 Some(NeighbourStatus {
                     addr: conn.addr,
-                    client: client_name(&conn.peer_id),
+                    client: conn.peer_id.client_name(),
                     outgoing: conn.outgoing,
                     choke,
                     reason,
@@ -847,7 +848,7 @@ impl Session {
         // keep the connection opened by the peer with the smaller id, so they
         // agree without talking.
         let our_id = self.config.peer_id;
-        let keep_new = |outgoing: bool, their: &[u8; 20]| (our_id < *their) == outgoing;
+        let keep_new = |outgoing: bool, their: &PeerId| (our_id < *their) == outgoing;
         if let Some((&old_key, old)) = self
             .conns
             .iter()
@@ -892,7 +893,7 @@ impl Session {
             self.peer_tx.clone(),
             self.config.upload_limit.clone(),
         ));
-        tracing::info!(peer = %addr, outgoing, client = %client_name(&remote.peer_id), "peer connected");
+        tracing::info!(peer = %addr, outgoing, client = %remote.peer_id.client_name(), "peer connected");
         self.conns.insert(
             key,
             Conn {
@@ -948,7 +949,7 @@ impl Session {
             return;
         }
         let connected: HashSet<SocketAddr> = self.conns.values().map(|c| c.addr).collect();
-        let connected_ids: HashSet<[u8; 20]> = self.conns.values().map(|c| c.peer_id).collect();
+        let connected_ids: HashSet<PeerId> = self.conns.values().map(|c| c.peer_id).collect();
         let mut due: Vec<SocketAddr> = self
             .candidates
             .iter()
@@ -1115,14 +1116,4 @@ fn backoff(failures: u32) -> Duration {
     DIAL_BACKOFF_BASE
         .saturating_mul(1u32 << failures.saturating_sub(1).min(10))
         .min(DIAL_BACKOFF_MAX)
-}
-
-/// `-SW0001-...` → `SW0001`, for logs; other ids as printable text.
-fn client_name(peer_id: &[u8; 20]) -> String {
-    let text: String = peer_id
-        .iter()
-        .take(8)
-        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
-        .collect();
-    text.trim_matches('-').to_string()
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use swarm_wire::InfoHash;
 use swarm_wire::tracker::http as wire_http;
 use swarm_wire::tracker::{AnnounceRequest, AnnounceResponse, ScrapeStats};
 
@@ -43,7 +44,7 @@ pub(crate) async fn announce(
 pub(crate) async fn scrape(
     client: &reqwest::Client,
     announce_url: &str,
-    info_hash: [u8; 20],
+    info_hash: InfoHash,
 ) -> Result<ScrapeStats, TrackerError> {
     let url =
         wire_http::scrape_url(announce_url, &[info_hash]).ok_or(TrackerError::ScrapeUnsupported)?;

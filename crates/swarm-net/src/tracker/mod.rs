@@ -20,6 +20,7 @@ use rand::{RngExt, SeedableRng};
 use swarm_wire::tracker::{
     AnnounceRequest, AnnounceResponse, Event, ScrapeStats, TrackerResponseError,
 };
+use swarm_wire::{InfoHash, PeerId};
 use tokio::time::Instant;
 
 mod http;
@@ -153,8 +154,8 @@ impl Tracker {
 /// Announces one torrent to its trackers. See the module docs.
 pub struct TrackerClient {
     tiers: Vec<Vec<Tracker>>,
-    info_hash: [u8; 20],
-    peer_id: [u8; 20],
+    info_hash: InfoHash,
+    peer_id: PeerId,
     port: u16,
     key: u32,
     config: TrackerConfig,
@@ -172,14 +173,14 @@ pub struct TrackerClient {
 impl TrackerClient {
     /// `tiers`: the announce-list (BEP 12), or `[[announce]]`. Unusable URLs
     /// are dropped with a log line; empty tiers vanish.
-    pub fn new(tiers: Vec<Vec<String>>, info_hash: [u8; 20], peer_id: [u8; 20], port: u16) -> Self {
+    pub fn new(tiers: Vec<Vec<String>>, info_hash: InfoHash, peer_id: PeerId, port: u16) -> Self {
         Self::with_config(tiers, info_hash, peer_id, port, TrackerConfig::default())
     }
 
     pub fn with_config(
         tiers: Vec<Vec<String>>,
-        info_hash: [u8; 20],
-        peer_id: [u8; 20],
+        info_hash: InfoHash,
+        peer_id: PeerId,
         port: u16,
         config: TrackerConfig,
     ) -> Self {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 use rand::rngs::StdRng;
+use swarm_wire::InfoHash;
 use swarm_wire::tracker::udp::{
     self as wire_udp, ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_SCRAPE, PACKET_LEN_MAX, Request,
     Response,
@@ -94,7 +95,7 @@ impl UdpTracker {
 
     pub(crate) async fn scrape(
         &mut self,
-        info_hash: [u8; 20],
+        info_hash: InfoHash,
         retry: UdpRetry,
         rng: &mut StdRng,
     ) -> Result<ScrapeStats, TrackerError> {

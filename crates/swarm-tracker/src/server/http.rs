@@ -14,13 +14,12 @@ use hyper::header::{CONTENT_TYPE, HeaderMap};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use swarm_wire::metainfo::InfoHash;
 use swarm_wire::tracker::server::http::{self as codec, AnnounceNumbers, PeerList, ScrapeEntry};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::worker::{ScrapeJob, ScrapeReply, ShardMsg, Worker, shard_of};
-use crate::registry::{Announce, PeerId, SwarmCounts};
+use crate::registry::{Announce, SwarmCounts};
 
 pub(super) async fn serve(worker: Rc<Worker>, listener: TcpListener) {
     loop {
@@ -142,7 +141,7 @@ impl Worker {
                 return failure(&e.to_string());
             }
         };
-        let info_hash = InfoHash(parsed.request.info_hash);
+        let info_hash = parsed.request.info_hash;
         let refusal = self.state.borrow().access.refusal(&info_hash);
         if let Some(reason) = refusal {
             self.state.borrow_mut().counters.refused += 1;
@@ -150,7 +149,7 @@ impl Worker {
         }
         let announce = Announce {
             info_hash,
-            peer_id: PeerId(parsed.request.peer_id),
+            peer_id: parsed.request.peer_id,
             addr: SocketAddr::new(ip, parsed.request.port),
             left: parsed.request.left,
             event: parsed.request.event,

@@ -17,7 +17,7 @@ use tokio::net::UdpSocket;
 
 use super::UDP_BATCH_MAX;
 use super::worker::{ScrapeJob, ScrapeReply, ShardMsg, UdpJob, Worker, shard_of};
-use crate::registry::{Announce, PeerId, SwarmCounts};
+use crate::registry::{Announce, SwarmCounts};
 
 /// Longest datagram read; longer ones are cut (and then usually refused).
 const DATAGRAM_LEN_MAX: usize = 2048;
@@ -104,8 +104,8 @@ impl Worker {
                     src,
                     transaction_id,
                     announce: Announce {
-                        info_hash: InfoHash(request.info_hash),
-                        peer_id: PeerId(request.peer_id),
+                        info_hash: request.info_hash,
+                        peer_id: request.peer_id,
                         addr: SocketAddr::new(src.ip(), request.port),
                         left: request.left,
                         event: request.event,
@@ -157,14 +157,14 @@ impl Worker {
         transaction_id: u32,
         src: SocketAddr,
         now_s: u64,
-        info_hash: &[u8; 20],
+        info_hash: &InfoHash,
         out: &mut Vec<u8>,
     ) -> bool {
         if !self.conn_ids.is_valid(connection_id, src.ip(), now_s) {
             self.refuse_connection_id(transaction_id, src, out);
             return false;
         }
-        let refusal = self.state.borrow().access.refusal(&InfoHash(*info_hash));
+        let refusal = self.state.borrow().access.refusal(info_hash);
         if let Some(reason) = refusal {
             self.state.borrow_mut().counters.refused += 1;
             codec::write_error(out, transaction_id, reason);

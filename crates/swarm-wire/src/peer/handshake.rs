@@ -5,6 +5,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 
 use super::WireError;
+use crate::ids::{InfoHash, PeerId};
 
 /// The protocol name after its length byte (19).
 pub const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
@@ -21,13 +22,13 @@ const DHT: (usize, u8) = (7, 0x01);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handshake {
     pub reserved: [u8; 8],
-    pub info_hash: [u8; 20],
-    pub peer_id: [u8; 20],
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
 }
 
 impl Handshake {
     /// A handshake with no reserved bits set; add them with the `with_*` setters.
-    pub fn new(info_hash: [u8; 20], peer_id: [u8; 20]) -> Self {
+    pub fn new(info_hash: InfoHash, peer_id: PeerId) -> Self {
         Handshake {
             reserved: [0; 8],
             info_hash,
@@ -65,8 +66,8 @@ impl Handshake {
         out[0] = PROTOCOL.len() as u8;
         out[1..20].copy_from_slice(PROTOCOL);
         out[20..28].copy_from_slice(&self.reserved);
-        out[28..48].copy_from_slice(&self.info_hash);
-        out[48..68].copy_from_slice(&self.peer_id);
+        out[28..48].copy_from_slice(self.info_hash.as_bytes());
+        out[48..68].copy_from_slice(self.peer_id.as_bytes());
         out
     }
 
@@ -85,8 +86,8 @@ impl Handshake {
         peer_id.copy_from_slice(&bytes[48..68]);
         Ok(Handshake {
             reserved,
-            info_hash,
-            peer_id,
+            info_hash: InfoHash(info_hash),
+            peer_id: PeerId(peer_id),
         })
     }
 

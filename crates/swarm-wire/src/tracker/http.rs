@@ -13,17 +13,11 @@ use super::{
     TrackerResponseError, bounded_text, parse_compact_v4, parse_compact_v6,
 };
 use crate::bencode::{self, Kind};
+use crate::ids::{self, InfoHash, QUERY_VALUE};
 
 /// Appends `bytes` percent-encoded (unreserved characters kept) to `out`.
 pub fn percent_encode_into(bytes: &[u8], out: &mut String) {
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
+    ids::percent_encode_into(bytes, QUERY_VALUE, out);
 }
 
 pub fn percent_encode(bytes: &[u8]) -> String {
@@ -47,9 +41,9 @@ pub fn announce_url(announce_url: &str, request: &AnnounceRequest) -> String {
     url.push_str(announce_url);
     url.push(query_separator(announce_url));
     url.push_str("info_hash=");
-    percent_encode_into(&request.info_hash, &mut url);
+    percent_encode_into(request.info_hash.as_bytes(), &mut url);
     url.push_str("&peer_id=");
-    percent_encode_into(&request.peer_id, &mut url);
+    percent_encode_into(request.peer_id.as_bytes(), &mut url);
     let _ = write!(
         url,
         "&port={}&uploaded={}&downloaded={}&left={}&compact=1",
@@ -90,13 +84,13 @@ pub fn scrape_base_url(announce_url: &str) -> Option<String> {
 
 /// The scrape URL for `info_hashes` on the tracker whose announce URL is
 /// `announce_url`, or `None` if it has no scrape URL (see [`scrape_base_url`]).
-pub fn scrape_url(announce_url: &str, info_hashes: &[[u8; 20]]) -> Option<String> {
+pub fn scrape_url(announce_url: &str, info_hashes: &[InfoHash]) -> Option<String> {
     let mut url = scrape_base_url(announce_url)?;
     let mut sep = query_separator(&url);
     for hash in info_hashes {
         url.push(sep);
         url.push_str("info_hash=");
-        percent_encode_into(hash, &mut url);
+        percent_encode_into(hash.as_bytes(), &mut url);
         sep = '&';
     }
     Some(url)
@@ -190,7 +184,7 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerR
 /// that does not list the torrent reports it with zero peers.
 pub fn parse_scrape_response(
     body: &[u8],
-    info_hash: &[u8; 20],
+    info_hash: &InfoHash,
 ) -> Result<ScrapeStats, TrackerResponseError> {
     // Lenient: real trackers send dictionaries with unsorted keys.
     let dict = bencode::decode_lenient(body).map_err(malformed)?;
@@ -207,7 +201,7 @@ pub fn parse_scrape_response(
         .get(b"files")
         .filter(|v| v.as_dict().is_some())
         .ok_or_else(|| malformed("no files dictionary"))?;
-    let Some(entry) = files.get(info_hash) else {
+    let Some(entry) = files.get(info_hash.as_bytes()) else {
         return Ok(ScrapeStats::default());
     };
     if entry.as_dict().is_none() {

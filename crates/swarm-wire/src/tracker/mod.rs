@@ -11,6 +11,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+use crate::ids::{InfoHash, PeerId};
+
 pub mod http;
 pub mod server;
 pub mod udp;
@@ -61,8 +63,8 @@ impl Event {
 /// What a client tells the tracker in an announce.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnnounceRequest {
-    pub info_hash: [u8; 20],
-    pub peer_id: [u8; 20],
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
     pub port: u16,
     pub uploaded: u64,
     pub downloaded: u64,

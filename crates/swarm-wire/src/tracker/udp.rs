@@ -8,6 +8,8 @@
 
 use std::net::SocketAddr;
 
+use crate::ids::InfoHash;
+
 use super::{
     AnnounceRequest, AnnounceResponse, COMPACT_PEER_V4_LEN, COMPACT_PEER_V6_LEN, ScrapeStats,
     TrackerResponseError, bounded_text, parse_compact_v4, parse_compact_v6,
@@ -49,7 +51,7 @@ pub enum Request<'a> {
     Scrape {
         connection_id: u64,
         transaction_id: u32,
-        info_hashes: &'a [[u8; 20]],
+        info_hashes: &'a [InfoHash],
     },
 }
 
@@ -76,8 +78,8 @@ impl Request<'_> {
                 out.extend_from_slice(&connection_id.to_be_bytes());
                 out.extend_from_slice(&ACTION_ANNOUNCE.to_be_bytes());
                 out.extend_from_slice(&transaction_id.to_be_bytes());
-                out.extend_from_slice(&request.info_hash);
-                out.extend_from_slice(&request.peer_id);
+                out.extend_from_slice(request.info_hash.as_bytes());
+                out.extend_from_slice(request.peer_id.as_bytes());
                 out.extend_from_slice(&request.downloaded.to_be_bytes());
                 out.extend_from_slice(&request.left.to_be_bytes());
                 out.extend_from_slice(&request.uploaded.to_be_bytes());
@@ -109,7 +111,7 @@ impl Request<'_> {
                 out.extend_from_slice(&ACTION_SCRAPE.to_be_bytes());
                 out.extend_from_slice(&transaction_id.to_be_bytes());
                 for hash in info_hashes.iter() {
-                    out.extend_from_slice(hash);
+                    out.extend_from_slice(hash.as_bytes());
                 }
                 out
             }

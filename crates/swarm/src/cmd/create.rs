@@ -191,7 +191,7 @@ pub fn run(args: CreateArgs) -> Result<()> {
         "wrote {}\n  name       {}\n  info-hash  {}\n  size       {} ({total} bytes)\n  pieces     {num_pieces} x {}\n",
         output.display(),
         content.name,
-        hex(&info_hash),
+        info_hash,
         human_bytes(total),
         human_bytes(piece_length),
     ))
@@ -270,10 +270,6 @@ fn write_atomically(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Everything that goes into the new .torrent.
 struct NewTorrent<'a> {
     content: &'a Content,
@@ -287,7 +283,7 @@ struct NewTorrent<'a> {
 
 /// The .torrent bytes and the v1 info-hash, from swarm-wire's canonical
 /// builder (which parses its output back before returning it).
-fn encode(t: &NewTorrent<'_>) -> Result<(Vec<u8>, [u8; 20])> {
+fn encode(t: &NewTorrent<'_>) -> Result<(Vec<u8>, swarm_wire::InfoHash)> {
     use swarm_wire::metainfo::{NewContent, TorrentBuilder};
     let content = if t.content.is_dir {
         NewContent::Folder {
@@ -316,7 +312,7 @@ fn encode(t: &NewTorrent<'_>) -> Result<(Vec<u8>, [u8; 20])> {
     builder.created_by = Some(concat!("swarm/", env!("CARGO_PKG_VERSION")).to_owned());
     builder.creation_date = Some(i64::try_from(t.creation_date).unwrap_or(i64::MAX));
     let (bytes, info_hash) = builder.build().map_err(|e| bad_input(e.to_string()))?;
-    Ok((bytes, info_hash.0))
+    Ok((bytes, info_hash))
 }
 
 #[cfg(test)]

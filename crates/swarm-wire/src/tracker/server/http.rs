@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use crate::metainfo::InfoHash;
+use crate::ids::{InfoHash, PeerId};
 use crate::tracker::{AnnounceRequest, Event};
 
 /// Longest query string read, in bytes (a real announce is ~250).
@@ -191,8 +191,8 @@ pub fn parse_announce_query(query: &[u8]) -> Result<HttpAnnounce, QueryError> {
     let port = port.ok_or(QueryError::MissingPort)?;
     Ok(HttpAnnounce {
         request: AnnounceRequest {
-            info_hash,
-            peer_id,
+            info_hash: InfoHash(info_hash),
+            peer_id: PeerId(peer_id),
             port,
             uploaded,
             downloaded,

@@ -11,7 +11,7 @@ use super::super::udp::{
     ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_ERROR, ACTION_SCRAPE, ANNOUNCE_REQUEST_LEN,
     CONNECT_REQUEST_LEN, PROTOCOL_ID, SCRAPE_HASHES_MAX, SCRAPE_HEADER_LEN,
 };
-use crate::metainfo::InfoHash;
+use crate::ids::{InfoHash, PeerId};
 use crate::tracker::{AnnounceRequest, Event, ScrapeStats};
 
 /// Longest error message sent, in bytes.
@@ -134,8 +134,8 @@ pub fn parse_request(packet: &[u8]) -> Result<UdpRequest<'_>, UdpRequestError> {
                 connection_id,
                 transaction_id,
                 request: AnnounceRequest {
-                    info_hash: bytes20(packet, 16),
-                    peer_id: bytes20(packet, 36),
+                    info_hash: InfoHash(bytes20(packet, 16)),
+                    peer_id: PeerId(bytes20(packet, 36)),
                     downloaded: be_u64(packet, 56),
                     left: be_u64(packet, 64),
                     uploaded: be_u64(packet, 72),
