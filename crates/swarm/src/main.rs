@@ -51,6 +51,7 @@ enum Command {
     Download(cmd::download::DownloadArgs),
     Seed(cmd::seed::SeedArgs),
     Tracker(cmd::tracker::TrackerArgs),
+    Demo(cmd::demo::DemoArgs),
     Dht(cmd::dht::DhtArgs),
 }
 
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
         Command::Download(args) => cmd::download::run(args),
         Command::Seed(args) => cmd::seed::run(args),
         Command::Tracker(args) => cmd::tracker::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Dht(args) => cmd::dht::run(args),
     })
 }

@@ -85,6 +85,11 @@ pub struct TrackerArgs {
     #[arg(long, value_name = "NAME")]
     real_ip_header: Option<String>,
 
+    /// One socket that every worker reads, instead of one SO_REUSEPORT
+    /// socket per worker (for measuring; port 0 always shares one).
+    #[arg(long, hide = true)]
+    shared_socket: bool,
+
     /// Seconds between status lines.
     #[arg(long, value_name = "SECS", default_value_t = 60, hide = true)]
     log_every: u64,
@@ -126,7 +131,7 @@ pub fn run(args: TrackerArgs) -> Result<()> {
         access,
         real_ip_header: args.real_ip_header,
         seed: random_seed(),
-        reuse_port: true,
+        reuse_port: !args.shared_socket,
     };
     let memory_bound = config.registry.memory_bound_bytes();
     let tracker = Tracker::start(config).context("starting the tracker")?;
