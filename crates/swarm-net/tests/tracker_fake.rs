@@ -332,3 +332,131 @@ async fn no_usable_tracker() {
         Err(TrackerError::NoTrackers)
     ));
 }
+
+/// An HTTP server that answers every request with `response` (status line,
+/// headers and body) and counts the requests.
+async fn fake_http_server(response: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    fake_http_server_on(listener, response)
+}
+
+/// [`fake_http_server`] on a bound listener.
+fn fake_http_server_on(listener: TcpListener, response: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let hits2 = hits.clone();
+    tokio::spawn(async move {
+        for _ in 0..100 {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            hits2.fetch_add(1, Ordering::SeqCst);
+            let mut req = vec![0u8; 4096];
+            let mut got = 0;
+            while got < req.len() && !req[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut req[got..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            let _ = stream.write_all(&response).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    (addr, hits)
+}
+
+/// The one error of a client with one tracker.
+async fn only_error(url: String, config: TrackerConfig) -> TrackerError {
+    let mut client = TrackerClient::with_config(vec![vec![url]], INFO_HASH, PEER_ID, 6881, config);
+    let err = client.announce(Event::Started, stats()).await.unwrap_err();
+    let TrackerError::AllFailed(mut errors) = err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors.remove(0).1
+}
+
+#[tokio::test]
+async fn a_failure_reason_with_escapes_is_shown_escaped() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let why = "\x1b]0;pwned\x07\x1b[2J\n2026-01-01 INFO download complete";
+        let body = format!("d14:failure reason{}:{why}e", why.len());
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (addr, _) = fake_http_server(response.into_bytes()).await;
+        let err = only_error(format!("http://{addr}/announce"), config(100, 0)).await;
+        // The text is kept as sent; what is printed is escaped.
+        assert!(
+            matches!(&err, TrackerError::Failure(w) if w == why),
+            "{err:?}"
+        );
+        let shown = err.to_string();
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert_eq!(
+            shown,
+            "tracker failure: \\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\n2026-01-01 INFO download complete"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn http_errors_name_their_cause() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        // Nobody listens: connection refused, said as such.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = only_error(format!("http://127.0.0.1:{port}/announce"), config(100, 0)).await;
+        let text = err.to_string();
+        assert!(
+            text.contains("cannot connect") && text.contains("onnection refused"),
+            "{text}"
+        );
+        assert!(!text.contains("error sending request"), "{text}");
+
+        // Accepts and never answers: a timeout.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            for _ in 0..10 {
+                if let Ok((s, _)) = silent.accept().await {
+                    held.push(s);
+                }
+            }
+        });
+        let mut short = config(100, 0);
+        short.http_timeout = Duration::from_millis(300);
+        let err = only_error(format!("http://{addr}/announce"), short).await;
+        assert!(matches!(err, TrackerError::Timeout), "{err:?}");
+        hold.abort();
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn redirects_are_bounded() {
+    use swarm_net::tracker::HTTP_REDIRECTS_MAX;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        // A tracker that redirects to itself forever.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let response = format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://{addr}/announce?again\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let (addr2, hits) = fake_http_server_on(listener, response.into_bytes());
+        let err = only_error(format!("http://{addr2}/announce"), config(100, 0)).await;
+        let text = err.to_string();
+        assert!(text.contains("redirect"), "{text}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1 + HTTP_REDIRECTS_MAX, "{text}");
+    })
+    .await
+    .unwrap();
+}

@@ -12,6 +12,7 @@
 //! - [`magnet`]: magnet URIs (BEP 9 `xt=urn:btih:`).
 //! - [`peer`]: the peer wire protocol (BEP 3, BEP 6, BEP 10).
 //! - [`tracker`]: tracker announce/scrape messages, HTTP (BEP 3, 23) and UDP (BEP 15).
+//! - [`text`]: remote text made safe for a terminal ([`text::Escaped`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bencode;
@@ -22,6 +23,7 @@ pub mod lengths;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer;
+pub mod text;
 pub mod tracker;
 
 pub use ids::{InfoHash, PeerId};

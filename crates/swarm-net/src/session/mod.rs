@@ -49,6 +49,9 @@ pub const PEER_CHANNEL_LEN: usize = 256;
 /// First retry delay after a failed dial; doubles per failure.
 pub const DIAL_BACKOFF_BASE: Duration = Duration::from_secs(2);
 pub const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(120);
+/// A peer we dial that fails this many times in a row (connect or
+/// handshake) is reported once at the default level, with the reason.
+pub const DIAL_FAILURES_REPORT: u32 = 3;
 /// Before redialling an address whose connection closed.
 pub const REDIAL_DELAY: Duration = Duration::from_secs(10);
 /// The `stopped` announce at exit may take this long at most.
@@ -296,6 +299,7 @@ pub fn spawn(
                     failures: 0,
                     next_attempt: now,
                     peer_id: None,
+                    reported: false,
                 },
             )
         })
@@ -377,6 +381,8 @@ struct Candidate {
     /// The peer id it answered with last time: not dialled again while a
     /// connection with that id is open (it may have dialled us).
     peer_id: Option<PeerId>,
+    /// Its failures were reported at the default level (once a candidate).
+    reported: bool,
 }
 
 enum Input {
@@ -760,6 +766,19 @@ impl Session {
                     if let Some(c) = self.candidates.get_mut(&addr) {
                         c.failures = c.failures.saturating_add(1);
                         c.next_attempt = Instant::now() + backoff(c.failures);
+                        if c.failures >= DIAL_FAILURES_REPORT && !c.reported {
+                            c.reported = true;
+                            let hint = match error {
+                                ConnError::WrongInfoHash | ConnError::ClosedDuringHandshake => {
+                                    " (it does not seem to serve this torrent)"
+                                }
+                                _ => "",
+                            };
+                            tracing::warn!(
+                                "peer {addr} keeps failing: {error}{hint}; {} attempts, still retrying with back-off",
+                                c.failures
+                            );
+                        }
                     }
                     tracing::info!(peer = %addr, %error, "could not connect");
                 } else {
@@ -789,6 +808,7 @@ impl Session {
                         failures: 0,
                         next_attempt: now,
                         peer_id: None,
+                        reported: false,
                     });
                 }
                 self.dial();

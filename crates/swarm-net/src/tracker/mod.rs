@@ -17,6 +17,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
+use swarm_wire::text::Escaped;
 use swarm_wire::tracker::{
     AnnounceRequest, AnnounceResponse, Event, ScrapeStats, TrackerResponseError,
 };
@@ -26,7 +27,9 @@ use tokio::time::Instant;
 mod http;
 mod udp;
 
-pub use http::{HTTP_RESPONSE_LEN_MAX, HTTP_TIMEOUT_MS};
+pub use http::{
+    HTTP_REDIRECTS_MAX, HTTP_RESPONSE_LEN_MAX, HTTP_TIMEOUT_MS, is_local_host, redirect_allowed,
+};
 pub use udp::{
     CONNECTION_ID_LIFETIME_MS, UDP_RETRANSMIT_EXPONENT_MAX, UDP_TIMEOUT_BASE_MS, UdpRetry,
 };
@@ -55,10 +58,11 @@ pub enum TrackerError {
     #[error("announce too soon: wait {wait:?} (tracker's min interval)")]
     TooSoon { wait: Duration },
     /// Every tracker of every tier failed; the errors in the order tried.
-    #[error("all {} trackers failed; last: {}", .0.len(), .0.last().map_or(String::new(), |(u, e)| format!("{u}: {e}")))]
+    #[error("all {} trackers failed; last: {}", .0.len(), .0.last().map_or(String::new(), |(u, e)| format!("{}: {e}", Escaped(u))))]
     AllFailed(Vec<(String, TrackerError)>),
     /// The tracker refused (`failure reason`, BEP 15 error): try another.
-    #[error("tracker failure: {0}")]
+    /// The tracker's text, shown escaped (it is remote input).
+    #[error("tracker failure: {}", Escaped(.0))]
     Failure(String),
     /// The tracker answered bytes the protocol does not allow.
     #[error("malformed tracker response: {0}")]
@@ -312,9 +316,9 @@ impl TrackerClient {
                         if let Some(id) = &response.tracker_id {
                             tracker.tracker_id = Some(id.clone());
                         }
-                        tracing::debug!(url = %tracker.url, peers = response.peers.len(), ?event, "announced");
+                        tracing::debug!(url = %Escaped(&tracker.url), peers = response.peers.len(), ?event, "announced");
                         if let Some(warning) = &response.warning {
-                            tracing::warn!(url = %tracker.url, %warning, "tracker warning");
+                            tracing::warn!(url = %Escaped(&tracker.url), warning = %Escaped(warning), "tracker warning");
                         }
                         // BEP 12: a tracker that answers moves to the front of its tier.
                         let working = self.tiers[tier].remove(i);
@@ -323,7 +327,7 @@ impl TrackerClient {
                         return Ok(response);
                     }
                     Err(e) => {
-                        tracing::info!(url = %tracker.url, error = %e, ?event, "announce failed");
+                        tracing::info!(url = %Escaped(&tracker.url), error = %e, ?event, "announce failed");
                         errors.push((tracker.url.clone(), e));
                     }
                 }

@@ -2,18 +2,12 @@
 //! holds, for people or (with `--json`) for scripts.
 
 use std::ffi::OsString;
-use std::io::Read;
-use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use super::{bad_input, human_bytes, print_stdout};
-
-/// Largest .torrent read (bigger ones are refused, not read into memory): the
-/// metainfo of a torrent with a million files is about 100 MB.
-pub const TORRENT_FILE_MAX_BYTES: u64 = 128 * 1024 * 1024;
+use super::{human_bytes, print_stdout};
 
 const EXAMPLES: &str = "\
 EXAMPLES:
@@ -82,28 +76,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
 }
 
 fn read_input(input: &OsString) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let limit = TORRENT_FILE_MAX_BYTES + 1;
-    if input == "-" {
-        std::io::stdin()
-            .lock()
-            .take(limit)
-            .read_to_end(&mut bytes)
-            .context("cannot read stdin")?;
-    } else {
-        let path = Path::new(input);
-        std::fs::File::open(path)
-            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
-            .with_context(|| format!("cannot read {}", path.display()))?;
-    }
-    if bytes.len() as u64 > TORRENT_FILE_MAX_BYTES {
-        return Err(bad_input(format!(
-            "{} is larger than {}: not a .torrent",
-            Path::new(input).display(),
-            human_bytes(TORRENT_FILE_MAX_BYTES)
-        )));
-    }
-    Ok(bytes)
+    super::read_torrent_input(input)
 }
 
 /// What `swarm info` shows; also its JSON form (keys are a stable interface).
@@ -220,17 +193,9 @@ fn render(v: &View) -> String {
     out
 }
 
-/// `s` with control characters escaped (`\u{1b}`).
+/// `s` with control characters escaped (`\u{1b}`): remote text.
 fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    swarm_wire::text::escape(s)
 }
 
 /// `2024-05-01 12:00:00 UTC` for a Unix time (proleptic Gregorian calendar).
@@ -347,7 +312,7 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped() {
-        assert_eq!(clean("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
+        assert_eq!(clean("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
         assert_eq!(clean("données"), "données");
     }
 }

@@ -13,6 +13,7 @@ pub mod download;
 pub mod info;
 pub mod peer;
 pub mod seed;
+pub mod term;
 pub mod tracker;
 
 use std::io::{IsTerminal, Write};
@@ -41,17 +42,83 @@ pub fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // `{:#}` joins the context chain with ": ". One line, always: a
-            // hostile file name must not be able to forge further lines.
-            let line: String = format!("{e:#}")
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
-            eprintln!("error: {line}");
+            eprintln!("error: {}", error_line(&e));
             let bad = e.chain().any(|cause| cause.is::<BadInput>());
             ExitCode::from(if bad { 2 } else { 1 })
         }
     }
+}
+
+/// A failed command's error as one line: the context chain joined with
+/// ": ", each cause said once (an error whose text already ends with its
+/// source's text, as `"x: y"` over `"y"`, would say it twice), and escaped:
+/// a hostile file name or tracker text cannot forge further lines or
+/// escape sequences.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    swarm_wire::text::escape(&line)
+}
+
+/// The largest .torrent `download`, `seed` and `info` read: more is refused
+/// before more than this is read. Reading stops at the cap plus one byte
+/// whatever the input (a pipe or `/dev/zero` has no size). The bencode
+/// decoder's budget (`VALUES_MAX`, 2,000,000 values, ~400,000 files) admits
+/// no larger real torrent (~100 bytes a file), and a hostile input of the
+/// cap's size peaks at ~180 MB RSS (input plus the decoder's bounded tree);
+/// libtorrent's own cap is 10 MB.
+pub const TORRENT_FILE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a .torrent argument: a file, or `-` for stdin, refused (exit 2) if
+/// larger than [`TORRENT_FILE_MAX_BYTES`]. A regular file's size is checked
+/// before anything is read.
+pub fn read_torrent_input(input: &std::ffi::OsStr) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context as _;
+    use std::io::Read as _;
+    let path = std::path::Path::new(input);
+    let too_big = || {
+        bad_input(format!(
+            "{} is larger than {}: not a .torrent",
+            path.display(),
+            human_bytes(TORRENT_FILE_MAX_BYTES)
+        ))
+    };
+    let limit = TORRENT_FILE_MAX_BYTES + 1;
+    let mut bytes = Vec::new();
+    if input == "-" {
+        std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .context("cannot read stdin")?;
+    } else {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if let Ok(meta) = file.metadata()
+            && meta.is_file()
+        {
+            if meta.len() > TORRENT_FILE_MAX_BYTES {
+                return Err(too_big());
+            }
+            bytes.reserve_exact(meta.len() as usize);
+        }
+        file.take(limit)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    if bytes.len() as u64 > TORRENT_FILE_MAX_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
 }
 
 /// Logs go to stderr. `-v` = info, `-vv` = debug, `-vvv` = trace; without
@@ -66,7 +133,7 @@ pub fn init_logging(verbose: u8) {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(term::LogWriter::default)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
@@ -144,6 +211,20 @@ mod tests {
         assert!(parse_size("3X").is_err());
         assert!(parse_size("99999999999999999999").is_err());
         assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn an_error_line_says_each_cause_once_and_escaped() {
+        // An error that prints its source and also returns it as `source()`.
+        #[derive(Debug, thiserror::Error)]
+        #[error("opening {0}: {1}")]
+        struct Open(String, #[source] std::io::Error);
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(Open("NAME/a\x1b[2J.bin".into(), io)).context("seeding");
+        assert_eq!(
+            error_line(&e),
+            "seeding: opening NAME/a\\u{1b}[2J.bin: entity not found"
+        );
     }
 
     #[test]

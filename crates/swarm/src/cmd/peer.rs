@@ -118,10 +118,17 @@ fn parse_rate(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Reads and parses a .torrent: unreadable is a failure (1), malformed is bad
-/// input (2).
+/// Reads and parses a .torrent: unreadable is a failure (1), malformed,
+/// too large (see [`super::TORRENT_FILE_MAX_BYTES`]) or a magnet link is
+/// bad input (2).
 pub fn load_torrent(path: &Path) -> Result<TorrentSpec> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if path.to_str().is_some_and(|p| p.starts_with("magnet:")) {
+        return Err(bad_input(
+            "magnet links need the DHT and metadata exchange (BEP 5, BEP 9), not supported yet: \
+             give the .torrent file (`swarm info` reads the link)",
+        ));
+    }
+    let bytes = super::read_torrent_input(path.as_os_str())?;
     let meta =
         Metainfo::from_bytes(&bytes).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
     Ok(TorrentSpec::from_metainfo(&meta))
@@ -215,7 +222,12 @@ pub fn run(r: Run<'_>) -> Result<SessionStatus> {
 
 async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
     let started = Instant::now();
-    let display = Display::new(r.net.json, r.net.peers_table, r.spec.pads().real_total());
+    let display = Display::new(
+        r.net.json,
+        r.net.peers_table,
+        r.spec.pads().real_total(),
+        r.until != Until::Complete,
+    );
     let storage = {
         let (dir, spec, mode) = (r.dir.to_path_buf(), r.spec.clone(), r.mode);
         tokio::task::spawn_blocking(move || Storage::open(&dir, &spec, mode))
@@ -430,10 +442,13 @@ struct Display {
     /// appends a table per status.
     table: Option<bool>,
     bar: Option<indicatif::ProgressBar>,
+    /// The run goes on once complete: the bar then says "seeding", else
+    /// "complete" (no "seeding" flash before a download exits).
+    seeds: bool,
 }
 
 impl Display {
-    fn new(json: bool, peers_table: bool, total: u64) -> Display {
+    fn new(json: bool, peers_table: bool, total: u64, seeds: bool) -> Display {
         let terminal = std::io::stderr().is_terminal();
         let table = peers_table.then_some(terminal);
         // The in-place table replaces the bar (it has the same figures).
@@ -445,9 +460,15 @@ impl Display {
                 )
                 .expect("valid template"),
             );
+            super::term::show_bar(&bar);
             bar
         });
-        Display { json, table, bar }
+        Display {
+            json,
+            table,
+            bar,
+            seeds,
+        }
     }
 
     fn print_json(&self, v: serde_json::Value) {
@@ -491,7 +512,11 @@ impl Display {
             let _ = write!(err, "{prefix}{text}");
         }
         if let Some(bar) = &self.bar {
-            bar.set_prefix(if s.complete { "seeding" } else { "downloading" });
+            bar.set_prefix(match (s.complete, self.seeds) {
+                (false, _) => "downloading",
+                (true, true) => "seeding",
+                (true, false) => "complete",
+            });
             bar.set_position(s.total_length - s.left);
             let eta = if s.complete || s.download_rate < 1.0 {
                 String::new()
@@ -513,6 +538,7 @@ impl Display {
 
     fn finish(&self, last: Option<&SessionStatus>, started: Instant) {
         if let Some(bar) = &self.bar {
+            super::term::hide_bar();
             bar.finish_and_clear();
         }
         let Some(s) = last else { return };
@@ -542,6 +568,18 @@ impl Display {
                 human_bytes(s.uploaded),
                 secs
             ));
+        }
+    }
+}
+
+impl Drop for Display {
+    /// An early error leaves no bar behind for later log lines to redraw.
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            super::term::hide_bar();
+            if !bar.is_finished() {
+                bar.finish_and_clear();
+            }
         }
     }
 }
