@@ -69,8 +69,9 @@ stop() {
   pkill -INT -P "$PID" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
   pkill -KILL -P "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=
+  # Called in $(...), a subshell that cannot `wait` for the parent's child:
+  # poll for GNU time's report instead.
+  for _ in $(seq 100); do grep -q 'Maximum resident' "$BENCH_DIR/$name.time" 2>/dev/null && break; sleep 0.1; done
   awk -F': ' '/Maximum resident set size/ {print $2}' "$BENCH_DIR/$name.time"
 }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
@@ -110,12 +111,11 @@ udp_load() {
 }
 
 aquatic_config() { # port
-  "$AQUATIC_UDP" -p >"$BENCH_DIR/aquatic.default.toml"
-  # Same address, all cores, IPv4 only; everything else aquatic's defaults.
-  sed -e "s/^socket_workers = .*/socket_workers = $CORES/" \
-      -e "s|^address_ipv4 = .*|address_ipv4 = \"127.0.0.1:$1\"|" \
-      -e "s/^use_ipv6 = .*/use_ipv6 = false/" \
-      "$BENCH_DIR/aquatic.default.toml"
+  # Same address, one socket worker per core; everything else aquatic's
+  # defaults (it hands out at most 30 peers: the load asks for 30).
+  "$AQUATIC_UDP" -p | sed -e "s/^socket_workers = .*/socket_workers = $CORES/" \
+      -e "s|^address = .*|address = \"127.0.0.1:$1\"|" \
+      -e "s/^print_to_stdout = .*/print_to_stdout = true/"
 }
 
 declare -A UDP_RPS UDP_RSS HTTP_RPS HTTP_RSS
@@ -154,6 +154,7 @@ for round in $(seq "$ROUNDS"); do
   order="swarm aquatic"; (( round % 2 == 0 )) && order="aquatic swarm"
   for who in $order; do
     port=$(free_port)
+    peers=
     if [[ $who == swarm ]]; then
       hport=$(free_port)
       start "udp-swarm-$round" "$SWARM" tracker --udp "127.0.0.1:$port" --http "127.0.0.1:$hport" --workers "$CORES"
@@ -169,6 +170,7 @@ for round in $(seq "$ROUNDS"); do
       SWARM_PEERS+=("$peers")
     fi
     rss=$(stop "udp-$who-$round")
+    wait 2>/dev/null || true
     UDP_RPS[$who]+="$rps "; UDP_RSS[$who]+="$rss "
     echo "udp $who: ${rps:-?} responses/s, peak RSS ${rss:-?} KiB ${peers:+(holding $peers peers)}" >&2
   done
@@ -185,6 +187,7 @@ for round in $(seq "$ROUNDS"); do
     wait_port "$port" || die "$who did not start"
     rps=$(http_load "$port" "http-$who-$round")
     rss=$(stop "http-$who-$round")
+    wait 2>/dev/null || true
     HTTP_RPS[$who]+="$rps "; HTTP_RSS[$who]+="$rss "
     echo "http $who: ${rps:-?} requests/s, peak RSS ${rss:-?} KiB" >&2
   done

@@ -7,6 +7,7 @@
 //!
 //! - [`ids`]: [`PeerKey`], and the wire's [`InfoHash`] and [`PeerId`] (a leaf module).
 //! - [`event`]: what the core and its driver exchange besides wire messages (a leaf module).
+//! - [`endpoint`]: [`Endpoint`], the connection policy over all torrents (one per process).
 //! - [`torrent`]: [`TorrentCore`], one torrent against its peers (BEP 3, BEP 6).
 //! - [`bitfield`]: [`Bitfield`], validated from the wire.
 //! - [`rate`]: rolling rate estimators.
@@ -18,6 +19,7 @@
 pub mod bitfield;
 pub mod choker;
 pub mod config;
+pub mod endpoint;
 pub mod event;
 pub mod ids;
 mod peer;
@@ -34,6 +36,7 @@ pub use config::{
     Choking, HASH_FAILURES_BAN, PEER_READS_IN_FLIGHT_MAX, PEER_REQUESTS_MAX,
     TORRENT_READS_IN_FLIGHT_MAX, TorrentConfig,
 };
+pub use endpoint::{Action, Endpoint, EndpointConfig, PeerSource, Refusal};
 pub use event::{ExtensionInfo, PeerInfo, StorageDone, TorrentEvent};
 pub use ids::{InfoHash, PeerId, PeerKey};
 pub use picker::PickStrategy;

@@ -1,0 +1,486 @@
+//! Endpoint tests: a fake clock (`Instant`s we pass in) and fixed seeds.
+
+use super::*;
+
+const OURS: PeerId = PeerId(*b"-SW0001-mmmmmmmmmmmm");
+const T1: InfoHash = InfoHash([1; 20]);
+const T2: InfoHash = InfoHash([2; 20]);
+
+fn at(secs: u64) -> Instant {
+    Instant(secs * 1_000_000)
+}
+
+fn addr(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, last], port))
+}
+
+fn peer_id(n: u8) -> PeerId {
+    let mut id = *b"-XX0001-000000000000";
+    id[19] = n;
+    PeerId(id)
+}
+
+fn endpoint(config: EndpointConfig) -> Endpoint {
+    let mut e = Endpoint::new(config, OURS, 7);
+    e.add_torrent(at(0), T1).unwrap();
+    e
+}
+
+/// Drains the actions, checking the invariants first.
+fn drain(e: &mut Endpoint) -> Vec<Action> {
+    e.check_invariants();
+    std::iter::from_fn(|| e.poll_action()).collect()
+}
+
+fn dials(actions: &[Action]) -> Vec<(PeerKey, SocketAddr)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Dial { conn, addr, .. } => Some((*conn, *addr)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closes(actions: &[Action]) -> Vec<(PeerKey, Refusal)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Close { conn, reason } => Some((*conn, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn adding_announces_and_a_peer_is_dialled_at_once() {
+    let mut e = endpoint(EndpointConfig::default());
+    assert_eq!(
+        drain(&mut e),
+        vec![Action::Announce {
+            torrent: T1,
+            event: AnnounceEvent::Started
+        }]
+    );
+    e.handle_peers(at(0), T1, PeerSource::Tracker, [addr(2, 6881)]);
+    let d = dials(&drain(&mut e));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].1, addr(2, 6881));
+    assert_eq!(e.add_torrent(at(0), T1), Err(AddError::AlreadyAdded));
+}
+
+#[test]
+fn failed_dials_back_off_exponentially_then_the_candidate_is_dropped() {
+    let config = EndpointConfig::default();
+    let mut e = endpoint(config.clone());
+    drain(&mut e);
+    e.handle_peers(at(0), T1, PeerSource::Tracker, [addr(2, 6881)]);
+    let mut now = at(0);
+    let mut conn = dials(&drain(&mut e))[0].0;
+    for failure in 1..config.dial_failures_max {
+        e.handle_closed(now, conn);
+        assert!(
+            dials(&drain(&mut e)).is_empty(),
+            "no redial before the back-off"
+        );
+        let next = e.poll_timeout().expect("a retry is scheduled");
+        let backoff = config.dial_backoff_base.0 << (failure - 1);
+        let wait = next.0 - now.0;
+        assert!(
+            (backoff..=backoff + backoff / 4).contains(&wait),
+            "failure {failure}: waited {wait} us, back-off {backoff} us (+25% jitter)"
+        );
+        // Just before: nothing; at the time: a new dial.
+        e.handle_timeout(Instant(next.0 - 1));
+        assert!(dials(&drain(&mut e)).is_empty());
+        now = next;
+        e.handle_timeout(now);
+        let d = dials(&drain(&mut e));
+        assert_eq!(d.len(), 1, "failure {failure}: redialled");
+        conn = d[0].0;
+    }
+    e.handle_closed(now, conn);
+    drain(&mut e);
+    assert_eq!(e.torrent_connections(&T1).unwrap().candidates, 0, "dropped");
+    assert_eq!(e.poll_timeout(), None);
+}
+
+#[test]
+fn user_named_peers_are_retried_for_ever_with_a_capped_back_off() {
+    let config = EndpointConfig {
+        dial_backoff_max: Duration::from_secs(60),
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    drain(&mut e);
+    e.handle_peers(at(0), T1, PeerSource::Cli, [addr(2, 6881)]);
+    let mut now = at(0);
+    let mut conn = dials(&drain(&mut e))[0].0;
+    for _ in 0..20 {
+        e.handle_closed(now, conn);
+        drain(&mut e);
+        let next = e.poll_timeout().unwrap();
+        assert!(next.0 - now.0 <= 75_000_000, "capped at 60 s + 25%");
+        now = next;
+        e.handle_timeout(now);
+        conn = dials(&drain(&mut e))[0].0;
+    }
+    assert_eq!(e.torrent_connections(&T1).unwrap().candidates, 1);
+}
+
+#[test]
+fn a_closed_connection_is_redialled_after_the_reconnect_delay() {
+    let config = EndpointConfig::default();
+    let mut e = endpoint(config.clone());
+    drain(&mut e);
+    e.handle_peers(at(0), T1, PeerSource::Tracker, [addr(2, 6881)]);
+    let conn = dials(&drain(&mut e))[0].0;
+    e.handle_handshake(at(1), conn, T1, peer_id(2)).unwrap();
+    e.handle_closed(at(100), conn);
+    drain(&mut e);
+    assert_eq!(e.poll_timeout(), Some(at(100) + config.reconnect_delay));
+}
+
+#[test]
+fn dials_in_flight_torrent_and_global_caps_hold() {
+    let config = EndpointConfig {
+        dials_max: 4,
+        torrent_connections_max: 6,
+        connections_max: 10,
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    e.add_torrent(at(0), T2).unwrap();
+    drain(&mut e);
+    let many = |base: u8| (0..50).map(move |i| SocketAddr::from(([127, base, 0, i], 6881)));
+    e.handle_peers(at(0), T1, PeerSource::Tracker, many(2));
+    e.handle_peers(at(0), T2, PeerSource::Dht, many(3));
+    let mut id = 0;
+    let mut established = 0;
+    let mut now = at(0);
+    for _ in 0..40 {
+        let d = dials(&drain(&mut e));
+        assert!(d.len() <= 4, "at most 4 dials in flight");
+        if d.is_empty() {
+            now = now + Duration::from_secs(1);
+            e.handle_timeout(now);
+            if dials(&drain(&mut e)).is_empty() {
+                break;
+            }
+            continue;
+        }
+        for (conn, a) in d {
+            id += 1;
+            let torrent = if a.to_string().starts_with("127.2.") {
+                T1
+            } else {
+                T2
+            };
+            e.handle_handshake(now, conn, torrent, peer_id(id)).unwrap();
+            established += 1;
+        }
+    }
+    let c1 = e.torrent_connections(&T1).unwrap();
+    let c2 = e.torrent_connections(&T2).unwrap();
+    assert_eq!(established, 10, "global cap");
+    assert_eq!(c1.connected + c2.connected, 10);
+    assert!(
+        c1.connected <= 6 && c2.connected <= 6,
+        "per torrent: {c1:?} {c2:?}"
+    );
+    assert_eq!(e.connections(), 10);
+    // Full: an incoming connection is refused at accept.
+    assert_eq!(
+        e.handle_accept(now, addr(9, 5000)),
+        Err(Refusal::ConnectionsFull)
+    );
+}
+
+#[test]
+fn incoming_handshakes_have_their_own_cap_and_a_deadline() {
+    let config = EndpointConfig {
+        handshakes_max: 8,
+        handshake_timeout: Duration::from_secs(3),
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    drain(&mut e);
+    let accepted: Vec<PeerKey> = (0..8)
+        .map(|i| e.handle_accept(at(0), addr(10 + i, 5000)).unwrap())
+        .collect();
+    assert_eq!(
+        e.handle_accept(at(0), addr(50, 5000)),
+        Err(Refusal::HandshakesFull)
+    );
+    // The silent ones are closed at their deadline, not before.
+    e.handle_timeout(at(2));
+    assert!(closes(&drain(&mut e)).is_empty());
+    assert_eq!(e.poll_timeout(), Some(at(3)));
+    e.handle_timeout(at(3));
+    let closed = closes(&drain(&mut e));
+    assert_eq!(closed.len(), 8);
+    assert!(
+        closed
+            .iter()
+            .all(|(k, r)| accepted.contains(k) && *r == Refusal::HandshakeTimeout)
+    );
+    assert!(
+        e.handle_accept(at(3), addr(50, 5000)).is_ok(),
+        "slots are back"
+    );
+}
+
+#[test]
+fn one_ip_cannot_take_every_slot() {
+    let config = EndpointConfig {
+        ip_connections_max: 3,
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    drain(&mut e);
+    for i in 0..3 {
+        let k = e.handle_accept(at(0), addr(66, 5000 + i)).unwrap();
+        e.handle_handshake(at(0), k, T1, peer_id(i as u8)).unwrap();
+    }
+    assert_eq!(e.handle_accept(at(0), addr(66, 6000)), Err(Refusal::IpFull));
+    assert!(
+        e.handle_accept(at(0), addr(67, 6000)).is_ok(),
+        "another address still gets in"
+    );
+    // Nor do our dials to that address go past the cap.
+    e.handle_peers(at(0), T1, PeerSource::Tracker, [addr(66, 6881)]);
+    assert!(dials(&drain(&mut e)).is_empty());
+}
+
+#[test]
+fn handshakes_for_unknown_or_stopped_torrents_and_from_ourselves_are_refused() {
+    let mut e = endpoint(EndpointConfig::default());
+    e.add_torrent(at(0), T2).unwrap();
+    drain(&mut e);
+    let k = e.handle_accept(at(0), addr(2, 5000)).unwrap();
+    assert_eq!(
+        e.handle_handshake(at(0), k, InfoHash([9; 20]), peer_id(1)),
+        Err(Refusal::UnknownTorrent)
+    );
+    assert_eq!(e.connections(), 0, "a refused connection is forgotten");
+    let k = e.handle_accept(at(0), addr(2, 5001)).unwrap();
+    assert_eq!(
+        e.handle_handshake(at(0), k, T1, OURS),
+        Err(Refusal::SelfConnection)
+    );
+
+    let k = e.handle_accept(at(0), addr(3, 5000)).unwrap();
+    e.handle_handshake(at(0), k, T2, peer_id(3)).unwrap();
+    e.stop_torrent(at(1), T2);
+    let a = drain(&mut e);
+    assert_eq!(closes(&a), vec![(k, Refusal::TorrentStopped)]);
+    assert!(a.contains(&Action::Announce {
+        torrent: T2,
+        event: AnnounceEvent::Stopped
+    }));
+    let k = e.handle_accept(at(2), addr(3, 5001)).unwrap();
+    assert_eq!(
+        e.handle_handshake(at(2), k, T2, peer_id(3)),
+        Err(Refusal::TorrentStopped)
+    );
+    e.remove_torrent(at(3), T2);
+    let k = e.handle_accept(at(3), addr(3, 5002)).unwrap();
+    assert_eq!(
+        e.handle_handshake(at(3), k, T2, peer_id(3)),
+        Err(Refusal::UnknownTorrent)
+    );
+    e.check_invariants();
+}
+
+#[test]
+fn duplicates_keep_the_connection_dialled_by_the_smaller_id() {
+    // Their id is smaller than ours ("-XX" < "-SW" is false: 'X' > 'S'), so
+    // make one smaller and one larger.
+    let smaller = PeerId(*b"-AA0001-000000000000");
+    let larger = PeerId(*b"-ZZ0001-000000000000");
+    for (theirs, keep_ours) in [(smaller, false), (larger, true)] {
+        let mut e = endpoint(EndpointConfig::default());
+        drain(&mut e);
+        e.handle_peers(at(0), T1, PeerSource::Tracker, [addr(2, 6881)]);
+        let ours = dials(&drain(&mut e))[0].0;
+        e.handle_handshake(at(1), ours, T1, theirs).unwrap();
+        let theirs_conn = e.handle_accept(at(1), addr(2, 40000)).unwrap();
+        let verdict = e.handle_handshake(at(1), theirs_conn, T1, theirs);
+        let a = drain(&mut e);
+        if keep_ours {
+            assert_eq!(verdict, Err(Refusal::Duplicate));
+            assert!(closes(&a).is_empty());
+        } else {
+            assert_eq!(verdict, Ok(()));
+            assert_eq!(closes(&a), vec![(ours, Refusal::Duplicate)]);
+        }
+        assert_eq!(e.torrent_connections(&T1).unwrap().connected, 1);
+    }
+    // Two incoming with the same id: the older stays.
+    let mut e = endpoint(EndpointConfig::default());
+    let a = e.handle_accept(at(0), addr(2, 1)).unwrap();
+    e.handle_handshake(at(0), a, T1, smaller).unwrap();
+    let b = e.handle_accept(at(0), addr(3, 1)).unwrap();
+    assert_eq!(
+        e.handle_handshake(at(0), b, T1, smaller),
+        Err(Refusal::Duplicate)
+    );
+    // The same peer id on another torrent is no duplicate.
+    e.add_torrent(at(0), T2).unwrap();
+    let c = e.handle_accept(at(0), addr(3, 2)).unwrap();
+    assert_eq!(e.handle_handshake(at(0), c, T2, smaller), Ok(()));
+    e.check_invariants();
+}
+
+#[test]
+fn a_ban_closes_refuses_and_forgets_the_address() {
+    let mut e = endpoint(EndpointConfig::default());
+    drain(&mut e);
+    let bad = addr(66, 6881);
+    e.handle_peers(
+        at(0),
+        T1,
+        PeerSource::Tracker,
+        [bad, addr(66, 6882), addr(2, 6881)],
+    );
+    let d = dials(&drain(&mut e));
+    assert_eq!(d.len(), 3);
+    let k = d.iter().find(|(_, a)| *a == bad).unwrap().0;
+    e.handle_handshake(at(1), k, T1, peer_id(1)).unwrap();
+    e.ban(at(2), bad.ip());
+    let closed = closes(&drain(&mut e));
+    assert_eq!(closed.len(), 2, "both connections to the IP");
+    assert!(closed.iter().all(|(_, r)| *r == Refusal::Banned));
+    assert_eq!(e.torrent_connections(&T1).unwrap().candidates, 1);
+    assert_eq!(e.handle_accept(at(3), addr(66, 1234)), Err(Refusal::Banned));
+    e.handle_peers(at(3), T1, PeerSource::Pex, [bad]);
+    assert!(dials(&drain(&mut e)).is_empty());
+    assert_eq!(e.torrent_connections(&T1).unwrap().candidates, 1);
+}
+
+#[test]
+fn bans_are_bounded_oldest_forgotten_first() {
+    let config = EndpointConfig {
+        bans_max: 3,
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    for i in 0..5 {
+        e.ban(at(0), addr(10 + i, 0).ip());
+    }
+    assert!(!e.is_banned(addr(10, 0).ip()) && !e.is_banned(addr(11, 0).ip()));
+    assert!((12..15).all(|i| e.is_banned(addr(i, 0).ip())));
+    e.check_invariants();
+}
+
+#[test]
+fn a_million_addresses_are_cut_to_the_candidate_bound() {
+    let config = EndpointConfig {
+        candidates_max: 1_000,
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config.clone());
+    drain(&mut e);
+    let million = (0..1_000_000u32).map(|i| {
+        let b = i.to_be_bytes();
+        SocketAddr::from(([10, b[1], b[2], b[3]], 6881))
+    });
+    e.handle_peers(at(0), T1, PeerSource::Dht, million);
+    assert_eq!(e.torrent_connections(&T1).unwrap().candidates, 1_000);
+    assert_eq!(dials(&drain(&mut e)).len(), config.dials_max);
+}
+
+#[test]
+fn failed_candidates_make_room_for_new_ones() {
+    let config = EndpointConfig {
+        candidates_max: 4,
+        dials_max: 4,
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    drain(&mut e);
+    e.handle_peers(at(0), T1, PeerSource::Tracker, (1..=4).map(|i| addr(i, 1)));
+    let d = dials(&drain(&mut e));
+    // Two fail; the list is full, so new addresses replace those two only.
+    e.handle_closed(at(1), d[0].0);
+    e.handle_closed(at(1), d[1].0);
+    e.handle_peers(at(1), T1, PeerSource::Pex, (5..=9).map(|i| addr(i, 1)));
+    let c = e.torrent_connections(&T1).unwrap();
+    assert_eq!(c.candidates, 4);
+    let d2 = dials(&drain(&mut e));
+    let dialled: Vec<SocketAddr> = d2.iter().map(|x| x.1).collect();
+    assert_eq!(dialled, vec![addr(5, 1), addr(6, 1)]);
+}
+
+#[test]
+fn stopping_and_resuming_keeps_candidates() {
+    let mut e = endpoint(EndpointConfig::default());
+    drain(&mut e);
+    e.handle_peers(at(0), T1, PeerSource::Tracker, [addr(2, 1), addr(3, 1)]);
+    let d = dials(&drain(&mut e));
+    e.stop_torrent(at(1), T1);
+    assert_eq!(closes(&drain(&mut e)).len(), d.len());
+    assert_eq!(e.poll_timeout(), None, "nothing to do while stopped");
+    e.resume_torrent(at(2), T1);
+    assert_eq!(dials(&drain(&mut e)).len(), 2);
+}
+
+/// A scripted run with random inputs drawn from `seed`: the actions.
+fn scripted_run(seed: u64) -> Vec<Action> {
+    let config = EndpointConfig {
+        dials_max: 3,
+        torrent_connections_max: 5,
+        ip_connections_max: 2,
+        ..EndpointConfig::default()
+    };
+    let mut e = Endpoint::new(config, OURS, seed);
+    let mut input = Rng::new(99);
+    let mut log = Vec::new();
+    let mut open: Vec<PeerKey> = Vec::new();
+    e.add_torrent(at(0), T1).unwrap();
+    e.add_torrent(at(0), T2).unwrap();
+    for step in 0..2_000u64 {
+        let now = Instant(step * 250_000);
+        let torrent = if input.below(2) == 0 { T1 } else { T2 };
+        match input.below(6) {
+            0 => e.handle_peers(
+                now,
+                torrent,
+                PeerSource::Tracker,
+                (0..5).map(|_| addr(input.below(20) as u8, 6881)),
+            ),
+            1 => {
+                if let Ok(k) =
+                    e.handle_accept(now, addr(input.below(20) as u8, 40000 + step as u16))
+                {
+                    open.push(k);
+                }
+            }
+            2 if !open.is_empty() => {
+                let k = open.swap_remove(input.below(open.len()));
+                let _ = e.handle_handshake(now, k, torrent, peer_id(input.below(30) as u8));
+            }
+            3 if !open.is_empty() => {
+                let k = open.swap_remove(input.below(open.len()));
+                e.handle_closed(now, k);
+            }
+            4 if input.below(20) == 0 => e.ban(now, addr(input.below(20) as u8, 0).ip()),
+            _ => e.handle_timeout(now),
+        }
+        for a in drain(&mut e) {
+            if let Action::Dial { conn, .. } = a {
+                open.push(conn);
+            }
+            log.push(a);
+        }
+    }
+    log
+}
+
+#[test]
+fn the_same_seed_gives_the_same_actions() {
+    let a = scripted_run(1);
+    assert!(a.len() > 50, "the run does something: {} actions", a.len());
+    assert_eq!(a, scripted_run(1));
+    assert_ne!(a, scripted_run(2), "the seed matters (back-off jitter)");
+}
