@@ -439,11 +439,17 @@ impl PiecePicker {
         }
     }
 
-    /// `peer` disconnected: pieces reserved for it are open to everyone.
+    /// `peer` disconnected: pieces reserved for it, and pieces opened for it
+    /// (affinity), are open to everyone, so strict priority finishes them
+    /// before new ones open (an orphaned piece would otherwise wait for
+    /// endgame, its received blocks buffered).
     pub fn release_exclusive(&mut self, peer: PeerKey) {
         for d in self.downloads.values_mut() {
             if d.exclusive == Some(peer) {
                 d.exclusive = None;
+            }
+            if d.opener == Some(peer) {
+                d.opener = None;
             }
         }
     }

@@ -161,6 +161,23 @@ fn strict_priority_finishes_started_pieces() {
 }
 
 #[test]
+fn a_departed_openers_pieces_come_first_for_the_others() {
+    // Peer 1 opens a piece and leaves with most of it unrequested: the piece
+    // must not wait for endgame (its blocks buffered, its bytes in limbo)
+    // while peer 2 opens new ones.
+    let l = lengths(4, 4);
+    let mut rng = Rng::new(7);
+    let all = Bitfield::full(4);
+    let mut p = picker_with(l, 0, &[&all, &all], &mut rng);
+    let a = p.pick(PeerKey(1), &all, false, &mut rng).unwrap();
+    p.cancel_request(a, PeerKey(1));
+    p.release_exclusive(PeerKey(1));
+    let b = p.pick(PeerKey(2), &all, false, &mut rng).unwrap();
+    assert_eq!(b.piece, a.piece, "the orphaned piece is finished first");
+    p.check_invariants();
+}
+
+#[test]
 fn endgame_duplicates_then_cancels() {
     let l = lengths(1, 2);
     let mut rng = Rng::new(1);
