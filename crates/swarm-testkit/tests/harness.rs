@@ -152,9 +152,13 @@ fn hostile_peer_fools_libtorrent_until_it_is_dropped() {
         free_port(),
         &[hostile.addr],
     );
+    // One whole corrupt piece is what fooling takes: libtorrent bans a peer
+    // that alone sent a piece failing its hash (smart ban), and whether a
+    // second piece is served before that check ends is a race (CI saw
+    // 1 piece + 2 blocks, then the ban), so waiting for 2 was flaky.
     assert!(wait_until(Duration::from_secs(30), || hostile
         .pieces_fully_served(piece_len, torrent.total_size)
-        >= 2));
+        >= 1));
     let _seed = lt_seed(
         &t.logs(),
         "lt-seed",
