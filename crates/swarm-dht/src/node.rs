@@ -459,6 +459,22 @@ impl Dht {
         Ok((self.start(now, target, task, Vec::new(), false), target))
     }
 
+    /// Starts a refresh lookup (a `find_node` that refreshes no further) for
+    /// each target: stale buckets' random ids, or sparse ones after bootstrap.
+    fn refresh(&mut self, now: Instant, targets: Vec<NodeId>) {
+        for target in targets {
+            self.start(
+                now,
+                target,
+                Task::FindNode {
+                    then_refresh: false,
+                },
+                Vec::new(),
+                true,
+            );
+        }
+    }
+
     fn start(
         &mut self,
         now: Instant,
@@ -615,17 +631,7 @@ impl Dht {
             if self.config.ipv6 && !self.table6.is_empty() {
                 stale.extend(self.table6.take_stale(now, &mut self.rng));
             }
-            for target in stale {
-                self.start(
-                    now,
-                    target,
-                    Task::FindNode {
-                        then_refresh: false,
-                    },
-                    Vec::new(),
-                    true,
-                );
-            }
+            self.refresh(now, stale);
         }
     }
 
@@ -1184,17 +1190,7 @@ impl Dht {
                 if self.config.ipv6 {
                     sparse.extend(self.table6.sparse(&mut self.rng));
                 }
-                for target in sparse {
-                    self.start(
-                        now,
-                        target,
-                        Task::FindNode {
-                            then_refresh: false,
-                        },
-                        Vec::new(),
-                        true,
-                    );
-                }
+                self.refresh(now, sparse);
             }
             self.finish(id, st);
             return;
