@@ -156,7 +156,7 @@ fn put_compact(out: &mut Vec<u8>, addr: &SocketAddr) {
 /// The first [`PEX_DECODE_ADDRS_MAX`] entries, `None` for port 0 (kept as a
 /// slot so flags stay aligned with their addresses).
 fn parse_compact(b: &[u8], entry: usize, key: &[u8]) -> Result<Vec<Option<SocketAddr>>, WireError> {
-    if b.len() % entry != 0 {
+    if !b.len().is_multiple_of(entry) {
         return Err(bad(format!(
             "`{}` is {} bytes, not a multiple of {entry}",
             String::from_utf8_lossy(key),
