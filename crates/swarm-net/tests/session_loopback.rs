@@ -77,10 +77,11 @@ fn read_named(root: &Path, name: &str, files: &[(&str, usize)]) -> Vec<u8> {
     out
 }
 
-/// A client listening on 127.0.0.1 (an ephemeral port).
-async fn client() -> Client {
+/// A client listening on `ip` (an ephemeral port): each peer on an IP of
+/// its own, so the per-IP rules stay on.
+async fn client(ip: &str) -> Client {
     Client::start(ClientConfig {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
+        listen: Some(format!("{ip}:0").parse().unwrap()),
         ..ClientConfig::default()
     })
     .await
@@ -140,9 +141,9 @@ async fn transfer(files: &[(&str, usize)], piece_len: u32) {
     let (seed_dir, leech_dir) = (dir.path().join("seed"), dir.path().join("leech"));
     write_tree(&seed_dir, files, &data);
 
-    let seed_client = client().await;
+    let seed_client = client("127.0.0.2").await;
     let seeder = seed(&seed_client, &spec, &seed_dir).await;
-    let leech_client = client().await;
+    let leech_client = client("127.0.0.3").await;
     let leecher = leech_client
         .add_torrent(
             spec.clone(),
@@ -197,7 +198,7 @@ async fn a_peer_that_does_not_read_costs_a_bounded_buffer() {
     let spec = spec_of(&files, &data, 256 * 1024);
     let dir = tempfile::tempdir().unwrap();
     write_tree(dir.path(), &files, &data);
-    let seed_client = client().await;
+    let seed_client = client("127.0.0.2").await;
     let seeder = seed(&seed_client, &spec, dir.path()).await;
     let addr = seed_client.listen_addr();
 
@@ -283,13 +284,13 @@ async fn a_full_disk_stops_the_download_with_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let (seed_dir, leech_dir) = (dir.path().join("seed"), dir.path().join("leech"));
     write_tree(&seed_dir, &files, &data);
-    let seed_client = client().await;
+    let seed_client = client("127.0.0.2").await;
     let seeder = seed(&seed_client, &spec, &seed_dir).await;
 
     // /dev/full takes the open and fails every write with ENOSPC.
     std::fs::create_dir_all(leech_dir.join("tree")).unwrap();
     std::os::unix::fs::symlink("/dev/full", leech_dir.join("tree/f.bin")).unwrap();
-    let leech_client = client().await;
+    let leech_client = client("127.0.0.3").await;
     let leecher = leech_client
         .add_torrent(
             spec.clone(),
@@ -330,12 +331,12 @@ async fn two_torrents_on_one_port_both_ways() {
     write_named(&seed_dir, "alpha", &files_a, &data_a);
     write_named(&seed_dir, "beta", &files_b, &data_b);
 
-    let seed_client = client().await;
+    let seed_client = client("127.0.0.2").await;
     let seed_a = seed(&seed_client, &spec_a, &seed_dir).await;
     let seed_b = seed(&seed_client, &spec_b, &seed_dir).await;
     assert_eq!(seed_client.status().len(), 2);
     let port = seed_client.listen_addr();
-    let leech_client = client().await;
+    let leech_client = client("127.0.0.3").await;
     let leech_a = leech_client
         .add_torrent(spec_a.clone(), leech_options(&leech_dir, port))
         .unwrap();
@@ -393,7 +394,7 @@ async fn a_handshake_for_an_unknown_torrent_is_refused() {
     let spec = spec_of(&files, &data, 32 * 1024);
     let dir = tempfile::tempdir().unwrap();
     write_tree(dir.path(), &files, &data);
-    let seed_client = client().await;
+    let seed_client = client("127.0.0.2").await;
     let seeder = seed(&seed_client, &spec, dir.path()).await;
     let addr = seed_client.listen_addr();
     let them = PeerId(*b"-XX0001-handshaking!");
@@ -423,4 +424,34 @@ async fn a_handshake_for_an_unknown_torrent_is_refused() {
     seeder.stop();
     seeder.join().await.unwrap();
     seed_client.shutdown().await;
+}
+
+/// `--listen 127.0.0.4:0` listens there and dials from there: the peer it
+/// dials sees 127.0.0.4, so peers on loopback have IPs of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_dials_from_its_listen_ip() {
+    let files = [("f.bin", 1000)];
+    let data = content(1000, 3);
+    let spec = spec_of(&files, &data, 16 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let other = tokio::net::TcpListener::bind("127.0.0.5:0").await.unwrap();
+    let leech_client = client("127.0.0.4").await;
+    let leecher = leech_client
+        .add_torrent(
+            spec.clone(),
+            leech_options(dir.path(), other.local_addr().unwrap()),
+        )
+        .unwrap();
+    let (_sock, from) = tokio::time::timeout(DEADLINE, other.accept())
+        .await
+        .expect("the client dials its --peer")
+        .unwrap();
+    assert_eq!(
+        from.ip(),
+        leech_client.listen_addr().ip(),
+        "dialled from {from}"
+    );
+    leecher.stop();
+    leecher.join().await.unwrap();
+    leech_client.shutdown().await;
 }

@@ -29,12 +29,13 @@ use swarm_engine::{
     Endpoint, InfoHash, Instant as CoreInstant, PeerId, PeerKey, PeerSource, Refusal,
 };
 use swarm_wire::peer::Handshake;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::{Duration, Instant};
 
 use crate::conn::{self, ConnError, Handshaken};
+use crate::listener::Acceptor;
 use crate::session::{Figures, Input};
 
 /// A candidate that fails this many dials in a row is reported once at the
@@ -42,9 +43,6 @@ use crate::session::{Figures, Input};
 pub const DIAL_FAILURES_REPORT: u32 = 3;
 /// How often each session gets its connection figures.
 const FIGURES_INTERVAL: Duration = Duration::from_secs(1);
-/// After a failed `accept` (out of file descriptors, say), accepting pauses
-/// this long: retrying at once would spin.
-const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
 /// What the driver is told.
 pub(crate) enum DriverCmd {
@@ -68,6 +66,10 @@ pub(crate) enum DriverCmd {
     },
     Ban {
         ip: IpAddr,
+    },
+    /// These connections made progress (see [`Endpoint::handle_progress`]).
+    Progress {
+        conns: Vec<PeerKey>,
     },
     Dialled {
         conn: PeerKey,
@@ -101,6 +103,12 @@ impl DriverLink {
         let _ = self.tx.send(DriverCmd::Closed { conn });
     }
 
+    pub(crate) fn progress(&self, conns: Vec<PeerKey>) {
+        if !conns.is_empty() {
+            let _ = self.tx.send(DriverCmd::Progress { conns });
+        }
+    }
+
     pub(crate) fn ban(&self, ip: IpAddr) {
         let _ = self.tx.send(DriverCmd::Ban { ip });
     }
@@ -116,7 +124,9 @@ impl DriverLink {
 
 pub(crate) struct Driver {
     pub(crate) endpoint: Endpoint,
-    pub(crate) listener: TcpListener,
+    pub(crate) listener: Acceptor,
+    /// Where we listen: a specific IP is also the one we dial from.
+    pub(crate) listen_addr: SocketAddr,
     pub(crate) our_id: PeerId,
     pub(crate) epoch: Instant,
     pub(crate) rx: mpsc::UnboundedReceiver<DriverCmd>,
@@ -140,7 +150,6 @@ impl Driver {
     pub(crate) async fn run(mut self) {
         let mut figures = tokio::time::interval(FIGURES_INTERVAL);
         figures.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut accept_paused_until = Instant::now();
         loop {
             let deadline = self.endpoint.poll_timeout().map_or_else(
                 || Instant::now() + FIGURES_INTERVAL,
@@ -151,15 +160,8 @@ impl Driver {
                     None | Some(DriverCmd::Shutdown) => break,
                     Some(cmd) => self.on_cmd(cmd),
                 },
-                accepted = self.listener.accept(), if Instant::now() >= accept_paused_until => {
-                    match accepted {
-                        Ok((stream, addr)) => self.on_accept(stream, addr),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed; pausing the listener for a second");
-                            accept_paused_until = Instant::now() + ACCEPT_PAUSE;
-                        }
-                    }
-                }
+                // Pauses on EMFILE (crate::listener); other inputs go on.
+                (stream, addr) = self.listener.accept() => self.on_accept(stream, addr),
                 () = tokio::time::sleep_until(deadline) => {
                     let now = self.now();
                     self.endpoint.handle_timeout(now);
@@ -230,6 +232,11 @@ impl Driver {
                 self.endpoint.handle_closed(now, conn);
             }
             DriverCmd::Ban { ip } => self.endpoint.ban(now, ip),
+            DriverCmd::Progress { conns } => {
+                for conn in conns {
+                    self.endpoint.handle_progress(now, conn);
+                }
+            }
             DriverCmd::Dialled {
                 conn,
                 torrent,
@@ -389,8 +396,9 @@ impl Driver {
                     addr,
                 } => {
                     let (tx, our_id) = (self.tx.clone(), self.our_id);
+                    let local = conn::dial_source(self.listen_addr, addr);
                     let task = tokio::spawn(async move {
-                        let result = conn::connect(addr, torrent, our_id).await;
+                        let result = conn::connect_from(local, addr, torrent, our_id).await;
                         let _ = tx.send(DriverCmd::Dialled {
                             conn,
                             torrent,

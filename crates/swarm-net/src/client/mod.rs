@@ -180,7 +180,8 @@ impl Client {
         let (tx, rx) = mpsc::unbounded_channel();
         let driver = Driver {
             endpoint: Endpoint::new(config.endpoint.clone(), config.peer_id, config.rng_seed),
-            listener,
+            listener: crate::listener::Acceptor::new(listener),
+            listen_addr,
             our_id: config.peer_id,
             epoch: Instant::now(),
             rx,
@@ -260,10 +261,16 @@ impl Client {
             .into_iter()
             .collect();
         download_limits.extend(self.download_limit.clone());
+        let mut tracker = self.tracker.clone();
+        if tracker.local_ip.is_none() && !self.listen_addr.ip().is_unspecified() {
+            // Announce from where we listen, so the tracker hands out the
+            // address peers can reach us on.
+            tracker.local_ip = Some(self.listen_addr.ip());
+        }
         let config = SessionConfig {
             peer_id: self.peer_id,
             torrent: options.torrent.clone(),
-            tracker: self.tracker.clone(),
+            tracker,
             upload_limits,
             download_limits,
             rng_seed: rand::random(),

@@ -188,6 +188,8 @@ struct Conn {
     queued: Arc<AtomicUsize>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
+    /// Payload bytes both ways at the last housekeeping tick (progress).
+    moved: u64,
 }
 
 impl Conn {
@@ -316,6 +318,7 @@ impl Session {
                     self.core.handle_timeout(now);
                 }
                 _ = housekeeping.tick() => {
+                    self.report_progress();
                     self.publish();
                     self.save_resume();
                 }
@@ -577,6 +580,25 @@ impl Session {
         }
     }
 
+    /// Tells the endpoint which connections made progress since the last
+    /// tick: payload moved either way, or either side is interested (a
+    /// choked, interested leecher waiting for its turn is not idle).
+    fn report_progress(&mut self) {
+        let now = self.now();
+        let mut progressed = Vec::new();
+        for p in self.core.peer_stats(now) {
+            let Some(c) = self.conns.get_mut(&p.peer) else {
+                continue;
+            };
+            let moved = p.downloaded + p.uploaded;
+            if moved != c.moved || p.peer_interested || p.am_interested {
+                progressed.push(p.peer);
+            }
+            c.moved = moved;
+        }
+        self.link.progress(progressed);
+    }
+
     /// Starts the tracker task (the endpoint asked for a `started` announce).
     fn start_tracker(&mut self) {
         if self.tracker.is_some() || self.spec.trackers.iter().flatten().next().is_none() {
@@ -640,6 +662,7 @@ impl Session {
                 queued,
                 reader,
                 writer,
+                moved: 0,
             },
         );
         let info = PeerInfo {
