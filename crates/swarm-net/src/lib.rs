@@ -9,6 +9,7 @@
 //! - [`storage`]: files on disk, piece ↔ file spans, SHA-1 checks.
 //! - [`conn`]: peer connections: handshake, reader and writer tasks.
 //! - [`session`]: the owner task of one torrent.
+//! - [`listener`]: the accept loop that pauses on `EMFILE` instead of spinning.
 //! - [`resume`]: the crash-safe resume record (verified pieces, file stamps).
 //! - [`ratelimit`]: token buckets for `--max-upload-rate`/`--max-download-rate`.
 //! - [`tracker`]: the tracker client (HTTP and UDP).
@@ -17,6 +18,7 @@
 
 pub mod conn;
 pub mod dht;
+pub mod listener;
 pub mod ratelimit;
 pub mod resume;
 pub mod session;

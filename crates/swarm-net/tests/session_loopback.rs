@@ -73,7 +73,8 @@ async fn transfer(files: &[(&str, usize)], piece_len: u32) {
     let seed_storage = Arc::new(Storage::open(&seed_dir, &spec, OpenMode::Existing).unwrap());
     let have = seed_storage.check(false, &|_| {});
     assert!(have.is_all_set(), "the seeder's data checks");
-    let seed_listener = session::bind_listener(Some("127.0.0.1:0".parse().unwrap()))
+    // Each peer on an IP of its own (the per-IP rules stay on).
+    let seed_listener = session::bind_listener(Some("127.0.0.2:0".parse().unwrap()))
         .await
         .unwrap();
     let seed_addr = seed_listener.local_addr().unwrap();
@@ -87,7 +88,7 @@ async fn transfer(files: &[(&str, usize)], piece_len: u32) {
 
     let leech_storage = Arc::new(Storage::open(&leech_dir, &spec, OpenMode::Create).unwrap());
     let none = swarm_engine::Bitfield::empty(spec.lengths.num_pieces());
-    let leech_listener = session::bind_listener(Some("127.0.0.1:0".parse().unwrap()))
+    let leech_listener = session::bind_listener(Some("127.0.0.3:0".parse().unwrap()))
         .await
         .unwrap();
     let leecher = session::spawn(
@@ -133,6 +134,40 @@ async fn leecher_gets_a_multi_file_torrent_from_a_seeder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leecher_gets_a_single_file_of_big_pieces() {
     transfer(&[("one.bin", 5 * 1024 * 1024 + 11)], 1024 * 1024).await;
+}
+
+/// `--listen 127.0.0.4:0` listens there and dials from there: the peer it
+/// dials sees 127.0.0.4, so peers on loopback have IPs of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_dials_from_its_listen_ip() {
+    let files = [("f.bin", 1000)];
+    let data = content(1000, 3);
+    let spec = spec_of(&files, &data, 16 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::open(dir.path(), &spec, OpenMode::Create).unwrap());
+    let none = swarm_engine::Bitfield::empty(spec.lengths.num_pieces());
+    let other = tokio::net::TcpListener::bind("127.0.0.5:0").await.unwrap();
+    let listener = session::bind_listener(Some("127.0.0.4:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let listen = listener.local_addr().unwrap();
+    let leecher = session::spawn(
+        &spec,
+        storage,
+        none,
+        listener,
+        SessionConfig {
+            peers: vec![other.local_addr().unwrap()],
+            ..SessionConfig::default()
+        },
+    );
+    let (_sock, from) = tokio::time::timeout(DEADLINE, other.accept())
+        .await
+        .expect("the session dials its --peer")
+        .unwrap();
+    assert_eq!(from.ip(), listen.ip(), "dialled from {from}");
+    leecher.stop();
+    leecher.join().await.unwrap();
 }
 
 /// A peer that asks for a deep queue of blocks but never reads them costs a

@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use crate::conn::{self, ConnError, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
 
 mod announce;
+use crate::listener::Acceptor;
 use crate::ratelimit::RateLimiter;
 use crate::resume::{ResumeSaver, ResumeStore};
 use crate::storage::Storage;
@@ -275,12 +276,22 @@ pub fn spawn(
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     let (stats_tx, stats_rx) = watch::channel(AnnounceStats::default());
     let tracker = if spec.trackers.iter().flatten().next().is_some() {
+        let mut tracker_config = config.tracker.clone();
+        if tracker_config.local_ip.is_none() {
+            // Announce from where we listen, so the tracker hands out
+            // the address peers can reach us on.
+            tracker_config.local_ip = listener
+                .local_addr()
+                .ok()
+                .map(|a| a.ip())
+                .filter(|ip| !ip.is_unspecified());
+        }
         let client = TrackerClient::with_config(
             spec.trackers.clone(),
             spec.info_hash,
             config.peer_id,
             listen_port,
-            config.tracker.clone(),
+            tracker_config,
         );
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(tracker_task(client, rx, stats_rx, input_tx.clone()));
@@ -312,7 +323,7 @@ pub fn spawn(
         pads: spec.pads(),
         info_hash: spec.info_hash,
         storage,
-        listener,
+        listener: Acceptor::new(listener),
         listen_port,
         config,
         epoch,
@@ -419,7 +430,7 @@ struct Session {
     pads: crate::spec::PadRanges,
     info_hash: InfoHash,
     storage: Arc<Storage>,
-    listener: TcpListener,
+    listener: Acceptor,
     listen_port: u16,
     config: SessionConfig,
     epoch: Instant,
@@ -486,7 +497,6 @@ impl Session {
         }
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut accept_paused_until = Instant::now();
         loop {
             let deadline = self.core.poll_timeout().map_or_else(
                 || Instant::now() + HOUSEKEEPING_INTERVAL,
@@ -500,17 +510,8 @@ impl Session {
                     self.on_peer_input(input);
                 }
                 Some(input) = self.input_rx.recv() => self.on_input(input),
-                accepted = self.listener.accept(), if Instant::now() >= accept_paused_until => {
-                    match accepted {
-                        Ok((stream, addr)) => self.on_accept(stream, addr),
-                        Err(e) => {
-                            // Out of file descriptors, say: retrying at once
-                            // would spin. Other inputs go on meanwhile.
-                            tracing::warn!(error = %e, "accept failed; pausing the listener for a second");
-                            accept_paused_until = Instant::now() + HOUSEKEEPING_INTERVAL;
-                        }
-                    }
-                }
+                // Pauses on EMFILE (crate::listener); other inputs go on.
+                (stream, addr) = self.listener.accept() => self.on_accept(stream, addr),
                 () = tokio::time::sleep_until(deadline) => {
                     let now = self.now();
                     self.core.handle_timeout(now);
@@ -817,12 +818,15 @@ impl Session {
     }
 
     fn is_own_address(&self, addr: SocketAddr) -> bool {
-        addr.port() == self.listen_port
-            && (addr.ip().is_loopback()
-                || self
-                    .listener
-                    .local_addr()
-                    .is_ok_and(|l| l.ip() == addr.ip()))
+        let Ok(listen) = self.listener.local_addr() else {
+            return false;
+        };
+        if !listen.ip().is_unspecified() {
+            // A specific IP (`--listen 127.0.0.7:0`): other loopback IPs
+            // are other peers, whatever their port.
+            return addr == listen;
+        }
+        addr.port() == self.listen_port && addr.ip().is_loopback()
     }
 
     fn on_accept(&mut self, stream: tokio::net::TcpStream, addr: SocketAddr) {
@@ -995,8 +999,13 @@ impl Session {
             self.connecting.insert(addr);
             let (info_hash, peer_id, tx) =
                 (self.info_hash, self.config.peer_id, self.input_tx.clone());
+            let local = self
+                .listener
+                .local_addr()
+                .ok()
+                .and_then(|l| conn::dial_source(l, addr));
             tokio::spawn(async move {
-                let result = conn::connect(addr, info_hash, peer_id).await;
+                let result = conn::connect_from(local, addr, info_hash, peer_id).await;
                 let _ = tx.send(Input::handshake(result, addr, true));
             });
         }
