@@ -351,7 +351,7 @@ impl Unchoker for Choker {
 
         // Preemptive unchoke: the regular slots left go to new peers that
         // are not interested yet, incumbents first, then the newest.
-        let mut preemptive: BTreeSet<PeerKey> = BTreeSet::new();
+        let mut preemptive: Vec<PeerKey> = Vec::new();
         if self.config.preemptive_unchoke && ctx.have_pieces && regular.len() < slots {
             let mut fresh: Vec<&UnchokeCandidate> = peers
                 .iter()
