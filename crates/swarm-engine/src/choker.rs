@@ -32,6 +32,18 @@
 //!   tried for a minute; a snubbed peer is thus always choked, which keeps
 //!   the explanation honest. (The core's own 20 s request timeout is a
 //!   different, pipeline-level "snub" that only moves our requests elsewhere.)
+//! - **Preemptive unchoke** (libtorrent's): regular slots that no
+//!   interested peer holds go to *new* peers (connected less than
+//!   `optimistic_interval` ago) that have not said they are interested yet,
+//!   incumbents first, then the newest. The core rechokes when a peer
+//!   connects, so such a peer is unchoked at once, before it asks. Unchoking
+//!   costs nothing (an uninterested peer requests nothing), and a peer that
+//!   is already unchoked when it becomes interested sends its first requests
+//!   with its `interested` instead of a round trip (and, for Transmission,
+//!   a one-second request pulse) later: Transmission ramps its request queue
+//!   from its measured rate, so that second shows in the whole transfer
+//!   (measured: see ARCHITECTURE.md). An interested peer always takes such a
+//!   slot back, between rounds too; `preemptive_unchoke: false` turns it off.
 //! - **Seeding: round robin** (libtorrent's `round_robin`, not
 //!   `fastest_upload`). With `fastest_upload` a seed's regular slots are
 //!   sticky: a choked peer's rate to it decays to zero within the 20 s
@@ -48,12 +60,11 @@
 //! # Invariants (asserted after every rechoke)
 //! - One decision per candidate, in the candidates' order.
 //! - At most `unchoke_slots` peers are `Unchoked` and at most one is
-//!   `Optimistic`; every unchoked peer is interested.
+//!   `Optimistic`; every unchoked peer is interested, except `Preemptive`
+//!   ones, which are new and hold only slots no interested peer holds.
 //! - A snubbing peer is neither `Unchoked` nor `Optimistic`.
 //!
-//! Sans-IO: time and randomness come in; iteration is over `Vec`/`BTreeMap`.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! Sans-IO: time and randomness come in; iteration is over `Vec`s.
 
 use crate::ids::PeerKey;
 use crate::rng::Rng;
@@ -82,6 +93,8 @@ pub struct ChokerConfig {
     /// Seeding: a regular slot is held at least this long before it goes to
     /// a waiting peer (30 s, three rounds).
     pub seed_turn: Duration,
+    /// Free regular slots go to new peers before they are interested (on).
+    pub preemptive_unchoke: bool,
 }
 
 impl Default for ChokerConfig {
@@ -93,6 +106,7 @@ impl Default for ChokerConfig {
             snub_timeout: Duration::from_secs(60),
             new_peer_weight: 3,
             seed_turn: Duration::from_secs(30),
+            preemptive_unchoke: true,
         }
     }
 }
@@ -122,7 +136,9 @@ struct Memo {
 pub struct Choker {
     config: ChokerConfig,
     optimistic: Option<Optimistic>,
-    memo: BTreeMap<PeerKey, Memo>,
+    /// By peer, sorted by key (binary search: a rechoke of 50 peers runs
+    /// for many interest changes, and a map's node allocations dominated it).
+    memo: Vec<(PeerKey, Memo)>,
 }
 
 impl Choker {
@@ -131,7 +147,7 @@ impl Choker {
         Choker {
             config,
             optimistic: None,
-            memo: BTreeMap::new(),
+            memo: Vec::new(),
         }
     }
 
@@ -160,11 +176,17 @@ impl Choker {
         (silent >= self.config.snub_timeout).then_some(silent)
     }
 
+    fn memo_of(&self, peer: PeerKey) -> Option<&Memo> {
+        self.memo
+            .binary_search_by_key(&peer, |&(k, _)| k)
+            .ok()
+            .map(|i| &self.memo[i].1)
+    }
+
     fn was_regular(&self, c: &UnchokeCandidate) -> bool {
         c.unchoked
             && self
-                .memo
-                .get(&c.peer)
+                .memo_of(c.peer)
                 .is_some_and(|m| m.state == ChokeState::Unchoked)
     }
 
@@ -172,8 +194,7 @@ impl Choker {
     fn rank(&self, now: Instant, seeding: bool, eligible: &mut [&UnchokeCandidate]) {
         if seeding {
             let turn_over = |c: &UnchokeCandidate| {
-                self.memo
-                    .get(&c.peer)
+                self.memo_of(c.peer)
                     .is_some_and(|m| now.saturating_since(m.turn_start) >= self.config.seed_turn)
             };
             let class = |c: &UnchokeCandidate| match (self.was_regular(c), turn_over(c)) {
@@ -182,22 +203,28 @@ impl Choker {
                 (true, true) => 2,
             };
             let waiting_since = |c: &UnchokeCandidate| {
-                self.memo
-                    .get(&c.peer)
+                self.memo_of(c.peer)
                     .map_or(c.connected_at, |m| m.waiting_since)
             };
-            eligible.sort_by(|a, b| {
-                let (ca, cb) = (class(a), class(b));
-                ca.cmp(&cb)
+            // The keys once per peer, not per comparison.
+            let mut keyed: Vec<(u8, Instant, &UnchokeCandidate)> = eligible
+                .iter()
+                .map(|&c| (class(c), waiting_since(c), c))
+                .collect();
+            keyed.sort_by(|(ca, wa, a), (cb, wb, b)| {
+                ca.cmp(cb)
                     .then_with(|| {
-                        if ca == 1 {
-                            waiting_since(a).cmp(&waiting_since(b))
+                        if *ca == 1 {
+                            wa.cmp(wb)
                         } else {
                             b.upload_rate.total_cmp(&a.upload_rate)
                         }
                     })
                     .then(a.peer.cmp(&b.peer))
             });
+            for (slot, (_, _, c)) in eligible.iter_mut().zip(keyed) {
+                *slot = c;
+            }
         } else {
             eligible.sort_by(|a, b| {
                 b.download_rate
@@ -243,8 +270,16 @@ impl Choker {
                 ChokeState::Optimistic => optimistic += 1,
                 ChokeState::Choked | ChokeState::Snubbed => {}
             }
-            if d.state.is_unchoked() {
+            if d.reason == ChokeReason::Preemptive {
+                assert!(
+                    !c.interested && self.is_new(now, c) && d.state == ChokeState::Unchoked,
+                    "{:?} preemptive but interested or not new",
+                    c.peer
+                );
+            } else if d.state.is_unchoked() {
                 assert!(c.interested, "{:?} unchoked but not interested", c.peer);
+            }
+            if d.state.is_unchoked() {
                 assert!(
                     self.snubbed_for(now, c).is_none(),
                     "{:?} unchoked while snubbing us",
@@ -270,22 +305,28 @@ impl Unchoker for Choker {
         rng: &mut Rng,
     ) -> Vec<ChokeDecision> {
         let slots = self.config.unchoke_slots;
-        let mut snubbed: BTreeMap<PeerKey, Duration> = BTreeMap::new();
+        // Per candidate, by position in `peers`: snubbing silence and rank.
+        let mut snubbed: Vec<Option<Duration>> = vec![None; peers.len()];
         let mut eligible: Vec<&UnchokeCandidate> = Vec::new();
-        for c in peers.iter().filter(|c| c.interested) {
+        for (i, c) in peers.iter().enumerate().filter(|(_, c)| c.interested) {
             match self.snubbed_for(now, c) {
-                Some(silent) => {
-                    snubbed.insert(c.peer, silent);
-                }
+                Some(silent) => snubbed[i] = Some(silent),
                 None => eligible.push(c),
             }
         }
         self.rank(now, ctx.seeding, &mut eligible);
-        let rank_of: BTreeMap<PeerKey, usize> = eligible
+        // Rank by peer key (sorted), looked up by binary search.
+        let mut rank_of: Vec<(PeerKey, usize)> = eligible
             .iter()
             .enumerate()
             .map(|(i, c)| (c.peer, i + 1))
             .collect();
+        rank_of.sort_unstable();
+        let rank_of = |peer: PeerKey| {
+            rank_of
+                .binary_search_by_key(&peer, |&(k, _)| k)
+                .map_or(0, |i| rank_of[i].1)
+        };
 
         // Regular slots: the best `slots` at a round; between rounds the
         // incumbents stay and free slots go to the best of the others.
@@ -307,16 +348,38 @@ impl Unchoker for Choker {
                 regular.push(c.peer);
             }
         }
-        let regular: BTreeSet<PeerKey> = regular.into_iter().collect();
+
+        // Preemptive unchoke: the regular slots left go to new peers that
+        // are not interested yet, incumbents first, then the newest.
+        let mut preemptive: Vec<PeerKey> = Vec::new();
+        if self.config.preemptive_unchoke && ctx.have_pieces && regular.len() < slots {
+            let mut fresh: Vec<&UnchokeCandidate> = peers
+                .iter()
+                .filter(|c| {
+                    !c.interested && self.is_new(now, c) && self.snubbed_for(now, c).is_none()
+                })
+                .collect();
+            fresh.sort_by(|a, b| {
+                b.unchoked
+                    .cmp(&a.unchoked)
+                    .then(b.connected_at.cmp(&a.connected_at))
+                    .then(a.peer.cmp(&b.peer))
+            });
+            let free = slots - regular.len();
+            preemptive.extend(fresh.into_iter().take(free).map(|c| c.peer));
+        }
 
         // The optimistic slot: kept for `optimistic_interval` after the draw
         // unless its peer left, lost interest or won a regular slot.
-        let drawable = |c: &UnchokeCandidate| {
-            c.interested && !regular.contains(&c.peer) && !snubbed.contains_key(&c.peer)
+        let drawable = |i: usize, c: &UnchokeCandidate| {
+            c.interested && !regular.contains(&c.peer) && snubbed[i].is_none()
         };
-        let current = self
-            .optimistic
-            .filter(|o| peers.iter().any(|c| c.peer == o.peer && drawable(c)));
+        let current = self.optimistic.filter(|o| {
+            peers
+                .iter()
+                .enumerate()
+                .any(|(i, c)| c.peer == o.peer && drawable(i, c))
+        });
         let expired = current
             .is_some_and(|o| now.saturating_since(o.picked_at) >= self.config.optimistic_interval);
         self.optimistic = match current {
@@ -324,7 +387,9 @@ impl Unchoker for Choker {
             _ => {
                 let pool: Vec<&UnchokeCandidate> = peers
                     .iter()
-                    .filter(|c| drawable(c) && Some(c.peer) != current.map(|o| o.peer))
+                    .enumerate()
+                    .filter(|&(i, c)| drawable(i, c) && Some(c.peer) != current.map(|o| o.peer))
+                    .map(|(_, c)| c)
                     .collect();
                 match self.draw(now, &pool, rng) {
                     Some(peer) => Some(Optimistic {
@@ -341,16 +406,16 @@ impl Unchoker for Choker {
         };
         let optimistic = self.optimistic.map(|o| o.peer);
 
-        let mut memo = BTreeMap::new();
+        let mut memo = Vec::with_capacity(peers.len());
         let mut out = Vec::with_capacity(peers.len());
-        for c in peers {
-            let prev = self.memo.get(&c.peer).copied();
+        for (i, c) in peers.iter().enumerate() {
+            let prev = self.memo_of(c.peer).copied();
             let prev_state = prev.map(|m| m.state);
             let since_if = |state: ChokeState| match prev {
                 Some(m) if m.state == state => m.since,
                 _ => now,
             };
-            let rank = rank_of.get(&c.peer).copied().unwrap_or(0);
+            let rank = rank_of(c.peer);
             let (state, reason) = if regular.contains(&c.peer) {
                 let reason = if ctx.seeding {
                     let start = match prev {
@@ -377,9 +442,11 @@ impl Unchoker for Choker {
             } else if Some(c.peer) == optimistic {
                 let held = now.saturating_since(since_if(ChokeState::Optimistic));
                 (ChokeState::Optimistic, ChokeReason::Optimistic { held })
+            } else if preemptive.contains(&c.peer) {
+                (ChokeState::Unchoked, ChokeReason::Preemptive)
             } else if !c.interested {
                 (ChokeState::Choked, ChokeReason::NotInterested)
-            } else if let Some(&silent) = snubbed.get(&c.peer) {
+            } else if let Some(silent) = snubbed[i] {
                 (ChokeState::Snubbed, ChokeReason::Snubbed { silent })
             } else if ctx.seeding {
                 let waited = prev.map_or(c.connected_at, |m| {
@@ -408,7 +475,7 @@ impl Unchoker for Choker {
                 Some(m) if m.state.is_unchoked() && !state.is_unchoked() => now,
                 Some(m) => m.waiting_since,
             };
-            memo.insert(
+            memo.push((
                 c.peer,
                 Memo {
                     state,
@@ -417,7 +484,7 @@ impl Unchoker for Choker {
                     turn_start,
                     waiting_since,
                 },
-            );
+            ));
             out.push(ChokeDecision {
                 peer: c.peer,
                 state,
@@ -427,6 +494,8 @@ impl Unchoker for Choker {
                 since,
             });
         }
+        // Candidates come sorted by key from the core: then this is a check.
+        memo.sort_by_key(|&(k, _)| k);
         self.memo = memo;
         self.check_decisions(now, peers, &out);
         out

@@ -21,7 +21,23 @@
 //! - duplicates: two connections of one torrent to one peer id keep the one
 //!   dialled by the side with the smaller peer id (both sides agree without
 //!   talking); two in the same direction keep the older;
-//! - bans: a banned IP's connections are closed and its candidates dropped.
+//! - bans: a banned IP's connections are closed and its candidates dropped;
+//! - eviction: when an incoming handshake finds its torrent (or the
+//!   process) full, the *idle* established connection with the oldest
+//!   progress is closed ([`Refusal::Idle`]) to make room, so addresses
+//!   that hold connections and do nothing, or reconnect after each drop,
+//!   cannot keep a real peer out.
+//!
+//! # Idle, defined
+//! The driver reports *progress* with [`Endpoint::handle_progress`]`(now,
+//! conn)`: call it when a payload block moved on the connection (either
+//! way), and on each housekeeping tick for every connection where either
+//! side is interested (we want its pieces or it wants ours: a choked but
+//! interested leecher waiting for its turn is not idle). A connection is
+//! idle when its last progress (or, if none, its handshake) is at least
+//! `idle_timeout` old. Only idle connections are evicted, and only for a
+//! newcomer's handshake: a full torrent with busy peers refuses newcomers
+//! as before.
 //!
 //! # Driving it
 //! Inputs take `now`: [`Endpoint::handle_peers`], [`Endpoint::handle_accept`],
@@ -46,7 +62,7 @@
 //! # Memory
 //! Bounded by the config: `torrents_max` torrents, `candidates_max` per
 //! torrent (~100 bytes each with its queue entry), `connections_max` plus
-//! `handshakes_max` connections (~150 bytes each), `bans_max` banned IPs.
+//! `handshakes_max` connections (~160 bytes each), `bans_max` banned IPs.
 //! An address list of any length is cut to the candidate bound as it is read.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -115,6 +131,9 @@ pub struct EndpointConfig {
     pub full_retry_delay: Duration,
     /// Banned IP addresses remembered (the oldest ban is forgotten first).
     pub bans_max: usize,
+    /// An established connection with no progress for this long is idle:
+    /// evicted when a newcomer's handshake finds no room (see the module docs).
+    pub idle_timeout: Duration,
 }
 
 impl Default for EndpointConfig {
@@ -134,6 +153,7 @@ impl Default for EndpointConfig {
             reconnect_delay: Duration::from_secs(30),
             full_retry_delay: Duration::from_secs(1),
             bans_max: 10_000,
+            idle_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -182,6 +202,9 @@ pub enum Refusal {
     WrongTorrent,
     /// The endpoint does not know this connection.
     UnknownConnection,
+    /// Idle (no progress for `idle_timeout`), closed to make room for a
+    /// newcomer.
+    Idle,
 }
 
 impl fmt::Display for Refusal {
@@ -199,6 +222,7 @@ impl fmt::Display for Refusal {
             Refusal::Banned => "banned address",
             Refusal::WrongTorrent => "handshake for another torrent",
             Refusal::UnknownConnection => "unknown connection",
+            Refusal::Idle => "idle, closed to make room for a new peer",
         })
     }
 }
@@ -251,6 +275,8 @@ struct Conn {
     outgoing: bool,
     phase: Phase,
     deadline: Option<Instant>,
+    /// Established: its last progress (or its handshake), for eviction.
+    progress: Instant,
 }
 
 /// The connection policy of one process. See the module docs.
@@ -469,7 +495,9 @@ impl Endpoint {
         if self.ip_count(addr.ip()) >= self.config.ip_connections_max {
             return Err(Refusal::IpFull);
         }
-        if self.established_and_dialling() >= self.config.connections_max {
+        if self.established_and_dialling() >= self.config.connections_max
+            && self.idle_victim(now, None).is_none()
+        {
             return Err(Refusal::ConnectionsFull);
         }
         let conn = self.new_key();
@@ -482,6 +510,7 @@ impl Endpoint {
                 outgoing: false,
                 phase: Phase::Handshaking,
                 deadline: Some(deadline),
+                progress: now,
             },
         );
         self.deadlines.insert((deadline, conn));
@@ -508,15 +537,25 @@ impl Endpoint {
         if !matches!(phase, Phase::Dialling | Phase::Handshaking) {
             return Err(Refusal::UnknownConnection);
         }
-        let verdict = self.judge_handshake(outgoing, named, info_hash, peer_id);
+        let verdict = self.judge_handshake(now, outgoing, named, info_hash, peer_id);
         match verdict {
             Err(refusal) => {
+                let addr = self.conns.get(&conn).map(|c| c.addr);
                 self.forget(now, conn, false);
+                // We dialled ourselves (a tracker lists us): never again.
+                if refusal == Refusal::SelfConnection
+                    && outgoing
+                    && let (Some(addr), Some(t)) =
+                        (addr, named.and_then(|h| self.torrents.get_mut(&h)))
+                    && let Some(c) = t.candidates.remove(&addr)
+                {
+                    self.queue.remove(&(c.next_attempt, info_hash, addr));
+                }
                 Err(refusal)
             }
             Ok(old) => {
-                if let Some(old) = old {
-                    self.close(now, old, Refusal::Duplicate);
+                if let Some((old, why)) = old {
+                    self.close(now, old, why);
                 }
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return Err(Refusal::UnknownConnection);
@@ -531,6 +570,7 @@ impl Endpoint {
                 }
                 c.phase = Phase::Established(peer_id);
                 c.torrent = Some(info_hash);
+                c.progress = now;
                 if let Some(t) = self.torrents.get_mut(&info_hash) {
                     t.conns.insert(conn);
                     t.peer_ids.insert(peer_id, conn);
@@ -544,14 +584,16 @@ impl Endpoint {
         }
     }
 
-    /// `Ok(Some(old))`: accept, closing `old` (a duplicate that loses).
+    /// `Ok(Some((old, why)))`: accept, closing `old` (a duplicate that
+    /// loses, or an idle connection evicted to make room).
     fn judge_handshake(
         &self,
+        now: Instant,
         outgoing: bool,
         named: Option<InfoHash>,
         info_hash: InfoHash,
         peer_id: PeerId,
-    ) -> Result<Option<PeerKey>, Refusal> {
+    ) -> Result<Option<(PeerKey, Refusal)>, Refusal> {
         if named.is_some_and(|n| n != info_hash) {
             return Err(Refusal::WrongTorrent);
         }
@@ -572,18 +614,59 @@ impl Endpoint {
             if keeper(old_outgoing) || !keeper(outgoing) {
                 return Err(Refusal::Duplicate);
             }
-            old_loses = Some(old);
+            old_loses = Some((old, Refusal::Duplicate));
         }
-        // Our own dials already hold their torrent slot; incoming ones need one.
+        // Our own dials already hold their torrent slot; incoming ones need
+        // one, from an idle connection if there is no free one.
         if !outgoing && old_loses.is_none() {
             if t.conns.len() >= self.config.torrent_connections_max {
-                return Err(Refusal::TorrentFull);
+                let victim = self.idle_victim(now, Some(info_hash));
+                return victim
+                    .map(|v| Some((v, Refusal::Idle)))
+                    .ok_or(Refusal::TorrentFull);
             }
             if self.established_and_dialling() >= self.config.connections_max {
-                return Err(Refusal::ConnectionsFull);
+                let victim = self.idle_victim(now, None);
+                return victim
+                    .map(|v| Some((v, Refusal::Idle)))
+                    .ok_or(Refusal::ConnectionsFull);
             }
         }
         Ok(old_loses)
+    }
+
+    /// The driver saw `conn` make progress (a payload block moved, or
+    /// either side is interested: see the module docs). Unknown or
+    /// not-yet-established connections are ignored.
+    pub fn handle_progress(&mut self, now: Instant, conn: PeerKey) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && matches!(c.phase, Phase::Established(_))
+        {
+            c.progress = c.progress.max(now);
+        }
+    }
+
+    /// The established connection (of `torrent`, or of any) idle longest,
+    /// if any is idle (no progress for `idle_timeout`). Ties: the oldest key.
+    fn idle_victim(&self, now: Instant, torrent: Option<InfoHash>) -> Option<PeerKey> {
+        let idle = |c: &Conn| {
+            matches!(c.phase, Phase::Established(_))
+                && now.saturating_since(c.progress) >= self.config.idle_timeout
+        };
+        let best = |keys: &mut dyn Iterator<Item = PeerKey>| {
+            keys.filter_map(|k| {
+                self.conns
+                    .get(&k)
+                    .filter(|c| idle(c))
+                    .map(|c| (c.progress, k))
+            })
+            .min()
+            .map(|(_, k)| k)
+        };
+        match torrent {
+            Some(h) => best(&mut self.torrents.get(&h)?.conns.iter().copied()),
+            None => best(&mut self.conns.keys().copied()),
+        }
     }
 
     /// The driver closed `conn` (dial failed, socket error, the core
@@ -628,6 +711,17 @@ impl Endpoint {
             }
         }
         self.dial_ready(now);
+    }
+
+    /// Banned IP addresses remembered.
+    pub fn bans(&self) -> usize {
+        self.bans.len()
+    }
+
+    /// Failed dials in a row of `torrent`'s candidate `addr` (for the
+    /// driver's log), `None` if it is not a candidate.
+    pub fn candidate_failures(&self, torrent: &InfoHash, addr: SocketAddr) -> Option<u32> {
+        Some(self.torrents.get(torrent)?.candidates.get(&addr)?.failures)
     }
 
     pub fn is_banned(&self, ip: IpAddr) -> bool {
@@ -732,6 +826,7 @@ impl Endpoint {
                     outgoing: true,
                     phase: Phase::Dialling,
                     deadline: Some(deadline),
+                    progress: now,
                 },
             );
             self.deadlines.insert((deadline, conn));

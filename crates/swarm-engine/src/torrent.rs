@@ -127,8 +127,10 @@ pub struct TorrentCore {
     rng: Rng,
     peers: BTreeMap<PeerKey, Peer>,
     unchoker: Box<dyn Unchoker + Send>,
-    /// The last rechoke's decisions, by peer (gone peers are skipped when read).
-    choke_decisions: BTreeMap<PeerKey, ChokeDecision>,
+    /// The last rechoke's decisions, sorted by peer (the candidates' order;
+    /// gone peers are skipped when read). A `Vec`, not a map: a rechoke
+    /// between rounds runs on interest changes, many a second.
+    choke_decisions: Vec<ChokeDecision>,
     last_rechoke: Option<Instant>,
     transmit: VecDeque<(PeerKey, Message)>,
     events: VecDeque<TorrentEvent>,
@@ -173,7 +175,7 @@ impl TorrentCore {
         };
         TorrentCore {
             unchoker,
-            choke_decisions: BTreeMap::new(),
+            choke_decisions: Vec::new(),
             last_rechoke: None,
             next_tick: now + config.tick_interval,
             next_rechoke: now + config.choker.rechoke_interval,
@@ -227,6 +229,7 @@ impl TorrentCore {
         self.peers
             .insert(peer, Peer::new(self.now, info, n, &self.config));
         let have = self.picker.have();
+        let have_any = !have.is_none_set();
         let first = if info.fast_ext && have.is_all_set() {
             Some(Message::HaveAll)
         } else if info.fast_ext && have.is_none_set() {
@@ -239,6 +242,12 @@ impl TorrentCore {
         };
         if let Some(msg) = first {
             self.send(peer, msg);
+        }
+        // A free slot may unchoke it before it asks (the choker's
+        // preemptive unchoke); with nothing to give there is no point.
+        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        if have_any && unchoked < self.unchoker.max_unchoked() {
+            self.rechoke(false);
         }
     }
 

@@ -17,7 +17,7 @@
 //! Neither task decides anything: the session owns the protocol state.
 
 use std::io::IoSlice;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -26,8 +26,8 @@ use bytes::BytesMut;
 use swarm_engine::{InfoHash, PeerId, PeerKey};
 use swarm_wire::peer::{HANDSHAKE_LEN, Handshake, Message, MessageDecoder, encode_piece_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::ratelimit::RateLimiter;
@@ -84,15 +84,54 @@ pub fn our_handshake(info_hash: InfoHash, peer_id: PeerId) -> Handshake {
     Handshake::new(info_hash, peer_id).with_extensions(true, true, false)
 }
 
+/// The address to dial `to` from, given where we listen: the listening IP
+/// when it is a specific one (`--listen 127.0.0.7:0` listens there and
+/// dials from there, so a peer on loopback has an IP of its own and the
+/// per-IP rules hold in tests), else `None` (the kernel chooses). A
+/// loopback listener dialling a non-loopback address, or another address
+/// family, gets `None` too: that bind could not reach it.
+pub fn dial_source(listen: SocketAddr, to: SocketAddr) -> Option<IpAddr> {
+    let ip = listen.ip();
+    let usable = !ip.is_unspecified()
+        && ip.is_ipv4() == to.ip().is_ipv4()
+        && (!ip.is_loopback() || to.ip().is_loopback());
+    usable.then_some(ip)
+}
+
+/// TCP connect to `addr`, from `local` (port chosen by the kernel) if given,
+/// within [`CONNECT_TIMEOUT`].
+pub async fn tcp_connect(local: Option<IpAddr>, addr: SocketAddr) -> Result<TcpStream, ConnError> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = local {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr))
+        .await
+        .map_err(|_| ConnError::ConnectTimeout)?
+        .map_err(ConnError::Io)
+}
+
 /// Dials `addr` and exchanges handshakes.
 pub async fn connect(
     addr: SocketAddr,
     info_hash: InfoHash,
     peer_id: PeerId,
 ) -> Result<Handshaken, ConnError> {
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ConnError::ConnectTimeout)??;
+    connect_from(None, addr, info_hash, peer_id).await
+}
+
+/// [`connect`] from the local IP `local` (see [`dial_source`]).
+pub async fn connect_from(
+    local: Option<IpAddr>,
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+) -> Result<Handshaken, ConnError> {
+    let mut stream = tcp_connect(local, addr).await?;
     stream.set_nodelay(true)?;
     stream
         .write_all(&our_handshake(info_hash, peer_id).to_bytes())
@@ -142,6 +181,29 @@ pub async fn accept(
     })
 }
 
+/// The acceptor's first half: reads the peer's handshake (within
+/// [`HANDSHAKE_TIMEOUT`]) without answering, so the endpoint can refuse a
+/// torrent we do not serve without revealing our peer id.
+pub async fn read_incoming(
+    mut stream: TcpStream,
+) -> Result<(TcpStream, Handshake, BytesMut), ConnError> {
+    stream.set_nodelay(true)?;
+    let (remote, leftover) = read_handshake(&mut stream).await?;
+    Ok((stream, remote, leftover))
+}
+
+/// The acceptor's second half: answers with our handshake.
+pub async fn answer(
+    stream: &mut TcpStream,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+) -> Result<(), ConnError> {
+    stream
+        .write_all(&our_handshake(info_hash, peer_id).to_bytes())
+        .await?;
+    Ok(())
+}
+
 async fn read_handshake(stream: &mut TcpStream) -> Result<(Handshake, BytesMut), ConnError> {
     let read = async {
         let mut buf = BytesMut::with_capacity(4096);
@@ -182,7 +244,7 @@ pub async fn read_loop(
     mut buf: BytesMut,
     mut decoder: MessageDecoder,
     tx: mpsc::Sender<PeerInput>,
-    limit: Option<Arc<RateLimiter>>,
+    limits: Vec<Arc<RateLimiter>>,
 ) {
     let reason = loop {
         let mut batch = Vec::new();
@@ -205,7 +267,7 @@ pub async fn read_loop(
         match rd.read_buf(&mut buf).await {
             Ok(0) => break "closed by the peer".to_string(),
             Ok(n) => {
-                if let Some(limit) = &limit {
+                for limit in &limits {
                     limit.take(n).await;
                 }
             }
@@ -227,7 +289,7 @@ pub async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Message>,
     queued: Arc<AtomicUsize>,
     events: mpsc::Sender<PeerInput>,
-    limit: Option<Arc<RateLimiter>>,
+    limits: Vec<Arc<RateLimiter>>,
 ) {
     let mut batch = WriteBatch::default();
     while let Some(msg) = rx.recv().await {
@@ -238,7 +300,7 @@ pub async fn write_loop(
                 Err(_) => break,
             }
         }
-        if let Some(limit) = &limit {
+        for limit in &limits {
             limit.take(batch.len).await;
         }
         if let Err(e) = batch.write_to(&mut wr).await {
@@ -360,6 +422,37 @@ mod tests {
         assert!(matches!(results[2], Err(ConnError::SelfConnection)));
     }
 
+    #[test]
+    fn the_dial_source_is_the_listen_ip_when_it_can_reach() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(
+            dial_source(a("127.0.0.7:0"), a("127.0.0.9:1")),
+            ip("127.0.0.7")
+        );
+        assert_eq!(
+            dial_source(a("10.0.0.2:6881"), a("192.0.2.1:1")),
+            ip("10.0.0.2")
+        );
+        // Unspecified: the kernel chooses; loopback cannot reach out; v4 ≠ v6.
+        assert_eq!(dial_source(a("0.0.0.0:6881"), a("127.0.0.9:1")), None);
+        assert_eq!(dial_source(a("127.0.0.7:0"), a("192.0.2.1:1")), None);
+        assert_eq!(dial_source(a("127.0.0.7:0"), a("[::1]:1")), None);
+    }
+
+    #[tokio::test]
+    async fn a_dial_from_a_loopback_ip_comes_from_it() {
+        let listener = TcpListener::bind("127.0.0.9:0").await.unwrap();
+        let to = listener.local_addr().unwrap();
+        let (dialled, accepted) = tokio::join!(
+            tcp_connect(Some("127.0.0.8".parse().unwrap()), to),
+            listener.accept()
+        );
+        let (_stream, from) = accepted.unwrap();
+        assert_eq!(from.ip(), "127.0.0.8".parse::<IpAddr>().unwrap());
+        assert_eq!(dialled.unwrap().local_addr().unwrap(), from);
+    }
+
     #[tokio::test]
     async fn an_oversized_message_closes_with_the_reason() {
         let (mut a, b) = pair().await;
@@ -371,7 +464,7 @@ mod tests {
             BytesMut::new(),
             MessageDecoder::new(2),
             tx,
-            None,
+            Vec::new(),
         ));
         // An unchoke, then a "piece" claiming 1 MiB.
         a.write_all(&Message::Unchoke.to_bytes()).await.unwrap();
@@ -423,7 +516,7 @@ mod tests {
             tx.send(m.clone()).unwrap();
         }
         drop(tx);
-        write_loop(PeerKey(1), wr, rx, queued.clone(), events, None).await;
+        write_loop(PeerKey(1), wr, rx, queued.clone(), events, Vec::new()).await;
         let mut got = Vec::new();
         b.read_to_end(&mut got).await.unwrap();
         assert!(got == expected);

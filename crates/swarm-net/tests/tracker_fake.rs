@@ -26,6 +26,7 @@ fn config(base_ms: u64, exponent_max: u32) -> TrackerConfig {
         http_timeout: Duration::from_secs(5),
         numwant: None,
         rng_seed: 7,
+        local_ip: None,
     }
 }
 
@@ -459,4 +460,41 @@ async fn redirects_are_bounded() {
     })
     .await
     .unwrap();
+}
+
+/// With `local_ip` (the session sets it from `--listen 127.0.0.x:PORT`),
+/// announces leave from that IP, UDP and HTTP: the tracker then hands out
+/// the address peers can reach us on.
+#[tokio::test]
+async fn announces_leave_from_the_local_ip() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let local: std::net::IpAddr = "127.0.0.6".parse().unwrap();
+        let cfg = TrackerConfig {
+            local_ip: Some(local),
+            ..config(100, 0)
+        };
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("udp://{}/announce", udp.local_addr().unwrap());
+        let mut client =
+            TrackerClient::with_config(vec![vec![url]], INFO_HASH, PEER_ID, 6881, cfg.clone());
+        let (announced, received) = tokio::join!(client.announce(Event::Started, stats()), async {
+            let mut buf = [0u8; 2048];
+            udp.recv_from(&mut buf).await.unwrap().1
+        });
+        assert!(announced.is_err(), "nobody answers");
+        assert_eq!(received.ip(), local, "UDP from {received}");
+
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/announce", http.local_addr().unwrap());
+        let mut client = TrackerClient::with_config(vec![vec![url]], INFO_HASH, PEER_ID, 6881, cfg);
+        let (announced, accepted) = tokio::join!(client.announce(Event::Started, stats()), async {
+            let (stream, from) = http.accept().await.unwrap();
+            drop(stream);
+            from
+        });
+        assert!(announced.is_err(), "the connection is dropped");
+        assert_eq!(accepted.ip(), local, "HTTP from {accepted}");
+    })
+    .await
+    .expect("test timed out");
 }

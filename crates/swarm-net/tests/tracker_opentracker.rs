@@ -31,6 +31,7 @@ fn client(url: &str, peer: u8, port: u16) -> TrackerClient {
             http_timeout: Duration::from_secs(10),
             numwant: Some(50),
             rng_seed: u64::from(peer),
+            local_ip: None,
         },
     )
 }

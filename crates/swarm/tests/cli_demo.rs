@@ -45,6 +45,26 @@ fn demo_runs_a_peer_to_peer_swarm_to_completion() {
         2 * given > downloaded,
         "leechers gave each other only {given} of {downloaded} bytes"
     );
+    // Each peer has an IP of its own (127.0.0.2 the seeder, then one per
+    // leecher), so the per-IP rules see five machines, not one: the
+    // neighbours the peers reported come from 5 distinct IPs, none 127.0.0.1.
+    let mut ips = std::collections::BTreeSet::new();
+    for line in stdout.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        for p in v["peers"].as_array().into_iter().flatten() {
+            for n in p["status"]["neighbours"].as_array().into_iter().flatten() {
+                let addr: std::net::SocketAddr = n["addr"].as_str().unwrap().parse().unwrap();
+                ips.insert(addr.ip());
+            }
+        }
+    }
+    assert_eq!(ips.len(), 5, "neighbour IPs: {ips:?}");
+    assert!(
+        !ips.contains(&std::net::IpAddr::from([127, 0, 0, 1])),
+        "{ips:?}"
+    );
     let elapsed = summary["elapsed_s"].as_f64().expect("elapsed");
     let p2p = summary["p2p_bound_s"].as_f64().expect("bound");
     assert!(

@@ -484,3 +484,191 @@ fn the_same_seed_gives_the_same_actions() {
     assert_eq!(a, scripted_run(1));
     assert_ne!(a, scripted_run(2), "the seed matters (back-off jitter)");
 }
+
+#[test]
+fn a_dial_that_reaches_ourselves_drops_the_candidate() {
+    let mut e = endpoint(EndpointConfig::default());
+    drain(&mut e);
+    e.handle_peers(at(0), T1, PeerSource::Tracker, [addr(1, 6881)]);
+    let d = dials(&drain(&mut e));
+    assert_eq!(e.candidate_failures(&T1, addr(1, 6881)), Some(0));
+    assert_eq!(
+        e.handle_handshake(at(0), d[0].0, T1, OURS),
+        Err(Refusal::SelfConnection)
+    );
+    assert_eq!(e.candidate_failures(&T1, addr(1, 6881)), None);
+    e.handle_timeout(at(1000));
+    assert!(dials(&drain(&mut e)).is_empty(), "never dialled again");
+}
+
+fn peer_id_wide(n: u32) -> PeerId {
+    let mut id = *b"-XX0001-000000000000";
+    id[16..20].copy_from_slice(&n.to_be_bytes());
+    PeerId(id)
+}
+
+/// Accepts a connection from `from` and its handshake for `torrent`.
+fn connect_in(
+    e: &mut Endpoint,
+    now: Instant,
+    from: SocketAddr,
+    torrent: InfoHash,
+    id: PeerId,
+) -> Result<PeerKey, Refusal> {
+    let k = e.handle_accept(now, from)?;
+    e.handle_handshake(now, k, torrent, id).map(|()| k)
+}
+
+/// The case: idle connections fill all 50 slots of a seeder (as
+/// many addresses as the per-IP cap needs). A real leecher knocking while
+/// they are fresh waits (refused, it retries); once they have been idle for
+/// `idle_timeout` its knock evicts the one idle longest, not one making
+/// progress.
+#[test]
+fn an_idle_connection_makes_room_for_a_newcomer_when_the_torrent_is_full() {
+    let config = EndpointConfig::default();
+    let (slots, per_ip) = (config.torrent_connections_max, config.ip_connections_max);
+    let mut e = endpoint(config.clone());
+    drain(&mut e);
+    let mut idle = Vec::new();
+    for i in 0..slots {
+        let from = addr(10 + (i / per_ip) as u8, 5000 + i as u16);
+        let at_s = i as u64 / 10; // connected over 5 s
+        idle.push(connect_in(&mut e, at(at_s), from, T1, peer_id_wide(i as u32)).unwrap());
+    }
+    assert_eq!(e.torrent_connections(&T1).unwrap().connected, slots);
+    // One of them is busy (a block moved at 19 s): never the victim.
+    e.handle_progress(at(19), idle[0]);
+    let leecher = addr(99, 7000);
+    assert_eq!(
+        connect_in(&mut e, at(10), leecher, T1, peer_id(200)),
+        Err(Refusal::TorrentFull),
+        "nobody idle for 20 s yet"
+    );
+    assert!(closes(&drain(&mut e)).is_empty());
+    let k = connect_in(&mut e, at(21), leecher, T1, peer_id(200)).expect("evicts an idle one");
+    let closed = closes(&drain(&mut e));
+    assert_eq!(
+        closed,
+        vec![(idle[1], Refusal::Idle)],
+        "the idle one with the oldest progress"
+    );
+    assert_eq!(e.torrent_connections(&T1).unwrap().connected, slots);
+    // The newcomer has a fresh grace: the next knock takes another idle one.
+    connect_in(&mut e, at(21), addr(98, 7000), T1, peer_id(201)).unwrap();
+    let closed = closes(&drain(&mut e));
+    assert_eq!(closed.len(), 1);
+    assert!(closed[0].0 != k && closed[0].0 != idle[0], "{closed:?}");
+}
+
+/// An address that reconnects at once after each drop (or a set of them)
+/// cannot push out a peer that makes progress: over 200 s of such churn
+/// the real leecher stays connected, and every eviction hits an idle one.
+#[test]
+fn reconnecting_after_each_drop_never_evicts_a_busy_peer() {
+    let config = EndpointConfig {
+        torrent_connections_max: 10,
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    drain(&mut e);
+    let leecher = connect_in(&mut e, at(0), addr(99, 7000), T1, peer_id(200)).unwrap();
+    let mut next_id = 0u32;
+    let mut attacker = |e: &mut Endpoint, now| {
+        next_id += 1;
+        let from = addr(10 + (next_id % 8) as u8, 5000 + (next_id % 1000) as u16);
+        connect_in(e, now, from, T1, peer_id_wide(next_id))
+    };
+    for _ in 0..9 {
+        attacker(&mut e, at(0)).unwrap();
+    }
+    let mut evictions = 0;
+    for s in 1..=200 {
+        let now = at(s);
+        e.handle_progress(now, leecher);
+        e.handle_timeout(now);
+        // The attackers knock every second; each one let in evicts another.
+        if attacker(&mut e, now).is_ok() {
+            let closed = closes(&drain(&mut e));
+            assert_eq!(closed.len(), 1);
+            assert_ne!(
+                closed[0].0, leecher,
+                "the busy leecher was evicted at {s} s"
+            );
+            assert_eq!(closed[0].1, Refusal::Idle);
+            evictions += 1;
+        }
+        drain(&mut e);
+    }
+    assert!(
+        evictions > 10,
+        "the idle ones churn among themselves: {evictions}"
+    );
+    assert_eq!(e.torrent_connections(&T1).unwrap().connected, 10);
+}
+
+/// A full torrent whose peers all make progress refuses newcomers.
+#[test]
+fn busy_peers_are_never_evicted() {
+    let config = EndpointConfig {
+        torrent_connections_max: 3,
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    drain(&mut e);
+    let ks: Vec<PeerKey> = (0..3)
+        .map(|i| connect_in(&mut e, at(0), addr(10 + i, 5000), T1, peer_id(i)).unwrap())
+        .collect();
+    for s in 1..=60 {
+        for &k in &ks {
+            e.handle_progress(at(s), k);
+        }
+    }
+    assert_eq!(
+        connect_in(&mut e, at(60), addr(99, 7000), T1, peer_id(50)),
+        Err(Refusal::TorrentFull)
+    );
+    assert!(closes(&drain(&mut e)).is_empty());
+}
+
+/// With the whole process full, an idle connection of one torrent makes
+/// room for a newcomer to another: not refused at accept, evicted at its
+/// handshake. Progress on a connection still in its handshake changes
+/// nothing (its deadline is absolute: a handshake sent byte by byte is
+/// closed at it all the same).
+#[test]
+fn the_global_cap_evicts_an_idle_connection_of_any_torrent() {
+    let config = EndpointConfig {
+        connections_max: 4,
+        handshake_timeout: Duration::from_secs(3),
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    e.add_torrent(at(0), T2).unwrap();
+    drain(&mut e);
+    let ks: Vec<PeerKey> = (0..4)
+        .map(|i| connect_in(&mut e, at(0), addr(10 + i, 5000), T1, peer_id(i)).unwrap())
+        .collect();
+    for &k in &ks[1..] {
+        e.handle_progress(at(25), k);
+    }
+    assert_eq!(
+        e.handle_accept(at(5), addr(99, 7000)),
+        Err(Refusal::ConnectionsFull)
+    );
+    let slow = e
+        .handle_accept(at(25), addr(98, 7000))
+        .expect("room by eviction");
+    e.handle_progress(at(26), slow);
+    e.handle_progress(at(27), slow);
+    e.handle_timeout(at(28));
+    assert_eq!(
+        closes(&drain(&mut e)),
+        vec![(slow, Refusal::HandshakeTimeout)]
+    );
+    let k = e.handle_accept(at(30), addr(99, 7000)).unwrap();
+    e.handle_handshake(at(30), k, T2, peer_id(60)).unwrap();
+    assert_eq!(closes(&drain(&mut e)), vec![(ks[0], Refusal::Idle)]);
+    assert_eq!(e.torrent_connections(&T2).unwrap().connected, 1);
+    assert_eq!(e.connections(), 4);
+}

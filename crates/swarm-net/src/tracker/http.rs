@@ -19,7 +19,11 @@ pub const HTTP_REDIRECTS_MAX: usize = 3;
 
 /// Builds the shared HTTP client. TLS uses rustls with the *ring* provider
 /// (no cmake or C toolchain beyond the C compiler ring needs).
-pub(crate) fn build_client(timeout: Duration) -> Result<reqwest::Client, TrackerError> {
+/// `local_ip`: the address to connect from (`None`: the kernel chooses).
+pub(crate) fn build_client(
+    timeout: Duration,
+    local_ip: Option<std::net::IpAddr>,
+) -> Result<reqwest::Client, TrackerError> {
     // reqwest is built without a bundled crypto provider: install ring's as
     // the process default, unless the application already installed one.
     if rustls::crypto::CryptoProvider::get_default().is_none() {
@@ -28,6 +32,7 @@ pub(crate) fn build_client(timeout: Duration) -> Result<reqwest::Client, Tracker
     }
     reqwest::Client::builder()
         .timeout(timeout)
+        .local_address(local_ip)
         .user_agent(concat!("swarm/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             let from = attempt.previous().first().cloned();

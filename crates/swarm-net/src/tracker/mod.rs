@@ -12,6 +12,7 @@
 //! can be replayed; trackers are tried tier by tier, in order, and one that
 //! answers moves to the front of its tier so it is tried first next time.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -100,6 +101,11 @@ pub struct TrackerConfig {
     pub numwant: Option<u32>,
     /// Seeds the tier shuffle, the announce `key` and UDP transaction ids.
     pub rng_seed: u64,
+    /// Announce from this local IP (HTTP and UDP), so a tracker sees the
+    /// address we listen on; `None`: the kernel chooses. Ignored for a
+    /// tracker it cannot reach (another family, or loopback to a
+    /// non-loopback tracker).
+    pub local_ip: Option<IpAddr>,
 }
 
 impl Default for TrackerConfig {
@@ -109,6 +115,7 @@ impl Default for TrackerConfig {
             http_timeout: Duration::from_millis(HTTP_TIMEOUT_MS),
             numwant: None,
             rng_seed: 0,
+            local_ip: None,
         }
     }
 }
@@ -281,7 +288,10 @@ impl TrackerClient {
             }
         }
         if self.http.is_none() && self.has_http_tracker() {
-            self.http = Some(http::build_client(self.config.http_timeout)?);
+            self.http = Some(http::build_client(
+                self.config.http_timeout,
+                self.http_local_ip(),
+            )?);
         }
         let mut request = AnnounceRequest {
             info_hash: self.info_hash,
@@ -307,8 +317,13 @@ impl TrackerClient {
                         http::announce(client, &tracker.url, &request).await
                     }
                     Transport::Udp(udp) => {
-                        udp.announce(&request, self.config.udp_retry, &mut self.rng)
-                            .await
+                        udp.announce(
+                            &request,
+                            self.config.udp_retry,
+                            self.config.local_ip,
+                            &mut self.rng,
+                        )
+                        .await
                     }
                 };
                 match result {
@@ -344,7 +359,10 @@ impl TrackerClient {
             return Err(TrackerError::NoTrackers);
         }
         if self.http.is_none() && self.has_http_tracker() {
-            self.http = Some(http::build_client(self.config.http_timeout)?);
+            self.http = Some(http::build_client(
+                self.config.http_timeout,
+                self.http_local_ip(),
+            )?);
         }
         let mut errors = Vec::new();
         for tracker in self.tiers.iter_mut().flatten() {
@@ -354,8 +372,13 @@ impl TrackerClient {
                     http::scrape(client, &tracker.url, self.info_hash).await
                 }
                 Transport::Udp(udp) => {
-                    udp.scrape(self.info_hash, self.config.udp_retry, &mut self.rng)
-                        .await
+                    udp.scrape(
+                        self.info_hash,
+                        self.config.udp_retry,
+                        self.config.local_ip,
+                        &mut self.rng,
+                    )
+                    .await
                 }
             };
             match result {
@@ -364,6 +387,29 @@ impl TrackerClient {
             }
         }
         Err(TrackerError::AllFailed(errors))
+    }
+
+    /// `local_ip` for the HTTP client (one for all trackers): a loopback IP
+    /// only if every HTTP tracker is on loopback (it could reach no other).
+    fn http_local_ip(&self) -> Option<IpAddr> {
+        let ip = self.config.local_ip?;
+        let all_loopback = || {
+            self.tiers
+                .iter()
+                .flatten()
+                .filter(|t| matches!(t.transport, Transport::Http))
+                .all(|t| {
+                    url::Url::parse(&t.url)
+                        .ok()
+                        .and_then(|u| u.host().map(|h| h.to_owned()))
+                        .is_some_and(|h| match h {
+                            url::Host::Ipv4(a) => a.is_loopback() && ip.is_ipv4(),
+                            url::Host::Ipv6(a) => a.is_loopback() && ip.is_ipv6(),
+                            url::Host::Domain(d) => d == "localhost" && ip.is_ipv4(),
+                        })
+                })
+        };
+        (!ip.is_loopback() || all_loopback()).then_some(ip)
     }
 
     fn has_http_tracker(&self) -> bool {

@@ -2,7 +2,7 @@
 //! responses to requests. The packet formats live in
 //! [`swarm_wire::tracker::udp`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand::RngExt;
@@ -68,9 +68,10 @@ impl UdpTracker {
         &mut self,
         request: &AnnounceRequest,
         retry: UdpRetry,
+        local_ip: Option<IpAddr>,
         rng: &mut StdRng,
     ) -> Result<AnnounceResponse, TrackerError> {
-        let is_v6 = self.ensure_socket().await?.is_ipv6();
+        let is_v6 = self.ensure_socket(local_ip).await?.is_ipv6();
         let response = self
             .transact(
                 retry,
@@ -97,9 +98,10 @@ impl UdpTracker {
         &mut self,
         info_hash: InfoHash,
         retry: UdpRetry,
+        local_ip: Option<IpAddr>,
         rng: &mut StdRng,
     ) -> Result<ScrapeStats, TrackerError> {
-        let is_v6 = self.ensure_socket().await?.is_ipv6();
+        let is_v6 = self.ensure_socket(local_ip).await?.is_ipv6();
         let hashes = [info_hash];
         let response = self
             .transact(
@@ -127,8 +129,12 @@ impl UdpTracker {
         }
     }
 
-    /// Resolves the tracker and binds a socket of the same family, once.
-    async fn ensure_socket(&mut self) -> Result<SocketAddr, TrackerError> {
+    /// Resolves the tracker and binds a socket of the same family, once:
+    /// on `local_ip` if it can reach the tracker from there.
+    async fn ensure_socket(
+        &mut self,
+        local_ip: Option<IpAddr>,
+    ) -> Result<SocketAddr, TrackerError> {
         if let (Some(addr), Some(_)) = (self.addr, &self.socket) {
             return Ok(addr);
         }
@@ -137,7 +143,12 @@ impl UdpTracker {
             .map_err(|e| TrackerError::Resolve(format!("{}: {e}", self.host)))?
             .next()
             .ok_or_else(|| TrackerError::Resolve(format!("{}: no address", self.host)))?;
-        let bind: SocketAddr = if addr.is_ipv6() {
+        let local = local_ip.filter(|ip| {
+            ip.is_ipv4() == addr.is_ipv4() && (!ip.is_loopback() || addr.ip().is_loopback())
+        });
+        let bind: SocketAddr = if let Some(ip) = local {
+            (ip, 0).into()
+        } else if addr.is_ipv6() {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         } else {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()

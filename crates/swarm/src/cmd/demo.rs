@@ -28,7 +28,7 @@ EXAMPLES:
 /// Run a whole BitTorrent swarm on this machine and watch it work.
 ///
 /// Generates a file, starts a tracker inside this process, then one seeder
-/// and N leechers, each a real `swarm` peer process on 127.0.0.1 with its
+/// and N leechers, each a real `swarm` peer process on its own 127.0.0.x, with its
 /// upload capped (so a run takes tens of seconds, not a blink). Shows one
 /// line per peer: progress, rates, how many neighbours unchoke it. At the
 /// end: the measured time beside the client-server lower bound
@@ -114,10 +114,12 @@ fn spawn_peer(
     })
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// Where peer `i` (0: the seeder) listens and dials from: an IP of its own,
+/// 127.0.0.(2+i), so the per-IP connection rules hold as between real
+/// machines (the tracker stays on 127.0.0.1); the port is the kernel's.
+fn peer_listen(i: u16) -> String {
+    debug_assert!(i <= 64, "--leechers is at most 64");
+    format!("127.0.0.{}:0", 2 + i)
 }
 
 /// Writes `len` pseudo-random bytes (splitmix64) to `path`.
@@ -227,7 +229,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .arg(&torrent)
         .arg("-d")
         .arg(&seed_dir)
-        .args(["--listen", &format!("127.0.0.1:{}", free_port()?), "--json"])
+        .args(["--listen", &peer_listen(0), "--json"])
         .args(["--max-upload-rate", &rate(args.seed_upload)]);
     peers.push(spawn_peer("seeder", true, cmd, seed_dir.clone(), &logs)?);
     let started = Instant::now();
@@ -239,12 +241,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             .arg(&torrent)
             .arg("-o")
             .arg(&out)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{}", free_port()?),
-                "--json",
-                "--seed",
-            ])
+            .args(["--listen", &peer_listen(i), "--json", "--seed"])
             .args(["--max-upload-rate", &rate(args.leecher_upload)]);
         peers.push(spawn_peer(&format!("leecher-{i}"), false, cmd, out, &logs)?);
     }
