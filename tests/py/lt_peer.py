@@ -76,9 +76,11 @@ def parse_peer(s):
     return (host.strip("[]"), int(port))
 
 
-def make_session(port, fast):
+def make_session(ip, port, fast):
     settings = {
-        "listen_interfaces": "127.0.0.1:%d" % port,
+        # Listen on IP and dial from it (a peer of its own on loopback).
+        "listen_interfaces": "%s:%d" % (ip, port),
+        "outgoing_interfaces": ip,
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True,
@@ -102,7 +104,7 @@ def make_session(port, fast):
 
 
 def cmd_run(args, seeding):
-    ses = make_session(args.port, args.fast)
+    ses = make_session(args.ip, args.port, args.fast)
     info = lt.torrent_info(args.torrent)
     atp = lt.add_torrent_params()
     atp.ti = info
@@ -183,6 +185,7 @@ def main():
         r.add_argument("--torrent", required=True)
         r.add_argument("--dir", required=True)
         r.add_argument("--port", type=int, required=True)
+        r.add_argument("--ip", default="127.0.0.1", help="listen on and dial from this IP")
         r.add_argument("--peer", action="append", default=[])
         r.add_argument("--interval", type=float, default=1.0)
         r.add_argument("--fast", action="store_true", help="high_performance_seed settings")
