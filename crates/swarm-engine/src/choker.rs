@@ -32,6 +32,18 @@
 //!   tried for a minute; a snubbed peer is thus always choked, which keeps
 //!   the explanation honest. (The core's own 20 s request timeout is a
 //!   different, pipeline-level "snub" that only moves our requests elsewhere.)
+//! - **Preemptive unchoke** (libtorrent's): regular slots that no
+//!   interested peer holds go to *new* peers (connected less than
+//!   `optimistic_interval` ago) that have not said they are interested yet,
+//!   incumbents first, then the newest. The core rechokes when a peer
+//!   connects, so such a peer is unchoked at once, before it asks. Unchoking
+//!   costs nothing (an uninterested peer requests nothing), and a peer that
+//!   is already unchoked when it becomes interested sends its first requests
+//!   with its `interested` instead of a round trip (and, for Transmission,
+//!   a one-second request pulse) later: Transmission ramps its request queue
+//!   from its measured rate, so that second shows in the whole transfer
+//!   (measured: see ARCHITECTURE.md). An interested peer always takes such a
+//!   slot back, between rounds too; `preemptive_unchoke: false` turns it off.
 //! - **Seeding: round robin** (libtorrent's `round_robin`, not
 //!   `fastest_upload`). With `fastest_upload` a seed's regular slots are
 //!   sticky: a choked peer's rate to it decays to zero within the 20 s
@@ -48,7 +60,8 @@
 //! # Invariants (asserted after every rechoke)
 //! - One decision per candidate, in the candidates' order.
 //! - At most `unchoke_slots` peers are `Unchoked` and at most one is
-//!   `Optimistic`; every unchoked peer is interested.
+//!   `Optimistic`; every unchoked peer is interested, except `Preemptive`
+//!   ones, which are new and hold only slots no interested peer holds.
 //! - A snubbing peer is neither `Unchoked` nor `Optimistic`.
 //!
 //! Sans-IO: time and randomness come in; iteration is over `Vec`/`BTreeMap`.
@@ -82,6 +95,8 @@ pub struct ChokerConfig {
     /// Seeding: a regular slot is held at least this long before it goes to
     /// a waiting peer (30 s, three rounds).
     pub seed_turn: Duration,
+    /// Free regular slots go to new peers before they are interested (on).
+    pub preemptive_unchoke: bool,
 }
 
 impl Default for ChokerConfig {
@@ -93,6 +108,7 @@ impl Default for ChokerConfig {
             snub_timeout: Duration::from_secs(60),
             new_peer_weight: 3,
             seed_turn: Duration::from_secs(30),
+            preemptive_unchoke: true,
         }
     }
 }
@@ -243,8 +259,16 @@ impl Choker {
                 ChokeState::Optimistic => optimistic += 1,
                 ChokeState::Choked | ChokeState::Snubbed => {}
             }
-            if d.state.is_unchoked() {
+            if d.reason == ChokeReason::Preemptive {
+                assert!(
+                    !c.interested && self.is_new(now, c) && d.state == ChokeState::Unchoked,
+                    "{:?} preemptive but interested or not new",
+                    c.peer
+                );
+            } else if d.state.is_unchoked() {
                 assert!(c.interested, "{:?} unchoked but not interested", c.peer);
+            }
+            if d.state.is_unchoked() {
                 assert!(
                     self.snubbed_for(now, c).is_none(),
                     "{:?} unchoked while snubbing us",
@@ -308,6 +332,26 @@ impl Unchoker for Choker {
             }
         }
         let regular: BTreeSet<PeerKey> = regular.into_iter().collect();
+
+        // Preemptive unchoke: the regular slots left go to new peers that
+        // are not interested yet, incumbents first, then the newest.
+        let mut preemptive: BTreeSet<PeerKey> = BTreeSet::new();
+        if self.config.preemptive_unchoke && ctx.have_pieces && regular.len() < slots {
+            let mut fresh: Vec<&UnchokeCandidate> = peers
+                .iter()
+                .filter(|c| {
+                    !c.interested && self.is_new(now, c) && self.snubbed_for(now, c).is_none()
+                })
+                .collect();
+            fresh.sort_by(|a, b| {
+                b.unchoked
+                    .cmp(&a.unchoked)
+                    .then(b.connected_at.cmp(&a.connected_at))
+                    .then(a.peer.cmp(&b.peer))
+            });
+            let free = slots - regular.len();
+            preemptive.extend(fresh.into_iter().take(free).map(|c| c.peer));
+        }
 
         // The optimistic slot: kept for `optimistic_interval` after the draw
         // unless its peer left, lost interest or won a regular slot.
@@ -377,6 +421,8 @@ impl Unchoker for Choker {
             } else if Some(c.peer) == optimistic {
                 let held = now.saturating_since(since_if(ChokeState::Optimistic));
                 (ChokeState::Optimistic, ChokeReason::Optimistic { held })
+            } else if preemptive.contains(&c.peer) {
+                (ChokeState::Unchoked, ChokeReason::Preemptive)
             } else if !c.interested {
                 (ChokeState::Choked, ChokeReason::NotInterested)
             } else if let Some(&silent) = snubbed.get(&c.peer) {

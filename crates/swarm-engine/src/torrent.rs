@@ -227,6 +227,7 @@ impl TorrentCore {
         self.peers
             .insert(peer, Peer::new(self.now, info, n, &self.config));
         let have = self.picker.have();
+        let have_any = !have.is_none_set();
         let first = if info.fast_ext && have.is_all_set() {
             Some(Message::HaveAll)
         } else if info.fast_ext && have.is_none_set() {
@@ -239,6 +240,12 @@ impl TorrentCore {
         };
         if let Some(msg) = first {
             self.send(peer, msg);
+        }
+        // A free slot may unchoke it before it asks (the choker's
+        // preemptive unchoke); with nothing to give there is no point.
+        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        if have_any && unchoked < self.unchoker.max_unchoked() {
+            self.rechoke(false);
         }
     }
 

@@ -43,6 +43,9 @@ pub struct RechokeContext {
     /// Otherwise a slot changed between rounds (a peer left or lost or gained
     /// interest): incumbents keep their slots and only free slots are filled.
     pub round: bool,
+    /// We hold at least one piece (without one, an early unchoke gives
+    /// nothing: no preemptive unchoke).
+    pub have_pieces: bool,
 }
 
 /// A peer's choke state after a rechoke.
@@ -96,6 +99,9 @@ pub enum ChokeReason {
     Optimistic { held: Duration },
     /// We are interested, it unchokes us, and it sent nothing for `silent`.
     Snubbed { silent: Duration },
+    /// New and not interested yet: unchoked into a regular slot that no
+    /// interested peer holds, so its first requests need no round trip.
+    Preemptive,
     /// It does not want anything from us.
     NotInterested,
     /// Choking is off: every interested peer is unchoked.
@@ -141,6 +147,7 @@ impl fmt::Display for ChokeReason {
             }
             ChokeReason::Optimistic { held } => write!(f, "optimistic since {} s", secs(held)),
             ChokeReason::Snubbed { silent } => write!(f, "snubbed: nothing for {} s", secs(silent)),
+            ChokeReason::Preemptive => f.write_str("free slot, before it asked"),
             ChokeReason::NotInterested => f.write_str("not interested"),
             ChokeReason::ChokingOff => f.write_str("choking off"),
         }

@@ -30,14 +30,20 @@ fn leecher_with(config: TorrentConfig, pieces: u32, piece_len: u32) -> TorrentCo
 }
 
 fn seeder(pieces: u32, piece_len: u32) -> TorrentCore {
+    seeder_with(TorrentConfig::default(), pieces, piece_len)
+}
+
+fn seeder_with(config: TorrentConfig, pieces: u32, piece_len: u32) -> TorrentCore {
     let l = Lengths::new(u64::from(pieces) * u64::from(piece_len), piece_len).unwrap();
-    TorrentCore::new(
-        TorrentConfig::default(),
-        l,
-        Bitfield::full(pieces),
-        42,
-        Instant::ZERO,
-    )
+    TorrentCore::new(config, l, Bitfield::full(pieces), 42, Instant::ZERO)
+}
+
+/// A seeder that unchokes only interested peers (no preemptive unchoke), for
+/// the tests of what choking means.
+fn strict_seeder(pieces: u32, piece_len: u32) -> TorrentCore {
+    let mut config = TorrentConfig::default();
+    config.choker.preemptive_unchoke = false;
+    seeder_with(config, pieces, piece_len)
 }
 
 fn requests(tx: &[(PeerKey, Message)], to: PeerKey) -> Vec<(u32, u32, u32)> {
@@ -87,14 +93,12 @@ fn first_message_is_our_piece_state() {
     s.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
     s.peer_connected(Instant::ZERO, PeerKey(2), FAST);
     let (tx, _) = drain(&mut s);
+    let first = |k| tx.iter().find(|(p, _)| *p == PeerKey(k)).unwrap().1.clone();
     assert_eq!(
-        tx[0],
-        (
-            PeerKey(1),
-            Message::Bitfield(Bytes::from_static(&[0b1110_0000]))
-        )
+        first(1),
+        Message::Bitfield(Bytes::from_static(&[0b1110_0000]))
     );
-    assert_eq!(tx[1], (PeerKey(2), Message::HaveAll));
+    assert_eq!(first(2), Message::HaveAll);
     let mut l = leecher(3, K);
     l.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
     l.peer_connected(Instant::ZERO, PeerKey(2), FAST);
@@ -200,7 +204,7 @@ fn protocol_violations_disconnect_only_the_offender() {
         ),
     ];
     for (what, msg) in cases {
-        let mut c = seeder(6, K);
+        let mut c = strict_seeder(6, K);
         c.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
         c.peer_connected(Instant::ZERO, PeerKey(2), SLOW);
         drain(&mut c);
@@ -234,9 +238,73 @@ fn a_late_bitfield_is_merged_not_a_violation() {
     c.check_invariants();
 }
 
+/// libtorrent's preemptive unchoke: while regular slots are free, a new peer
+/// is unchoked at once, before it is interested, so its first requests go
+/// out with its `interested` (Transmission otherwise waits a request pulse);
+/// an interested peer takes such a slot back; a leecher with nothing to give
+/// unchokes nobody early.
+#[test]
+fn free_slots_unchoke_new_peers_before_they_ask() {
+    let mut c = seeder(8, K);
+    for k in 1..=5 {
+        c.peer_connected(Instant::ZERO, PeerKey(k), FAST);
+    }
+    let (tx, _) = drain(&mut c);
+    let unchoked: Vec<u64> = tx
+        .iter()
+        .filter(|(_, m)| *m == Message::Unchoke)
+        .map(|(k, _)| k.0)
+        .collect();
+    // Four regular slots; the optimistic one is for interested peers only.
+    assert_eq!(unchoked, vec![1, 2, 3, 4]);
+    assert_eq!(tx[0], (PeerKey(1), Message::HaveAll), "piece state first");
+    assert_eq!(tx[1], (PeerKey(1), Message::Unchoke));
+    // An unchoked peer's requests are served at once.
+    c.handle_message(Instant::ZERO, PeerKey(1), Message::Interested);
+    c.handle_message(
+        Instant::ZERO,
+        PeerKey(1),
+        Message::Request {
+            piece: 0,
+            offset: 0,
+            length: K,
+        },
+    );
+    let (_, ev) = drain(&mut c);
+    assert_eq!(reads(&ev).len(), 1, "{ev:?}");
+    // Peer 5 becomes interested: it takes a slot from a peer that is not.
+    c.handle_message(Instant::ZERO, PeerKey(5), Message::Interested);
+    let (tx, _) = drain(&mut c);
+    assert!(tx.contains(&(PeerKey(5), Message::Unchoke)), "{tx:?}");
+    assert_eq!(
+        tx.iter().filter(|(_, m)| *m == Message::Choke).count(),
+        1,
+        "one preemptive peer gives its slot back: {tx:?}"
+    );
+    c.check_invariants();
+    // Peers that stay uninterested lose the early unchoke once they are no
+    // longer new (30 s), at a rechoke round.
+    let later = Instant::ZERO + Duration::from_secs(40);
+    c.handle_timeout(later);
+    let (tx, _) = drain(&mut c);
+    let choked: Vec<u64> = tx
+        .iter()
+        .filter(|(_, m)| *m == Message::Choke)
+        .map(|(k, _)| k.0)
+        .collect();
+    assert_eq!(choked.len(), 2, "{tx:?}");
+    assert!(!choked.contains(&1) && !choked.contains(&5), "{tx:?}");
+    c.check_invariants();
+    // A leecher with no piece has nothing to give: no early unchoke.
+    let mut l = leecher(8, K);
+    l.peer_connected(Instant::ZERO, PeerKey(1), FAST);
+    let (tx, _) = drain(&mut l);
+    assert_eq!(tx, vec![(PeerKey(1), Message::HaveNone)]);
+}
+
 #[test]
 fn choked_peers_get_no_data_fast_peers_get_rejects() {
-    let mut c = seeder(4, K);
+    let mut c = strict_seeder(4, K);
     c.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
     c.peer_connected(Instant::ZERO, PeerKey(2), FAST);
     drain(&mut c);
@@ -320,7 +388,7 @@ fn choked_peers_get_no_data_fast_peers_get_rejects() {
 
 #[test]
 fn cancel_is_respected_and_choke_drops_queued_requests() {
-    let mut c = seeder(4, K);
+    let mut c = strict_seeder(4, K);
     c.peer_connected(Instant::ZERO, PeerKey(1), FAST);
     c.handle_message(Instant::ZERO, PeerKey(1), Message::Interested);
     drain(&mut c);
@@ -396,7 +464,7 @@ fn cancel_is_respected_and_choke_drops_queued_requests() {
 /// regular slots (ties by key while no rate is known), then the optimistic one.
 #[test]
 fn free_slots_are_filled_between_rounds() {
-    let mut c = seeder(4, K);
+    let mut c = strict_seeder(4, K);
     for k in 1..=6 {
         c.peer_connected(Instant::ZERO, PeerKey(k), SLOW);
     }

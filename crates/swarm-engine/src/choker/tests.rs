@@ -23,14 +23,17 @@ fn cand(k: u64, download_rate: f64) -> UnchokeCandidate {
 const LEECH_ROUND: RechokeContext = RechokeContext {
     seeding: false,
     round: true,
+    have_pieces: true,
 };
 const LEECH_BETWEEN: RechokeContext = RechokeContext {
     seeding: false,
     round: false,
+    have_pieces: true,
 };
 const SEED_ROUND: RechokeContext = RechokeContext {
     seeding: true,
     round: true,
+    have_pieces: true,
 };
 
 /// A choker and its peers, with decisions fed back into `unchoked` as the
@@ -343,4 +346,69 @@ fn gone_peers_are_forgotten_and_slots_refilled_between_rounds() {
     assert_eq!(in_state(&out, ChokeState::Unchoked), vec![2, 3, 4, 5]);
     assert_eq!(in_state(&out, ChokeState::Optimistic), vec![1]);
     assert_eq!(h.choker.memo.len(), 5);
+}
+
+#[test]
+fn free_regular_slots_go_to_new_uninterested_peers_until_an_interested_one_wants_them() {
+    // Slots 2. Peer 1 interested; 2 and 3 new and not interested yet; 4 old
+    // and not interested (connected long before).
+    let mut peers: Vec<UnchokeCandidate> = (1..=4).map(|k| cand(k, 0.0)).collect();
+    for c in &mut peers[1..] {
+        c.interested = false;
+        c.connected_at = s(100);
+    }
+    peers[3].connected_at = Instant::ZERO;
+    let config = ChokerConfig {
+        unchoke_slots: 2,
+        ..ChokerConfig::default()
+    };
+    let mut h = Harness::new(config, peers);
+    let out = h.rechoke(s(101), SEED_ROUND);
+    assert_eq!(in_state(&out, ChokeState::Unchoked), vec![1, 2]);
+    assert_eq!(decision(&out, 2).reason, ChokeReason::Preemptive);
+    assert_eq!(
+        decision(&out, 2).reason.to_string(),
+        "free slot, before it asked"
+    );
+    assert_eq!(decision(&out, 3).reason, ChokeReason::NotInterested);
+    assert_eq!(decision(&out, 4).reason, ChokeReason::NotInterested);
+    // Peer 3 becomes interested between rounds: it takes peer 2's slot.
+    h.peer(3).interested = true;
+    let between = RechokeContext {
+        round: false,
+        ..SEED_ROUND
+    };
+    let out = h.rechoke(s(102), between);
+    assert_eq!(in_state(&out, ChokeState::Unchoked), vec![1, 3]);
+    assert_eq!(decision(&out, 2).state, ChokeState::Choked);
+    // Peer 3 loses interest again: the free slot goes back to a new peer;
+    // the incumbent preemptive peer (none now) would have kept it first.
+    h.peer(3).interested = false;
+    let out = h.rechoke(s(103), between);
+    assert_eq!(in_state(&out, ChokeState::Unchoked), vec![1, 3]);
+    assert_eq!(
+        decision(&out, 3).reason,
+        ChokeReason::Preemptive,
+        "incumbent first"
+    );
+    // Once no longer new (30 s), nobody uninterested holds a slot.
+    let out = h.rechoke(s(140), SEED_ROUND);
+    assert_eq!(in_state(&out, ChokeState::Unchoked), vec![1]);
+    // Without pieces to give, or with the switch off, no early unchoke.
+    let mut fresh: Vec<UnchokeCandidate> = (1..=2).map(|k| cand(k, 0.0)).collect();
+    fresh[1].interested = false;
+    let mut h = Harness::new(ChokerConfig::default(), fresh.clone());
+    let nothing = RechokeContext {
+        have_pieces: false,
+        ..LEECH_ROUND
+    };
+    let out = h.rechoke(s(1), nothing);
+    assert_eq!(decision(&out, 2).state, ChokeState::Choked);
+    let off = ChokerConfig {
+        preemptive_unchoke: false,
+        ..ChokerConfig::default()
+    };
+    let mut h = Harness::new(off, fresh);
+    let out = h.rechoke(s(1), LEECH_ROUND);
+    assert_eq!(decision(&out, 2).state, ChokeState::Choked);
 }

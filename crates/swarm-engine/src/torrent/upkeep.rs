@@ -205,6 +205,7 @@ impl TorrentCore {
         let ctx = RechokeContext {
             seeding: self.picker.have().is_all_set(),
             round,
+            have_pieces: !self.picker.have().is_none_set(),
         };
         let decisions = self.unchoker.rechoke(now, ctx, &candidates, &mut self.rng);
         debug_assert_eq!(decisions.len(), candidates.len(), "one decision per peer");
