@@ -78,9 +78,7 @@ def parse_peer(s):
 
 def make_session(ip, port, fast):
     settings = {
-        # Listen on IP and dial from it (a peer of its own on loopback).
-        "listen_interfaces": "%s:%d" % (ip, port),
-        "outgoing_interfaces": ip,
+        "listen_interfaces": "%s:%d" % (ip or "127.0.0.1", port),
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True,
@@ -96,6 +94,9 @@ def make_session(ip, port, fast):
         "announce_to_all_tiers": True,
         "min_reconnect_time": 1,
     }
+    if ip:
+        # Dial from the IP it listens on (a peer of its own on loopback).
+        settings["outgoing_interfaces"] = ip
     if fast:
         perf = lt.high_performance_seed()
         perf.update(settings)
@@ -185,7 +186,7 @@ def main():
         r.add_argument("--torrent", required=True)
         r.add_argument("--dir", required=True)
         r.add_argument("--port", type=int, required=True)
-        r.add_argument("--ip", default="127.0.0.1", help="listen on and dial from this IP")
+        r.add_argument("--ip", default=None, help="listen on and dial from this IP (default: listen on 127.0.0.1)")
         r.add_argument("--peer", action="append", default=[])
         r.add_argument("--interval", type=float, default=1.0)
         r.add_argument("--fast", action="store_true", help="high_performance_seed settings")

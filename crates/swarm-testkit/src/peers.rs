@@ -141,8 +141,10 @@ fn lt_command(
         .arg(&torrent.path)
         .arg("--dir")
         .arg(dir)
-        .args(["--port", &listen.port().to_string(), "--interval", "0.5"])
-        .args(["--ip", &listen.ip().to_string()]);
+        .args(["--port", &listen.port().to_string(), "--interval", "0.5"]);
+    if listen.ip() != loopback(0).ip() {
+        cmd.args(["--ip", &listen.ip().to_string()]);
+    }
     for p in peers {
         cmd.args(["--peer", &p.to_string()]);
     }
