@@ -64,9 +64,7 @@
 //!   ones, which are new and hold only slots no interested peer holds.
 //! - A snubbing peer is neither `Unchoked` nor `Optimistic`.
 //!
-//! Sans-IO: time and randomness come in; iteration is over `Vec`/`BTreeMap`.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! Sans-IO: time and randomness come in; iteration is over `Vec`s.
 
 use crate::ids::PeerKey;
 use crate::rng::Rng;
@@ -138,7 +136,9 @@ struct Memo {
 pub struct Choker {
     config: ChokerConfig,
     optimistic: Option<Optimistic>,
-    memo: BTreeMap<PeerKey, Memo>,
+    /// By peer, sorted by key (binary search: a rechoke of 50 peers runs
+    /// for many interest changes, and a map's node allocations dominated it).
+    memo: Vec<(PeerKey, Memo)>,
 }
 
 impl Choker {
@@ -147,7 +147,7 @@ impl Choker {
         Choker {
             config,
             optimistic: None,
-            memo: BTreeMap::new(),
+            memo: Vec::new(),
         }
     }
 
@@ -176,11 +176,17 @@ impl Choker {
         (silent >= self.config.snub_timeout).then_some(silent)
     }
 
+    fn memo_of(&self, peer: PeerKey) -> Option<&Memo> {
+        self.memo
+            .binary_search_by_key(&peer, |&(k, _)| k)
+            .ok()
+            .map(|i| &self.memo[i].1)
+    }
+
     fn was_regular(&self, c: &UnchokeCandidate) -> bool {
         c.unchoked
             && self
-                .memo
-                .get(&c.peer)
+                .memo_of(c.peer)
                 .is_some_and(|m| m.state == ChokeState::Unchoked)
     }
 
@@ -188,8 +194,7 @@ impl Choker {
     fn rank(&self, now: Instant, seeding: bool, eligible: &mut [&UnchokeCandidate]) {
         if seeding {
             let turn_over = |c: &UnchokeCandidate| {
-                self.memo
-                    .get(&c.peer)
+                self.memo_of(c.peer)
                     .is_some_and(|m| now.saturating_since(m.turn_start) >= self.config.seed_turn)
             };
             let class = |c: &UnchokeCandidate| match (self.was_regular(c), turn_over(c)) {
@@ -198,22 +203,28 @@ impl Choker {
                 (true, true) => 2,
             };
             let waiting_since = |c: &UnchokeCandidate| {
-                self.memo
-                    .get(&c.peer)
+                self.memo_of(c.peer)
                     .map_or(c.connected_at, |m| m.waiting_since)
             };
-            eligible.sort_by(|a, b| {
-                let (ca, cb) = (class(a), class(b));
-                ca.cmp(&cb)
+            // The keys once per peer, not per comparison.
+            let mut keyed: Vec<(u8, Instant, &UnchokeCandidate)> = eligible
+                .iter()
+                .map(|&c| (class(c), waiting_since(c), c))
+                .collect();
+            keyed.sort_by(|(ca, wa, a), (cb, wb, b)| {
+                ca.cmp(cb)
                     .then_with(|| {
-                        if ca == 1 {
-                            waiting_since(a).cmp(&waiting_since(b))
+                        if *ca == 1 {
+                            wa.cmp(wb)
                         } else {
                             b.upload_rate.total_cmp(&a.upload_rate)
                         }
                     })
                     .then(a.peer.cmp(&b.peer))
             });
+            for (slot, (_, _, c)) in eligible.iter_mut().zip(keyed) {
+                *slot = c;
+            }
         } else {
             eligible.sort_by(|a, b| {
                 b.download_rate
@@ -294,22 +305,28 @@ impl Unchoker for Choker {
         rng: &mut Rng,
     ) -> Vec<ChokeDecision> {
         let slots = self.config.unchoke_slots;
-        let mut snubbed: BTreeMap<PeerKey, Duration> = BTreeMap::new();
+        // Per candidate, by position in `peers`: snubbing silence and rank.
+        let mut snubbed: Vec<Option<Duration>> = vec![None; peers.len()];
         let mut eligible: Vec<&UnchokeCandidate> = Vec::new();
-        for c in peers.iter().filter(|c| c.interested) {
+        for (i, c) in peers.iter().enumerate().filter(|(_, c)| c.interested) {
             match self.snubbed_for(now, c) {
-                Some(silent) => {
-                    snubbed.insert(c.peer, silent);
-                }
+                Some(silent) => snubbed[i] = Some(silent),
                 None => eligible.push(c),
             }
         }
         self.rank(now, ctx.seeding, &mut eligible);
-        let rank_of: BTreeMap<PeerKey, usize> = eligible
+        // Rank by peer key (sorted), looked up by binary search.
+        let mut rank_of: Vec<(PeerKey, usize)> = eligible
             .iter()
             .enumerate()
             .map(|(i, c)| (c.peer, i + 1))
             .collect();
+        rank_of.sort_unstable();
+        let rank_of = |peer: PeerKey| {
+            rank_of
+                .binary_search_by_key(&peer, |&(k, _)| k)
+                .map_or(0, |i| rank_of[i].1)
+        };
 
         // Regular slots: the best `slots` at a round; between rounds the
         // incumbents stay and free slots go to the best of the others.
@@ -331,11 +348,10 @@ impl Unchoker for Choker {
                 regular.push(c.peer);
             }
         }
-        let regular: BTreeSet<PeerKey> = regular.into_iter().collect();
 
         // Preemptive unchoke: the regular slots left go to new peers that
         // are not interested yet, incumbents first, then the newest.
-        let mut preemptive: BTreeSet<PeerKey> = BTreeSet::new();
+        let mut preemptive: Vec<PeerKey> = Vec::new();
         if self.config.preemptive_unchoke && ctx.have_pieces && regular.len() < slots {
             let mut fresh: Vec<&UnchokeCandidate> = peers
                 .iter()
@@ -355,12 +371,15 @@ impl Unchoker for Choker {
 
         // The optimistic slot: kept for `optimistic_interval` after the draw
         // unless its peer left, lost interest or won a regular slot.
-        let drawable = |c: &UnchokeCandidate| {
-            c.interested && !regular.contains(&c.peer) && !snubbed.contains_key(&c.peer)
+        let drawable = |i: usize, c: &UnchokeCandidate| {
+            c.interested && !regular.contains(&c.peer) && snubbed[i].is_none()
         };
-        let current = self
-            .optimistic
-            .filter(|o| peers.iter().any(|c| c.peer == o.peer && drawable(c)));
+        let current = self.optimistic.filter(|o| {
+            peers
+                .iter()
+                .enumerate()
+                .any(|(i, c)| c.peer == o.peer && drawable(i, c))
+        });
         let expired = current
             .is_some_and(|o| now.saturating_since(o.picked_at) >= self.config.optimistic_interval);
         self.optimistic = match current {
@@ -368,7 +387,9 @@ impl Unchoker for Choker {
             _ => {
                 let pool: Vec<&UnchokeCandidate> = peers
                     .iter()
-                    .filter(|c| drawable(c) && Some(c.peer) != current.map(|o| o.peer))
+                    .enumerate()
+                    .filter(|&(i, c)| drawable(i, c) && Some(c.peer) != current.map(|o| o.peer))
+                    .map(|(_, c)| c)
                     .collect();
                 match self.draw(now, &pool, rng) {
                     Some(peer) => Some(Optimistic {
@@ -385,16 +406,16 @@ impl Unchoker for Choker {
         };
         let optimistic = self.optimistic.map(|o| o.peer);
 
-        let mut memo = BTreeMap::new();
+        let mut memo = Vec::with_capacity(peers.len());
         let mut out = Vec::with_capacity(peers.len());
-        for c in peers {
-            let prev = self.memo.get(&c.peer).copied();
+        for (i, c) in peers.iter().enumerate() {
+            let prev = self.memo_of(c.peer).copied();
             let prev_state = prev.map(|m| m.state);
             let since_if = |state: ChokeState| match prev {
                 Some(m) if m.state == state => m.since,
                 _ => now,
             };
-            let rank = rank_of.get(&c.peer).copied().unwrap_or(0);
+            let rank = rank_of(c.peer);
             let (state, reason) = if regular.contains(&c.peer) {
                 let reason = if ctx.seeding {
                     let start = match prev {
@@ -425,7 +446,7 @@ impl Unchoker for Choker {
                 (ChokeState::Unchoked, ChokeReason::Preemptive)
             } else if !c.interested {
                 (ChokeState::Choked, ChokeReason::NotInterested)
-            } else if let Some(&silent) = snubbed.get(&c.peer) {
+            } else if let Some(silent) = snubbed[i] {
                 (ChokeState::Snubbed, ChokeReason::Snubbed { silent })
             } else if ctx.seeding {
                 let waited = prev.map_or(c.connected_at, |m| {
@@ -454,7 +475,7 @@ impl Unchoker for Choker {
                 Some(m) if m.state.is_unchoked() && !state.is_unchoked() => now,
                 Some(m) => m.waiting_since,
             };
-            memo.insert(
+            memo.push((
                 c.peer,
                 Memo {
                     state,
@@ -463,7 +484,7 @@ impl Unchoker for Choker {
                     turn_start,
                     waiting_since,
                 },
-            );
+            ));
             out.push(ChokeDecision {
                 peer: c.peer,
                 state,
@@ -473,6 +494,8 @@ impl Unchoker for Choker {
                 since,
             });
         }
+        // Candidates come sorted by key from the core: then this is a check.
+        memo.sort_by_key(|&(k, _)| k);
         self.memo = memo;
         self.check_decisions(now, peers, &out);
         out

@@ -127,8 +127,10 @@ pub struct TorrentCore {
     rng: Rng,
     peers: BTreeMap<PeerKey, Peer>,
     unchoker: Box<dyn Unchoker + Send>,
-    /// The last rechoke's decisions, by peer (gone peers are skipped when read).
-    choke_decisions: BTreeMap<PeerKey, ChokeDecision>,
+    /// The last rechoke's decisions, sorted by peer (the candidates' order;
+    /// gone peers are skipped when read). A `Vec`, not a map: a rechoke
+    /// between rounds runs on interest changes, many a second.
+    choke_decisions: Vec<ChokeDecision>,
     last_rechoke: Option<Instant>,
     transmit: VecDeque<(PeerKey, Message)>,
     events: VecDeque<TorrentEvent>,
@@ -173,7 +175,7 @@ impl TorrentCore {
         };
         TorrentCore {
             unchoker,
-            choke_decisions: BTreeMap::new(),
+            choke_decisions: Vec::new(),
             last_rechoke: None,
             next_tick: now + config.tick_interval,
             next_rechoke: now + config.choker.rechoke_interval,

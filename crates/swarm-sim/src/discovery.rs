@@ -1,99 +1,103 @@
 //! Peer discovery and connection policy: the seam where the tracker's swarm
 //! registry and the endpoint's connection policy plug into the simulator.
 //!
-//! Until `swarm-tracker`'s sans-IO registry and `swarm-engine`'s `Endpoint`
-//! are on main, [`StandInRegistry`] and [`StandInPolicy`] stand in for them,
-//! doing what the real ones are specified to do: the registry hands an
-//! announcing peer a uniformly random subset of the others (`numwant`, 50
-//! by default, as BEP 3 trackers do), and the policy dials the addresses it
-//! is given while below `dial_max` connections (30), never twice to one
-//! peer, and accepts incoming connections up to `peers_max` (50, the
-//! session's cap). Dialling less than the cap leaves room for newcomers: in
-//! a flash crowd where everyone dials up to the cap, the first half of the
-//! peers fill each other's slots and the rest find every door closed.
+//! Discovery is `swarm-tracker`'s own sans-IO [`swarm_tracker::Registry`]
+//! ([`TrackerRegistry`]): every simulated peer has an IPv4 address
+//! (`10.x.y.z:6881`, from its index) and announces to it (`started` on
+//! arrival, re-announces, `completed`, `stopped` on leaving); the answer's
+//! compact records map back to peer indices. The registry hands out a
+//! random subset of `numwant` peers (50 by default), as it does on the
+//! network.
+//!
+//! The connection policy is still a stand-in ([`StandInPolicy`]) until the
+//! endpoint's API settles: it dials the addresses it is given while below
+//! `dial_max` connections (30), never twice to one peer, and accepts
+//! incoming connections up to `peers_max` (50, the session's cap). Dialling
+//! less than the cap leaves room for newcomers: in a flash crowd where
+//! everyone dials up to the cap, the first half of the peers fill each
+//! other's slots and the rest find every door closed.
 
-use swarm_engine::rng::Rng;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-/// The tracker's registry as the simulator uses it: peers are indices.
-pub trait Registry {
-    /// `peer` announces (on arrival and every re-announce); returns up to
-    /// `numwant` other registered peers.
-    fn announce(&mut self, peer: usize, numwant: usize, rng: &mut Rng) -> Vec<usize>;
-    /// `peer` left the swarm (announced `stopped`, or vanished).
-    fn leave(&mut self, peer: usize);
+use swarm_engine::Instant;
+use swarm_tracker::{Announce, AnnouncePeers, Registry, RegistryConfig};
+use swarm_wire::tracker::Event;
+use swarm_wire::{InfoHash, PeerId};
+
+/// The port every simulated peer listens on.
+const PORT: u16 = 6881;
+
+/// A simulated peer's address: `10.x.y.z`, its index in the low 24 bits.
+pub fn addr_of(peer: usize) -> SocketAddr {
+    assert!(peer < 1 << 24, "at most 2^24 simulated peers");
+    let [_, x, y, z] = (peer as u32).to_be_bytes();
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, x, y, z)), PORT)
 }
 
-/// A stand-in for the tracker's registry: every announcing peer is
-/// registered; the answer is a uniform random subset of the others.
-#[derive(Default)]
-pub struct StandInRegistry {
-    present: Vec<usize>,
-    /// Position of each peer in `present`, or `usize::MAX`.
-    index: Vec<usize>,
-    /// `Some(seeds)`: client-server mode, only these peers are handed out.
-    only: Option<Vec<usize>>,
-}
-
-impl StandInRegistry {
-    /// A registry that hands out only `servers` (client-server mode: peers
-    /// never learn of each other).
-    pub fn servers_only(servers: Vec<usize>) -> Self {
-        StandInRegistry {
-            only: Some(servers),
-            ..Self::default()
+/// The index of the simulated peer at `addr`.
+pub fn peer_of(addr: SocketAddr) -> Option<usize> {
+    match addr.ip() {
+        IpAddr::V4(v4) => {
+            let [a, x, y, z] = v4.octets();
+            (a == 10 && addr.port() == PORT).then(|| u32::from_be_bytes([0, x, y, z]) as usize)
         }
+        IpAddr::V6(_) => None,
     }
 }
 
-impl Registry for StandInRegistry {
-    fn announce(&mut self, peer: usize, numwant: usize, rng: &mut Rng) -> Vec<usize> {
-        if self.index.len() <= peer {
-            self.index.resize(peer + 1, usize::MAX);
+/// The tracker's registry, one swarm, peers as indices.
+pub struct TrackerRegistry {
+    registry: Registry,
+    info_hash: InfoHash,
+    out: AnnouncePeers,
+}
+
+impl TrackerRegistry {
+    /// `interval_s`: the re-announce interval the registry tells peers (it
+    /// expires peers silent for two of them).
+    pub fn new(seed: u64, interval_s: u32) -> Self {
+        TrackerRegistry {
+            registry: Registry::new(RegistryConfig::with_interval(interval_s), seed),
+            info_hash: InfoHash([0x5a; 20]),
+            out: AnnouncePeers::new(false),
         }
-        if self.index[peer] == usize::MAX {
-            self.index[peer] = self.present.len();
-            self.present.push(peer);
-        }
-        if let Some(only) = &self.only {
-            return only
-                .iter()
-                .copied()
-                .filter(|&p| p != peer && self.index.get(p).is_some_and(|&i| i != usize::MAX))
-                .take(numwant)
-                .collect();
-        }
-        let others = self.present.len() - 1;
-        if others <= numwant {
-            return self
-                .present
-                .iter()
-                .copied()
-                .filter(|&p| p != peer)
-                .collect();
-        }
-        // A partial Fisher-Yates draw over positions, without touching `present`.
-        let mut picked: Vec<usize> = Vec::with_capacity(numwant);
-        while picked.len() < numwant {
-            let p = self.present[rng.below(self.present.len())];
-            if p != peer && !picked.contains(&p) {
-                picked.push(p);
-            }
-        }
-        picked
     }
 
-    fn leave(&mut self, peer: usize) {
-        let Some(&i) = self.index.get(peer) else {
-            return;
+    /// `peer` announces with `left` bytes to go; the peers handed out (at
+    /// most `numwant`), as indices.
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        peer: usize,
+        left: u64,
+        event: Event,
+        numwant: usize,
+    ) -> Vec<usize> {
+        let mut id = [0u8; 20];
+        id[..8].copy_from_slice(b"-SM0001-");
+        id[12..20].copy_from_slice(&(peer as u64).to_be_bytes());
+        let request = Announce {
+            info_hash: self.info_hash,
+            peer_id: PeerId(id),
+            addr: addr_of(peer),
+            left,
+            event,
+            numwant: Some(u32::try_from(numwant).unwrap_or(u32::MAX)),
         };
-        if i == usize::MAX {
-            return;
+        match self.registry.announce(now, &request, &mut self.out) {
+            Ok(_) => self.out.addrs().filter_map(peer_of).collect(),
+            // The limits are far above any simulated swarm.
+            Err(refusal) => panic!("the tracker registry refused peer {peer}: {refusal}"),
         }
-        self.present.swap_remove(i);
-        if let Some(&moved) = self.present.get(i) {
-            self.index[moved] = i;
-        }
-        self.index[peer] = usize::MAX;
+    }
+
+    /// `peer` leaves (announces `stopped`).
+    pub fn leave(&mut self, now: Instant, peer: usize, left: u64) {
+        let _ = self.announce(now, peer, left, Event::Stopped, 0);
+    }
+
+    pub fn check_invariants(&self) {
+        self.registry.check_invariants();
     }
 }
 
@@ -124,22 +128,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn addresses_map_back_to_peers() {
+        for p in [0, 1, 255, 256, 70_000, (1 << 24) - 1] {
+            assert_eq!(peer_of(addr_of(p)), Some(p));
+        }
+        assert_eq!(peer_of("10.0.0.1:80".parse().expect("addr")), None);
+    }
+
+    #[test]
     fn registry_hands_out_others_and_forgets_leavers() {
-        let mut r = StandInRegistry::default();
-        let mut rng = Rng::new(1);
+        let mut r = TrackerRegistry::new(1, 60);
+        let t = Instant::ZERO;
         for p in 0..10 {
-            let got = r.announce(p, 50, &mut rng);
-            assert_eq!(got.len(), p);
+            let got = r.announce(t, p, 100, Event::Started, 50);
+            assert_eq!(got.len(), p, "peer {p} gets all the others");
             assert!(!got.contains(&p));
         }
-        let got = r.announce(3, 4, &mut rng);
+        let got = r.announce(t, 3, 100, Event::None, 4);
         assert_eq!(got.len(), 4);
-        r.leave(5);
+        r.leave(t, 5, 100);
         for _ in 0..20 {
-            assert!(!r.announce(0, 8, &mut rng).contains(&5));
+            assert!(!r.announce(t, 0, 100, Event::None, 8).contains(&5));
         }
-        let mut cs = StandInRegistry::servers_only(vec![0]);
-        cs.announce(0, 50, &mut rng);
-        assert_eq!(cs.announce(7, 50, &mut rng), vec![0]);
+        r.check_invariants();
     }
 }

@@ -1,48 +1,35 @@
-//! One direction of a peer's access link, shared equally by the blocks
-//! crossing it at the same time (processor sharing, the fluid model of TCP
-//! flows through one bottleneck).
+//! One direction of a peer's access link: it serves the blocks handed to
+//! it one at a time, in the order they came, at its full rate.
 //!
-//! Done with a virtual clock, the textbook way to simulate processor sharing
-//! without touching every flow at every change: `served` is the number of
-//! bytes each active flow has received since the link was created; it grows
-//! at `rate / n` while `n` flows are active. A flow that starts when
-//! `served = s` with `len` bytes finishes when `served` reaches `s + len`
-//! (its *tag*). A change (a flow starts, ends or is withdrawn) costs one
-//! pass over the active flows, which are few: a peer uploads to its
-//! unchoked peers (4 + 1) and downloads from the peers that unchoke it.
+//! The simulator puts at most one block per connection on a sender's
+//! uplink at a time (a connection's next block follows when the last one
+//! is through, like TCP's in-order stream), so a FIFO uplink serves its
+//! connections round robin, one 16 KiB block each: processor sharing at
+//! block granularity, the fluid model of TCP flows through one bottleneck.
+//! Unlike an exact processor-sharing clock, a block's completion is known
+//! when it enters the link, so each block costs one event per link and
+//! none is ever rescheduled. A block of a connection that closes while it
+//! is on the link still takes its time (the bytes were in the socket's
+//! send buffer).
 
-use swarm_engine::{Duration, Instant};
+use swarm_engine::Instant;
 
-/// Flows whose tags are within this many bytes of the clock are done
-/// (floating-point slack; a block is 16,384 bytes).
-const TAG_SLACK: f64 = 1e-6;
-
-struct Flow<T> {
-    tag: f64,
-    item: T,
-}
-
-/// A link of `rate` bytes per second shared by its active flows.
-pub struct SharedLink<T> {
+/// A link of `rate` bytes per second.
+#[derive(Clone, Debug)]
+pub struct Link {
     rate: f64,
-    served: f64,
-    last: Instant,
-    flows: Vec<Flow<T>>,
-    /// Bumped at every change: a scheduled completion event carries the
-    /// generation it was computed for, and is stale if it differs.
-    pub generation: u64,
+    /// When the last block handed to the link is through, in µs (kept in
+    /// f64 so that rounding does not add up over millions of blocks).
+    free_at_us: f64,
 }
 
-impl<T> SharedLink<T> {
+impl Link {
     /// `rate` in bytes/s; `f64::INFINITY` passes blocks at once, `0.0` never.
-    pub fn new(rate: f64, now: Instant) -> Self {
+    pub fn new(rate: f64) -> Self {
         assert!(rate >= 0.0, "negative link rate");
-        SharedLink {
+        Link {
             rate,
-            served: 0.0,
-            last: now,
-            flows: Vec::new(),
-            generation: 0,
+            free_at_us: 0.0,
         }
     }
 
@@ -50,75 +37,18 @@ impl<T> SharedLink<T> {
         self.rate
     }
 
-    pub fn active(&self) -> usize {
-        self.flows.len()
-    }
-
-    fn advance(&mut self, now: Instant) {
-        if !self.flows.is_empty() && self.rate.is_finite() {
-            let dt = now.saturating_since(self.last).as_secs_f64();
-            self.served += dt * self.rate / self.flows.len() as f64;
-        }
-        self.last = self.last.max(now);
-    }
-
-    /// A block of `len` bytes starts crossing the link.
-    pub fn start(&mut self, now: Instant, len: u32, item: T) {
-        self.advance(now);
-        self.flows.push(Flow {
-            tag: self.served + f64::from(len),
-            item,
-        });
-        self.generation += 1;
-    }
-
-    /// When the next block finishes, if any ever does.
-    pub fn next_completion(&self) -> Option<Instant> {
-        let min = self.flows.iter().map(|f| f.tag).reduce(f64::min)?;
-        if self.rate.is_infinite() {
-            return Some(self.last);
-        }
+    /// A block of `len` bytes reaches the link at `at` (never before an
+    /// earlier block's `at`): when it is through, `None` if never (rate 0).
+    pub fn pass(&mut self, at: Instant, len: u32) -> Option<Instant> {
         if self.rate == 0.0 {
             return None;
         }
-        let secs = (min - self.served).max(0.0) * self.flows.len() as f64 / self.rate;
-        let us = (secs * 1e6).ceil() as u64;
-        Some(self.last + Duration::from_micros(us))
-    }
-
-    /// Moves the blocks finished by `now` into `out`, in tag order (ties:
-    /// start order).
-    pub fn take_done(&mut self, now: Instant, out: &mut Vec<T>) {
-        self.advance(now);
-        let bar = if self.rate.is_infinite() {
-            f64::INFINITY
-        } else {
-            self.served + TAG_SLACK
-        };
-        let mut done: Vec<Flow<T>> = Vec::new();
-        let mut i = 0;
-        while i < self.flows.len() {
-            if self.flows[i].tag <= bar {
-                done.push(self.flows.remove(i));
-            } else {
-                i += 1;
-            }
+        if self.rate.is_infinite() {
+            return Some(at);
         }
-        if !done.is_empty() {
-            self.generation += 1;
-        }
-        done.sort_by(|a, b| a.tag.total_cmp(&b.tag));
-        out.extend(done.into_iter().map(|f| f.item));
-    }
-
-    /// Withdraws the blocks `drop` selects (their connection closed).
-    pub fn withdraw(&mut self, now: Instant, mut drop: impl FnMut(&T) -> bool) {
-        self.advance(now);
-        let before = self.flows.len();
-        self.flows.retain(|f| !drop(&f.item));
-        if self.flows.len() != before {
-            self.generation += 1;
-        }
+        let start = self.free_at_us.max(at.0 as f64);
+        self.free_at_us = start + f64::from(len) * 1e6 / self.rate;
+        Some(Instant(self.free_at_us.ceil() as u64))
     }
 }
 
@@ -131,41 +61,21 @@ mod tests {
     }
 
     #[test]
-    fn two_flows_share_the_rate() {
-        // 1 MB/s: one 1,000-byte block alone takes 1 ms; two at once 2 ms.
-        let mut l = SharedLink::new(1e6, at(0));
-        l.start(at(0), 1000, 'a');
-        l.start(at(0), 1000, 'b');
-        assert_eq!(l.next_completion(), Some(at(2000)));
-        let mut out = Vec::new();
-        l.take_done(at(2000), &mut out);
-        assert_eq!(out, vec!['a', 'b']);
-        assert_eq!(l.next_completion(), None);
-    }
-
-    #[test]
-    fn a_late_flow_slows_the_first() {
-        let mut l = SharedLink::new(1e6, at(0));
-        l.start(at(0), 1000, 'a');
-        // After 500 µs 'a' has 500 bytes left; then both run at half rate.
-        l.start(at(500), 1000, 'b');
-        assert_eq!(l.next_completion(), Some(at(1500)));
-        let mut out = Vec::new();
-        l.take_done(at(1500), &mut out);
-        assert_eq!(out, vec!['a']);
-        // 'b' got 500 bytes, 500 left alone at full rate.
-        assert_eq!(l.next_completion(), Some(at(2000)));
-        l.withdraw(at(1800), |&c| c == 'b');
-        assert_eq!(l.next_completion(), None);
+    fn blocks_queue_in_order_at_full_rate() {
+        // 1 MB/s: a 1,000-byte block takes 1 ms; a second one at the same
+        // time waits for the first.
+        let mut l = Link::new(1e6);
+        assert_eq!(l.pass(at(0), 1000), Some(at(1000)));
+        assert_eq!(l.pass(at(0), 1000), Some(at(2000)));
+        // An idle link starts a late block at once.
+        assert_eq!(l.pass(at(5000), 500), Some(at(5500)));
     }
 
     #[test]
     fn infinite_and_zero_rates() {
-        let mut l = SharedLink::new(f64::INFINITY, at(7));
-        l.start(at(7), 1000, 1);
-        assert_eq!(l.next_completion(), Some(at(7)));
-        let mut z = SharedLink::new(0.0, at(0));
-        z.start(at(0), 1000, 1);
-        assert_eq!(z.next_completion(), None);
+        let mut l = Link::new(f64::INFINITY);
+        assert_eq!(l.pass(at(7), 1000), Some(at(7)));
+        let mut z = Link::new(0.0);
+        assert_eq!(z.pass(at(0), 1000), None);
     }
 }

@@ -13,40 +13,30 @@ use swarm_wire::Lengths;
 use swarm_wire::lengths::ValidPieceIndex;
 use swarm_wire::peer::{BLOCK_LEN, Message};
 
-use crate::discovery::{Registry, StandInPolicy, StandInRegistry};
-use crate::link::SharedLink;
+use crate::discovery::{StandInPolicy, TrackerRegistry};
+use crate::link::Link;
 use crate::outcome::{Outcome, PeerOutcome, Sample};
 use crate::queue::EventQueue;
 use crate::scenario::{Arrival, Departure, Scenario, SeedDeparture};
+use swarm_wire::tracker::Event;
 
 /// The payload of every simulated block: the cores never look at the bytes
 /// (the simulator answers hash checks itself), so one static buffer serves.
 static BLOCK: [u8; BLOCK_LEN as usize] = [0; BLOCK_LEN as usize];
 
-/// A message crossing a connection in one direction.
-struct Transit {
-    conn: u32,
-    /// 0: from `ends[0]` to `ends[1]`; 1: the other way.
-    dir: u8,
-    seq: u64,
-    msg: Message,
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Up,
-    Down,
-}
-
 enum Ev {
     Join(usize),
     /// The handshake of this connection completed.
     Dialled(u32),
-    /// A message reached its receiver's access link (a block then crosses
-    /// the receiver's downlink; anything else is delivered).
-    Arrive(Transit),
-    /// The next block of this link may be done (stale if the generation moved).
-    Link(usize, Side, u64),
+    /// Control messages of this connection and direction reach their
+    /// receiver (all those due by now).
+    Arrive(u32, u8),
+    /// The block this direction had on its sender's uplink is through.
+    UpDone(u32, u8),
+    /// The oldest block of this direction crossing its receiver's downlink
+    /// is through: it is delivered.
+    DownDone(u32, u8),
     Timer(usize),
     Verified(usize, ValidPieceIndex),
     Leave(usize),
@@ -55,14 +45,23 @@ enum Ev {
 }
 
 /// One direction of a connection: what the sender still has to send (TCP
-/// order: a block holds back what was sent after it) and what reached the
-/// receiver out of order (a block still crossing its downlink holds back
-/// the control messages behind it).
+/// order: a block holds back what was sent after it), what is on the way,
+/// and what reached the receiver out of order (a block still crossing its
+/// downlink holds back the control messages behind it). Messages are
+/// numbered in send order and delivered in that order.
 #[derive(Default)]
 struct Dir {
     out: VecDeque<Message>,
-    /// A block of this direction is crossing the sender's uplink.
-    busy: bool,
+    /// The block crossing the sender's uplink (one at a time).
+    up: Option<(u64, Message)>,
+    /// Blocks crossing the receiver's downlink, oldest first.
+    down: VecDeque<(u64, Message)>,
+    /// Control messages on the way, with their arrival times (in order:
+    /// they all take the same delay).
+    wire: VecDeque<(Instant, u64, Message)>,
+    /// The arrival time of the last `Arrive` event scheduled: messages sent
+    /// at the same instant share one event.
+    wire_event_at: Option<Instant>,
     next_seq: u64,
     deliver_seq: u64,
     arrived: VecDeque<Option<Message>>,
@@ -85,8 +84,8 @@ enum Presence {
 
 struct SimPeer {
     core: Option<TorrentCore>,
-    up: SharedLink<Transit>,
-    down: SharedLink<Transit>,
+    up: Link,
+    down: Link,
     presence: Presence,
     /// Connections, pending dials included.
     conns: Vec<u32>,
@@ -103,10 +102,9 @@ pub struct Simulation {
     lengths: Lengths,
     now: Instant,
     q: EventQueue<Ev>,
-    rng: Rng,
     peers: Vec<SimPeer>,
     conns: Vec<Conn>,
-    registry: Box<dyn Registry>,
+    registry: TrackerRegistry,
     policy: StandInPolicy,
     /// Copies of each piece among present peers.
     copies: Vec<u32>,
@@ -120,7 +118,6 @@ pub struct Simulation {
     samples: Vec<Sample>,
     /// When a sample last saw the upload count move.
     progress_at: Instant,
-    scratch: Vec<Transit>,
     since_check: u64,
 }
 
@@ -137,12 +134,10 @@ impl Simulation {
         let lengths = Lengths::new(sc.file_bytes(), sc.piece_len).expect("valid torrent lengths");
         let mut rng = Rng::new(sc.seed);
         let n = sc.seeds + sc.leechers;
-        let seeds: Vec<usize> = (0..sc.seeds).collect();
-        let registry: Box<dyn Registry> = if sc.client_server {
-            Box::new(StandInRegistry::servers_only(seeds))
-        } else {
-            Box::new(StandInRegistry::default())
-        };
+        let registry = TrackerRegistry::new(
+            sc.seed,
+            u32::try_from(sc.announce_interval.as_micros() / 1_000_000).unwrap_or(u32::MAX),
+        );
         // Free riders: a fixed count, drawn at random among the leechers.
         let riders = (sc.free_riders * sc.leechers as f64).round() as usize;
         let mut is_rider = vec![false; n];
@@ -180,8 +175,8 @@ impl Simulation {
             q.push(joined, Ev::Join(i));
             peers.push(SimPeer {
                 core: None,
-                up: SharedLink::new(up, Instant::ZERO),
-                down: SharedLink::new(down, Instant::ZERO),
+                up: Link::new(up),
+                down: Link::new(down),
                 presence: Presence::NotYet,
                 conns: Vec::new(),
                 neighbours: Vec::new(),
@@ -213,7 +208,6 @@ impl Simulation {
             lengths,
             now: Instant::ZERO,
             q,
-            rng,
             peers,
             conns: Vec::new(),
             registry,
@@ -225,7 +219,6 @@ impl Simulation {
             cap_since: Instant::ZERO,
             samples: Vec::new(),
             progress_at: Instant::ZERO,
-            scratch: Vec::new(),
             since_check: 0,
         }
     }
@@ -338,8 +331,9 @@ impl Simulation {
         match ev {
             Ev::Join(p) => self.join(p),
             Ev::Dialled(c) => self.dialled(c),
-            Ev::Arrive(t) => self.arrive(t),
-            Ev::Link(p, side, generation) => self.link_done(p, side, generation),
+            Ev::Arrive(c, dir) => self.arrive(c, dir),
+            Ev::UpDone(c, dir) => self.up_done(c, dir),
+            Ev::DownDone(c, dir) => self.down_done(c, dir),
             Ev::Timer(p) => {
                 if self.peers[p].timer == Some(self.now) {
                     self.peers[p].timer = None;
@@ -356,7 +350,7 @@ impl Simulation {
                 }
             }
             Ev::Leave(p) => self.leave(p),
-            Ev::Announce(p) => self.announce(p),
+            Ev::Announce(p) => self.announce(p, Event::None),
             Ev::Sample => {}
         }
     }
@@ -387,22 +381,47 @@ impl Simulation {
         sp.core = Some(core);
         sp.presence = Presence::Present;
         sp.out.joined = Some(self.now);
-        sp.up = SharedLink::new(sp.up.rate(), self.now);
-        sp.down = SharedLink::new(sp.down.rate(), self.now);
-        self.announce(p);
+        sp.up = Link::new(sp.up.rate());
+        sp.down = Link::new(sp.down.rate());
+        self.announce(p, Event::Started);
         self.pump(p);
     }
 
-    fn announce(&mut self, p: usize) {
+    /// Bytes `p` still needs (the tracker's `left`).
+    fn left(&self, p: usize) -> u64 {
+        let have = self.peers[p]
+            .core
+            .as_ref()
+            .map_or(0, |c| u64::from(c.have().count_ones()));
+        (u64::from(self.lengths.num_pieces()) - have) * u64::from(self.sc.piece_len)
+    }
+
+    fn announce(&mut self, p: usize, event: Event) {
         if self.peers[p].presence != Presence::Present {
             return;
         }
-        self.q
-            .push(self.now + self.sc.announce_interval, Ev::Announce(p));
-        if !self.policy.may_dial(self.peers[p].conns.len()) {
-            return;
+        if event != Event::Completed {
+            self.q
+                .push(self.now + self.sc.announce_interval, Ev::Announce(p));
         }
-        let got = self.registry.announce(p, self.sc.numwant, &mut self.rng);
+        let got = if self.sc.client_server {
+            // Client-server: a leecher knows the servers (a web download's
+            // URL) and nobody else; the tracker is not asked.
+            if self.peers[p].out.initial_seed {
+                Vec::new()
+            } else {
+                (0..self.sc.seeds).collect()
+            }
+        } else {
+            let left = self.left(p);
+            // `completed` only tells the tracker (it asks for no peers).
+            let numwant = if event == Event::Completed {
+                0
+            } else {
+                self.sc.numwant
+            };
+            self.registry.announce(self.now, p, left, event, numwant)
+        };
         for other in got {
             if !self.policy.may_dial(self.peers[p].conns.len()) {
                 break;
@@ -473,7 +492,8 @@ impl Simulation {
     }
 
     /// Closes a connection: both cores forget it (a no-op for a core that
-    /// dropped it itself), blocks on the links are withdrawn.
+    /// dropped it itself); what was on its way is lost (its blocks still
+    /// take their time on the links, see [`Link`]).
     fn close(&mut self, c: u32) {
         let conn = &mut self.conns[c as usize];
         if !conn.open {
@@ -490,16 +510,6 @@ impl Simulation {
             if let Some(i) = sp.neighbours.iter().position(|&x| x == other) {
                 sp.neighbours.swap_remove(i);
             }
-            let before = (sp.up.generation, sp.down.generation);
-            sp.up.withdraw(self.now, |t| t.conn == c);
-            sp.down.withdraw(self.now, |t| t.conn == c);
-            let changed = (sp.up.generation != before.0, sp.down.generation != before.1);
-            if changed.0 {
-                self.schedule_link(e, Side::Up);
-            }
-            if changed.1 {
-                self.schedule_link(e, Side::Down);
-            }
         }
         if established {
             for e in ends {
@@ -508,17 +518,6 @@ impl Simulation {
                     self.pump(e);
                 }
             }
-        }
-    }
-
-    fn schedule_link(&mut self, p: usize, side: Side) {
-        let link = match side {
-            Side::Up => &self.peers[p].up,
-            Side::Down => &self.peers[p].down,
-        };
-        if let Some(at) = link.next_completion() {
-            self.q
-                .push(at.max(self.now), Ev::Link(p, side, link.generation));
         }
     }
 
@@ -583,73 +582,73 @@ impl Simulation {
     /// Sends what a direction may send now: control messages up to the
     /// first block, which then takes the sender's uplink.
     fn flush(&mut self, c: u32, dir: u8) {
+        let delay = self.sc.latency + self.sc.latency;
+        let now = self.now;
         let conn = &mut self.conns[c as usize];
         let from = conn.ends[dir as usize];
-        let to = conn.ends[1 - dir as usize];
-        let delay = self.sc.latency + self.sc.latency;
-        let _ = to;
         let d = &mut conn.dirs[dir as usize];
-        let mut started = false;
-        while !d.busy {
+        while d.up.is_none() {
             let Some(msg) = d.out.pop_front() else {
                 break;
             };
             let seq = d.next_seq;
             d.next_seq += 1;
-            let t = Transit {
-                conn: c,
-                dir,
-                seq,
-                msg,
-            };
-            if let Message::Piece { data, .. } = &t.msg {
-                d.busy = true;
+            if let Message::Piece { data, .. } = &msg {
                 let len = data.len() as u32;
-                self.peers[from].up.start(self.now, len, t);
-                started = true;
+                d.up = Some((seq, msg));
+                if let Some(at) = self.peers[from].up.pass(now, len) {
+                    self.q.push(at, Ev::UpDone(c, dir));
+                }
             } else {
-                self.q.push(self.now + delay, Ev::Arrive(t));
+                let at = now + delay;
+                d.wire.push_back((at, seq, msg));
+                if d.wire_event_at != Some(at) {
+                    d.wire_event_at = Some(at);
+                    self.q.push(at, Ev::Arrive(c, dir));
+                }
             }
-        }
-        if started {
-            self.schedule_link(from, Side::Up);
         }
     }
 
-    fn link_done(&mut self, p: usize, side: Side, generation: u64) {
-        let sp = &mut self.peers[p];
-        let link = match side {
-            Side::Up => &mut sp.up,
-            Side::Down => &mut sp.down,
-        };
-        if link.generation != generation {
+    /// A block left its sender's uplink: it travels the latency, then
+    /// crosses the receiver's downlink (blocks reach a downlink in the
+    /// order they left their uplinks: every path has the same delay).
+    fn up_done(&mut self, c: u32, dir: u8) {
+        let delay = self.sc.latency + self.sc.latency;
+        let now = self.now;
+        let conn = &mut self.conns[c as usize];
+        if !conn.open {
             return;
         }
-        let mut done = std::mem::take(&mut self.scratch);
-        link.take_done(self.now, &mut done);
-        self.schedule_link(p, side);
-        let delay = self.sc.latency + self.sc.latency;
-        for t in done.drain(..) {
-            match side {
-                Side::Up => {
-                    let len = match &t.msg {
-                        Message::Piece { data, .. } => data.len() as u64,
-                        _ => 0,
-                    };
-                    self.uploaded += len;
-                    self.peers[p].out.uploaded += len;
-                    let (c, dir) = (t.conn, t.dir);
-                    self.conns[c as usize].dirs[dir as usize].busy = false;
-                    self.q.push(self.now + delay, Ev::Arrive(t));
-                    self.flush(c, dir);
-                }
-                Side::Down => self.ready(t),
-            }
+        let (from, to) = (conn.ends[dir as usize], conn.ends[1 - dir as usize]);
+        let d = &mut conn.dirs[dir as usize];
+        let Some((seq, msg)) = d.up.take() else {
+            return;
+        };
+        let len = match &msg {
+            Message::Piece { data, .. } => data.len() as u32,
+            _ => 0,
+        };
+        d.down.push_back((seq, msg));
+        // A downlink of rate 0 never delivers.
+        if let Some(at) = self.peers[to].down.pass(now + delay, len) {
+            self.q.push(at, Ev::DownDone(c, dir));
         }
-        self.scratch = done;
-        if side == Side::Up {
-            self.seed_may_leave(p);
+        self.uploaded += u64::from(len);
+        self.peers[from].out.uploaded += u64::from(len);
+        self.flush(c, dir);
+        self.seed_may_leave(from);
+    }
+
+    fn down_done(&mut self, c: u32, dir: u8) {
+        let conn = &mut self.conns[c as usize];
+        if !conn.open {
+            return;
         }
+        let Some((seq, msg)) = conn.dirs[dir as usize].down.pop_front() else {
+            return;
+        };
+        self.ready(c, dir, seq, msg);
     }
 
     fn seed_may_leave(&mut self, p: usize) {
@@ -666,38 +665,45 @@ impl Simulation {
         }
     }
 
-    fn arrive(&mut self, t: Transit) {
-        let conn = &self.conns[t.conn as usize];
-        if !conn.open {
-            return;
-        }
-        let to = conn.ends[1 - t.dir as usize];
-        if let Message::Piece { data, .. } = &t.msg
-            && self.peers[to].down.rate().is_finite()
-        {
-            let len = data.len() as u32;
-            self.peers[to].down.start(self.now, len, t);
-            self.schedule_link(to, Side::Down);
-        } else {
-            self.ready(t);
+    /// Control messages due by now reach their receiver.
+    fn arrive(&mut self, c: u32, dir: u8) {
+        loop {
+            let conn = &mut self.conns[c as usize];
+            if !conn.open {
+                return;
+            }
+            let d = &mut conn.dirs[dir as usize];
+            if d.wire.front().is_none_or(|&(at, _, _)| at > self.now) {
+                return;
+            }
+            let Some((_, seq, msg)) = d.wire.pop_front() else {
+                return;
+            };
+            self.ready(c, dir, seq, msg);
         }
     }
 
     /// A message is at its receiver: deliver it and whatever it held back.
-    fn ready(&mut self, t: Transit) {
-        let (c, dir) = (t.conn, t.dir as usize);
+    fn ready(&mut self, c: u32, dir: u8, seq: u64, msg: Message) {
+        let dir = dir as usize;
         let conn = &mut self.conns[c as usize];
-        if !conn.open {
-            return;
-        }
         let to = conn.ends[1 - dir];
         let d = &mut conn.dirs[dir];
-        let i = (t.seq - d.deliver_seq) as usize;
+        let key = PeerKey(u64::from(c));
+        if seq == d.deliver_seq && d.arrived.is_empty() {
+            // In order, nothing held back: the common case.
+            d.deliver_seq += 1;
+            if let Some(core) = self.peers[to].core.as_mut() {
+                core.handle_message(self.now, key, msg);
+                self.pump(to);
+            }
+            return;
+        }
+        let i = (seq - d.deliver_seq) as usize;
         if d.arrived.len() <= i {
             d.arrived.resize_with(i + 1, || None);
         }
-        d.arrived[i] = Some(t.msg);
-        let key = PeerKey(u64::from(c));
+        d.arrived[i] = Some(msg);
         loop {
             let conn = &mut self.conns[c as usize];
             if !conn.open {
@@ -727,6 +733,8 @@ impl Simulation {
         sp.out.completed = Some(self.now);
         self.leechers_done += 1;
         self.last_completion = Some(self.now);
+        self.announce(p, Event::Completed);
+        let sp = &mut self.peers[p];
         let at = match self.sc.departure {
             Departure::OnCompletion => Some(self.now),
             Departure::SeedFor(d) => Some(self.now + d),
@@ -748,7 +756,10 @@ impl Simulation {
         }
         self.integrate_capacity(self.now);
         self.cap_rate -= self.peers[p].up.rate();
-        self.registry.leave(p);
+        if !self.sc.client_server {
+            let left = self.left(p);
+            self.registry.leave(self.now, p, left);
+        }
         let sp = &mut self.peers[p];
         sp.presence = Presence::Gone;
         sp.out.left = Some(self.now);

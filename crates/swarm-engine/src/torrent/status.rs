@@ -79,7 +79,7 @@ impl TorrentCore {
             queue_target: p.queue_target(now, &self.config),
             requests_from_peer: p.requests_held(),
             connected_at: p.connected_at,
-            choke: self.choke_decisions.get(&key).cloned(),
+            choke: self.choke_decision(key).cloned(),
         })
     }
 
@@ -88,8 +88,15 @@ impl TorrentCore {
     /// (`state`, `reason` via `Display`, both rates, `since`).
     pub fn choke_decisions(&self) -> impl Iterator<Item = &ChokeDecision> + '_ {
         self.choke_decisions
-            .values()
+            .iter()
             .filter(|d| self.peers.contains_key(&d.peer))
+    }
+
+    fn choke_decision(&self, key: PeerKey) -> Option<&ChokeDecision> {
+        self.choke_decisions
+            .binary_search_by_key(&key, |d| d.peer)
+            .ok()
+            .map(|i| &self.choke_decisions[i])
     }
 
     /// When the last rechoke ran (`None`: never).
@@ -157,7 +164,7 @@ impl TorrentCore {
         let mut unchoked = 0;
         for (k, p) in &self.peers {
             unchoked += usize::from(!p.am_choking);
-            match self.choke_decisions.get(k) {
+            match self.choke_decision(*k) {
                 Some(d) => assert_eq!(
                     p.am_choking,
                     !d.state.is_unchoked(),

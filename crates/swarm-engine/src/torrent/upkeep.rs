@@ -2,7 +2,7 @@
 //! verified pieces, hash failures and bans, request timeouts, keep-alives,
 //! rechoking.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use swarm_wire::peer::Message;
 
@@ -209,8 +209,7 @@ impl TorrentCore {
         };
         let decisions = self.unchoker.rechoke(now, ctx, &candidates, &mut self.rng);
         debug_assert_eq!(decisions.len(), candidates.len(), "one decision per peer");
-        let mut record = BTreeMap::new();
-        for d in decisions {
+        for d in &decisions {
             let want = d.state.is_unchoked();
             if let Some(p) = self.peers.get_mut(&d.peer) {
                 if want && p.am_choking {
@@ -220,9 +219,10 @@ impl TorrentCore {
                     self.choke(d.peer);
                 }
             }
-            record.insert(d.peer, d);
         }
-        self.choke_decisions = record;
+        self.choke_decisions = decisions;
+        // In candidate order, which is key order: then this only checks.
+        self.choke_decisions.sort_by_key(|d| d.peer);
         self.last_rechoke = Some(now);
     }
 
