@@ -86,6 +86,9 @@ pub struct ClientConfig {
     pub tracker: TrackerConfig,
     /// Seeds the endpoint's RNG (each torrent's core gets its own).
     pub rng_seed: u64,
+    /// The DHT node: every public torrent looks its peers up and announces
+    /// itself there (BEP 5). `None`: no DHT (`--no-dht`).
+    pub dht: Option<crate::dht::DhtHandle>,
 }
 
 impl Default for ClientConfig {
@@ -98,6 +101,7 @@ impl Default for ClientConfig {
             download_limit: None,
             tracker: TrackerConfig::default(),
             rng_seed: rand::random(),
+            dht: None,
         }
     }
 }
@@ -118,6 +122,11 @@ pub struct AddOptions {
     pub torrent: TorrentConfig,
     /// Keep a resume record in `dir/.swarm/` (trusted at the next start).
     pub resume: bool,
+    /// The raw info dictionary, served to peers that ask (BEP 9: how
+    /// magnet links get it).
+    pub metadata: Option<bytes::Bytes>,
+    /// A private torrent (BEP 27): neither DHT nor PEX.
+    pub private: bool,
 }
 
 impl AddOptions {
@@ -130,6 +139,8 @@ impl AddOptions {
             download_limit: None,
             torrent: TorrentConfig::default(),
             resume: true,
+            metadata: None,
+            private: false,
         }
     }
 }
@@ -167,6 +178,7 @@ pub struct Client {
     upload_limit: Option<Arc<RateLimiter>>,
     download_limit: Option<Arc<RateLimiter>>,
     torrents: Mutex<BTreeMap<InfoHash, Registered>>,
+    dht: Option<crate::dht::DhtHandle>,
 }
 
 impl Client {
@@ -200,6 +212,7 @@ impl Client {
             upload_limit: config.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
             download_limit: config.download_limit.map(|r| Arc::new(RateLimiter::new(r))),
             torrents: Mutex::new(BTreeMap::new()),
+            dht: config.dht,
         })
     }
 
@@ -276,7 +289,11 @@ impl Client {
             rng_seed: rand::random(),
             resume: None,
             listen_port: self.listen_addr.port(),
+            metadata: options.metadata.clone(),
+            private: options.private,
+            dht_port: self.dht.as_ref().map(|d| d.local_addr().port()),
         };
+        let dht = self.dht.clone().filter(|_| !options.private);
         let link = DriverLink {
             tx: self.driver.clone(),
             info_hash,
@@ -285,6 +302,7 @@ impl Client {
             spec,
             options,
             config,
+            dht,
             link,
             status_tx,
             stop_tx.clone(),
@@ -394,10 +412,12 @@ impl TorrentHandle {
 }
 
 /// The life of one torrent: check, run the session, leave the endpoint.
+#[allow(clippy::too_many_arguments)]
 async fn run_torrent(
     spec: TorrentSpec,
     options: AddOptions,
     mut config: SessionConfig,
+    dht: Option<crate::dht::DhtHandle>,
     link: DriverLink,
     status_tx: watch::Sender<TorrentStatus>,
     stop_tx: Arc<watch::Sender<bool>>,
@@ -450,6 +470,24 @@ async fn run_torrent(
     if let Some(why) = refused {
         return fail(&status_tx, NetError::Fatal(why));
     }
+    // The DHT as a peer source: lookups (that announce us) until the
+    // torrent leaves; their peers go to the endpoint.
+    let dht_task = dht.map(|dht| {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let lookups = tokio::spawn(crate::dht::peer_lookups(
+            dht,
+            info_hash,
+            config.listen_port,
+            tx,
+        ));
+        let feed = link.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(peers) = rx.recv().await {
+                feed.peers(PeerSource::Dht, peers);
+            }
+        });
+        [lookups, forward]
+    });
     let session = session::spawn(
         &spec,
         storage,
@@ -467,6 +505,9 @@ async fn run_torrent(
         "started"
     );
     let result = session.join().await;
+    for t in dht_task.iter().flatten() {
+        t.abort();
+    }
     let _ = driver.send(DriverCmd::Remove { info_hash });
     result
 }

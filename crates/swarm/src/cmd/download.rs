@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use swarm_net::OpenMode;
 
-use super::peer::{self, NetArgs, Run, Until};
+use super::peer::{self, NetArgs, Run, Torrent, Until};
 
 const EXAMPLES: &str = "\
 EXAMPLES:
@@ -45,8 +45,16 @@ EXAMPLES:
 /// next start checks the data instead. Delete the .swarm folder to force a
 /// full check.
 ///
-/// Peers come from the torrent's trackers (HTTP and UDP) and from --peer;
-/// other peers may connect to us on --listen. A peer that sends data that
+/// Peers come from the torrent's trackers (HTTP and UDP), from --peer, from
+/// the DHT (BEP 5; --no-dht to opt out; private torrents never use it) and
+/// by peer exchange with connected peers (BEP 11); other peers may connect
+/// to us on --listen.
+///
+/// A magnet link (magnet:?xt=urn:btih:...) first fetches the torrent's
+/// metadata from peers (BEP 9: its trackers tr=, its peers x.pe=, --peer
+/// and the DHT), checks it against the info-hash and saves it as
+/// DIR/.swarm/<info-hash>.torrent, so a restart does not fetch it again;
+/// then the download proceeds as with that .torrent. A peer that sends data that
 /// fails its checks repeatedly is banned (logged).
 ///
 /// swarm exits 0 once every piece is on disk, unless --seed is given: then it
@@ -62,8 +70,8 @@ EXAMPLES:
 #[derive(Debug, Args)]
 #[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_STATUS_HELP))]
 pub struct DownloadArgs {
-    /// The .torrent file.
-    #[arg(value_name = "FILE.torrent")]
+    /// The .torrent file, or a magnet link (quote it: it holds `&`).
+    #[arg(value_name = "FILE.torrent|MAGNET")]
     pub torrent: PathBuf,
 
     /// The folder to download into.
@@ -80,10 +88,15 @@ pub struct DownloadArgs {
 
 pub fn run(args: DownloadArgs) -> Result<()> {
     let peers = peer::resolve_peers(&args.net.peers)?;
-    let spec = peer::load_torrent(&args.torrent)?;
     let dir = peer::output_dir(args.output);
+    let torrent = match args.torrent.to_str().filter(|s| s.starts_with("magnet:")) {
+        Some(uri) => Torrent::Magnet(
+            swarm_wire::Magnet::parse(uri).map_err(|e| super::bad_input(e.to_string()))?,
+        ),
+        None => Torrent::Loaded(peer::load_torrent(&args.torrent)?),
+    };
     peer::run(Run {
-        spec: &spec,
+        torrent,
         dir: &dir,
         mode: OpenMode::Create,
         net: &args.net,

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod dht;
 pub mod download;
 pub mod info;
+pub mod magnet;
 pub mod peer;
 pub mod seed;
 pub mod sim;

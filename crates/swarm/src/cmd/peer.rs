@@ -62,6 +62,103 @@ pub struct NetArgs {
     /// first limit reached ends the run.
     #[arg(long, value_name = "TIME", value_parser = parse_duration)]
     pub seed_time: Option<Duration>,
+
+    /// Do not use the DHT (BEP 5) to find peers and announce ourselves.
+    /// Private torrents never use it (nor peer exchange).
+    #[arg(long)]
+    pub no_dht: bool,
+
+    /// A DHT node to join through, HOST:PORT (repeatable). Default: the
+    /// public routers (router.bittorrent.com and others), unless --listen is
+    /// a loopback address (they cannot be reached from there).
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
+}
+
+/// Overrides the default DHT bootstrap nodes (comma-separated HOST:PORT;
+/// empty: none). For offline use and tests, which never contact the public
+/// routers.
+pub const DHT_BOOTSTRAP_ENV: &str = "SWARM_DHT_BOOTSTRAP";
+
+/// Starts the DHT node of a download or seed: UDP on the listener's IP
+/// (its port if free, else any), joining through --dht-bootstrap, the
+/// environment's [`DHT_BOOTSTRAP_ENV`] or the public routers. A failure
+/// is a warning: the torrent goes on without the DHT.
+pub async fn start_dht(net: &NetArgs, listen: SocketAddr) -> Option<swarm_net::dht::DhtHandle> {
+    use swarm_net::dht::DhtHandle;
+    let seeds: Vec<String> = if !net.dht_bootstrap.is_empty() {
+        net.dht_bootstrap.clone()
+    } else if let Ok(v) = std::env::var(DHT_BOOTSTRAP_ENV) {
+        v.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    } else if listen.ip().is_loopback() {
+        Vec::new()
+    } else {
+        super::dht::PUBLIC_ROUTERS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    let config = swarm_dht::DhtConfig::default();
+    let seed = rand_seed();
+    let handle = match DhtHandle::start(listen, config.clone(), seed).await {
+        Ok(h) => h,
+        Err(_) => match DhtHandle::start(SocketAddr::new(listen.ip(), 0), config, seed).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!("{e}: going on without the DHT");
+                return None;
+            }
+        },
+    };
+    tracing::info!(addr = %handle.local_addr(), "DHT node started");
+    let joining = handle.clone();
+    tokio::spawn(async move {
+        let mut addrs = Vec::new();
+        for s in &seeds {
+            match tokio::net::lookup_host(s.as_str()).await {
+                Ok(found) => {
+                    addrs.extend(found.filter(|a| a.is_ipv4() == joining.local_addr().is_ipv4()))
+                }
+                Err(e) => tracing::warn!("DHT bootstrap node {s}: {e}"),
+            }
+        }
+        if addrs.is_empty() {
+            tracing::info!("DHT: no bootstrap node; waiting for nodes to contact us");
+            return;
+        }
+        if let Some((outcome, _)) = joining.bootstrap(addrs).await {
+            tracing::info!(?outcome, "DHT bootstrap done");
+        }
+    });
+    Some(handle)
+}
+
+fn rand_seed() -> u64 {
+    super::dht::random_bytes()
+        .map(u64::from_le_bytes)
+        .unwrap_or_else(|_| u64::from(std::process::id()))
+}
+
+/// A loaded `.torrent`: what the session needs of it.
+pub struct Loaded {
+    pub spec: TorrentSpec,
+    /// The raw info dictionary (served to peers by BEP 9).
+    pub info: Vec<u8>,
+    /// BEP 27: no DHT, no peer exchange.
+    pub private: bool,
+}
+
+impl Loaded {
+    pub fn from_metainfo(meta: &Metainfo) -> Loaded {
+        Loaded {
+            spec: TorrentSpec::from_metainfo(meta),
+            info: meta.info_bytes().to_vec(),
+            private: meta.is_private(),
+        }
+    }
 }
 
 impl NetArgs {
@@ -120,17 +217,17 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 /// Reads and parses a .torrent: unreadable is a failure (1), malformed,
 /// too large (see [`super::TORRENT_FILE_MAX_BYTES`]) or a magnet link is
 /// bad input (2).
-pub fn load_torrent(path: &Path) -> Result<TorrentSpec> {
+pub fn load_torrent(path: &Path) -> Result<Loaded> {
     if path.to_str().is_some_and(|p| p.starts_with("magnet:")) {
         return Err(bad_input(
-            "magnet links need the DHT and metadata exchange (BEP 5, BEP 9), not supported yet: \
-             give the .torrent file (`swarm info` reads the link)",
+            "a magnet link gives no data to seed: give the .torrent file \
+             (`swarm download MAGNET` saves one in DIR/.swarm/)",
         ));
     }
     let bytes = super::read_torrent_input(path.as_os_str())?;
     let meta =
         Metainfo::from_bytes(&bytes).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-    Ok(TorrentSpec::from_metainfo(&meta))
+    Ok(Loaded::from_metainfo(&meta))
 }
 
 /// A storage error as the user should read it: a path the file system
@@ -198,9 +295,16 @@ impl SeedLimits {
     }
 }
 
+/// What to run: a loaded `.torrent`, or a magnet link whose metadata comes
+/// first (from `DIR/.swarm/` or from peers).
+pub enum Torrent {
+    Loaded(Loaded),
+    Magnet(swarm_wire::Magnet),
+}
+
 /// What the session needs besides the torrent.
 pub struct Run<'a> {
-    pub spec: &'a TorrentSpec,
+    pub torrent: Torrent,
     pub dir: &'a Path,
     pub mode: OpenMode,
     pub net: &'a NetArgs,
@@ -233,36 +337,60 @@ pub fn run(r: Run<'_>) -> Result<TorrentStatus> {
 
 async fn run_async(r: Run<'_>) -> Result<TorrentStatus> {
     let started = Instant::now();
-    let display = Display::new(
-        r.net.json,
-        r.net.peers_table,
-        r.spec.pads().real_total(),
-        r.until != Until::Complete,
-    );
+    let private = matches!(&r.torrent, Torrent::Loaded(l) if l.private);
+    // The DHT node binds UDP where we listen (the same port if free).
+    let dht_bind = r.net.listen.unwrap_or(SocketAddr::from((
+        [0, 0, 0, 0],
+        *swarm_net::client::LISTEN_PORTS.start(),
+    )));
+    let dht = if r.net.no_dht || private {
+        None
+    } else {
+        start_dht(r.net, dht_bind).await
+    };
     let client = Client::start(ClientConfig {
         listen: r.net.listen,
         endpoint: endpoint_config(),
         upload_limit: r.net.max_upload_rate,
         download_limit: r.net.max_download_rate,
+        dht: dht.clone(),
         ..ClientConfig::default()
     })
     .await?;
-    if r.spec.trackers.iter().flatten().next().is_none() && r.peers.is_empty() {
+    let (loaded, peers) = match r.torrent {
+        Torrent::Loaded(l) => (l, r.peers.clone()),
+        Torrent::Magnet(m) => {
+            super::magnet::resolve(&m, r.dir, r.net, &r.peers, client.listen_addr(), dht).await?
+        }
+    };
+    let spec = &loaded.spec;
+    let display = Display::new(
+        r.net.json,
+        r.net.peers_table,
+        spec.pads().real_total(),
+        r.until != Until::Complete,
+    );
+    if spec.trackers.iter().flatten().next().is_none()
+        && peers.is_empty()
+        && (r.net.no_dht || loaded.private)
+    {
         tracing::warn!(
-            "the torrent lists no tracker and no --peer was given: only peers that connect to us will be found"
+            "the torrent lists no tracker, no --peer was given and the DHT is off: only peers that connect to us will be found"
         );
     }
     let handle = client.add_torrent(
-        r.spec.clone(),
+        spec.clone(),
         AddOptions {
-            peers: r.peers.clone(),
+            peers,
+            metadata: Some(loaded.info.clone().into()),
+            private: loaded.private,
             ..AddOptions::new(r.dir, r.mode)
         },
     )?;
     tracing::info!(
         port = client.listen_addr().port(),
-        name = %r.spec.name,
-        info_hash = %r.spec.info_hash_hex(),
+        name = %spec.name,
+        info_hash = %spec.info_hash_hex(),
         "listening"
     );
     let drove = drive(&handle, &display, r.until, started).await;
@@ -277,7 +405,7 @@ async fn run_async(r: Run<'_>) -> Result<TorrentStatus> {
             // The torrent published its failure (state and error) last.
             let failed = status.borrow().clone();
             display.finish(Some(&failed), started);
-            return Err(storage_error(e, r.spec));
+            return Err(storage_error(e, spec));
         }
     };
     display.finish(Some(&last), started);

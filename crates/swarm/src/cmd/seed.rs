@@ -7,7 +7,7 @@ use clap::Args;
 use swarm_net::OpenMode;
 
 use super::bad_input;
-use super::peer::{self, NetArgs, Run, Until};
+use super::peer::{self, NetArgs, Run, Torrent, Until};
 
 const EXAMPLES: &str = "\
 EXAMPLES:
@@ -53,7 +53,8 @@ pub struct SeedArgs {
 
 pub fn run(args: SeedArgs) -> Result<()> {
     let peers = peer::resolve_peers(&args.net.peers)?;
-    let spec = peer::load_torrent(&args.torrent)?;
+    let loaded = peer::load_torrent(&args.torrent)?;
+    let spec = &loaded.spec;
     let data = args.data.join(&spec.name);
     if std::fs::symlink_metadata(&data).is_err() {
         let hint = if args.data.file_name() == Some(spec.name.as_ref()) {
@@ -69,7 +70,7 @@ pub fn run(args: SeedArgs) -> Result<()> {
         )));
     }
     peer::run(Run {
-        spec: &spec,
+        torrent: Torrent::Loaded(loaded),
         dir: &args.data,
         mode: OpenMode::Existing,
         net: &args.net,

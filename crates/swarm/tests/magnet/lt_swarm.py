@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""libtorrent peers for swarm's trackerless, magnet and PEX tests (loopback).
+
+Run with Debian's interpreter (/usr/bin/python3). One process, several
+sessions, each on 127.0.0.1 with TCP only (uTP crawls on loopback):
+
+  --helper PORT        a DHT-only session (repeatable): the DHT the others use
+  --seed PORT          a session that seeds --torrent from --dir (repeatable)
+  --magnet-leech PORT  a session that downloads --magnet into --out
+  --dht                seeders and the magnet leech run the DHT too; every
+                       session is told of every other one's DHT node
+  --peer HOST:PORT     seeders and the magnet leech dial it (every 2 s)
+  --connect-seeds      the seeders dial each other (every 2 s)
+
+Settings for a DHT on loopback are DESIGN.md's (and dht_block_ratelimit
+raised: every node is 127.0.0.1). Prints one JSON line when ready
+({"ready": true}) and then a status line a second:
+{"t", "seeds": [{"port", "peers", "state"}], "leech": {"progress", "complete",
+"peers", "has_metadata"}}. Runs until killed (or --timeout seconds).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import libtorrent as lt
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def parse_peer(s):
+    host, _, port = s.rpartition(":")
+    return (host.strip("[]"), int(port))
+
+
+def session(port, dht):
+    return lt.session({
+        "listen_interfaces": "127.0.0.1:%d" % port,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        "enable_dht": dht,
+        "dht_bootstrap_nodes": "",
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_enforce_node_id": False,
+        "dht_ignore_dark_internet": False,
+        "dht_prefer_verified_node_ids": False,
+        "dht_block_ratelimit": 100000,
+        "unchoke_slots_limit": -1,
+        "min_reconnect_time": 1,
+        "alert_mask": lt.alert.category_t.error_notification
+        | lt.alert.category_t.status_notification,
+    })
+
+
+def add(ses, atp):
+    flags = atp.flags
+    flags &= ~lt.torrent_flags.auto_managed
+    flags &= ~lt.torrent_flags.paused
+    atp.flags = flags
+    return ses.add_torrent(atp)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--helper", type=int, action="append", default=[])
+    ap.add_argument("--seed", type=int, action="append", default=[])
+    ap.add_argument("--magnet-leech", type=int)
+    ap.add_argument("--torrent")
+    ap.add_argument("--dir")
+    ap.add_argument("--magnet")
+    ap.add_argument("--out")
+    ap.add_argument("--dht", action="store_true")
+    ap.add_argument("--peer", action="append", default=[])
+    ap.add_argument("--connect-seeds", action="store_true")
+    ap.add_argument("--timeout", type=float, default=300)
+    args = ap.parse_args()
+
+    helpers = [(p, session(p, True)) for p in args.helper]
+    seeds = [(p, session(p, args.dht)) for p in args.seed]
+    leech = (args.magnet_leech, session(args.magnet_leech, args.dht)) if args.magnet_leech else None
+    everyone = helpers + seeds + ([leech] if leech else [])
+    time.sleep(0.3)
+    if args.dht:
+        for p, s in everyone:
+            for q, _ in everyone:
+                if q != p:
+                    s.add_dht_node(("127.0.0.1", q))
+    seed_handles = []
+    for p, s in seeds:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(args.torrent)
+        atp.save_path = os.path.abspath(args.dir)
+        seed_handles.append((p, add(s, atp)))
+    leech_handle = None
+    if leech:
+        atp = lt.parse_magnet_uri(args.magnet)
+        atp.save_path = os.path.abspath(args.out)
+        leech_handle = add(leech[1], atp)
+    peers = [parse_peer(p) for p in args.peer]
+    emit({"ready": True})
+    start = time.monotonic()
+    last_dial = -10.0
+    last_emit = -10.0
+    while time.monotonic() - start < args.timeout:
+        now = time.monotonic()
+        for _, s in everyone:
+            for a in s.pop_alerts():
+                if a.category() & lt.alert.category_t.error_notification:
+                    emit({"alert": a.what(), "message": a.message()})
+        if now - last_dial >= 2.0:
+            last_dial = now
+            for p, h in seed_handles:
+                for q in peers:
+                    h.connect_peer(q)
+                if args.connect_seeds:
+                    for q, _ in seed_handles:
+                        if q != p:
+                            h.connect_peer(("127.0.0.1", q))
+                if args.dht:
+                    h.force_dht_announce()
+            if leech_handle is not None and not leech_handle.status().is_seeding:
+                for q in peers:
+                    leech_handle.connect_peer(q)
+        if now - last_emit >= 1.0:
+            last_emit = now
+            out = {"t": round(now - start, 1), "seeds": []}
+            for p, h in seed_handles:
+                st = h.status()
+                out["seeds"].append({"port": p, "peers": st.num_peers,
+                                     "state": str(st.state).split(".")[-1]})
+            if leech_handle is not None:
+                st = leech_handle.status()
+                out["leech"] = {"progress": st.progress, "complete": st.is_seeding,
+                                "peers": st.num_peers, "has_metadata": st.has_metadata}
+            emit(out)
+        time.sleep(0.1)
+
+
+main()
