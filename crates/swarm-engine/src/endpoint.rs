@@ -540,7 +540,17 @@ impl Endpoint {
         let verdict = self.judge_handshake(now, outgoing, named, info_hash, peer_id);
         match verdict {
             Err(refusal) => {
+                let addr = self.conns.get(&conn).map(|c| c.addr);
                 self.forget(now, conn, false);
+                // We dialled ourselves (a tracker lists us): never again.
+                if refusal == Refusal::SelfConnection
+                    && outgoing
+                    && let (Some(addr), Some(t)) =
+                        (addr, named.and_then(|h| self.torrents.get_mut(&h)))
+                    && let Some(c) = t.candidates.remove(&addr)
+                {
+                    self.queue.remove(&(c.next_attempt, info_hash, addr));
+                }
                 Err(refusal)
             }
             Ok(old) => {
@@ -701,6 +711,17 @@ impl Endpoint {
             }
         }
         self.dial_ready(now);
+    }
+
+    /// Banned IP addresses remembered.
+    pub fn bans(&self) -> usize {
+        self.bans.len()
+    }
+
+    /// Failed dials in a row of `torrent`'s candidate `addr` (for the
+    /// driver's log), `None` if it is not a candidate.
+    pub fn candidate_failures(&self, torrent: &InfoHash, addr: SocketAddr) -> Option<u32> {
+        Some(self.torrents.get(torrent)?.candidates.get(&addr)?.failures)
     }
 
     pub fn is_banned(&self, ip: IpAddr) -> bool {

@@ -181,6 +181,29 @@ pub async fn accept(
     })
 }
 
+/// The acceptor's first half: reads the peer's handshake (within
+/// [`HANDSHAKE_TIMEOUT`]) without answering, so the endpoint can refuse a
+/// torrent we do not serve without revealing our peer id.
+pub async fn read_incoming(
+    mut stream: TcpStream,
+) -> Result<(TcpStream, Handshake, BytesMut), ConnError> {
+    stream.set_nodelay(true)?;
+    let (remote, leftover) = read_handshake(&mut stream).await?;
+    Ok((stream, remote, leftover))
+}
+
+/// The acceptor's second half: answers with our handshake.
+pub async fn answer(
+    stream: &mut TcpStream,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+) -> Result<(), ConnError> {
+    stream
+        .write_all(&our_handshake(info_hash, peer_id).to_bytes())
+        .await?;
+    Ok(())
+}
+
 async fn read_handshake(stream: &mut TcpStream) -> Result<(Handshake, BytesMut), ConnError> {
     let read = async {
         let mut buf = BytesMut::with_capacity(4096);
@@ -221,7 +244,7 @@ pub async fn read_loop(
     mut buf: BytesMut,
     mut decoder: MessageDecoder,
     tx: mpsc::Sender<PeerInput>,
-    limit: Option<Arc<RateLimiter>>,
+    limits: Vec<Arc<RateLimiter>>,
 ) {
     let reason = loop {
         let mut batch = Vec::new();
@@ -244,7 +267,7 @@ pub async fn read_loop(
         match rd.read_buf(&mut buf).await {
             Ok(0) => break "closed by the peer".to_string(),
             Ok(n) => {
-                if let Some(limit) = &limit {
+                for limit in &limits {
                     limit.take(n).await;
                 }
             }
@@ -266,7 +289,7 @@ pub async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Message>,
     queued: Arc<AtomicUsize>,
     events: mpsc::Sender<PeerInput>,
-    limit: Option<Arc<RateLimiter>>,
+    limits: Vec<Arc<RateLimiter>>,
 ) {
     let mut batch = WriteBatch::default();
     while let Some(msg) = rx.recv().await {
@@ -277,7 +300,7 @@ pub async fn write_loop(
                 Err(_) => break,
             }
         }
-        if let Some(limit) = &limit {
+        for limit in &limits {
             limit.take(batch.len).await;
         }
         if let Err(e) = batch.write_to(&mut wr).await {
@@ -441,7 +464,7 @@ mod tests {
             BytesMut::new(),
             MessageDecoder::new(2),
             tx,
-            None,
+            Vec::new(),
         ));
         // An unchoke, then a "piece" claiming 1 MiB.
         a.write_all(&Message::Unchoke.to_bytes()).await.unwrap();
@@ -493,7 +516,7 @@ mod tests {
             tx.send(m.clone()).unwrap();
         }
         drop(tx);
-        write_loop(PeerKey(1), wr, rx, queued.clone(), events, None).await;
+        write_loop(PeerKey(1), wr, rx, queued.clone(), events, Vec::new()).await;
         let mut got = Vec::new();
         b.read_to_end(&mut got).await.unwrap();
         assert!(got == expected);

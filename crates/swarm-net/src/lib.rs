@@ -1,10 +1,16 @@
 //! `swarm-net`: tokio drivers around the sans-IO engines.
 //!
-//! Architecture invariant: no protocol decision is made here. The drivers
-//! translate bytes and time into engine events and execute the engine's
-//! actions. Each `TorrentCore` has exactly one owner task ([`session`]); no
+//! Architecture invariant: no protocol or policy decision is made here. The
+//! drivers translate bytes and time into engine events and execute the
+//! engines' actions: the torrent cores' (which piece, whom to unchoke, whom
+//! to drop) and the endpoint's (whom to dial, which connections to accept,
+//! keep or close, whom to ban). Each `TorrentCore` has exactly one owner task
+//! ([`session`]), the `Endpoint` one too ([`client`]'s driver); no
 //! `Arc<Mutex<_>>` around engine state.
 //!
+//! - [`client`]: [`Client`], the library's front door: one per process, one
+//!   listener, the endpoint driver, many torrents (add, stop, remove, status).
+//! - [`status`]: [`TorrentStatus`], what a torrent shows (serde-serializable).
 //! - [`spec`]: [`TorrentSpec`], the torrent as the drivers need it.
 //! - [`storage`]: files on disk, piece ↔ file spans, SHA-1 checks.
 //! - [`conn`]: peer connections: handshake, reader and writer tasks.
@@ -16,6 +22,7 @@
 //! - [`dht`]: the DHT node's UDP driver.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod client;
 pub mod conn;
 pub mod dht;
 pub mod listener;
@@ -23,6 +30,7 @@ pub mod ratelimit;
 pub mod resume;
 pub mod session;
 pub mod spec;
+pub mod status;
 pub mod storage;
 pub mod tracker;
 
@@ -31,8 +39,9 @@ use std::path::PathBuf;
 
 use swarm_engine::PeerId;
 
-pub use session::{SessionConfig, SessionHandle, SessionState, SessionStatus};
+pub use client::{AddOptions, Client, ClientConfig, PeerFeed, TorrentHandle};
 pub use spec::{FileSpec, TorrentSpec};
+pub use status::{NeighbourStatus, TorrentState, TorrentStatus};
 pub use storage::{OpenMode, Storage};
 
 /// What went wrong in a driver, phrased for the user.
@@ -71,6 +80,12 @@ pub enum NetError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// Seeding data of which no piece checks out.
+    #[error("the data in {} does not match the torrent: no piece checks out", dir.display())]
+    DataMismatch { dir: PathBuf },
+    /// The client runs this torrent already (info-hash, hex).
+    #[error("torrent {0} is already added")]
+    AlreadyAdded(String),
     /// The torrent stopped: a disk error while downloading or seeding.
     #[error("{0}")]
     Fatal(String),

@@ -1,16 +1,19 @@
-//! Two sessions on loopback: a seeder with the data and a leecher without it.
+//! Clients on loopback: a seeder with the data and a leecher without it.
 //! The leecher must end with the same bytes, through the real drivers
-//! (storage, connections, session) and the real core.
+//! (the endpoint driver, storage, connections, session), the real endpoint
+//! and the real core. Also: several torrents on one port, and a handshake
+//! for a torrent the client does not serve is refused.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
-use swarm_net::session::{self, SessionConfig};
-use swarm_net::{FileSpec, OpenMode, Storage, TorrentSpec};
+use swarm_net::{
+    AddOptions, Client, ClientConfig, FileSpec, OpenMode, TorrentHandle, TorrentSpec, TorrentState,
+};
 use swarm_wire::lengths::Lengths;
 use swarm_wire::{InfoHash, PeerId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -27,10 +30,14 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn spec_of(files: &[(&str, usize)], data: &[u8], piece_len: u32) -> TorrentSpec {
+    named_spec("tree", files, data, piece_len)
+}
+
+fn named_spec(name: &str, files: &[(&str, usize)], data: &[u8], piece_len: u32) -> TorrentSpec {
     let lengths = Lengths::new(data.len() as u64, piece_len).unwrap();
     TorrentSpec {
-        info_hash: InfoHash(Sha1::digest(b"session_loopback").into()),
-        name: "tree".into(),
+        info_hash: InfoHash(Sha1::digest(name.as_bytes()).into()),
+        name: name.into(),
         lengths,
         piece_hashes: data
             .chunks(piece_len as usize)
@@ -38,16 +45,20 @@ fn spec_of(files: &[(&str, usize)], data: &[u8], piece_len: u32) -> TorrentSpec 
             .collect(),
         files: files
             .iter()
-            .map(|&(p, len)| FileSpec::new(PathBuf::from("tree").join(p), len as u64))
+            .map(|&(p, len)| FileSpec::new(PathBuf::from(name).join(p), len as u64))
             .collect(),
         trackers: vec![],
     }
 }
 
 fn write_tree(root: &Path, files: &[(&str, usize)], data: &[u8]) {
+    write_named(root, "tree", files, data);
+}
+
+fn write_named(root: &Path, name: &str, files: &[(&str, usize)], data: &[u8]) {
     let mut at = 0;
     for &(p, len) in files {
-        let path = root.join("tree").join(p);
+        let path = root.join(name).join(p);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &data[at..at + len]).unwrap();
         at += len;
@@ -55,11 +66,71 @@ fn write_tree(root: &Path, files: &[(&str, usize)], data: &[u8]) {
 }
 
 fn read_tree(root: &Path, files: &[(&str, usize)]) -> Vec<u8> {
+    read_named(root, "tree", files)
+}
+
+fn read_named(root: &Path, name: &str, files: &[(&str, usize)]) -> Vec<u8> {
     let mut out = Vec::new();
     for &(p, _) in files {
-        out.extend(std::fs::read(root.join("tree").join(p)).unwrap());
+        out.extend(std::fs::read(root.join(name).join(p)).unwrap());
     }
     out
+}
+
+/// A client listening on `ip` (an ephemeral port): each peer on an IP of
+/// its own, so the per-IP rules stay on.
+async fn client(ip: &str) -> Client {
+    Client::start(ClientConfig {
+        listen: Some(format!("{ip}:0").parse().unwrap()),
+        ..ClientConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Adds `spec` to `client` as a seed of the data in `dir` and waits until
+/// it seeds (its check done).
+async fn seed(client: &Client, spec: &TorrentSpec, dir: &Path) -> TorrentHandle {
+    let handle = client
+        .add_torrent(spec.clone(), AddOptions::new(dir, OpenMode::Existing))
+        .unwrap();
+    let mut status = handle.watch();
+    let seeding = tokio::time::timeout(
+        DEADLINE,
+        status.wait_for(|s| s.state == TorrentState::Seeding || s.state.is_final()),
+    )
+    .await
+    .is_ok();
+    assert!(seeding, "the seeder's check ends");
+    let s = handle.status();
+    assert_eq!(
+        s.state,
+        TorrentState::Seeding,
+        "the seeder's data checks: {s:?}"
+    );
+    handle
+}
+
+fn leech_options(dir: &Path, peer: std::net::SocketAddr) -> AddOptions {
+    AddOptions {
+        peers: vec![peer],
+        ..AddOptions::new(dir, OpenMode::Create)
+    }
+}
+
+async fn wait_complete(handle: &TorrentHandle) {
+    let mut status = handle.watch();
+    let done = tokio::time::timeout(
+        DEADLINE,
+        status.wait_for(|s| s.complete || s.state.is_final()),
+    )
+    .await
+    .is_ok();
+    assert!(
+        done && handle.status().complete,
+        "leecher completes: {:?}",
+        handle.status()
+    );
 }
 
 async fn transfer(files: &[(&str, usize)], piece_len: u32) {
@@ -70,51 +141,27 @@ async fn transfer(files: &[(&str, usize)], piece_len: u32) {
     let (seed_dir, leech_dir) = (dir.path().join("seed"), dir.path().join("leech"));
     write_tree(&seed_dir, files, &data);
 
-    let seed_storage = Arc::new(Storage::open(&seed_dir, &spec, OpenMode::Existing).unwrap());
-    let have = seed_storage.check(false, &|_| {});
-    assert!(have.is_all_set(), "the seeder's data checks");
-    // Each peer on an IP of its own (the per-IP rules stay on).
-    let seed_listener = session::bind_listener(Some("127.0.0.2:0".parse().unwrap()))
-        .await
+    let seed_client = client("127.0.0.2").await;
+    let seeder = seed(&seed_client, &spec, &seed_dir).await;
+    let leech_client = client("127.0.0.3").await;
+    let leecher = leech_client
+        .add_torrent(
+            spec.clone(),
+            leech_options(&leech_dir, seed_client.listen_addr()),
+        )
         .unwrap();
-    let seed_addr = seed_listener.local_addr().unwrap();
-    let seeder = session::spawn(
-        &spec,
-        seed_storage,
-        have,
-        seed_listener,
-        SessionConfig::default(),
-    );
-
-    let leech_storage = Arc::new(Storage::open(&leech_dir, &spec, OpenMode::Create).unwrap());
-    let none = swarm_engine::Bitfield::empty(spec.lengths.num_pieces());
-    let leech_listener = session::bind_listener(Some("127.0.0.3:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let leecher = session::spawn(
-        &spec,
-        leech_storage,
-        none,
-        leech_listener,
-        SessionConfig {
-            peers: vec![seed_addr],
-            ..SessionConfig::default()
-        },
-    );
-    let mut status = leecher.watch();
-    let done = tokio::time::timeout(DEADLINE, status.wait_for(|s| s.complete)).await;
-    assert!(
-        done.is_ok_and(|r| r.is_ok()),
-        "leecher completes: {:?}",
-        leecher.status()
-    );
+    wait_complete(&leecher).await;
     leecher.stop();
     seeder.stop();
     let last = leecher.join().await.unwrap();
     assert_eq!(last.pieces_have, spec.lengths.num_pieces());
+    assert_eq!(last.state, TorrentState::Completed);
+    assert!(last.is_final);
     let seeded = seeder.join().await.unwrap();
     assert!(seeded.uploaded >= total as u64, "{seeded:?}");
     assert!(read_tree(&leech_dir, files) == data, "same bytes");
+    leech_client.shutdown().await;
+    seed_client.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,40 +183,6 @@ async fn leecher_gets_a_single_file_of_big_pieces() {
     transfer(&[("one.bin", 5 * 1024 * 1024 + 11)], 1024 * 1024).await;
 }
 
-/// `--listen 127.0.0.4:0` listens there and dials from there: the peer it
-/// dials sees 127.0.0.4, so peers on loopback have IPs of their own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_dials_from_its_listen_ip() {
-    let files = [("f.bin", 1000)];
-    let data = content(1000, 3);
-    let spec = spec_of(&files, &data, 16 * 1024);
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(Storage::open(dir.path(), &spec, OpenMode::Create).unwrap());
-    let none = swarm_engine::Bitfield::empty(spec.lengths.num_pieces());
-    let other = tokio::net::TcpListener::bind("127.0.0.5:0").await.unwrap();
-    let listener = session::bind_listener(Some("127.0.0.4:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let listen = listener.local_addr().unwrap();
-    let leecher = session::spawn(
-        &spec,
-        storage,
-        none,
-        listener,
-        SessionConfig {
-            peers: vec![other.local_addr().unwrap()],
-            ..SessionConfig::default()
-        },
-    );
-    let (_sock, from) = tokio::time::timeout(DEADLINE, other.accept())
-        .await
-        .expect("the session dials its --peer")
-        .unwrap();
-    assert_eq!(from.ip(), listen.ip(), "dialled from {from}");
-    leecher.stop();
-    leecher.join().await.unwrap();
-}
-
 /// A peer that asks for a deep queue of blocks but never reads them costs a
 /// bounded buffer: blocks stop being read for it once its send buffer is
 /// full, and its requests wait as requests (12 bytes each), not as data.
@@ -178,7 +191,6 @@ async fn a_peer_that_does_not_read_costs_a_bounded_buffer() {
     use swarm_engine::PEER_REQUESTS_MAX;
     use swarm_net::conn::SEND_BUFFER_HIGH_BYTES;
     use swarm_wire::peer::{Handshake, Message};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const BLOCK: usize = 16 * 1024;
     let files = [("f.bin", PEER_REQUESTS_MAX * BLOCK)];
@@ -186,13 +198,9 @@ async fn a_peer_that_does_not_read_costs_a_bounded_buffer() {
     let spec = spec_of(&files, &data, 256 * 1024);
     let dir = tempfile::tempdir().unwrap();
     write_tree(dir.path(), &files, &data);
-    let storage = Arc::new(Storage::open(dir.path(), &spec, OpenMode::Existing).unwrap());
-    let have = storage.check(false, &|_| {});
-    let listener = session::bind_listener(Some("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seeder = session::spawn(&spec, storage, have, listener, SessionConfig::default());
+    let seed_client = client("127.0.0.2").await;
+    let seeder = seed(&seed_client, &spec, dir.path()).await;
+    let addr = seed_client.listen_addr();
 
     // A small receive buffer, so the kernel holds little of what is sent.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -259,6 +267,7 @@ async fn a_peer_that_does_not_read_costs_a_bounded_buffer() {
         .expect("the queue is served once the peer reads");
     seeder.stop();
     seeder.join().await.unwrap();
+    seed_client.shutdown().await;
 }
 
 /// A leecher whose disk is full stops with the write error, and no piece
@@ -275,32 +284,22 @@ async fn a_full_disk_stops_the_download_with_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let (seed_dir, leech_dir) = (dir.path().join("seed"), dir.path().join("leech"));
     write_tree(&seed_dir, &files, &data);
-    let storage = Arc::new(Storage::open(&seed_dir, &spec, OpenMode::Existing).unwrap());
-    let have = storage.check(false, &|_| {});
-    let listener = session::bind_listener(Some("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let seed_addr = listener.local_addr().unwrap();
-    let seeder = session::spawn(&spec, storage, have, listener, SessionConfig::default());
+    let seed_client = client("127.0.0.2").await;
+    let seeder = seed(&seed_client, &spec, &seed_dir).await;
 
     // /dev/full takes the open and fails every write with ENOSPC.
     std::fs::create_dir_all(leech_dir.join("tree")).unwrap();
     std::os::unix::fs::symlink("/dev/full", leech_dir.join("tree/f.bin")).unwrap();
-    let storage = Arc::new(Storage::open(&leech_dir, &spec, OpenMode::Existing).unwrap());
-    let none = swarm_engine::Bitfield::empty(spec.lengths.num_pieces());
-    let listener = session::bind_listener(Some("127.0.0.1:0".parse().unwrap()))
-        .await
+    let leech_client = client("127.0.0.3").await;
+    let leecher = leech_client
+        .add_torrent(
+            spec.clone(),
+            AddOptions {
+                resume: false,
+                ..leech_options(&leech_dir, seed_client.listen_addr())
+            },
+        )
         .unwrap();
-    let leecher = session::spawn(
-        &spec,
-        storage,
-        none,
-        listener,
-        SessionConfig {
-            peers: vec![seed_addr],
-            ..SessionConfig::default()
-        },
-    );
     let mut status = leecher.watch();
     // `is_ok()` drops the watch guard at once: holding it would block the
     // session's next status update.
@@ -314,4 +313,145 @@ async fn a_full_disk_stops_the_download_with_the_error() {
     assert!(err.to_string().contains("f.bin"), "{err}");
     seeder.stop();
     seeder.join().await.unwrap();
+}
+
+/// One seeding client serves two torrents on its one port; one leeching
+/// client downloads both at once from it (one listener each side, the
+/// endpoint routing each handshake to its torrent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_torrents_on_one_port_both_ways() {
+    let files_a = [("a.bin", 700_001)];
+    let files_b = [("b1.bin", 300_000), ("b2.bin", 123_457)];
+    let data_a = content(700_001, 1);
+    let data_b = content(423_457, 2);
+    let spec_a = named_spec("alpha", &files_a, &data_a, 64 * 1024);
+    let spec_b = named_spec("beta", &files_b, &data_b, 32 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let (seed_dir, leech_dir) = (dir.path().join("seed"), dir.path().join("leech"));
+    write_named(&seed_dir, "alpha", &files_a, &data_a);
+    write_named(&seed_dir, "beta", &files_b, &data_b);
+
+    let seed_client = client("127.0.0.2").await;
+    let seed_a = seed(&seed_client, &spec_a, &seed_dir).await;
+    let seed_b = seed(&seed_client, &spec_b, &seed_dir).await;
+    assert_eq!(seed_client.status().len(), 2);
+    let port = seed_client.listen_addr();
+    let leech_client = client("127.0.0.3").await;
+    let leech_a = leech_client
+        .add_torrent(spec_a.clone(), leech_options(&leech_dir, port))
+        .unwrap();
+    let leech_b = leech_client
+        .add_torrent(spec_b.clone(), leech_options(&leech_dir, port))
+        .unwrap();
+    assert!(
+        leech_client
+            .add_torrent(spec_a.clone(), leech_options(&leech_dir, port))
+            .is_err(),
+        "a torrent is added once"
+    );
+    wait_complete(&leech_a).await;
+    wait_complete(&leech_b).await;
+    let statuses = leech_client.status();
+    let names: Vec<&str> = statuses.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names.len(), 2);
+    assert!(
+        names.contains(&"alpha") && names.contains(&"beta"),
+        "{names:?}"
+    );
+    for s in &statuses {
+        assert!(s.complete, "{s:?}");
+        assert_eq!(s.info_hash.len(), 40);
+    }
+    assert!(
+        read_named(&leech_dir, "alpha", &files_a) == data_a,
+        "alpha: same bytes"
+    );
+    assert!(
+        read_named(&leech_dir, "beta", &files_b) == data_b,
+        "beta: same bytes"
+    );
+    let removed = leech_client.remove(&spec_a.info_hash).await.unwrap();
+    assert!(removed.is_final && removed.complete, "{removed:?}");
+    assert_eq!(leech_client.status().len(), 1);
+    leech_client.shutdown().await;
+    for h in [seed_a, seed_b] {
+        h.stop();
+        let last = h.join().await.unwrap();
+        assert!(last.uploaded > 0, "each torrent uploaded: {last:?}");
+    }
+    seed_client.shutdown().await;
+}
+
+/// On the shared port, a handshake naming a torrent the client does not
+/// serve is refused (closed, our handshake and peer id not sent); one
+/// naming a served torrent is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_for_an_unknown_torrent_is_refused() {
+    use swarm_wire::peer::Handshake;
+
+    let files = [("f.bin", 100_000)];
+    let data = content(100_000, 3);
+    let spec = spec_of(&files, &data, 32 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &files, &data);
+    let seed_client = client("127.0.0.2").await;
+    let seeder = seed(&seed_client, &spec, dir.path()).await;
+    let addr = seed_client.listen_addr();
+    let them = PeerId(*b"-XX0001-handshaking!");
+
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(&Handshake::new(InfoHash([0x5a; 20]), them).to_bytes())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 68];
+    let n = tokio::time::timeout(DEADLINE, sock.read(&mut buf))
+        .await
+        .expect("the refusal comes at once");
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "closed without an answer: {n:?}"
+    );
+
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(&Handshake::new(spec.info_hash, them).to_bytes())
+        .await
+        .unwrap();
+    tokio::time::timeout(DEADLINE, sock.read_exact(&mut buf))
+        .await
+        .expect("answered in time")
+        .expect("our torrent's handshake is answered");
+    assert_eq!(&buf[28..48], &spec.info_hash.0, "it names the torrent");
+    seeder.stop();
+    seeder.join().await.unwrap();
+    seed_client.shutdown().await;
+}
+
+/// `--listen 127.0.0.4:0` listens there and dials from there: the peer it
+/// dials sees 127.0.0.4, so peers on loopback have IPs of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_dials_from_its_listen_ip() {
+    let files = [("f.bin", 1000)];
+    let data = content(1000, 3);
+    let spec = spec_of(&files, &data, 16 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let other = tokio::net::TcpListener::bind("127.0.0.5:0").await.unwrap();
+    let leech_client = client("127.0.0.4").await;
+    let leecher = leech_client
+        .add_torrent(
+            spec.clone(),
+            leech_options(dir.path(), other.local_addr().unwrap()),
+        )
+        .unwrap();
+    let (_sock, from) = tokio::time::timeout(DEADLINE, other.accept())
+        .await
+        .expect("the client dials its --peer")
+        .unwrap();
+    assert_eq!(
+        from.ip(),
+        leech_client.listen_addr().ip(),
+        "dialled from {from}"
+    );
+    leecher.stop();
+    leecher.join().await.unwrap();
+    leech_client.shutdown().await;
 }

@@ -485,6 +485,22 @@ fn the_same_seed_gives_the_same_actions() {
     assert_ne!(a, scripted_run(2), "the seed matters (back-off jitter)");
 }
 
+#[test]
+fn a_dial_that_reaches_ourselves_drops_the_candidate() {
+    let mut e = endpoint(EndpointConfig::default());
+    drain(&mut e);
+    e.handle_peers(at(0), T1, PeerSource::Tracker, [addr(1, 6881)]);
+    let d = dials(&drain(&mut e));
+    assert_eq!(e.candidate_failures(&T1, addr(1, 6881)), Some(0));
+    assert_eq!(
+        e.handle_handshake(at(0), d[0].0, T1, OURS),
+        Err(Refusal::SelfConnection)
+    );
+    assert_eq!(e.candidate_failures(&T1, addr(1, 6881)), None);
+    e.handle_timeout(at(1000));
+    assert!(dials(&drain(&mut e)).is_empty(), "never dialled again");
+}
+
 fn peer_id_wide(n: u32) -> PeerId {
     let mut id = *b"-XX0001-000000000000";
     id[16..20].copy_from_slice(&n.to_be_bytes());

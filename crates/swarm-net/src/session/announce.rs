@@ -1,6 +1,6 @@
 //! The session's tracker task: announces `started`, then on the tracker's
 //! interval, `completed` when told and `stopped` at the end, and hands every
-//! peer list to the session. Its own task, so a slow or dead tracker (UDP
+//! peer list to the endpoint driver (source: tracker). Its own task, so a slow or dead tracker (UDP
 //! retries take minutes) never holds up the core's owner task.
 
 use std::time::Duration;
@@ -9,7 +9,9 @@ use swarm_wire::tracker::Event;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::Input;
+use swarm_engine::PeerSource;
+
+use crate::client::DriverLink;
 use crate::tracker::{AnnounceStats, TrackerClient};
 
 pub(super) struct TrackerTask {
@@ -23,12 +25,12 @@ pub(super) enum TrackerCommand {
 }
 
 /// Announces `started`, then regularly, `completed` when told, and `stopped`
-/// when stopped; hands every peer list to the session.
+/// when stopped; hands every peer list to the endpoint driver.
 pub(super) async fn tracker_task(
     mut client: TrackerClient,
     mut commands: mpsc::UnboundedReceiver<TrackerCommand>,
     stats: watch::Receiver<AnnounceStats>,
-    out: mpsc::UnboundedSender<Input>,
+    out: DriverLink,
 ) {
     let mut event = Event::Started;
     let mut announced = false;
@@ -74,7 +76,7 @@ pub(super) async fn tracker_task(
             Ok(r) => {
                 announced = true;
                 tracing::info!(peers = r.peers.len(), ?event, "tracker answered");
-                let _ = out.send(Input::TrackerPeers(r.peers));
+                out.peers(PeerSource::Tracker, r.peers);
                 event = Event::None;
             }
             Err(e) => tracing::warn!(error = %e, ?event, "announce failed"),

@@ -2,59 +2,48 @@
 //!
 //! It `select!`s over the core's next timeout, the batches of messages the
 //! connections' reader tasks forward (a bounded channel: a slow session
-//! slows the readers, and TCP slows the peers), completed handshakes and
-//! storage jobs, tracker answers, the listener, a one-second housekeeping
-//! tick and commands from the handle. After each input it drains the core in
-//! the documented order: events first (storage jobs go to the blocking pool,
-//! `Disconnect` closes the socket, a ban remembers the IP), then transmits
-//! (each to its peer's writer task).
+//! slows the readers, and TCP slows the peers), inputs from the process's
+//! endpoint driver ([`crate::client`]: a connection handshaken for this
+//! torrent, a connection to close, "announce started") and storage jobs, a
+//! one-second housekeeping tick and commands from the handle. After each
+//! input it drains the core in the documented order: events first (storage
+//! jobs go to the blocking pool, `Disconnect` closes the socket and tells
+//! the driver, a ban goes to the endpoint), then transmits (each to its
+//! peer's writer task).
 //!
-//! Nothing here decides protocol matters: which piece, whom to unchoke, when
-//! a peer is bad are the core's calls. The session decides only IO matters:
-//! whom to dial (CLI and tracker addresses, with back-off), how many
-//! connections (`connections_max`), refusing banned IPs and duplicates.
+//! Nothing here decides protocol or connection matters: which piece, whom
+//! to unchoke, when a peer is bad are the core's calls; which connections
+//! exist (whom to dial, caps, duplicates, bans) the endpoint's.
 
-use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use swarm_engine::{
-    Bitfield, Duration as CoreDuration, ExtensionInfo, InfoHash, Instant as CoreInstant,
-    PEER_REQUESTS_MAX, PeerId, PeerInfo, PeerKey, StorageDone, TorrentConfig, TorrentCore,
-    TorrentEvent,
+    Bitfield, Duration as CoreDuration, ExtensionInfo, Instant as CoreInstant, PEER_REQUESTS_MAX,
+    PeerId, PeerInfo, PeerKey, StorageDone, TorrentConfig, TorrentCore, TorrentEvent,
 };
 use swarm_wire::lengths::{BlockInfo, Lengths};
 use swarm_wire::peer::{EXTENDED_HANDSHAKE_ID, ExtendedHandshake, Message, MessageDecoder};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::conn::{self, ConnError, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
+use crate::client::DriverLink;
+use crate::conn::{self, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
 
 mod announce;
-use crate::listener::Acceptor;
 use crate::ratelimit::RateLimiter;
 use crate::resume::{ResumeSaver, ResumeStore};
+use crate::status::{NeighbourStatus, TorrentState, TorrentStatus};
 use crate::storage::Storage;
 use crate::tracker::{AnnounceStats, TrackerClient, TrackerConfig};
 use crate::{NetError, TorrentSpec};
 use announce::{TrackerCommand, TrackerTask, tracker_task};
 
-/// Connections (open and being opened) per torrent, by default.
-pub const CONNECTIONS_MAX_DEFAULT: usize = 50;
 /// Batches of messages the readers may queue ahead of the session.
 pub const PEER_CHANNEL_LEN: usize = 256;
-/// First retry delay after a failed dial; doubles per failure.
-pub const DIAL_BACKOFF_BASE: Duration = Duration::from_secs(2);
-pub const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(120);
-/// A peer we dial that fails this many times in a row (connect or
-/// handshake) is reported once at the default level, with the reason.
-pub const DIAL_FAILURES_REPORT: u32 = 3;
-/// Before redialling an address whose connection closed.
-pub const REDIAL_DELAY: Duration = Duration::from_secs(10);
 /// The `stopped` announce at exit may take this long at most.
 pub const STOP_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Storage jobs (piece checks and writes, batches of reads) running at once
@@ -74,175 +63,50 @@ pub const WRITE_QUEUE_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// At exit, how long running piece writes may take before the final resume
 /// record is saved without them.
 pub const STORAGE_FINISH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the status is published and dialling reconsidered.
+/// How often the status is published.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The first ports `bind_listener` tries when no address is given (6881-6889,
-/// BitTorrent's classic range).
-pub const LISTEN_PORTS: std::ops::RangeInclusive<u16> = 6881..=6889;
-
-/// Binds `addr`, or the first free port of 0.0.0.0:6881..=6889.
-pub async fn bind_listener(addr: Option<SocketAddr>) -> Result<TcpListener, NetError> {
-    if let Some(addr) = addr {
-        return TcpListener::bind(addr)
-            .await
-            .map_err(|source| NetError::Listen { addr, source });
-    }
-    let mut last = None;
-    for port in LISTEN_PORTS {
-        let addr = SocketAddr::from(([0, 0, 0, 0], port));
-        match TcpListener::bind(addr).await {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some((addr, e)),
-        }
-    }
-    let (addr, source) = last.unwrap_or_else(|| {
-        (
-            SocketAddr::from(([0, 0, 0, 0], 0)),
-            std::io::Error::other("no port to try"),
-        )
-    });
-    Err(NetError::Listen { addr, source })
-}
 
 /// Knobs of a session.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
-    /// Addresses to dial (and redial) from the start (`--peer`).
-    pub peers: Vec<SocketAddr>,
     pub peer_id: PeerId,
-    pub connections_max: usize,
     pub torrent: TorrentConfig,
     pub tracker: TrackerConfig,
-    pub upload_limit: Option<Arc<RateLimiter>>,
-    pub download_limit: Option<Arc<RateLimiter>>,
+    /// Rate limits the connections of this torrent take from: its own
+    /// (`per torrent`) and the process's.
+    pub upload_limits: Vec<Arc<RateLimiter>>,
+    pub download_limits: Vec<Arc<RateLimiter>>,
     /// Seeds the core's RNG.
     pub rng_seed: u64,
     /// Where to save the resume record (none: never saved).
     pub resume: Option<Arc<ResumeStore>>,
+    /// Where peers reach us (goes to trackers and the extension handshake).
+    pub listen_port: u16,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            peers: Vec::new(),
             peer_id: crate::new_peer_id(),
-            connections_max: CONNECTIONS_MAX_DEFAULT,
             torrent: TorrentConfig::default(),
             tracker: TrackerConfig::default(),
-            upload_limit: None,
-            download_limit: None,
+            upload_limits: Vec::new(),
+            download_limits: Vec::new(),
             rng_seed: rand::random(),
             resume: None,
+            listen_port: 0,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SessionState {
-    #[default]
-    Downloading,
-    Seeding,
-    Stopped,
-    Failed,
-}
-
-impl SessionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionState::Downloading => "downloading",
-            SessionState::Seeding => "seeding",
-            SessionState::Stopped => "stopped",
-            SessionState::Failed => "failed",
-        }
-    }
-}
-
-/// A snapshot for the user, published every second and on completion.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SessionStatus {
-    pub state: SessionState,
-    pub complete: bool,
-    pub pieces_have: u32,
-    pub pieces_total: u32,
-    pub total_length: u64,
-    /// Bytes still missing.
-    pub left: u64,
-    pub downloaded: u64,
-    pub uploaded: u64,
-    pub wasted: u64,
-    pub download_rate: f64,
-    pub upload_rate: f64,
-    pub peers: usize,
-    pub connecting: usize,
-    /// IP addresses refused after a ban.
-    pub banned: usize,
-    pub hash_failures: u32,
-    pub listen_port: u16,
-    pub error: Option<String>,
-    /// Every connected peer, with the choker's last verdict on it, ordered
-    /// by download rate (fastest first).
-    pub neighbours: Vec<NeighbourStatus>,
-}
-
-/// One connected peer as the user sees it (`--peers`, `--json`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct NeighbourStatus {
-    pub addr: SocketAddr,
-    /// The client it runs, from its peer id (`libtorrent 2.0`, `-TR3000-`...).
-    pub client: String,
-    /// We dialled it (false: it connected to us).
-    pub outgoing: bool,
-    /// The choker's last verdict: `unchoked` (a regular slot), `optimistic`,
-    /// `choked` or `snubbed` (`choked` until the first rechoke saw it).
-    pub choke: &'static str,
-    /// Why, in words (`top-4 by download rate (#2)`, `optimistic since 12 s`).
-    pub reason: String,
-    /// Seconds it has been in that state.
-    pub choke_for_s: f64,
-    /// Bytes/s over the last 20 s, from it and to it.
-    pub download_rate: f64,
-    pub upload_rate: f64,
-    pub downloaded: u64,
-    pub uploaded: u64,
-    /// It unchokes us / wants data from us / we want data from it.
-    pub unchokes_us: bool,
-    pub interested: bool,
-    pub we_are_interested: bool,
-    /// Pieces it has.
-    pub pieces: u32,
-    pub requests_in_flight: usize,
-}
-
-enum Command {
-    Stop,
 }
 
 /// Controls a running session.
-pub struct SessionHandle {
-    status: watch::Receiver<SessionStatus>,
-    commands: mpsc::UnboundedSender<Command>,
-    task: JoinHandle<Result<SessionStatus, NetError>>,
+pub(crate) struct SessionHandle {
+    task: JoinHandle<Result<TorrentStatus, NetError>>,
 }
 
 impl SessionHandle {
-    /// The latest status.
-    pub fn status(&self) -> SessionStatus {
-        self.status.borrow().clone()
-    }
-
-    /// A receiver that wakes on every published status.
-    pub fn watch(&self) -> watch::Receiver<SessionStatus> {
-        self.status.clone()
-    }
-
-    /// Asks the session to stop: close the connections, announce `stopped`.
-    pub fn stop(&self) {
-        let _ = self.commands.send(Command::Stop);
-    }
-
     /// Waits for the session to end; its last status, or why it failed.
-    pub async fn join(self) -> Result<SessionStatus, NetError> {
+    pub(crate) async fn join(self) -> Result<TorrentStatus, NetError> {
         match self.task.await {
             Ok(r) => r,
             Err(e) => Err(NetError::Fatal(format!("session task: {e}"))),
@@ -251,13 +115,22 @@ impl SessionHandle {
 }
 
 /// Starts the owner task of one torrent. `have`: the pieces already verified
-/// on disk; `listener`: where peers reach us (its port goes to trackers).
-pub fn spawn(
+/// on disk; `status`: where it publishes (the torrent's status channel, made
+/// before the check); `link`: the endpoint driver, told of closed
+/// connections, bans and peers; `stop`: set to true, the session closes its
+/// connections, saves the resume record and announces `stopped`; `inputs`:
+/// the channel the driver was given when the torrent was added.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn spawn(
     spec: &TorrentSpec,
     storage: Arc<Storage>,
     have: Bitfield,
-    listener: TcpListener,
     config: SessionConfig,
+    status_tx: watch::Sender<TorrentStatus>,
+    link: DriverLink,
+    stop: watch::Receiver<bool>,
+    added: Instant,
+    (input_tx, input_rx): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
 ) -> SessionHandle {
     let epoch = Instant::now();
     let lengths = spec.lengths;
@@ -269,79 +142,30 @@ pub fn spawn(
         config.rng_seed,
         CoreInstant(0),
     );
-    let listen_port = listener.local_addr().map_or(0, |a| a.port());
-    let (status_tx, status_rx) = watch::channel(SessionStatus::default());
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (peer_tx, peer_rx) = mpsc::channel(PEER_CHANNEL_LEN);
-    let (input_tx, input_rx) = mpsc::unbounded_channel();
-    let (stats_tx, stats_rx) = watch::channel(AnnounceStats::default());
-    let tracker = if spec.trackers.iter().flatten().next().is_some() {
-        let mut tracker_config = config.tracker.clone();
-        if tracker_config.local_ip.is_none() {
-            // Announce from where we listen, so the tracker hands out
-            // the address peers can reach us on.
-            tracker_config.local_ip = listener
-                .local_addr()
-                .ok()
-                .map(|a| a.ip())
-                .filter(|ip| !ip.is_unspecified());
-        }
-        let client = TrackerClient::with_config(
-            spec.trackers.clone(),
-            spec.info_hash,
-            config.peer_id,
-            listen_port,
-            tracker_config,
-        );
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(tracker_task(client, rx, stats_rx, input_tx.clone()));
-        Some(TrackerTask { tx, task })
-    } else {
-        None
-    };
-    let now = Instant::now();
-    let candidates = config
-        .peers
-        .iter()
-        .map(|&a| {
-            (
-                a,
-                Candidate {
-                    failures: 0,
-                    next_attempt: now,
-                    peer_id: None,
-                    reported: false,
-                },
-            )
-        })
-        .collect();
+    let (stats_tx, _) = watch::channel(AnnounceStats::default());
     let resume = config.resume.clone().map(ResumeSaver::new);
     let mut session = Session {
         resume,
         core,
         lengths,
         pads: spec.pads(),
-        info_hash: spec.info_hash,
+        spec: spec.clone(),
         storage,
-        listener: Acceptor::new(listener),
-        listen_port,
         config,
         epoch,
-        conns: HashMap::new(),
-        connecting: HashSet::new(),
-        handshaking_in: 0,
-        candidates,
-        self_addrs: HashSet::new(),
-        banned: HashSet::new(),
-        next_key: 0,
+        added,
+        conns: std::collections::HashMap::new(),
+        figures: Figures::default(),
+        link,
         peer_tx,
         peer_rx,
         input_tx,
         input_rx,
-        cmd_rx,
+        stop,
         status_tx,
         stats_tx,
-        tracker,
+        tracker: None,
         started_complete,
         fatal: None,
         storage_queue: std::collections::VecDeque::new(),
@@ -349,14 +173,10 @@ pub fn spawn(
         verify_backlog: 0,
     };
     // The first status anyone reads is the real one (the pieces found on
-    // disk), not the channel's empty default.
+    // disk), not the checking one.
     session.publish();
     let task = tokio::spawn(session.run());
-    SessionHandle {
-        status: status_rx,
-        commands: cmd_tx,
-        task,
-    }
+    SessionHandle { task }
 }
 
 struct Conn {
@@ -368,6 +188,8 @@ struct Conn {
     queued: Arc<AtomicUsize>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
+    /// Payload bytes both ways at the last housekeeping tick (progress).
+    moved: u64,
 }
 
 impl Conn {
@@ -386,39 +208,23 @@ impl Conn {
     }
 }
 
-struct Candidate {
-    failures: u32,
-    next_attempt: Instant,
-    /// The peer id it answered with last time: not dialled again while a
-    /// connection with that id is open (it may have dialled us).
-    peer_id: Option<PeerId>,
-    /// Its failures were reported at the default level (once a candidate).
-    reported: bool,
+/// The endpoint's figures for this torrent, for the status.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Figures {
+    pub(crate) connecting: usize,
+    pub(crate) banned: usize,
 }
 
-enum Input {
-    Handshaken(Box<Handshaken>),
-    HandshakeFailed {
-        addr: SocketAddr,
-        outgoing: bool,
-        error: ConnError,
-    },
+/// What the endpoint driver and the session's own tasks tell the session.
+pub(crate) enum Input {
+    /// A connection the endpoint accepted for this torrent, handshaken.
+    Attach(PeerKey, Box<Handshaken>),
+    /// The endpoint closed this connection (a duplicate, a ban, a stop).
+    Close(PeerKey),
+    /// The endpoint's `Announce { Started }`: start the tracker task.
+    AnnounceStarted,
+    Figures(Figures),
     Storage(Vec<StorageDone>),
-    TrackerPeers(Vec<SocketAddr>),
-}
-
-impl Input {
-    /// The outcome of a connect (`outgoing`) or accept task for the owner task.
-    fn handshake(result: Result<Handshaken, ConnError>, addr: SocketAddr, outgoing: bool) -> Input {
-        match result {
-            Ok(h) => Input::Handshaken(Box::new(h)),
-            Err(error) => Input::HandshakeFailed {
-                addr,
-                outgoing,
-                error,
-            },
-        }
-    }
 }
 
 struct Session {
@@ -428,29 +234,21 @@ struct Session {
     lengths: Lengths,
     /// BEP 47 pad files: the status counts real bytes only.
     pads: crate::spec::PadRanges,
-    info_hash: InfoHash,
+    spec: TorrentSpec,
     storage: Arc<Storage>,
-    listener: Acceptor,
-    listen_port: u16,
     config: SessionConfig,
     epoch: Instant,
-    conns: HashMap<PeerKey, Conn>,
-    /// Outgoing connections being opened (address dialled).
-    connecting: HashSet<SocketAddr>,
-    /// Incoming connections whose handshake is in progress.
-    handshaking_in: usize,
-    /// Addresses we dial: `--peer` ones and tracker ones.
-    candidates: HashMap<SocketAddr, Candidate>,
-    /// Addresses that turned out to be ourselves.
-    self_addrs: HashSet<SocketAddr>,
-    banned: HashSet<IpAddr>,
-    next_key: u64,
+    /// When the torrent was added (the status's `elapsed_s`).
+    added: Instant,
+    conns: std::collections::HashMap<PeerKey, Conn>,
+    figures: Figures,
+    link: DriverLink,
     peer_tx: mpsc::Sender<PeerInput>,
     peer_rx: mpsc::Receiver<PeerInput>,
     input_tx: mpsc::UnboundedSender<Input>,
     input_rx: mpsc::UnboundedReceiver<Input>,
-    cmd_rx: mpsc::UnboundedReceiver<Command>,
-    status_tx: watch::Sender<SessionStatus>,
+    stop: watch::Receiver<bool>,
+    status_tx: watch::Sender<TorrentStatus>,
     stats_tx: watch::Sender<AnnounceStats>,
     tracker: Option<TrackerTask>,
     started_complete: bool,
@@ -484,9 +282,9 @@ impl Session {
         self.epoch + Duration::from_micros(t.0)
     }
 
-    async fn run(mut self) -> Result<SessionStatus, NetError> {
+    async fn run(mut self) -> Result<TorrentStatus, NetError> {
         tracing::info!(
-            port = self.listen_port,
+            torrent = %self.spec.name,
             pieces = self.lengths.num_pieces(),
             have = self.core.have().count_ones(),
             "session started"
@@ -498,26 +296,29 @@ impl Session {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if *self.stop.borrow() {
+                break;
+            }
             let deadline = self.core.poll_timeout().map_or_else(
                 || Instant::now() + HOUSEKEEPING_INTERVAL,
                 |t| self.to_tokio(t),
             );
             tokio::select! {
-                cmd = self.cmd_rx.recv() => match cmd {
-                    Some(Command::Stop) | None => break,
-                },
+                changed = self.stop.changed() => {
+                    if changed.is_err() || *self.stop.borrow() {
+                        break;
+                    }
+                }
                 Some(input) = self.peer_rx.recv(), if self.verify_backlog < VERIFY_BACKLOG_MAX_BYTES => {
                     self.on_peer_input(input);
                 }
                 Some(input) = self.input_rx.recv() => self.on_input(input),
-                // Pauses on EMFILE (crate::listener); other inputs go on.
-                (stream, addr) = self.listener.accept() => self.on_accept(stream, addr),
                 () = tokio::time::sleep_until(deadline) => {
                     let now = self.now();
                     self.core.handle_timeout(now);
                 }
                 _ = housekeeping.tick() => {
-                    self.dial();
+                    self.report_progress();
                     self.publish();
                     self.save_resume();
                 }
@@ -530,7 +331,7 @@ impl Session {
         self.shutdown().await
     }
 
-    async fn shutdown(mut self) -> Result<SessionStatus, NetError> {
+    async fn shutdown(mut self) -> Result<TorrentStatus, NetError> {
         for (_, c) in self.conns.drain() {
             c.close();
         }
@@ -550,15 +351,20 @@ impl Session {
             }
         }
         let mut status = self.status();
+        status.is_final = true;
         match self.fatal.take() {
             Some(error) => {
-                status.state = SessionState::Failed;
+                status.state = TorrentState::Failed;
                 status.error = Some(error.clone());
                 self.status_tx.send_replace(status);
                 Err(NetError::Fatal(error))
             }
             None => {
-                status.state = SessionState::Stopped;
+                status.state = if status.complete {
+                    TorrentState::Completed
+                } else {
+                    TorrentState::Stopped
+                };
                 self.status_tx.send_replace(status.clone());
                 Ok(status)
             }
@@ -585,7 +391,7 @@ impl Session {
                     self.on_input(input);
                     self.drain();
                 }
-                Ok(Some(_)) => {} // a handshake or tracker answer: too late
+                Ok(Some(_)) => {} // a connection or an announce: too late
                 Ok(None) | Err(_) => {
                     tracing::warn!("storage jobs still running at exit");
                     return;
@@ -601,20 +407,23 @@ impl Session {
         }
     }
 
-    fn status(&self) -> SessionStatus {
+    fn status(&self) -> TorrentStatus {
         let s = self.core.stats(self.now());
         // Real bytes only: pad files (BEP 47) are not the user's data.
         let have_bytes = self.pads.real_bytes_present(self.core.have());
         let complete = self.core.is_complete();
-        SessionStatus {
+        TorrentStatus {
+            info_hash: self.spec.info_hash_hex(),
+            name: self.spec.name.clone(),
             state: if self.fatal.is_some() {
-                SessionState::Failed
+                TorrentState::Failed
             } else if complete {
-                SessionState::Seeding
+                TorrentState::Seeding
             } else {
-                SessionState::Downloading
+                TorrentState::Downloading
             },
             complete,
+            checked: None,
             pieces_have: s.pieces_have,
             pieces_total: s.pieces_total,
             total_length: self.pads.real_total(),
@@ -625,11 +434,13 @@ impl Session {
             download_rate: s.download_rate,
             upload_rate: s.upload_rate,
             peers: s.peers,
-            connecting: self.connecting.len() + self.handshaking_in,
-            banned: self.banned.len(),
+            connecting: self.figures.connecting,
+            banned: self.figures.banned,
             hash_failures: s.hash_failures,
-            listen_port: self.listen_port,
+            listen_port: self.config.listen_port,
+            elapsed_s: self.added.elapsed().as_secs_f64(),
             error: self.fatal.clone(),
+            is_final: false,
             neighbours: self.neighbours(),
         }
     }
@@ -727,16 +538,8 @@ impl Session {
                 if let Some(c) = self.conns.remove(&key) {
                     c.close();
                     tracing::info!(peer = %c.addr, %reason, "connection closed");
+                    self.link.closed(key);
                     let now = self.now();
-                    // Two seeds have nothing to exchange (libtorrent hangs
-                    // up on us then): do not dial that seed again.
-                    let total = self.lengths.num_pieces();
-                    let was_seed = self.core.peer(now, key).is_some_and(|p| p.pieces == total);
-                    if was_seed && self.core.is_complete() {
-                        self.candidates.remove(&c.addr);
-                    } else {
-                        self.redial_later(c.addr);
-                    }
                     self.core.peer_disconnected(now, key);
                 }
             }
@@ -751,42 +554,17 @@ impl Session {
 
     fn on_input(&mut self, input: Input) {
         match input {
-            Input::Handshaken(h) => self.on_handshaken(*h),
-            Input::HandshakeFailed {
-                addr,
-                outgoing,
-                error,
-            } => {
-                if outgoing {
-                    self.connecting.remove(&addr);
-                    if matches!(error, ConnError::SelfConnection) {
-                        self.candidates.remove(&addr);
-                        self.self_addrs.insert(addr);
-                        return;
-                    }
-                    if let Some(c) = self.candidates.get_mut(&addr) {
-                        c.failures = c.failures.saturating_add(1);
-                        c.next_attempt = Instant::now() + backoff(c.failures);
-                        if c.failures >= DIAL_FAILURES_REPORT && !c.reported {
-                            c.reported = true;
-                            let hint = match error {
-                                ConnError::WrongInfoHash | ConnError::ClosedDuringHandshake => {
-                                    " (it does not seem to serve this torrent)"
-                                }
-                                _ => "",
-                            };
-                            tracing::warn!(
-                                "peer {addr} keeps failing: {error}{hint}; {} attempts, still retrying with back-off",
-                                c.failures
-                            );
-                        }
-                    }
-                    tracing::info!(peer = %addr, %error, "could not connect");
-                } else {
-                    self.handshaking_in = self.handshaking_in.saturating_sub(1);
-                    tracing::debug!(peer = %addr, %error, "incoming handshake failed");
+            Input::Attach(key, h) => self.on_handshaken(key, *h),
+            Input::Close(key) => {
+                if let Some(c) = self.conns.remove(&key) {
+                    c.close();
+                    tracing::info!(peer = %c.addr, "connection closed by the endpoint");
+                    let now = self.now();
+                    self.core.peer_disconnected(now, key);
                 }
             }
+            Input::AnnounceStarted => self.start_tracker(),
+            Input::Figures(f) => self.figures = f,
             Input::Storage(results) => {
                 self.storage_running -= 1;
                 for done in results {
@@ -799,97 +577,53 @@ impl Session {
                     self.core.handle_storage(now, done);
                 }
             }
-            Input::TrackerPeers(peers) => {
-                let now = Instant::now();
-                for addr in peers {
-                    if self.self_addrs.contains(&addr) || self.is_own_address(addr) {
-                        continue;
-                    }
-                    self.candidates.entry(addr).or_insert(Candidate {
-                        failures: 0,
-                        next_attempt: now,
-                        peer_id: None,
-                        reported: false,
-                    });
-                }
-                self.dial();
-            }
         }
     }
 
-    fn is_own_address(&self, addr: SocketAddr) -> bool {
-        let Ok(listen) = self.listener.local_addr() else {
-            return false;
-        };
-        if !listen.ip().is_unspecified() {
-            // A specific IP (`--listen 127.0.0.7:0`): other loopback IPs
-            // are other peers, whatever their port.
-            return addr == listen;
+    /// Tells the endpoint which connections made progress since the last
+    /// tick: payload moved either way, or either side is interested (a
+    /// choked, interested leecher waiting for its turn is not idle).
+    fn report_progress(&mut self) {
+        let now = self.now();
+        let mut progressed = Vec::new();
+        for p in self.core.peer_stats(now) {
+            let Some(c) = self.conns.get_mut(&p.peer) else {
+                continue;
+            };
+            let moved = p.downloaded + p.uploaded;
+            if moved != c.moved || p.peer_interested || p.am_interested {
+                progressed.push(p.peer);
+            }
+            c.moved = moved;
         }
-        addr.port() == self.listen_port && addr.ip().is_loopback()
+        self.link.progress(progressed);
     }
 
-    fn on_accept(&mut self, stream: tokio::net::TcpStream, addr: SocketAddr) {
-        if self.banned.contains(&addr.ip()) {
-            tracing::debug!(peer = %addr, "refused: banned");
+    /// Starts the tracker task (the endpoint asked for a `started` announce).
+    fn start_tracker(&mut self) {
+        if self.tracker.is_some() || self.spec.trackers.iter().flatten().next().is_none() {
             return;
         }
-        if self.active_connections() >= self.config.connections_max {
-            tracing::debug!(peer = %addr, "refused: too many connections");
-            return;
-        }
-        self.handshaking_in += 1;
-        let (info_hash, peer_id, tx) = (self.info_hash, self.config.peer_id, self.input_tx.clone());
-        tokio::spawn(async move {
-            let result = conn::accept(stream, addr, info_hash, peer_id).await;
-            let _ = tx.send(Input::handshake(result, addr, false));
-        });
+        let client = TrackerClient::with_config(
+            self.spec.trackers.clone(),
+            self.spec.info_hash,
+            self.config.peer_id,
+            self.config.listen_port,
+            self.config.tracker.clone(),
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(tracker_task(
+            client,
+            rx,
+            self.stats_tx.subscribe(),
+            self.link.clone(),
+        ));
+        self.tracker = Some(TrackerTask { tx, task });
     }
 
-    fn active_connections(&self) -> usize {
-        self.conns.len() + self.connecting.len() + self.handshaking_in
-    }
-
-    fn on_handshaken(&mut self, h: Handshaken) {
-        if h.outgoing {
-            self.connecting.remove(&h.addr);
-            if let Some(c) = self.candidates.get_mut(&h.addr) {
-                c.failures = 0;
-                c.peer_id = Some(h.remote.peer_id);
-                c.next_attempt = Instant::now() + REDIAL_DELAY;
-            }
-        } else {
-            self.handshaking_in = self.handshaking_in.saturating_sub(1);
-        }
-        if self.banned.contains(&h.addr.ip()) {
-            return;
-        }
-        if self.conns.len() >= self.config.connections_max {
-            tracing::debug!(peer = %h.addr, "dropped: too many connections");
-            return;
-        }
-        // The same peer twice (it dialled us while we dialled it): both sides
-        // keep the connection opened by the peer with the smaller id, so they
-        // agree without talking.
-        let our_id = self.config.peer_id;
-        let keep_new = |outgoing: bool, their: &PeerId| (our_id < *their) == outgoing;
-        if let Some((&old_key, old)) = self
-            .conns
-            .iter()
-            .find(|(_, c)| c.peer_id == h.remote.peer_id)
-        {
-            if keep_new(old.outgoing, &old.peer_id) || !keep_new(h.outgoing, &h.remote.peer_id) {
-                tracing::debug!(peer = %h.addr, "duplicate connection dropped");
-                return;
-            }
-            if let Some(c) = self.conns.remove(&old_key) {
-                c.close();
-            }
-            let now = self.now();
-            self.core.peer_disconnected(now, old_key);
-        }
-        let key = PeerKey(self.next_key);
-        self.next_key += 1;
+    /// A connection the endpoint gave this torrent: its reader and writer
+    /// tasks start, the core meets the peer.
+    fn on_handshaken(&mut self, key: PeerKey, h: Handshaken) {
         let Handshaken {
             stream,
             addr,
@@ -906,7 +640,7 @@ impl Session {
             leftover,
             decoder,
             self.peer_tx.clone(),
-            self.config.download_limit.clone(),
+            self.config.download_limits.clone(),
         ));
         let queued = Arc::new(AtomicUsize::new(0));
         let writer = tokio::spawn(conn::write_loop(
@@ -915,7 +649,7 @@ impl Session {
             rx,
             queued.clone(),
             self.peer_tx.clone(),
-            self.config.upload_limit.clone(),
+            self.config.upload_limits.clone(),
         ));
         tracing::info!(peer = %addr, outgoing, client = %remote.peer_id.client_name(), "peer connected");
         self.conns.insert(
@@ -928,6 +662,7 @@ impl Session {
                 queued,
                 reader,
                 writer,
+                moved: 0,
             },
         );
         let info = PeerInfo {
@@ -943,7 +678,7 @@ impl Session {
             let hs = ExtendedHandshake {
                 v: Some(format!("swarm {}", env!("CARGO_PKG_VERSION"))),
                 reqq: Some(PEER_REQUESTS_MAX as u32),
-                p: Some(self.listen_port),
+                p: Some(self.config.listen_port),
                 yourip: Some(addr.ip()),
                 ..ExtendedHandshake::default()
             };
@@ -953,61 +688,6 @@ impl Session {
                     payload: hs.encode().into(),
                 });
             }
-        }
-    }
-
-    fn redial_later(&mut self, addr: SocketAddr) {
-        if let Some(c) = self.candidates.get_mut(&addr) {
-            c.next_attempt = c.next_attempt.max(Instant::now() + REDIAL_DELAY);
-        }
-    }
-
-    /// Dials candidates that are due, up to the connection cap.
-    fn dial(&mut self) {
-        let now = Instant::now();
-        let mut budget = self
-            .config
-            .connections_max
-            .saturating_sub(self.active_connections());
-        if budget == 0 {
-            return;
-        }
-        let connected: HashSet<SocketAddr> = self.conns.values().map(|c| c.addr).collect();
-        let connected_ids: HashSet<PeerId> = self.conns.values().map(|c| c.peer_id).collect();
-        let mut due: Vec<SocketAddr> = self
-            .candidates
-            .iter()
-            .filter(|(a, c)| {
-                c.next_attempt <= now
-                    && !connected.contains(a)
-                    && !c.peer_id.is_some_and(|id| connected_ids.contains(&id))
-                    && !self.connecting.contains(a)
-                    && !self.banned.contains(&a.ip())
-            })
-            .map(|(a, _)| *a)
-            .collect();
-        due.sort();
-        for addr in due {
-            if budget == 0 {
-                break;
-            }
-            budget -= 1;
-            if let Some(c) = self.candidates.get_mut(&addr) {
-                // Provisional: a success or failure sets it properly.
-                c.next_attempt = now + backoff(c.failures + 1);
-            }
-            self.connecting.insert(addr);
-            let (info_hash, peer_id, tx) =
-                (self.info_hash, self.config.peer_id, self.input_tx.clone());
-            let local = self
-                .listener
-                .local_addr()
-                .ok()
-                .and_then(|l| conn::dial_source(l, addr));
-            tokio::spawn(async move {
-                let result = conn::connect_from(local, addr, info_hash, peer_id).await;
-                let _ = tx.send(Input::handshake(result, addr, true));
-            });
         }
     }
 
@@ -1027,13 +707,12 @@ impl Session {
                 TorrentEvent::Disconnect { peer, reason, ban } => {
                     if let Some(c) = self.conns.remove(&peer) {
                         c.close();
+                        self.link.closed(peer);
                         if ban {
-                            self.banned.insert(c.addr.ip());
-                            self.candidates.remove(&c.addr);
+                            self.link.ban(c.addr.ip());
                             tracing::warn!(peer = %c.addr, %reason, "banned peer");
                         } else {
                             tracing::info!(peer = %c.addr, %reason, "dropped peer");
-                            self.redial_later(c.addr);
                         }
                     }
                 }
@@ -1122,6 +801,7 @@ impl Session {
             if let Some(c) = self.conns.remove(&peer) {
                 c.close();
                 tracing::info!(peer = %c.addr, "dropped peer: it does not read what it asked for");
+                self.link.closed(peer);
                 let now = self.now();
                 self.core.peer_disconnected(now, peer);
             }
@@ -1139,10 +819,4 @@ fn trace_message(key: PeerKey, msg: &Message) {
         Message::Bitfield(b) => tracing::trace!(peer = key.0, len = b.len(), "recv bitfield"),
         other => tracing::trace!(peer = key.0, msg = ?other, "recv"),
     }
-}
-
-fn backoff(failures: u32) -> Duration {
-    DIAL_BACKOFF_BASE
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(10))
-        .min(DIAL_BACKOFF_MAX)
 }

@@ -6,16 +6,15 @@
 use std::io::{IsTerminal, Write as _};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use swarm_engine::Bitfield;
-use swarm_net::ratelimit::RateLimiter;
-use swarm_net::resume::ResumeStore;
-use swarm_net::session::{self, SessionConfig, SessionHandle, SessionStatus};
-use swarm_net::{NetError, OpenMode, Storage, TorrentSpec};
+use swarm_engine::EndpointConfig;
+use swarm_net::{
+    AddOptions, Client, ClientConfig, NetError, OpenMode, TorrentHandle, TorrentSpec, TorrentState,
+    TorrentStatus,
+};
 use swarm_wire::metainfo::Metainfo;
 
 use super::{bad_input, human_bytes, parse_size};
@@ -182,7 +181,7 @@ pub struct SeedLimits {
 
 impl SeedLimits {
     /// Whether a complete torrent that has seeded for `seeded` should leave.
-    pub fn reached(&self, s: &SessionStatus, seeded: Duration) -> Option<String> {
+    pub fn reached(&self, s: &TorrentStatus, seeded: Duration) -> Option<String> {
         if let Some(r) = self.ratio {
             let ratio = s.uploaded as f64 / s.total_length.max(1) as f64;
             if ratio >= r {
@@ -210,9 +209,21 @@ pub struct Run<'a> {
     pub until: Until,
 }
 
-/// Opens the files, checks what is on disk, runs the session and shows its
+/// The connection policy the CLI runs with: the endpoint's defaults, with
+/// 50 connections per torrent.
+pub fn endpoint_config() -> EndpointConfig {
+    let defaults = EndpointConfig::default();
+    EndpointConfig {
+        // Until the tests give each peer its own 127.0.0.x, several peers
+        // share one address on loopback: the per-IP cap is the torrent's.
+        ip_connections_max: defaults.torrent_connections_max,
+        ..defaults
+    }
+}
+
+/// Opens the files, checks what is on disk, runs the torrent and shows its
 /// status. Returns the last status.
-pub fn run(r: Run<'_>) -> Result<SessionStatus> {
+pub fn run(r: Run<'_>) -> Result<TorrentStatus> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -220,7 +231,7 @@ pub fn run(r: Run<'_>) -> Result<SessionStatus> {
     runtime.block_on(run_async(r))
 }
 
-async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
+async fn run_async(r: Run<'_>) -> Result<TorrentStatus> {
     let started = Instant::now();
     let display = Display::new(
         r.net.json,
@@ -228,60 +239,45 @@ async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
         r.spec.pads().real_total(),
         r.until != Until::Complete,
     );
-    let storage = {
-        let (dir, spec, mode) = (r.dir.to_path_buf(), r.spec.clone(), r.mode);
-        tokio::task::spawn_blocking(move || Storage::open(&dir, &spec, mode))
-            .await
-            .context("opening the files")?
-            .map_err(|e| storage_error(e, r.spec))?
-    };
-    let storage = Arc::new(storage);
-    let (resume, have) = resume_and_check(&r, &storage, &display).await?;
-    if r.mode == OpenMode::Existing {
-        let (n, total) = (have.count_ones(), r.spec.lengths.num_pieces());
-        if n == 0 && total > 0 {
-            anyhow::bail!(
-                "the data in {} does not match the torrent: no piece checks out",
-                r.dir.display()
-            );
-        }
-        if n < total {
-            tracing::warn!("{n} of {total} pieces check out; seeding those, fetching the rest");
-        }
-    }
-    let listener = session::bind_listener(r.net.listen).await?;
-    let config = SessionConfig {
-        peers: r.peers.clone(),
-        upload_limit: r.net.max_upload_rate.map(|b| Arc::new(RateLimiter::new(b))),
-        download_limit: r
-            .net
-            .max_download_rate
-            .map(|b| Arc::new(RateLimiter::new(b))),
-        resume,
-        ..SessionConfig::default()
-    };
+    let client = Client::start(ClientConfig {
+        listen: r.net.listen,
+        endpoint: endpoint_config(),
+        upload_limit: r.net.max_upload_rate,
+        download_limit: r.net.max_download_rate,
+        ..ClientConfig::default()
+    })
+    .await?;
     if r.spec.trackers.iter().flatten().next().is_none() && r.peers.is_empty() {
         tracing::warn!(
             "the torrent lists no tracker and no --peer was given: only peers that connect to us will be found"
         );
     }
-    let handle = session::spawn(r.spec, storage, have, listener, config);
+    let handle = client.add_torrent(
+        r.spec.clone(),
+        AddOptions {
+            peers: r.peers.clone(),
+            ..AddOptions::new(r.dir, r.mode)
+        },
+    )?;
     tracing::info!(
-        port = handle.status().listen_port,
+        port = client.listen_addr().port(),
         name = %r.spec.name,
         info_hash = %r.spec.info_hash_hex(),
-        "started"
+        "listening"
     );
-    drive(&handle, &display, r.until, started).await?;
+    let drove = drive(&handle, &display, r.until, started).await;
     handle.stop();
     let status = handle.watch();
-    let last = match handle.join().await {
+    let joined = handle.join().await;
+    client.shutdown().await;
+    drove?;
+    let last = match joined {
         Ok(s) => s,
         Err(e) => {
-            // The session published its failure (state and error) last.
+            // The torrent published its failure (state and error) last.
             let failed = status.borrow().clone();
             display.finish(Some(&failed), started);
-            return Err(e.into());
+            return Err(storage_error(e, r.spec));
         }
     };
     display.finish(Some(&last), started);
@@ -298,9 +294,9 @@ async fn run_async(r: Run<'_>) -> Result<SessionStatus> {
 }
 
 /// Shows the status until the run should end: complete (if that is the
-/// goal), a signal, or the session failing.
+/// goal), a signal, or the torrent failing.
 async fn drive(
-    handle: &SessionHandle,
+    handle: &TorrentHandle,
     display: &Display,
     until: Until,
     started: Instant,
@@ -310,8 +306,9 @@ async fn drive(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    let mut was_complete = handle.status().complete;
-    let mut complete_since = was_complete.then(Instant::now);
+    let mut was_complete = false;
+    let mut complete_since: Option<Instant> = None;
+    let mut was_checking = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -330,11 +327,20 @@ async fn drive(
             }
             changed = status.changed() => {
                 if changed.is_err() {
-                    return Ok(()); // the session ended (an error)
+                    return Ok(()); // the torrent ended (an error)
                 }
                 let s = status.borrow_and_update().clone();
-                if s.error.is_some() {
+                if s.error.is_some() || s.state.is_final() {
                     return Ok(());
+                }
+                if s.state == TorrentState::Checking {
+                    was_checking = true;
+                    continue;
+                }
+                if was_checking {
+                    // The check's last figure (all checked) before the run's.
+                    was_checking = false;
+                    display.show(&s, started);
                 }
                 if s.complete && !was_complete {
                     was_complete = true;
@@ -344,90 +350,6 @@ async fn drive(
                 if s.complete && until == Until::Complete {
                     return Ok(());
                 }
-            }
-        }
-    }
-}
-
-/// The pieces on disk at start: those the resume record lets us trust
-/// (`DIR/.swarm/<info-hash>.resume`), plus those of the rest that check out
-/// (only pieces with data on disk are read). Also the record's store, for
-/// the session to save into.
-async fn resume_and_check(
-    r: &Run<'_>,
-    storage: &Arc<Storage>,
-    display: &Display,
-) -> Result<(Option<Arc<ResumeStore>>, Bitfield)> {
-    let n = r.spec.lengths.num_pieces();
-    let resume = ResumeStore::new(r.dir, r.spec).map(Arc::new);
-    if resume.is_none() {
-        tracing::warn!(
-            "a torrent named `.swarm` gets no resume record: every start checks its data"
-        );
-    }
-    let trusted = match &resume {
-        Some(store) => {
-            let (store, storage) = (store.clone(), storage.clone());
-            tokio::task::spawn_blocking(move || store.trusted(&storage))
-                .await
-                .context("reading the resume record")?
-        }
-        None => Bitfield::empty(n),
-    };
-    let must_check = r.mode == OpenMode::Existing || storage.has_existing_data();
-    let mut have = if must_check && !trusted.is_all_set() {
-        check(r, storage, &trusted, r.mode == OpenMode::Create, display).await?
-    } else {
-        Bitfield::empty(n)
-    };
-    let verified = have.count_ones();
-    for i in trusted.iter_ones() {
-        have.set(i);
-    }
-    tracing::info!(
-        trusted = trusted.count_ones(),
-        verified,
-        of = n,
-        "pieces on disk: trusted (resume record, not read) and verified (read and hashed)"
-    );
-    Ok((resume, have))
-}
-
-/// Hashes what is on disk except the `trusted` pieces, showing progress.
-async fn check(
-    r: &Run<'_>,
-    storage: &Arc<Storage>,
-    trusted: &Bitfield,
-    only_existing: bool,
-    display: &Display,
-) -> Result<Bitfield> {
-    let total = storage.real_total();
-    // The trusted pieces are not read: they count as checked from the start
-    // (real bytes only, as the check's progress: pad files left out).
-    let checked = Arc::new(std::sync::atomic::AtomicU64::new(
-        r.spec.pads().real_bytes_present(trusted),
-    ));
-    let job = {
-        let (storage, checked, trusted) = (storage.clone(), checked.clone(), trusted.clone());
-        tokio::task::spawn_blocking(move || {
-            storage.check_except(&trusted, only_existing, &|n| {
-                checked.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-            })
-        })
-    };
-    tokio::pin!(job);
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            have = &mut job => {
-                let have = have.context("checking the data")?;
-                display.checked(total, total, have.count_ones(), started);
-                return Ok(have);
-            }
-            _ = tick.tick() => {
-                let n = checked.load(std::sync::atomic::Ordering::Relaxed);
-                display.checking(n, total);
             }
         }
     }
@@ -471,38 +393,27 @@ impl Display {
         }
     }
 
-    fn print_json(&self, v: serde_json::Value) {
-        let _ = super::print_stdout(&format!("{v}\n"));
-    }
-
-    fn checking(&self, done: u64, total: u64) {
-        if self.json {
-            self.print_json(serde_json::json!({
-                "state": "checking",
-                "complete": false,
-                "checked": done,
-                "total_length": total,
-            }));
-        }
-        if let Some(bar) = &self.bar {
-            bar.set_prefix("checking");
-            bar.set_position(done);
-            bar.set_message(format!("{} of {}", human_bytes(done), human_bytes(total)));
+    fn print_json(&self, s: &TorrentStatus) {
+        match serde_json::to_string(s) {
+            Ok(line) => {
+                let _ = super::print_stdout(&format!("{line}\n"));
+            }
+            Err(e) => tracing::error!(error = %e, "status not serializable"),
         }
     }
 
-    fn checked(&self, done: u64, total: u64, pieces: u32, started: Instant) {
-        self.checking(done, total);
-        tracing::info!(
-            pieces,
-            secs = started.elapsed().as_secs_f64(),
-            "checked the data on disk"
-        );
-    }
-
-    fn show(&self, s: &SessionStatus, started: Instant) {
+    fn show(&self, s: &TorrentStatus, started: Instant) {
         if self.json {
-            self.print_json(status_json(s, started));
+            self.print_json(s);
+        }
+        if s.state == TorrentState::Checking {
+            if let Some(bar) = &self.bar {
+                let (done, total) = (s.checked.unwrap_or(0), s.total_length);
+                bar.set_prefix("checking");
+                bar.set_position(done);
+                bar.set_message(format!("{} of {}", human_bytes(done), human_bytes(total)));
+            }
+            return;
         }
         if let Some(in_place) = self.table {
             let text = neighbour_table(s, started);
@@ -536,24 +447,14 @@ impl Display {
         }
     }
 
-    fn finish(&self, last: Option<&SessionStatus>, started: Instant) {
+    fn finish(&self, last: Option<&TorrentStatus>, started: Instant) {
         if let Some(bar) = &self.bar {
             super::term::hide_bar();
             bar.finish_and_clear();
         }
         let Some(s) = last else { return };
         if self.json {
-            let mut v = status_json(s, started);
-            v["state"] = if s.error.is_some() {
-                "failed"
-            } else if s.complete {
-                "completed"
-            } else {
-                "stopped"
-            }
-            .into();
-            v["final"] = true.into();
-            self.print_json(v);
+            self.print_json(s);
         } else {
             let secs = started.elapsed().as_secs_f64();
             if s.error.is_some() {
@@ -585,7 +486,7 @@ impl Drop for Display {
 }
 
 /// The `--peers` table: a summary line, then one row per neighbour, fastest first.
-fn neighbour_table(s: &SessionStatus, started: Instant) -> String {
+fn neighbour_table(s: &TorrentStatus, started: Instant) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
@@ -630,55 +531,6 @@ fn neighbour_table(s: &SessionStatus, started: Instant) -> String {
         );
     }
     out
-}
-
-fn neighbours_json(s: &SessionStatus) -> serde_json::Value {
-    s.neighbours
-        .iter()
-        .map(|n| {
-            serde_json::json!({
-                "addr": n.addr.to_string(),
-                "client": n.client,
-                "outgoing": n.outgoing,
-                "choke": n.choke,
-                "reason": n.reason,
-                "choke_for_s": (n.choke_for_s * 10.0).round() / 10.0,
-                "download_rate": n.download_rate.round() as u64,
-                "upload_rate": n.upload_rate.round() as u64,
-                "downloaded": n.downloaded,
-                "uploaded": n.uploaded,
-                "unchokes_us": n.unchokes_us,
-                "interested": n.interested,
-                "we_are_interested": n.we_are_interested,
-                "pieces": n.pieces,
-                "requests_in_flight": n.requests_in_flight,
-            })
-        })
-        .collect()
-}
-
-fn status_json(s: &SessionStatus, started: Instant) -> serde_json::Value {
-    serde_json::json!({
-        "state": s.state.as_str(),
-        "complete": s.complete,
-        "pieces_have": s.pieces_have,
-        "pieces_total": s.pieces_total,
-        "total_length": s.total_length,
-        "left": s.left,
-        "downloaded": s.downloaded,
-        "uploaded": s.uploaded,
-        "wasted": s.wasted,
-        "download_rate": s.download_rate.round() as u64,
-        "upload_rate": s.upload_rate.round() as u64,
-        "peers": s.peers,
-        "connecting": s.connecting,
-        "banned": s.banned,
-        "hash_failures": s.hash_failures,
-        "listen_port": s.listen_port,
-        "elapsed_s": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-        "error": s.error,
-        "neighbours": neighbours_json(s),
-    })
 }
 
 fn humanize_secs(s: u64) -> String {

@@ -1,0 +1,435 @@
+//! The endpoint driver: the one task that owns the process's [`Endpoint`]
+//! and its listener. It executes the endpoint's actions and feeds it what
+//! happens; it decides nothing (the endpoint owns the connection policy):
+//!
+//! - accept → [`Endpoint::handle_accept`] → (if let in) read the peer's
+//!   handshake in a task, within the endpoint's deadline →
+//!   [`Endpoint::handle_handshake`] → answer with ours and hand the
+//!   connection to that torrent's session, or drop it (refused);
+//! - `Action::Dial` → connect and handshake in a task → `handle_handshake`
+//!   → hand to the session; a failure → [`Endpoint::handle_closed`];
+//! - `Action::Close` → abort the connection's setup task, or tell its
+//!   session to close it;
+//! - `Action::Announce { Started }` → the session starts its tracker task
+//!   (`Stopped` is announced by the session as it ends);
+//! - peers from trackers, `--peer`, and any [`super::PeerFeed`] (DHT, PEX)
+//!   → [`Endpoint::handle_peers`]; a closed connection →
+//!   `handle_closed`; a core's ban → [`Endpoint::ban`].
+//!
+//! Only connection setup and teardown pass through here: established
+//! connections' messages go from their reader tasks straight to their
+//! session.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::BytesMut;
+use swarm_engine::endpoint::{Action, AddError, AnnounceEvent};
+use swarm_engine::{
+    Endpoint, InfoHash, Instant as CoreInstant, PeerId, PeerKey, PeerSource, Refusal,
+};
+use swarm_wire::peer::Handshake;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio::time::{Duration, Instant};
+
+use crate::conn::{self, ConnError, Handshaken};
+use crate::listener::Acceptor;
+use crate::session::{Figures, Input};
+
+/// A candidate that fails this many dials in a row is reported once at the
+/// default log level, with the reason.
+pub const DIAL_FAILURES_REPORT: u32 = 3;
+/// How often each session gets its connection figures.
+const FIGURES_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the driver is told.
+pub(crate) enum DriverCmd {
+    Add {
+        info_hash: InfoHash,
+        session: mpsc::UnboundedSender<Input>,
+        peers: Vec<SocketAddr>,
+        reply: oneshot::Sender<Result<(), AddError>>,
+    },
+    Remove {
+        info_hash: InfoHash,
+    },
+    Peers {
+        info_hash: InfoHash,
+        source: PeerSource,
+        addrs: Vec<SocketAddr>,
+    },
+    /// A session closed one of its connections.
+    Closed {
+        conn: PeerKey,
+    },
+    Ban {
+        ip: IpAddr,
+    },
+    /// These connections made progress (see [`Endpoint::handle_progress`]).
+    Progress {
+        conns: Vec<PeerKey>,
+    },
+    Dialled {
+        conn: PeerKey,
+        torrent: InfoHash,
+        addr: SocketAddr,
+        result: Result<Handshaken, ConnError>,
+    },
+    Incoming {
+        conn: PeerKey,
+        addr: SocketAddr,
+        result: Result<(TcpStream, Handshake, BytesMut), ConnError>,
+    },
+    /// Our handshake went out on an accepted incoming connection.
+    Answered {
+        conn: PeerKey,
+        torrent: InfoHash,
+        result: Result<Handshaken, ConnError>,
+    },
+    Shutdown,
+}
+
+/// A session's way to the driver.
+#[derive(Clone)]
+pub(crate) struct DriverLink {
+    pub(crate) tx: mpsc::UnboundedSender<DriverCmd>,
+    pub(crate) info_hash: InfoHash,
+}
+
+impl DriverLink {
+    pub(crate) fn closed(&self, conn: PeerKey) {
+        let _ = self.tx.send(DriverCmd::Closed { conn });
+    }
+
+    pub(crate) fn progress(&self, conns: Vec<PeerKey>) {
+        if !conns.is_empty() {
+            let _ = self.tx.send(DriverCmd::Progress { conns });
+        }
+    }
+
+    pub(crate) fn ban(&self, ip: IpAddr) {
+        let _ = self.tx.send(DriverCmd::Ban { ip });
+    }
+
+    pub(crate) fn peers(&self, source: PeerSource, addrs: Vec<SocketAddr>) {
+        let _ = self.tx.send(DriverCmd::Peers {
+            info_hash: self.info_hash,
+            source,
+            addrs,
+        });
+    }
+}
+
+pub(crate) struct Driver {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) listener: Acceptor,
+    /// Where we listen: a specific IP is also the one we dial from.
+    pub(crate) listen_addr: SocketAddr,
+    pub(crate) our_id: PeerId,
+    pub(crate) epoch: Instant,
+    pub(crate) rx: mpsc::UnboundedReceiver<DriverCmd>,
+    pub(crate) tx: mpsc::UnboundedSender<DriverCmd>,
+    pub(crate) sessions: HashMap<InfoHash, mpsc::UnboundedSender<Input>>,
+    /// Connections whose setup task (dial, handshake read, answer) runs.
+    pub(crate) pending: HashMap<PeerKey, AbortHandle>,
+    /// Established connections and the torrent whose session holds them.
+    pub(crate) attached: HashMap<PeerKey, InfoHash>,
+}
+
+impl Driver {
+    fn now(&self) -> CoreInstant {
+        CoreInstant(
+            Instant::now()
+                .saturating_duration_since(self.epoch)
+                .as_micros() as u64,
+        )
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut figures = tokio::time::interval(FIGURES_INTERVAL);
+        figures.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.endpoint.poll_timeout().map_or_else(
+                || Instant::now() + FIGURES_INTERVAL,
+                |t| self.epoch + Duration::from_micros(t.0),
+            );
+            tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    None | Some(DriverCmd::Shutdown) => break,
+                    Some(cmd) => self.on_cmd(cmd),
+                },
+                // Pauses on EMFILE (crate::listener); other inputs go on.
+                (stream, addr) = self.listener.accept() => self.on_accept(stream, addr),
+                () = tokio::time::sleep_until(deadline) => {
+                    let now = self.now();
+                    self.endpoint.handle_timeout(now);
+                }
+                _ = figures.tick() => self.send_figures(),
+            }
+            self.execute();
+        }
+        for (_, task) in self.pending.drain() {
+            task.abort();
+        }
+    }
+
+    fn send_figures(&self) {
+        let banned = self.endpoint.bans();
+        for (hash, session) in &self.sessions {
+            let connecting = self
+                .endpoint
+                .torrent_connections(hash)
+                .map_or(0, |c| c.dialling);
+            let _ = session.send(Input::Figures(Figures { connecting, banned }));
+        }
+    }
+
+    fn on_accept(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let now = self.now();
+        match self.endpoint.handle_accept(now, addr) {
+            Ok(conn) => {
+                let tx = self.tx.clone();
+                let task = tokio::spawn(async move {
+                    let result = conn::read_incoming(stream).await;
+                    let _ = tx.send(DriverCmd::Incoming { conn, addr, result });
+                });
+                self.pending.insert(conn, task.abort_handle());
+            }
+            Err(refusal) => tracing::debug!(peer = %addr, %refusal, "refused"),
+        }
+    }
+
+    fn on_cmd(&mut self, cmd: DriverCmd) {
+        let now = self.now();
+        match cmd {
+            DriverCmd::Add {
+                info_hash,
+                session,
+                peers,
+                reply,
+            } => {
+                let added = self.endpoint.add_torrent(now, info_hash);
+                if added.is_ok() {
+                    self.sessions.insert(info_hash, session);
+                    self.endpoint
+                        .handle_peers(now, info_hash, PeerSource::Cli, peers);
+                }
+                let _ = reply.send(added);
+            }
+            DriverCmd::Remove { info_hash } => {
+                self.endpoint.remove_torrent(now, info_hash);
+                self.sessions.remove(&info_hash);
+            }
+            DriverCmd::Peers {
+                info_hash,
+                source,
+                addrs,
+            } => self.endpoint.handle_peers(now, info_hash, source, addrs),
+            DriverCmd::Closed { conn } => {
+                self.attached.remove(&conn);
+                self.endpoint.handle_closed(now, conn);
+            }
+            DriverCmd::Ban { ip } => self.endpoint.ban(now, ip),
+            DriverCmd::Progress { conns } => {
+                for conn in conns {
+                    self.endpoint.handle_progress(now, conn);
+                }
+            }
+            DriverCmd::Dialled {
+                conn,
+                torrent,
+                addr,
+                result,
+            } => {
+                if self.pending.remove(&conn).is_none() {
+                    return; // the endpoint gave up on it (its deadline)
+                }
+                match result {
+                    Ok(h) => {
+                        let verdict = self.endpoint.handle_handshake(
+                            now,
+                            conn,
+                            h.remote.info_hash,
+                            h.remote.peer_id,
+                        );
+                        self.attach_or_drop(conn, torrent, h, verdict);
+                    }
+                    Err(ConnError::SelfConnection) => {
+                        // The endpoint judges it (and forgets the address).
+                        let _ = self
+                            .endpoint
+                            .handle_handshake(now, conn, torrent, self.our_id);
+                    }
+                    Err(error) => {
+                        self.endpoint.handle_closed(now, conn);
+                        self.report_failure(torrent, addr, &error);
+                    }
+                }
+            }
+            DriverCmd::Incoming { conn, addr, result } => {
+                if self.pending.remove(&conn).is_none() {
+                    return;
+                }
+                let (mut stream, remote, leftover) = match result {
+                    Ok(r) => r,
+                    Err(error) => {
+                        tracing::debug!(peer = %addr, %error, "incoming handshake failed");
+                        self.endpoint.handle_closed(now, conn);
+                        return;
+                    }
+                };
+                let (info_hash, our_id) = (remote.info_hash, self.our_id);
+                match self
+                    .endpoint
+                    .handle_handshake(now, conn, info_hash, remote.peer_id)
+                {
+                    Ok(()) => {
+                        let tx = self.tx.clone();
+                        let task = tokio::spawn(async move {
+                            let result =
+                                conn::answer(&mut stream, info_hash, our_id)
+                                    .await
+                                    .map(|()| Handshaken {
+                                        stream,
+                                        addr,
+                                        remote,
+                                        leftover,
+                                        outgoing: false,
+                                    });
+                            let _ = tx.send(DriverCmd::Answered {
+                                conn,
+                                torrent: info_hash,
+                                result,
+                            });
+                        });
+                        self.pending.insert(conn, task.abort_handle());
+                    }
+                    Err(Refusal::SelfConnection) => {
+                        // Answered anyway, so our dialling side sees its own
+                        // id and forgets that address.
+                        tokio::spawn(async move {
+                            let _ = conn::answer(&mut stream, info_hash, our_id).await;
+                        });
+                    }
+                    Err(refusal) => {
+                        tracing::debug!(peer = %addr, %refusal, "handshake refused");
+                    }
+                }
+            }
+            DriverCmd::Answered {
+                conn,
+                torrent,
+                result,
+            } => {
+                if self.pending.remove(&conn).is_none() {
+                    return;
+                }
+                match result {
+                    Ok(h) => self.attach(conn, torrent, h),
+                    Err(error) => {
+                        tracing::debug!(%error, "answering a handshake failed");
+                        self.endpoint.handle_closed(now, conn);
+                    }
+                }
+            }
+            DriverCmd::Shutdown => {}
+        }
+    }
+
+    fn attach_or_drop(
+        &mut self,
+        conn: PeerKey,
+        torrent: InfoHash,
+        h: Handshaken,
+        verdict: Result<(), Refusal>,
+    ) {
+        match verdict {
+            Ok(()) => {
+                // A duplicate's `Close` goes to the session before the newcomer.
+                self.execute();
+                self.attach(conn, torrent, h);
+            }
+            Err(refusal) => tracing::debug!(peer = %h.addr, %refusal, "connection refused"),
+        }
+    }
+
+    fn attach(&mut self, conn: PeerKey, torrent: InfoHash, h: Handshaken) {
+        let Some(session) = self.sessions.get(&torrent) else {
+            let now = self.now();
+            self.endpoint.handle_closed(now, conn);
+            return;
+        };
+        if session.send(Input::Attach(conn, Box::new(h))).is_ok() {
+            self.attached.insert(conn, torrent);
+        } else {
+            let now = self.now();
+            self.endpoint.handle_closed(now, conn);
+        }
+    }
+
+    /// Logs, once per run of failures, a candidate that keeps failing.
+    fn report_failure(&self, torrent: InfoHash, addr: SocketAddr, error: &ConnError) {
+        let failures = self.endpoint.candidate_failures(&torrent, addr);
+        if failures == Some(DIAL_FAILURES_REPORT) {
+            let hint = match error {
+                ConnError::WrongInfoHash | ConnError::ClosedDuringHandshake => {
+                    " (it does not seem to serve this torrent)"
+                }
+                _ => "",
+            };
+            tracing::warn!(
+                "peer {addr} keeps failing: {error}{hint}; {DIAL_FAILURES_REPORT} attempts, still retrying with back-off"
+            );
+        }
+        tracing::info!(peer = %addr, %error, "could not connect");
+    }
+
+    /// Executes the endpoint's actions.
+    fn execute(&mut self) {
+        while let Some(action) = self.endpoint.poll_action() {
+            match action {
+                Action::Dial {
+                    conn,
+                    torrent,
+                    addr,
+                } => {
+                    let (tx, our_id) = (self.tx.clone(), self.our_id);
+                    let local = conn::dial_source(self.listen_addr, addr);
+                    let task = tokio::spawn(async move {
+                        let result = conn::connect_from(local, addr, torrent, our_id).await;
+                        let _ = tx.send(DriverCmd::Dialled {
+                            conn,
+                            torrent,
+                            addr,
+                            result,
+                        });
+                    });
+                    self.pending.insert(conn, task.abort_handle());
+                }
+                Action::Close { conn, reason } => {
+                    if let Some(task) = self.pending.remove(&conn) {
+                        tracing::debug!(?conn, %reason, "connection setup ended");
+                        task.abort();
+                    } else if let Some(torrent) = self.attached.remove(&conn) {
+                        tracing::debug!(?conn, %reason, "closing");
+                        if let Some(s) = self.sessions.get(&torrent) {
+                            let _ = s.send(Input::Close(conn));
+                        }
+                    }
+                }
+                Action::Announce { torrent, event } => match event {
+                    AnnounceEvent::Started => {
+                        if let Some(s) = self.sessions.get(&torrent) {
+                            let _ = s.send(Input::AnnounceStarted);
+                        }
+                    }
+                    // The session announces `stopped` as it ends (its
+                    // tracker task holds the trackers' state).
+                    AnnounceEvent::Stopped => {}
+                },
+            }
+        }
+    }
+}

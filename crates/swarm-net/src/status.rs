@@ -1,0 +1,168 @@
+//! What a torrent looks like from outside: the status a [`crate::Client`]
+//! publishes for each torrent (every second, on completion, and a last one
+//! marked `final`). These types derive `serde::Serialize`: the CLI's
+//! `--json` lines and the daemon's API are these, serialized.
+
+use std::net::SocketAddr;
+
+use serde::{Serialize, Serializer};
+
+/// Where a torrent is in its life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TorrentState {
+    /// Opening its files and checking the data on disk.
+    #[default]
+    Checking,
+    Downloading,
+    Seeding,
+    /// Ended complete (the final status of a torrent that has every piece).
+    Completed,
+    /// Ended incomplete.
+    Stopped,
+    /// Ended on an error (`error` says which).
+    Failed,
+}
+
+impl TorrentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TorrentState::Checking => "checking",
+            TorrentState::Downloading => "downloading",
+            TorrentState::Seeding => "seeding",
+            TorrentState::Completed => "completed",
+            TorrentState::Stopped => "stopped",
+            TorrentState::Failed => "failed",
+        }
+    }
+
+    /// The torrent has ended (the status is its last).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TorrentState::Completed | TorrentState::Stopped | TorrentState::Failed
+        )
+    }
+}
+
+/// A snapshot of one torrent for the user.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TorrentStatus {
+    /// The v1 info-hash, hex.
+    pub info_hash: String,
+    pub name: String,
+    pub state: TorrentState,
+    pub complete: bool,
+    /// While checking: the bytes checked so far (of `total_length`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked: Option<u64>,
+    pub pieces_have: u32,
+    pub pieces_total: u32,
+    /// Bytes of the user's data (BEP 47 pad files left out).
+    pub total_length: u64,
+    /// Bytes still missing.
+    pub left: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub wasted: u64,
+    /// Bytes/s over the last 20 s.
+    #[serde(serialize_with = "whole")]
+    pub download_rate: f64,
+    #[serde(serialize_with = "whole")]
+    pub upload_rate: f64,
+    pub peers: usize,
+    /// Our dials still connecting or handshaking.
+    pub connecting: usize,
+    /// IP addresses refused after a ban (the process's, shared by its torrents).
+    pub banned: usize,
+    pub hash_failures: u32,
+    pub listen_port: u16,
+    /// Seconds since the torrent was added.
+    #[serde(serialize_with = "tenths")]
+    pub elapsed_s: f64,
+    pub error: Option<String>,
+    /// This is the torrent's last status.
+    #[serde(rename = "final", skip_serializing_if = "is_false")]
+    pub is_final: bool,
+    /// Every connected peer, with the choker's last verdict on it, ordered
+    /// by download rate (fastest first).
+    pub neighbours: Vec<NeighbourStatus>,
+}
+
+/// One connected peer as the user sees it (`--peers`, `--json`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NeighbourStatus {
+    pub addr: SocketAddr,
+    /// The client it runs, from its peer id (`libtorrent 2.0`, `-TR3000-`...).
+    pub client: String,
+    /// We dialled it (false: it connected to us).
+    pub outgoing: bool,
+    /// The choker's last verdict: `unchoked` (a regular slot), `optimistic`,
+    /// `choked` or `snubbed` (`choked` until the first rechoke saw it).
+    pub choke: &'static str,
+    /// Why, in words (`top-4 by download rate (#2)`, `optimistic since 12 s`).
+    pub reason: String,
+    /// Seconds it has been in that state.
+    #[serde(serialize_with = "tenths")]
+    pub choke_for_s: f64,
+    /// Bytes/s over the last 20 s, from it and to it.
+    #[serde(serialize_with = "whole")]
+    pub download_rate: f64,
+    #[serde(serialize_with = "whole")]
+    pub upload_rate: f64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    /// It unchokes us / wants data from us / we want data from it.
+    pub unchokes_us: bool,
+    pub interested: bool,
+    pub we_are_interested: bool,
+    /// Pieces it has.
+    pub pieces: u32,
+    pub requests_in_flight: usize,
+}
+
+fn whole<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(v.max(0.0).round() as u64)
+}
+
+fn tenths<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((v * 10.0).round() / 10.0)
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_serializes_with_its_torrent_and_rounded_figures() {
+        let s = TorrentStatus {
+            info_hash: "ab".repeat(20),
+            name: "tree".into(),
+            state: TorrentState::Downloading,
+            download_rate: 1234.6,
+            elapsed_s: 1.26,
+            ..TorrentStatus::default()
+        };
+        let v: serde_json::Value = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["info_hash"], "ab".repeat(20));
+        assert_eq!(v["name"], "tree");
+        assert_eq!(v["state"], "downloading");
+        assert_eq!(v["download_rate"], 1235);
+        assert_eq!(v["elapsed_s"], 1.3);
+        assert!(v.get("final").is_none() && v.get("checked").is_none());
+        let last = TorrentStatus {
+            is_final: true,
+            state: TorrentState::Completed,
+            ..s
+        };
+        let v = serde_json::to_value(&last).unwrap();
+        assert_eq!(
+            (v["final"].as_bool(), v["state"].as_str()),
+            (Some(true), Some("completed"))
+        );
+    }
+}
