@@ -275,7 +275,9 @@ impl Client {
             info_hash: spec.info_hash_hex(),
             name: spec.name.clone(),
             state: TorrentState::Checking,
-            checked: Some(0),
+            // `Some` once data is actually read (none when the resume
+            // record vouches for everything, or nothing is on disk).
+            checked: None,
             pieces_total: spec.lengths.num_pieces(),
             total_length: spec.pads().real_total(),
             left: spec.pads().real_total(),

@@ -575,6 +575,9 @@ impl Display {
     }
 
     fn show(&self, i: usize, s: &TorrentStatus, started: Instant) {
+        if s.state == TorrentState::Checking && s.checked.is_none() {
+            return; // opening the files: nothing to show yet
+        }
         if self.json {
             self.print_json(s);
         }
