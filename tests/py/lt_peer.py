@@ -76,9 +76,9 @@ def parse_peer(s):
     return (host.strip("[]"), int(port))
 
 
-def make_session(port, fast):
+def make_session(ip, port, fast):
     settings = {
-        "listen_interfaces": "127.0.0.1:%d" % port,
+        "listen_interfaces": "%s:%d" % (ip or "127.0.0.1", port),
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True,
@@ -94,6 +94,9 @@ def make_session(port, fast):
         "announce_to_all_tiers": True,
         "min_reconnect_time": 1,
     }
+    if ip:
+        # Dial from the IP it listens on (a peer of its own on loopback).
+        settings["outgoing_interfaces"] = ip
     if fast:
         perf = lt.high_performance_seed()
         perf.update(settings)
@@ -102,7 +105,7 @@ def make_session(port, fast):
 
 
 def cmd_run(args, seeding):
-    ses = make_session(args.port, args.fast)
+    ses = make_session(args.ip, args.port, args.fast)
     info = lt.torrent_info(args.torrent)
     atp = lt.add_torrent_params()
     atp.ti = info
@@ -183,6 +186,7 @@ def main():
         r.add_argument("--torrent", required=True)
         r.add_argument("--dir", required=True)
         r.add_argument("--port", type=int, required=True)
+        r.add_argument("--ip", default=None, help="listen on and dial from this IP (default: listen on 127.0.0.1)")
         r.add_argument("--peer", action="append", default=[])
         r.add_argument("--interval", type=float, default=1.0)
         r.add_argument("--fast", action="store_true", help="high_performance_seed settings")

@@ -13,7 +13,8 @@
 //!   magnet `x.pe` ones excepted: the user named them);
 //! - the caps: connections in all, per torrent, per IP address; dials in
 //!   flight; incoming connections still in their handshake, each with a
-//!   deadline (`handshake_timeout`);
+//!   deadline (`handshake_timeout`; when they are all taken, a newcomer
+//!   replaces the oldest);
 //! - the accept decision: an incoming connection is refused when a cap is
 //!   reached or its address is banned, and its handshake when the
 //!   info-hash is unknown or stopped, the peer id is ours, or the torrent
@@ -485,15 +486,24 @@ impl Endpoint {
     /// A TCP connection was accepted from `addr`. `Ok(conn)`: read its
     /// handshake and report it with `handle_handshake`, within
     /// `handshake_timeout`; `Err`: close the socket now.
+    ///
+    /// With `handshakes_max` incoming handshakes pending, the oldest one
+    /// makes room (closed: [`Refusal::HandshakesFull`]): a real peer sends
+    /// its handshake within a round trip, so under a flood of silent or
+    /// slow sockets it is the newest that deserves the slot, and the flood
+    /// cannot hold the door shut for a whole `handshake_timeout`.
     pub fn handle_accept(&mut self, now: Instant, addr: SocketAddr) -> Result<PeerKey, Refusal> {
         if self.bans.contains_key(&addr.ip()) {
             return Err(Refusal::Banned);
         }
-        if self.handshaking >= self.config.handshakes_max {
-            return Err(Refusal::HandshakesFull);
-        }
         if self.ip_count(addr.ip()) >= self.config.ip_connections_max {
             return Err(Refusal::IpFull);
+        }
+        if self.handshaking >= self.config.handshakes_max {
+            match self.oldest_handshake() {
+                Some(old) => self.close(now, old, Refusal::HandshakesFull),
+                None => return Err(Refusal::HandshakesFull),
+            }
         }
         if self.established_and_dialling() >= self.config.connections_max
             && self.idle_victim(now, None).is_none()
@@ -633,6 +643,15 @@ impl Endpoint {
             }
         }
         Ok(old_loses)
+    }
+
+    /// The incoming connection whose handshake has waited longest.
+    fn oldest_handshake(&self) -> Option<PeerKey> {
+        self.deadlines.iter().map(|&(_, k)| k).find(|k| {
+            self.conns
+                .get(k)
+                .is_some_and(|c| c.phase == Phase::Handshaking)
+        })
     }
 
     /// The driver saw `conn` make progress (a payload block moved, or

@@ -8,6 +8,8 @@
 //! - [`ids`]: [`PeerKey`], and the wire's [`InfoHash`] and [`PeerId`] (a leaf module).
 //! - [`event`]: what the core and its driver exchange besides wire messages (a leaf module).
 //! - [`endpoint`]: [`Endpoint`], the connection policy over all torrents (one per process).
+//! - [`extensions`]: [`Extensions`], one torrent's BEP 10 extensions: [`metadata`]
+//!   exchange (BEP 9, magnet links), peer exchange ([`pex`], BEP 11), the DHT `port` (BEP 5).
 //! - [`torrent`]: [`TorrentCore`], one torrent against its peers (BEP 3, BEP 6).
 //! - [`bitfield`]: [`Bitfield`], validated from the wire.
 //! - [`rate`]: rolling rate estimators.
@@ -21,8 +23,11 @@ pub mod choker;
 pub mod config;
 pub mod endpoint;
 pub mod event;
+pub mod extensions;
 pub mod ids;
+pub mod metadata;
 mod peer;
+pub mod pex;
 pub mod picker;
 pub mod rate;
 pub mod rng;
@@ -38,7 +43,10 @@ pub use config::{
 };
 pub use endpoint::{Action, Endpoint, EndpointConfig, PeerSource, Refusal};
 pub use event::{ExtensionInfo, PeerInfo, StorageDone, TorrentEvent};
+pub use extensions::{ExtensionEvent, Extensions, ExtensionsConfig, PeerHello};
 pub use ids::{InfoHash, PeerId, PeerKey};
+pub use metadata::{METADATA_SIZE_MAX, MetadataEvent, MetadataFetcher};
+pub use pex::Pex;
 pub use picker::PickStrategy;
 pub use time::{Duration, Instant};
 pub use torrent::{PeerStats, TorrentCore, TorrentStats};

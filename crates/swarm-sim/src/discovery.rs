@@ -9,13 +9,11 @@
 //! random subset of `numwant` peers (50 by default), as it does on the
 //! network.
 //!
-//! The connection policy is still a stand-in ([`StandInPolicy`]) until the
-//! endpoint's API settles: it dials the addresses it is given while below
-//! `dial_max` connections (30), never twice to one peer, and accepts
-//! incoming connections up to `peers_max` (50, the session's cap). Dialling
-//! less than the cap leaves room for newcomers: in a flash crowd where
-//! everyone dials up to the cap, the first half of the peers fill each
-//! other's slots and the rest find every door closed.
+//! The connection policy is `swarm-engine`'s own [`swarm_engine::Endpoint`],
+//! one per simulated peer: the simulator hands it the tracker's addresses
+//! and carries out its dials and closes; it decides whom to dial and
+//! accept, under its caps (50 connections per torrent), with its back-offs
+//! and its eviction of idle connections when a newcomer finds it full.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -23,6 +21,17 @@ use swarm_engine::Instant;
 use swarm_tracker::{Announce, AnnouncePeers, Registry, RegistryConfig};
 use swarm_wire::tracker::Event;
 use swarm_wire::{InfoHash, PeerId};
+
+/// The one torrent every simulated peer shares.
+pub const INFO_HASH: InfoHash = InfoHash([0x5a; 20]);
+
+/// A simulated peer's id: a client prefix and its index.
+pub fn peer_id(peer: usize) -> PeerId {
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(b"-SM0001-");
+    id[12..20].copy_from_slice(&(peer as u64).to_be_bytes());
+    PeerId(id)
+}
 
 /// The port every simulated peer listens on.
 const PORT: u16 = 6881;
@@ -58,7 +67,7 @@ impl TrackerRegistry {
     pub fn new(seed: u64, interval_s: u32) -> Self {
         TrackerRegistry {
             registry: Registry::new(RegistryConfig::with_interval(interval_s), seed),
-            info_hash: InfoHash([0x5a; 20]),
+            info_hash: INFO_HASH,
             out: AnnouncePeers::new(false),
         }
     }
@@ -73,12 +82,9 @@ impl TrackerRegistry {
         event: Event,
         numwant: usize,
     ) -> Vec<usize> {
-        let mut id = [0u8; 20];
-        id[..8].copy_from_slice(b"-SM0001-");
-        id[12..20].copy_from_slice(&(peer as u64).to_be_bytes());
         let request = Announce {
             info_hash: self.info_hash,
-            peer_id: PeerId(id),
+            peer_id: peer_id(peer),
             addr: addr_of(peer),
             left,
             event,
@@ -98,28 +104,6 @@ impl TrackerRegistry {
 
     pub fn check_invariants(&self) {
         self.registry.check_invariants();
-    }
-}
-
-/// A stand-in for the endpoint's connection policy.
-#[derive(Clone, Copy, Debug)]
-pub struct StandInPolicy {
-    /// Connections per peer, dialled and accepted, at most.
-    pub peers_max: usize,
-    /// A peer dials only while it has fewer connections than this.
-    pub dial_max: usize,
-}
-
-impl StandInPolicy {
-    /// Whether a peer with `open` connections (pending dials included) dials
-    /// another address.
-    pub fn may_dial(&self, open: usize) -> bool {
-        open < self.dial_max.min(self.peers_max)
-    }
-
-    /// Whether a peer with `open` connections accepts one more.
-    pub fn may_accept(&self, open: usize) -> bool {
-        open < self.peers_max
     }
 }
 

@@ -9,35 +9,41 @@
 //! RNGs, no hash-map iteration).
 //!
 //! # The network model, and why
-//! A *fluid-flow model at block granularity*, in two processor-sharing
-//! stages ([`link::SharedLink`]):
+//! A *fluid-flow model at block granularity* ([`link::Link`]):
 //! - every peer has an uplink of `u` and a downlink of `d` bytes/s, and a
 //!   one-way latency; the core of the network has no bottleneck (access
 //!   links are the bottleneck of a swarm of home peers);
 //! - a block (16 KiB, as on the wire) first crosses its sender's uplink,
-//!   shared equally by the blocks it is sending at that moment (one per
-//!   connection: a connection sends in order, like TCP), then travels the
-//!   latency, then crosses its receiver's downlink, shared the same way;
+//!   then travels the latency, then crosses its receiver's downlink. Each
+//!   link serves its blocks one at a time, in the order they came, at full
+//!   rate; a connection puts its next block on the uplink only when the
+//!   last one is through (in order, like TCP), so an uplink serves its
+//!   connections round robin, a block each: processor sharing at block
+//!   granularity;
 //! - control messages (have, request, choke, …) take only the latency, but
-//!   never overtake a block sent before them on the same connection.
+//!   never overtake a block sent before them on the same connection;
+//!   those sent at one instant on one connection travel as one event.
 //!
 //! Why: equal sharing of a bottleneck among its flows is what TCP converges
 //! to, and it is exact where BitTorrent's figures come from (upload
-//! capacity used or wasted, who gets the bytes); it costs O(active flows)
-//! per block instead of packet-level events. Store-and-forward of a block
-//! through the two stages adds at most one block time of delay per hop
-//! (16 ms at 1 MiB/s), far below the choker's 10 s rounds.
+//! capacity used or wasted, who gets the bytes). Round robin by block
+//! differs from exact processor sharing only within one block time (16 ms
+//! at 1 MiB/s), far below the choker's 10 s rounds, and a block's time on
+//! a link is known when it enters it: one event per block per link, none
+//! rescheduled, which is what makes a thousand peers affordable.
 //!
 //! What it leaves out: TCP dynamics (slow start, loss, the sawtooth),
 //! protocol overhead (headers, control messages cost no bandwidth), a
 //! shared core network, NATs and unreachable peers, heterogeneous
 //! latencies, disk reads (instant; hashing and writing a piece may cost
 //! time, [`Scenario::hash_rate`]), and corrupted data (every piece passes
-//! its hash).
+//! its hash). A block already on a link when its connection closes still
+//! takes its time there (it was in the socket's buffer).
 //!
-//! # Discovery
-//! Behind the [`discovery::Registry`] seam; see [`discovery`] for the
-//! stand-ins used until the tracker's registry and the endpoint land.
+//! # Discovery and connections
+//! The tracker's own sans-IO registry (`swarm-tracker`) hands out peers,
+//! and each peer's own `swarm_engine::Endpoint` decides whom it dials,
+//! accepts and closes; see [`discovery`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bounds;

@@ -1,7 +1,7 @@
 //! What to simulate: the torrent, the peers and their links, how they come
 //! and go, and the engines' configuration.
 
-use swarm_engine::{Duration, TorrentConfig};
+use swarm_engine::{Duration, EndpointConfig, TorrentConfig};
 
 /// How leechers arrive.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,11 +65,10 @@ pub struct Scenario {
     pub engine: TorrentConfig,
     /// Peers a tracker answer carries.
     pub numwant: usize,
-    /// The connection cap per peer.
-    pub peers_max: usize,
-    /// A peer dials new peers only below this many connections.
-    pub dial_max: usize,
-    /// How often a peer below its cap asks the tracker for more peers.
+    /// Every peer's connection policy (swarm's `Endpoint`): caps per
+    /// torrent (50) and on dials in flight, back-offs, idle eviction.
+    pub endpoint: EndpointConfig,
+    /// How often a peer re-announces (and gets more addresses).
     pub announce_interval: Duration,
     /// How often the run records a sample (piece copies, completions).
     pub sample_interval: Duration,
@@ -106,8 +105,7 @@ impl Default for Scenario {
             hash_rate: None,
             engine: TorrentConfig::default(),
             numwant: 50,
-            peers_max: 50,
-            dial_max: 30,
+            endpoint: EndpointConfig::default(),
             announce_interval: Duration::from_secs(60),
             sample_interval: Duration::from_secs(5),
             time_max: Duration::from_secs(24 * 3600),

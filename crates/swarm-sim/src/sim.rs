@@ -1,19 +1,19 @@
 //! The discrete-event loop: swarm's `TorrentCore`s joined by modelled links
 //! in virtual time. See the crate docs for the model.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use swarm_engine::rng::Rng;
 use swarm_engine::{
-    Bitfield, Duration, ExtensionInfo, Instant, PEER_REQUESTS_MAX, PeerInfo, PeerKey, StorageDone,
-    TorrentCore, TorrentEvent,
+    Action, Bitfield, Duration, Endpoint, ExtensionInfo, Instant, PEER_REQUESTS_MAX, PeerInfo,
+    PeerKey, PeerSource, StorageDone, TorrentCore, TorrentEvent,
 };
 use swarm_wire::Lengths;
 use swarm_wire::lengths::ValidPieceIndex;
 use swarm_wire::peer::{BLOCK_LEN, Message};
 
-use crate::discovery::{StandInPolicy, TrackerRegistry};
+use crate::discovery::{INFO_HASH, TrackerRegistry, addr_of, peer_id, peer_of};
 use crate::link::Link;
 use crate::outcome::{Outcome, PeerOutcome, Sample};
 use crate::queue::EventQueue;
@@ -27,8 +27,12 @@ static BLOCK: [u8; BLOCK_LEN as usize] = [0; BLOCK_LEN as usize];
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ev {
     Join(usize),
-    /// The handshake of this connection completed.
+    /// A dial reaches the peer dialled: its endpoint accepts or refuses.
+    Connect(u32),
+    /// Both handshakes of this connection arrived.
     Dialled(u32),
+    /// The endpoint's timer (dial back-offs, handshake deadlines).
+    EndpointTimer(usize),
     /// Control messages of this connection and direction reach their
     /// receiver (all those due by now).
     Arrive(u32, u8),
@@ -69,6 +73,8 @@ struct Dir {
 
 struct Conn {
     ends: [usize; 2],
+    /// Each end's key for it (its endpoint's); `None` until it has one.
+    keys: [Option<PeerKey>; 2],
     open: bool,
     /// Both cores know of it (the handshake completed).
     established: bool,
@@ -84,6 +90,11 @@ enum Presence {
 
 struct SimPeer {
     core: Option<TorrentCore>,
+    /// Its connection policy: whom to dial, whom to accept, what to close.
+    endpoint: Option<Endpoint>,
+    /// Its endpoint's keys, to connections.
+    keys: BTreeMap<PeerKey, u32>,
+    endpoint_timer: Option<Instant>,
     up: Link,
     down: Link,
     presence: Presence,
@@ -105,7 +116,6 @@ pub struct Simulation {
     peers: Vec<SimPeer>,
     conns: Vec<Conn>,
     registry: TrackerRegistry,
-    policy: StandInPolicy,
     /// Copies of each piece among present peers.
     copies: Vec<u32>,
     leechers_done: usize,
@@ -175,6 +185,9 @@ impl Simulation {
             q.push(joined, Ev::Join(i));
             peers.push(SimPeer {
                 core: None,
+                endpoint: None,
+                keys: BTreeMap::new(),
+                endpoint_timer: None,
                 up: Link::new(up),
                 down: Link::new(down),
                 presence: Presence::NotYet,
@@ -199,10 +212,6 @@ impl Simulation {
         }
         q.push(Instant::ZERO, Ev::Sample);
         Simulation {
-            policy: StandInPolicy {
-                peers_max: sc.peers_max,
-                dial_max: sc.dial_max,
-            },
             copies: vec![0; lengths.num_pieces() as usize],
             sc,
             lengths,
@@ -330,7 +339,17 @@ impl Simulation {
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::Join(p) => self.join(p),
+            Ev::Connect(c) => self.connect(c),
             Ev::Dialled(c) => self.dialled(c),
+            Ev::EndpointTimer(p) => {
+                if self.peers[p].endpoint_timer == Some(self.now) {
+                    self.peers[p].endpoint_timer = None;
+                    if let Some(ep) = self.peers[p].endpoint.as_mut() {
+                        ep.handle_timeout(self.now);
+                        self.pump_endpoint(p);
+                    }
+                }
+            }
             Ev::Arrive(c, dir) => self.arrive(c, dir),
             Ev::UpDone(c, dir) => self.up_done(c, dir),
             Ev::DownDone(c, dir) => self.down_done(c, dir),
@@ -340,6 +359,7 @@ impl Simulation {
                     if let Some(core) = self.peers[p].core.as_mut() {
                         core.handle_timeout(self.now);
                         self.pump(p);
+                        self.report_interest(p);
                     }
                 }
             }
@@ -377,13 +397,23 @@ impl Simulation {
         );
         self.integrate_capacity(self.now);
         self.cap_rate += self.peers[p].up.rate();
+        let mut endpoint = Endpoint::new(
+            self.sc.endpoint.clone(),
+            peer_id(p),
+            core_seed(self.sc.seed ^ 0xE9D9_0147, p),
+        );
+        endpoint
+            .add_torrent(self.now, INFO_HASH)
+            .expect("a new endpoint takes one torrent");
         let sp = &mut self.peers[p];
         sp.core = Some(core);
+        sp.endpoint = Some(endpoint);
         sp.presence = Presence::Present;
         sp.out.joined = Some(self.now);
         sp.up = Link::new(sp.up.rate());
         sp.down = Link::new(sp.down.rate());
         self.announce(p, Event::Started);
+        self.pump_endpoint(p);
         self.pump(p);
     }
 
@@ -422,18 +452,62 @@ impl Simulation {
             };
             self.registry.announce(self.now, p, left, event, numwant)
         };
-        for other in got {
-            if !self.policy.may_dial(self.peers[p].conns.len()) {
-                break;
+        if let Some(ep) = self.peers[p].endpoint.as_mut() {
+            ep.handle_peers(
+                self.now,
+                INFO_HASH,
+                PeerSource::Tracker,
+                got.into_iter().map(addr_of),
+            );
+        }
+        self.pump_endpoint(p);
+    }
+
+    /// Carries out what `p`'s endpoint decided: dials, closes, announces.
+    fn pump_endpoint(&mut self, p: usize) {
+        while let Some(action) = self.peers[p]
+            .endpoint
+            .as_mut()
+            .and_then(|e| e.poll_action())
+        {
+            match action {
+                Action::Dial { conn, addr, .. } => self.dial(p, conn, addr),
+                Action::Close { conn, .. } => {
+                    if let Some(&c) = self.peers[p].keys.get(&conn) {
+                        self.close(c);
+                    }
+                }
+                // The simulator announces on its own schedule (arrival,
+                // re-announce, completion, departure).
+                Action::Announce { .. } => {}
             }
-            let o = &self.peers[other];
-            if o.presence != Presence::Present
-                || self.peers[p].neighbours.contains(&other)
-                || !self.policy.may_accept(o.conns.len())
-            {
-                continue;
+        }
+        let Some(t) = self.peers[p]
+            .endpoint
+            .as_ref()
+            .and_then(|e| e.poll_timeout())
+        else {
+            return;
+        };
+        let t = t.max(self.now);
+        let sp = &mut self.peers[p];
+        if sp.endpoint_timer.is_none_or(|old| t < old) {
+            sp.endpoint_timer = Some(t);
+            self.q.push(t, Ev::EndpointTimer(p));
+        }
+    }
+
+    /// Tells `p`'s endpoint which connections are busy (either side
+    /// interested): they are not idle, whatever moves on them.
+    fn report_interest(&mut self, p: usize) {
+        let sp = &mut self.peers[p];
+        let (Some(core), Some(ep)) = (sp.core.as_ref(), sp.endpoint.as_mut()) else {
+            return;
+        };
+        for st in core.peer_stats(self.now) {
+            if st.am_interested || st.peer_interested {
+                ep.handle_progress(self.now, st.peer);
             }
-            self.dial(p, other);
         }
     }
 
@@ -443,32 +517,76 @@ impl Simulation {
         self.sc.latency + self.sc.latency
     }
 
-    fn dial(&mut self, a: usize, b: usize) {
+    /// `a`'s endpoint dials `addr` as `key`: the SYN takes one way.
+    fn dial(&mut self, a: usize, key: PeerKey, addr: std::net::SocketAddr) {
         let c = u32::try_from(self.conns.len()).expect("fewer than 2^32 connections");
+        let b = peer_of(addr).filter(|&b| b < self.peers.len());
         self.conns.push(Conn {
-            ends: [a, b],
+            ends: [a, b.unwrap_or(a)],
+            keys: [Some(key), None],
             open: true,
             established: false,
             dirs: [Dir::default(), Dir::default()],
         });
-        for (x, y) in [(a, b), (b, a)] {
-            self.peers[x].conns.push(c);
-            self.peers[x].neighbours.push(y);
-        }
-        // TCP's handshake and BitTorrent's: about one round trip.
-        let rtt = self.delay(a, b) + self.delay(b, a);
-        self.q.push(self.now + rtt, Ev::Dialled(c));
+        self.peers[a].keys.insert(key, c);
+        self.peers[a].conns.push(c);
+        let at = self.now + self.delay(a, b.unwrap_or(a));
+        self.q.push(at, Ev::Connect(c));
     }
 
-    fn dialled(&mut self, c: u32) {
-        let conn = &mut self.conns[c as usize];
+    /// The dial reaches its peer: nobody there (refused), or its endpoint
+    /// accepts it; the handshakes then take a round trip.
+    fn connect(&mut self, c: u32) {
+        let conn = &self.conns[c as usize];
         if !conn.open {
             return;
         }
-        conn.established = true;
+        let [a, b] = conn.ends;
+        let accepted = if a == b || self.peers[b].presence != Presence::Present {
+            None
+        } else {
+            self.peers[b]
+                .endpoint
+                .as_mut()
+                .and_then(|ep| ep.handle_accept(self.now, addr_of(a)).ok())
+        };
+        match accepted {
+            None => self.close(c),
+            Some(kb) => {
+                self.conns[c as usize].keys[1] = Some(kb);
+                self.peers[b].keys.insert(kb, c);
+                self.peers[b].conns.push(c);
+                let rtt = self.delay(a, b) + self.delay(b, a);
+                self.q.push(self.now + rtt, Ev::Dialled(c));
+            }
+        }
+    }
+
+    fn dialled(&mut self, c: u32) {
+        let conn = &self.conns[c as usize];
+        if !conn.open {
+            return;
+        }
         let ends = conn.ends;
-        let key = PeerKey(u64::from(c));
+        let keys = conn.keys.map(|k| k.expect("both ends have keys by now"));
+        // Each endpoint judges the other's handshake.
+        for k in 0..2 {
+            let ok = self.peers[ends[k]].endpoint.as_mut().is_some_and(|ep| {
+                ep.handle_handshake(self.now, keys[k], INFO_HASH, peer_id(ends[1 - k]))
+                    .is_ok()
+            });
+            if !ok {
+                // The refusing endpoint has forgotten it already.
+                self.close(c);
+                for e in ends {
+                    self.pump_endpoint(e);
+                }
+                return;
+            }
+        }
+        self.conns[c as usize].established = true;
         for (k, &e) in ends.iter().enumerate() {
+            self.peers[e].neighbours.push(ends[1 - k]);
             let Some(core) = self.peers[e].core.as_mut() else {
                 continue;
             };
@@ -476,17 +594,18 @@ impl Simulation {
                 fast_ext: true,
                 outgoing: k == 0,
             };
-            core.peer_connected(self.now, key, info);
+            core.peer_connected(self.now, keys[k], info);
             // The BEP 10 handshake a swarm peer sends advertises this reqq.
             core.peer_extension_handshake(
                 self.now,
-                key,
+                keys[k],
                 ExtensionInfo {
                     reqq: Some(PEER_REQUESTS_MAX as u32),
                 },
             );
         }
         for e in ends {
+            self.pump_endpoint(e);
             self.pump(e);
         }
     }
@@ -503,20 +622,29 @@ impl Simulation {
         let established = conn.established;
         conn.dirs = [Dir::default(), Dir::default()];
         let ends = conn.ends;
+        let keys = conn.keys;
         for (k, &e) in ends.iter().enumerate() {
+            let Some(key) = keys[k] else {
+                continue;
+            };
             let other = ends[1 - k];
             let sp = &mut self.peers[e];
             sp.conns.retain(|&x| x != c);
-            if let Some(i) = sp.neighbours.iter().position(|&x| x == other) {
+            sp.keys.remove(&key);
+            if established && let Some(i) = sp.neighbours.iter().position(|&x| x == other) {
                 sp.neighbours.swap_remove(i);
             }
+            if let Some(ep) = sp.endpoint.as_mut() {
+                ep.handle_closed(self.now, key);
+            }
+            if established && let Some(core) = sp.core.as_mut() {
+                core.peer_disconnected(self.now, key);
+            }
         }
-        if established {
-            for e in ends {
-                if let Some(core) = self.peers[e].core.as_mut() {
-                    core.peer_disconnected(self.now, PeerKey(u64::from(c)));
-                    self.pump(e);
-                }
+        for (k, &e) in ends.iter().enumerate() {
+            if keys[k].is_some() {
+                self.pump_endpoint(e);
+                self.pump(e);
             }
         }
     }
@@ -547,7 +675,11 @@ impl Simulation {
                         self.q.push(sp.hash_busy_until, Ev::Verified(p, piece));
                     }
                 },
-                TorrentEvent::Disconnect { peer, .. } => self.close(peer.0 as u32),
+                TorrentEvent::Disconnect { peer, .. } => {
+                    if let Some(&c) = self.peers[p].keys.get(&peer) {
+                        self.close(c);
+                    }
+                }
                 TorrentEvent::PieceCompleted(piece) => self.copies[piece.as_usize()] += 1,
                 TorrentEvent::Completed => self.completed(p),
                 TorrentEvent::Fatal(e) => panic!("peer {p}: fatal engine error: {e}"),
@@ -555,7 +687,9 @@ impl Simulation {
         }
         let mut touched: Vec<(u32, u8)> = Vec::new();
         while let Some((key, msg)) = self.peers[p].core.as_mut().and_then(|c| c.poll_transmit()) {
-            let c = key.0 as u32;
+            let Some(&c) = self.peers[p].keys.get(&key) else {
+                continue;
+            };
             let conn = &mut self.conns[c as usize];
             if !conn.open {
                 continue;
@@ -636,6 +770,10 @@ impl Simulation {
         }
         self.uploaded += u64::from(len);
         self.peers[from].out.uploaded += u64::from(len);
+        if let (Some(key), Some(ep)) = (conn.keys[dir as usize], self.peers[from].endpoint.as_mut())
+        {
+            ep.handle_progress(now, key);
+        }
         self.flush(c, dir);
         self.seed_may_leave(from);
     }
@@ -648,6 +786,13 @@ impl Simulation {
         let Some((seq, msg)) = conn.dirs[dir as usize].down.pop_front() else {
             return;
         };
+        let to = conn.ends[1 - dir as usize];
+        if let (Some(key), Some(ep)) = (
+            conn.keys[1 - dir as usize],
+            self.peers[to].endpoint.as_mut(),
+        ) {
+            ep.handle_progress(self.now, key);
+        }
         self.ready(c, dir, seq, msg);
     }
 
@@ -688,8 +833,10 @@ impl Simulation {
         let dir = dir as usize;
         let conn = &mut self.conns[c as usize];
         let to = conn.ends[1 - dir];
+        let Some(key) = conn.keys[1 - dir] else {
+            return;
+        };
         let d = &mut conn.dirs[dir];
-        let key = PeerKey(u64::from(c));
         if seq == d.deliver_seq && d.arrived.is_empty() {
             // In order, nothing held back: the common case.
             d.deliver_seq += 1;
@@ -750,6 +897,22 @@ impl Simulation {
         if self.peers[p].presence != Presence::Present {
             return;
         }
+        // Its core and endpoint go first: closing its connections must not
+        // make it dial others or send anything.
+        let left = self.left(p);
+        let sp = &mut self.peers[p];
+        sp.presence = Presence::Gone;
+        sp.out.left = Some(self.now);
+        sp.timer = None;
+        sp.endpoint = None;
+        sp.endpoint_timer = None;
+        if let Some(core) = sp.core.take() {
+            let st = core.stats(self.now);
+            (sp.out.downloaded, sp.out.wasted) = (st.downloaded, st.wasted);
+            for i in core.have().iter_ones() {
+                self.copies[i as usize] -= 1;
+            }
+        }
         let conns = self.peers[p].conns.clone();
         for c in conns {
             self.close(c);
@@ -757,19 +920,7 @@ impl Simulation {
         self.integrate_capacity(self.now);
         self.cap_rate -= self.peers[p].up.rate();
         if !self.sc.client_server {
-            let left = self.left(p);
             self.registry.leave(self.now, p, left);
-        }
-        let sp = &mut self.peers[p];
-        sp.presence = Presence::Gone;
-        sp.out.left = Some(self.now);
-        sp.timer = None;
-        if let Some(core) = sp.core.take() {
-            let st = core.stats(self.now);
-            (sp.out.downloaded, sp.out.wasted) = (st.downloaded, st.wasted);
-            for i in core.have().iter_ones() {
-                self.copies[i as usize] -= 1;
-            }
         }
     }
 }

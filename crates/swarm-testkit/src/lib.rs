@@ -24,7 +24,10 @@ use std::path::{Path, PathBuf};
 
 pub use data::{assert_same_tree, compare_tree};
 pub use peers::{Client, Peer, SwarmOpts, wait_all_complete};
-pub use proc::{Proc, free_port, loopback, require_program, require_python_libtorrent, wait_until};
+pub use proc::{
+    ListenAt, Proc, free_addr, free_port, free_port_on, loopback, require_program,
+    require_python_libtorrent, wait_until,
+};
 pub use torrent::{
     PIECE_4_MIB, PIECE_16_KIB, PIECE_256_KIB, TorrentFile, make_hybrid_torrent, make_torrent,
 };

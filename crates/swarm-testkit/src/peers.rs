@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::proc::{Proc, loopback, wait_until};
+use crate::proc::{ListenAt, Proc, loopback, wait_until};
 use crate::torrent::{TorrentFile, lt_peer_script};
 
 pub const TRANSMISSION: &str = "transmission-cli";
@@ -131,7 +131,7 @@ fn lt_command(
     mode: &str,
     torrent: &TorrentFile,
     dir: &Path,
-    port: u16,
+    listen: SocketAddr,
     peers: &[SocketAddr],
 ) -> Command {
     let mut cmd = Command::new(crate::PYTHON);
@@ -141,7 +141,10 @@ fn lt_command(
         .arg(&torrent.path)
         .arg("--dir")
         .arg(dir)
-        .args(["--port", &port.to_string(), "--interval", "0.5"]);
+        .args(["--port", &listen.port().to_string(), "--interval", "0.5"]);
+    if listen.ip() != loopback(0).ip() {
+        cmd.args(["--ip", &listen.ip().to_string()]);
+    }
     for p in peers {
         cmd.args(["--peer", &p.to_string()]);
     }
@@ -149,20 +152,22 @@ fn lt_command(
 }
 
 /// A libtorrent seeder of `torrent` whose content is in `data_dir`, listening on
-/// 127.0.0.1:`port` and dialling `peers` every 2 s.
+/// `listen` (a port on 127.0.0.1, or an address: it dials from its IP) and
+/// dialling `peers` every 2 s.
 pub fn lt_seed(
     logs: &Path,
     name: &str,
     torrent: &TorrentFile,
     data_dir: &Path,
-    port: u16,
+    listen: impl Into<ListenAt>,
     peers: &[SocketAddr],
 ) -> Peer {
-    let cmd = lt_command("seed", torrent, data_dir, port, peers);
+    let listen = listen.into().0;
+    let cmd = lt_command("seed", torrent, data_dir, listen, peers);
     Peer {
         proc: Proc::spawn(name, cmd, logs),
         client: Client::Libtorrent,
-        listen: loopback(port),
+        listen,
         dir: data_dir.to_path_buf(),
         done_marker: None,
         exits_when_complete: false,
@@ -175,15 +180,16 @@ pub fn lt_leech(
     name: &str,
     torrent: &TorrentFile,
     out_dir: &Path,
-    port: u16,
+    listen: impl Into<ListenAt>,
     peers: &[SocketAddr],
 ) -> Peer {
     std::fs::create_dir_all(out_dir).expect("create out dir");
-    let cmd = lt_command("leech", torrent, out_dir, port, peers);
+    let listen = listen.into().0;
+    let cmd = lt_command("leech", torrent, out_dir, listen, peers);
     Peer {
         proc: Proc::spawn(name, cmd, logs),
         client: Client::Libtorrent,
-        listen: loopback(port),
+        listen,
         dir: out_dir.to_path_buf(),
         done_marker: None,
         exits_when_complete: false,
@@ -352,7 +358,7 @@ fn swarm_command(
     torrent: &TorrentFile,
     dir_flag: &str,
     dir: &Path,
-    port: u16,
+    listen: SocketAddr,
     opts: &SwarmOpts,
 ) -> Command {
     let mut cmd = Command::new(bin);
@@ -360,7 +366,7 @@ fn swarm_command(
         .arg(&torrent.path)
         .arg(dir_flag)
         .arg(dir)
-        .args(["--listen", &loopback(port).to_string(), "--json"]);
+        .args(["--listen", &listen.to_string(), "--json"]);
     for p in &opts.peers {
         cmd.args(["--peer", &p.to_string()]);
     }
@@ -374,7 +380,8 @@ fn swarm_command(
     cmd
 }
 
-/// `swarm download TORRENT -o OUT --listen 127.0.0.1:PORT --json [--peer ..]`.
+/// `swarm download TORRENT -o OUT --listen ADDR --json [--peer ..]` (a `u16`
+/// listens on 127.0.0.1; a [`crate::free_addr`] on an IP of its own).
 /// `bin` is the test's `env!("CARGO_BIN_EXE_swarm")`.
 pub fn swarm_download(
     bin: &Path,
@@ -382,39 +389,41 @@ pub fn swarm_download(
     name: &str,
     torrent: &TorrentFile,
     out_dir: &Path,
-    port: u16,
+    listen: impl Into<ListenAt>,
     opts: &SwarmOpts,
 ) -> Peer {
     std::fs::create_dir_all(out_dir).expect("create out dir");
-    let mut cmd = swarm_command(bin, "download", torrent, "-o", out_dir, port, opts);
+    let listen = listen.into().0;
+    let mut cmd = swarm_command(bin, "download", torrent, "-o", out_dir, listen, opts);
     if opts.seed_after {
         cmd.arg("--seed");
     }
     Peer {
         proc: Proc::spawn(name, cmd, logs),
         client: Client::Swarm,
-        listen: loopback(port),
+        listen,
         dir: out_dir.to_path_buf(),
         done_marker: None,
         exits_when_complete: !opts.seed_after,
     }
 }
 
-/// `swarm seed TORRENT -d DATA_DIR --listen 127.0.0.1:PORT --json [--peer ..]`.
+/// `swarm seed TORRENT -d DATA_DIR --listen ADDR --json [--peer ..]`.
 pub fn swarm_seed(
     bin: &Path,
     logs: &Path,
     name: &str,
     torrent: &TorrentFile,
     data_dir: &Path,
-    port: u16,
+    listen: impl Into<ListenAt>,
     opts: &SwarmOpts,
 ) -> Peer {
-    let cmd = swarm_command(bin, "seed", torrent, "-d", data_dir, port, opts);
+    let listen = listen.into().0;
+    let cmd = swarm_command(bin, "seed", torrent, "-d", data_dir, listen, opts);
     Peer {
         proc: Proc::spawn(name, cmd, logs),
         client: Client::Swarm,
-        listen: loopback(port),
+        listen,
         dir: data_dir.to_path_buf(),
         done_marker: None,
         exits_when_complete: false,

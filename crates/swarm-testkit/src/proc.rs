@@ -36,6 +36,48 @@ pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// A free port on `ip` (TCP and UDP), as [`free_port`] does for 127.0.0.1.
+pub fn free_port_on(ip: std::net::IpAddr) -> u16 {
+    for _ in 0..100 {
+        let listener = TcpListener::bind((ip, 0)).expect("bind a loopback IP, port 0");
+        let port = listener.local_addr().expect("local_addr").port();
+        if std::net::UdpSocket::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both TCP and UDP on {ip}");
+}
+
+static FREE_ADDR_NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A loopback IP of its own (127.0.0.10, .11, ... .249, then 127.0.1.10,
+/// ...: a new one per call in this process) with a free port: where one
+/// test peer listens and dials from, so the per-IP connection rules see
+/// peers on loopback as distinct machines.
+pub fn free_addr() -> SocketAddr {
+    let n = FREE_ADDR_NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (x, y) = (n / 240, 10 + n % 240);
+    let ip = std::net::IpAddr::from([127, 0, (x % 256) as u8, y as u8]);
+    SocketAddr::new(ip, free_port_on(ip))
+}
+
+/// Where a test peer listens: a port on 127.0.0.1 (a `u16`, as older tests
+/// pass) or a whole address (from [`free_addr`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAt(pub SocketAddr);
+
+impl From<u16> for ListenAt {
+    fn from(port: u16) -> Self {
+        ListenAt(loopback(port))
+    }
+}
+
+impl From<SocketAddr> for ListenAt {
+    fn from(addr: SocketAddr) -> Self {
+        ListenAt(addr)
+    }
+}
+
 /// True if CI=true: then a missing program is a failure, not a skip.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

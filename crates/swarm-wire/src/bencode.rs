@@ -172,6 +172,21 @@ pub fn decode_lenient(input: &[u8]) -> Result<Value<'_>, DecodeError> {
     decode_with(input, false)
 }
 
+/// Decodes one value at the front of `input` like [`decode_lenient`] and
+/// returns it with the number of bytes it took; the bytes after it are left
+/// to the caller. For messages that put raw bytes after a bencoded
+/// dictionary (BEP 9's `ut_metadata` data message).
+pub fn decode_lenient_prefix(input: &[u8]) -> Result<(Value<'_>, usize), DecodeError> {
+    let mut d = Decoder {
+        input,
+        pos: 0,
+        strict: false,
+        values: 0,
+    };
+    let value = d.value(0)?;
+    Ok((value, d.pos))
+}
+
 fn decode_with(input: &[u8], strict: bool) -> Result<Value<'_>, DecodeError> {
     let mut d = Decoder {
         input,

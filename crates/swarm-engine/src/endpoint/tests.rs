@@ -205,13 +205,16 @@ fn incoming_handshakes_have_their_own_cap_and_a_deadline() {
     };
     let mut e = endpoint(config);
     drain(&mut e);
-    let accepted: Vec<PeerKey> = (0..8)
+    let mut accepted: Vec<PeerKey> = (0..8)
         .map(|i| e.handle_accept(at(0), addr(10 + i, 5000)).unwrap())
         .collect();
+    // All 8 slots taken: a newcomer replaces the oldest (the cap holds).
+    let newcomer = e.handle_accept(at(0), addr(50, 5000)).unwrap();
     assert_eq!(
-        e.handle_accept(at(0), addr(50, 5000)),
-        Err(Refusal::HandshakesFull)
+        closes(&drain(&mut e)),
+        vec![(accepted[0], Refusal::HandshakesFull)]
     );
+    accepted[0] = newcomer;
     // The silent ones are closed at their deadline, not before.
     e.handle_timeout(at(2));
     assert!(closes(&drain(&mut e)).is_empty());
@@ -225,7 +228,7 @@ fn incoming_handshakes_have_their_own_cap_and_a_deadline() {
             .all(|(k, r)| accepted.contains(k) && *r == Refusal::HandshakeTimeout)
     );
     assert!(
-        e.handle_accept(at(3), addr(50, 5000)).is_ok(),
+        e.handle_accept(at(3), addr(51, 5000)).is_ok(),
         "slots are back"
     );
 }
@@ -671,4 +674,41 @@ fn the_global_cap_evicts_an_idle_connection_of_any_torrent() {
     assert_eq!(closes(&drain(&mut e)), vec![(ks[0], Refusal::Idle)]);
     assert_eq!(e.torrent_connections(&T2).unwrap().connected, 1);
     assert_eq!(e.connections(), 4);
+}
+
+/// A flood of silent sockets from many addresses cannot hold the door
+/// shut: each newcomer takes the slot of the oldest pending handshake, so
+/// a real peer that knocks in the middle of it gets its handshake read
+/// (it sends it within a round trip) and gets in.
+#[test]
+fn a_silent_flood_cannot_hold_the_handshake_slots() {
+    let config = EndpointConfig {
+        handshakes_max: 64,
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    drain(&mut e);
+    let mut now = Instant(0);
+    for i in 0..1000u32 {
+        now = Instant(u64::from(i) * 2_000); // 500 a second
+        let from = SocketAddr::from(([127, 1, (i % 200) as u8, 1], 5000));
+        e.handle_accept(now, from)
+            .expect("a newcomer always gets a slot");
+        drain(&mut e);
+        if i == 500 {
+            let real = e.handle_accept(now, addr(99, 7000)).unwrap();
+            drain(&mut e);
+            let rtt = now + Duration::from_millis(1);
+            e.handle_handshake(rtt, real, T1, peer_id(1))
+                .expect("the real peer gets in");
+        }
+    }
+    assert_eq!(e.torrent_connections(&T1).unwrap().connected, 1);
+    e.handle_timeout(now + Duration::from_secs(11));
+    drain(&mut e);
+    assert_eq!(
+        e.connections(),
+        1,
+        "every silent one is gone by its deadline"
+    );
 }

@@ -1,5 +1,7 @@
-//! The peer wire protocol (BEP 3), with the fast extension (BEP 6) and the
-//! extension protocol (BEP 10).
+//! The peer wire protocol (BEP 3), with the fast extension (BEP 6), the
+//! extension protocol (BEP 10) and two extensions over it: metadata exchange
+//! (BEP 9, [`MetadataMessage`]) and peer exchange (BEP 11, [`PexMessage`]).
+//! The DHT port message (BEP 5) is [`Message::Port`].
 //!
 //! Framing is sans-IO: the driver feeds received bytes in and gets whole
 //! messages out. Every length is checked against hard limits before any
@@ -8,6 +10,8 @@
 mod codec;
 mod extended;
 mod handshake;
+mod metadata;
+mod pex;
 
 pub use codec::{
     EXTENDED_HEADER_LEN_MAX, EXTENDED_PAYLOAD_LEN_MAX, LEN_PREFIX_LEN, MessageDecoder,
@@ -18,6 +22,8 @@ pub use extended::{
     ExtendedHandshake,
 };
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL};
+pub use metadata::{METADATA_PIECE_LEN, MetadataMessage, UT_METADATA};
+pub use pex::{PEX_ADDED_MAX, PEX_DECODE_ADDRS_MAX, PEX_DROPPED_MAX, PexFlags, PexMessage, UT_PEX};
 
 /// Why a peer's bytes were refused. Every variant means: drop the connection
 /// and log the reason.
@@ -37,6 +43,11 @@ pub enum WireError {
     BadLength { id: u8, len: usize, expected: usize },
     #[error("bad extension handshake: {0}")]
     BadExtendedHandshake(String),
+    #[error("bad {extension} message: {why}")]
+    BadExtensionMessage {
+        extension: &'static str,
+        why: String,
+    },
 }
 
 /// Length of one block request: 16 KiB, the size every client uses.
