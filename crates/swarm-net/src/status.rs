@@ -53,7 +53,8 @@ pub struct TorrentStatus {
     pub name: String,
     pub state: TorrentState,
     pub complete: bool,
-    /// While checking: the bytes checked so far (of `total_length`).
+    /// While checking: the bytes checked so far (of `total_length`); none
+    /// before the check starts reading (or if it reads nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checked: Option<u64>,
     pub pieces_have: u32,

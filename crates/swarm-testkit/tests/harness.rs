@@ -31,7 +31,7 @@ fn libtorrent_to_transmission_and_aria2_by_dialling_them() {
         "lt-seed",
         &torrent,
         &data_dir,
-        free_port(),
+        free_addr(),
         &[tr.listen, ar.listen],
     );
     wait_all_complete(&mut [&mut tr, &mut ar], DEADLINE);
@@ -63,7 +63,7 @@ fn transmission_and_aria2_seed_to_libtorrent() {
         "lt-from-tr",
         &torrent,
         &t.sub("l1"),
-        free_port(),
+        free_addr(),
         &[tr.listen],
     );
     let mut l2 = lt_leech(
@@ -71,7 +71,7 @@ fn transmission_and_aria2_seed_to_libtorrent() {
         "lt-from-ar",
         &torrent,
         &t.sub("l2"),
-        free_port(),
+        free_addr(),
         &[ar.listen],
     );
     wait_all_complete(&mut [&mut l1, &mut l2], DEADLINE);
@@ -113,13 +113,13 @@ fn udp_opentracker_swarm_of_libtorrent_and_transmission() {
         tracker.wait_peers(&torrent.info_hash_hex, 1, Duration::from_secs(30)),
         "transmission announced"
     );
-    let _seed = lt_seed(&t.logs(), "lt-seed", &torrent, &data_dir, free_port(), &[]);
+    let _seed = lt_seed(&t.logs(), "lt-seed", &torrent, &data_dir, free_addr(), &[]);
     let mut l1 = lt_leech(
         &t.logs(),
         "lt-leech",
         &torrent,
         &t.sub("l1"),
-        free_port(),
+        free_addr(),
         &[],
     );
     wait_all_complete(&mut [&mut tr, &mut l1], DEADLINE);
@@ -149,7 +149,7 @@ fn hostile_peer_fools_libtorrent_until_it_is_dropped() {
         "lt-leech",
         &torrent,
         &t.sub("out"),
-        free_port(),
+        free_addr(),
         &[hostile.addr],
     );
     // One whole corrupt piece is what fooling takes: libtorrent bans a peer
@@ -164,7 +164,7 @@ fn hostile_peer_fools_libtorrent_until_it_is_dropped() {
         "lt-seed",
         &torrent,
         &seed_dir,
-        free_port(),
+        free_addr(),
         &[leech.listen],
     );
     wait_all_complete(&mut [&mut leech], DEADLINE);

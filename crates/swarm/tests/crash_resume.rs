@@ -82,7 +82,7 @@ fn sigkill_at_ten_moments_loses_no_verified_piece() {
     let seed_dir = t.sub("seed");
     let content = data::single_file(&seed_dir, "big.bin", SIZE, 71);
     let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_256_KIB, &[]);
-    let seeder = lt_seed(&t.logs(), "lt-seed", &torrent, &seed_dir, free_port(), &[]);
+    let seeder = lt_seed(&t.logs(), "lt-seed", &torrent, &seed_dir, free_addr(), &[]);
     assert!(
         proc::wait_listening(seeder.listen, Duration::from_secs(60)),
         "libtorrent listens"
@@ -110,7 +110,7 @@ fn sigkill_at_ten_moments_loses_no_verified_piece() {
             &format!("swarm-{run}"),
             &torrent,
             &out,
-            free_port(),
+            free_addr(),
             &opts,
         );
         match delay {

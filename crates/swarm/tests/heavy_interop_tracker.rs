@@ -129,7 +129,7 @@ fn real_clients_through_swarm_tracker(udp: bool) {
         "swarm",
         &torrent,
         &t.sub("sw"),
-        free_port(),
+        free_addr(),
         &opts,
     );
     peers(2);
@@ -138,7 +138,7 @@ fn real_clients_through_swarm_tracker(udp: bool) {
         "lt-leech",
         &torrent,
         &t.sub("lt"),
-        free_port(),
+        free_addr(),
         &[],
     );
     peers(3);
@@ -148,7 +148,7 @@ fn real_clients_through_swarm_tracker(udp: bool) {
         aria2_leech(&t.logs(), "aria2", &torrent, &t.sub("ar"), free_port())
     };
     peers(4);
-    let mut seed = lt_seed(&t.logs(), "lt-seed", &torrent, &seed_dir, free_port(), &[]);
+    let mut seed = lt_seed(&t.logs(), "lt-seed", &torrent, &seed_dir, free_addr(), &[]);
 
     wait_all_complete(&mut [&mut tr, &mut sw, &mut lt, &mut ar], DEADLINE);
     assert_alive(&mut seed);

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use swarm_testkit::peers::{SwarmOpts, swarm_download, swarm_seed, wait_all_complete};
-use swarm_testkit::proc::free_port;
+use swarm_testkit::proc::{free_addr, free_port};
 use swarm_testkit::torrent::TorrentFile;
 use swarm_testkit::{TestDir, data};
 
@@ -86,7 +86,7 @@ fn heavy_1500_files_seed_and_download_under_ulimit_256() {
         "leech",
         &torrent,
         &out,
-        free_port(),
+        free_addr(),
         &SwarmOpts {
             peers: vec![seeder.listen],
             ..SwarmOpts::default()

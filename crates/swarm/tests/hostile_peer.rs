@@ -63,7 +63,7 @@ fn corrupt_blocks_are_refetched_and_the_hostile_peer_is_banned() {
         "swarm",
         &torrent,
         &out,
-        free_port(),
+        free_addr(),
         &opts,
     );
     // Until swarm hangs up on it (the ban after repeated hash failures), or
@@ -88,7 +88,7 @@ fn corrupt_blocks_are_refetched_and_the_hostile_peer_is_banned() {
         "lt-seed",
         &torrent,
         &seed_dir,
-        free_port(),
+        free_addr(),
         &[leech.listen],
     );
     wait_all_complete(&mut [&mut leech], DEADLINE);

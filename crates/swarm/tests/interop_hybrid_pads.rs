@@ -76,7 +76,7 @@ fn round_trip(piece: u32, label: &str) {
     assert_eq!(v["total_size"], total_real, "the size a user gets");
 
     // libtorrent seeds; swarm and a libtorrent leecher download.
-    let mut lt_seeder = lt_seed(&t.logs(), "lt-seed", &torrent, &src, free_port(), &[]);
+    let mut lt_seeder = lt_seed(&t.logs(), "lt-seed", &torrent, &src, free_addr(), &[]);
     assert!(
         proc::wait_listening(lt_seeder.listen, Duration::from_secs(20)),
         "libtorrent listens"
@@ -88,7 +88,7 @@ fn round_trip(piece: u32, label: &str) {
         "swarm-leech",
         &torrent,
         &swarm_out,
-        free_port(),
+        free_addr(),
         &SwarmOpts {
             peers: vec![lt_seeder.listen],
             ..SwarmOpts::default()
@@ -100,7 +100,7 @@ fn round_trip(piece: u32, label: &str) {
         "lt-a",
         &torrent,
         &lt_out,
-        free_port(),
+        free_addr(),
         &[lt_seeder.listen],
     );
     wait_all_complete(&mut [&mut swarm_leech, &mut lt_a], DEADLINE);
@@ -124,7 +124,7 @@ fn round_trip(piece: u32, label: &str) {
         "swarm-seed",
         &torrent,
         &lt_out,
-        free_port(),
+        free_addr(),
         &SwarmOpts::default(),
     );
     assert!(
@@ -138,7 +138,7 @@ fn round_trip(piece: u32, label: &str) {
         "lt-b",
         &torrent,
         &lt_b_out,
-        free_port(),
+        free_addr(),
         &[swarm_seeder.listen],
     );
     wait_all_complete(&mut [&mut lt_b], DEADLINE);

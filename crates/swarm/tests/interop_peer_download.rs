@@ -41,7 +41,7 @@ fn swarm_leech_from(t: &TestDir, torrent: &TorrentFile, content: &Path, seeder: 
         "swarm",
         torrent,
         &out,
-        free_port(),
+        free_addr(),
         &opts,
     );
     wait_all_complete(&mut [&mut leech], DEADLINE);
@@ -58,7 +58,7 @@ fn swarm_downloads_single_file_16k_pieces_from_libtorrent() {
     let seed_dir = t.sub("seed");
     let content = data::single_file(&seed_dir, "odd-size.bin", 1_000_003, 21);
     let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_16_KIB, &[]);
-    let mut seeder = lt_seed(&t.logs(), "lt-seed", &torrent, &seed_dir, free_port(), &[]);
+    let mut seeder = lt_seed(&t.logs(), "lt-seed", &torrent, &seed_dir, free_addr(), &[]);
     assert!(
         proc::wait_listening(seeder.listen, Duration::from_secs(20)),
         "libtorrent listens"
@@ -85,7 +85,7 @@ fn swarm_downloads_multi_file_256k_pieces_from_libtorrent_via_udp_opentracker() 
         &announce,
     );
     let tracker = Opentracker::start(&t.sub("tracker"), tport, &[&torrent.info_hash_hex]);
-    let mut seeder = lt_seed(&t.logs(), "lt-seed", &torrent, &seed_dir, free_port(), &[]);
+    let mut seeder = lt_seed(&t.logs(), "lt-seed", &torrent, &seed_dir, free_addr(), &[]);
     let announced = tracker.wait_peers(&torrent.info_hash_hex, 1, Duration::from_secs(30));
     assert!(announced, "libtorrent announced to opentracker");
     // No --peer: swarm finds the seeder through the tracker.
@@ -97,7 +97,7 @@ fn swarm_downloads_multi_file_256k_pieces_from_libtorrent_via_udp_opentracker() 
         "swarm",
         &torrent,
         &out,
-        free_port(),
+        free_addr(),
         &opts,
     );
     wait_all_complete(&mut [&mut leech], DEADLINE);

@@ -68,7 +68,7 @@ fn mixed_swarm_via_opentracker_every_member_completes() {
         "swarm-1",
         &torrent,
         &t.sub("s1"),
-        free_port(),
+        free_addr(),
         &opts,
     );
     announced(2);
@@ -77,7 +77,7 @@ fn mixed_swarm_via_opentracker_every_member_completes() {
         "lt-leech",
         &torrent,
         &t.sub("lt"),
-        free_port(),
+        free_addr(),
         &[],
     );
     announced(3);
@@ -87,11 +87,11 @@ fn mixed_swarm_via_opentracker_every_member_completes() {
         "swarm-2",
         &torrent,
         &t.sub("s2"),
-        free_port(),
+        free_addr(),
         &opts,
     );
     announced(4);
-    let mut seed = lt_seed(&t.logs(), "lt-seed", &torrent, &seed_dir, free_port(), &[]);
+    let mut seed = lt_seed(&t.logs(), "lt-seed", &torrent, &seed_dir, free_addr(), &[]);
 
     wait_all_complete(&mut [&mut tr, &mut s1, &mut s2, &mut l1], DEADLINE);
     assert_alive(&mut seed);

@@ -41,7 +41,7 @@ fn libtorrent_downloads_multi_file_16k_pieces_from_swarm() {
         "swarm-seed",
         &torrent,
         &seed_dir,
-        free_port(),
+        free_addr(),
         &opts,
     );
     assert!(
@@ -53,7 +53,7 @@ fn libtorrent_downloads_multi_file_16k_pieces_from_swarm() {
         "lt-leech",
         &torrent,
         &t.sub("lt-out"),
-        free_port(),
+        free_addr(),
         &[seeder.listen],
     );
     wait_all_complete(&mut [&mut leech], DEADLINE);
@@ -92,7 +92,7 @@ fn transmission_downloads_single_file_4m_pieces_from_swarm() {
         "swarm-seed",
         &torrent,
         &seed_dir,
-        free_port(),
+        free_addr(),
         &opts,
     );
     wait_all_complete(&mut [&mut leech], DEADLINE);
@@ -130,7 +130,7 @@ fn aria2_downloads_single_file_256k_pieces_from_swarm() {
         "swarm-seed",
         &torrent,
         &seed_dir,
-        free_port(),
+        free_addr(),
         &opts,
     );
     wait_all_complete(&mut [&mut leech], DEADLINE);

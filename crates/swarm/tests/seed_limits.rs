@@ -37,7 +37,7 @@ fn seed_ratio_one_leaves_after_one_full_upload() {
         "seeder",
         &torrent,
         &t.sub("seed"),
-        free_port(),
+        free_addr(),
         &opts,
     );
     assert!(
@@ -61,7 +61,7 @@ fn seed_ratio_one_leaves_after_one_full_upload() {
         "leech",
         &torrent,
         &t.sub("out"),
-        free_port(),
+        free_addr(),
         &leech_opts,
     );
     wait_all_complete(&mut [&mut leech], Duration::from_secs(60));
@@ -111,7 +111,7 @@ fn seed_time_leaves_and_announces_stopped() {
         "seeding-leech",
         &torrent,
         &t.sub("seed"),
-        free_port(),
+        free_addr(),
         &opts,
     );
     let ih = torrent.info_hash_hex.clone();

@@ -112,7 +112,7 @@ fn the_four_fastest_uploaders_hold_the_regular_slots() {
             &format!("p{i}"),
             &torrent,
             &dir,
-            free_port(),
+            free_addr(),
             &opts,
         );
         ps.push(p);
@@ -139,7 +139,7 @@ fn the_four_fastest_uploaders_hold_the_regular_slots() {
         "l",
         &torrent,
         &l_dir,
-        free_port(),
+        free_addr(),
         &opts,
     );
 

@@ -16,9 +16,10 @@
 //! Peer sources other than trackers and `--peer` (the DHT, PEX) feed
 //! addresses through a [`PeerFeed`].
 //!
-//! Rate limits: the process's (`ClientConfig`) are token buckets every
-//! connection of every torrent takes from; a torrent's own
-//! (`AddOptions`) are taken from as well, by its connections only.
+//! Rate limits: the process's (`ClientConfig`) are [`FairShare`]s, shared
+//! max-min fairly by the torrents (re-divided every second by what each
+//! used); a torrent's own (`AddOptions`) are a bucket its connections take
+//! from as well.
 
 mod driver;
 mod startup;
@@ -34,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{FAIR_SHARE_INTERVAL, FairShare, RateLimiter};
 use crate::session::{self, SessionConfig};
 use crate::status::{TorrentState, TorrentStatus};
 use crate::tracker::TrackerConfig;
@@ -164,9 +165,19 @@ pub struct Client {
     listen_addr: SocketAddr,
     peer_id: PeerId,
     tracker: TrackerConfig,
-    upload_limit: Option<Arc<RateLimiter>>,
-    download_limit: Option<Arc<RateLimiter>>,
+    upload_limit: Option<Arc<FairShare>>,
+    download_limit: Option<Arc<FairShare>>,
+    /// Re-divides the process's rate limits every second.
+    rebalance_task: Option<JoinHandle<()>>,
     torrents: Mutex<BTreeMap<InfoHash, Registered>>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(t) = &self.rebalance_task {
+            t.abort();
+        }
+    }
 }
 
 impl Client {
@@ -191,14 +202,37 @@ impl Client {
             attached: Default::default(),
         };
         let driver_task = tokio::spawn(driver.run());
+        let upload_limit = config.upload_limit.map(|r| Arc::new(FairShare::new(r)));
+        let download_limit = config.download_limit.map(|r| Arc::new(FairShare::new(r)));
+        let shares: Vec<Arc<FairShare>> = upload_limit
+            .iter()
+            .chain(download_limit.iter())
+            .cloned()
+            .collect();
+        let rebalance_task = (!shares.is_empty()).then(|| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(FAIR_SHARE_INTERVAL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut last = Instant::now();
+                loop {
+                    tick.tick().await;
+                    let now = Instant::now();
+                    for share in &shares {
+                        share.rebalance(now - last);
+                    }
+                    last = now;
+                }
+            })
+        });
         Ok(Client {
             driver: tx,
             driver_task,
             listen_addr,
             peer_id: config.peer_id,
             tracker: config.tracker,
-            upload_limit: config.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
-            download_limit: config.download_limit.map(|r| Arc::new(RateLimiter::new(r))),
+            upload_limit,
+            download_limit,
+            rebalance_task,
             torrents: Mutex::new(BTreeMap::new()),
         })
     }
@@ -241,7 +275,9 @@ impl Client {
             info_hash: spec.info_hash_hex(),
             name: spec.name.clone(),
             state: TorrentState::Checking,
-            checked: Some(0),
+            // `Some` once data is actually read (none when the resume
+            // record vouches for everything, or nothing is on disk).
+            checked: None,
             pieces_total: spec.lengths.num_pieces(),
             total_length: spec.pads().real_total(),
             left: spec.pads().real_total(),
@@ -254,13 +290,13 @@ impl Client {
             .map(|r| Arc::new(RateLimiter::new(r)))
             .into_iter()
             .collect();
-        upload_limits.extend(self.upload_limit.clone());
+        upload_limits.extend(self.upload_limit.as_ref().map(|f| f.join()));
         let mut download_limits: Vec<_> = options
             .download_limit
             .map(|r| Arc::new(RateLimiter::new(r)))
             .into_iter()
             .collect();
-        download_limits.extend(self.download_limit.clone());
+        download_limits.extend(self.download_limit.as_ref().map(|f| f.join()));
         let mut tracker = self.tracker.clone();
         if tracker.local_ip.is_none() && !self.listen_addr.ip().is_unspecified() {
             // Announce from where we listen, so the tracker hands out the
@@ -337,7 +373,7 @@ impl Client {
 
     /// Stops every torrent, waits for their final statuses, then stops the
     /// endpoint driver and closes the listener.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let registered: Vec<Registered> = {
             let mut torrents = self.torrents.lock().unwrap_or_else(|e| e.into_inner());
             std::mem::take(&mut *torrents).into_values().collect()
@@ -350,7 +386,7 @@ impl Client {
             let _ = status.wait_for(|s| s.state.is_final()).await;
         }
         let _ = self.driver.send(DriverCmd::Shutdown);
-        let _ = self.driver_task.await;
+        let _ = (&mut self.driver_task).await;
     }
 }
 

@@ -14,6 +14,9 @@ EXAMPLES:
   Download into the current folder, peers from the torrent's trackers:
       swarm download ubuntu.torrent
 
+  Several torrents at once, in one process on one port:
+      swarm download a.torrent b.torrent c.torrent -o ~/Downloads --max-download-rate 10M
+
   Into ~/Downloads, also from a known peer, then keep seeding until Ctrl-C:
       swarm download photos.torrent -o ~/Downloads --peer 192.0.2.7:6881 --seed
 
@@ -25,6 +28,12 @@ EXAMPLES:
       swarm download big.torrent --seed-ratio 2 --seed-time 2h --peers";
 
 /// Download a torrent's files from its peers.
+///
+/// Several torrents given run side by side in one process, on one port,
+/// one progress line each; --max-connections and the rate limits are
+/// shared by all of them (a torrent that needs less leaves the rest to the
+/// others). swarm then exits 0 once all are complete, and 1 if any failed
+/// (after the others finished), naming each failure.
 ///
 /// The files land under DIR (-o, default: the current folder): a single-file
 /// torrent as DIR/NAME, a multi-file one as DIR/NAME/... . They are created
@@ -62,9 +71,9 @@ EXAMPLES:
 #[derive(Debug, Args)]
 #[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_STATUS_HELP))]
 pub struct DownloadArgs {
-    /// The .torrent file.
-    #[arg(value_name = "FILE.torrent")]
-    pub torrent: PathBuf,
+    /// The .torrent file(s).
+    #[arg(value_name = "FILE.torrent", required = true, num_args = 1..)]
+    pub torrents: Vec<PathBuf>,
 
     /// The folder to download into.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
@@ -80,10 +89,10 @@ pub struct DownloadArgs {
 
 pub fn run(args: DownloadArgs) -> Result<()> {
     let peers = peer::resolve_peers(&args.net.peers)?;
-    let spec = peer::load_torrent(&args.torrent)?;
+    let specs = peer::load_torrents(&args.torrents)?;
     let dir = peer::output_dir(args.output);
     peer::run(Run {
-        spec: &spec,
+        specs: &specs,
         dir: &dir,
         mode: OpenMode::Create,
         net: &args.net,
