@@ -259,10 +259,9 @@ pub fn endpoint_config(net: &NetArgs) -> EndpointConfig {
     EndpointConfig {
         connections_max,
         torrent_connections_max: defaults.torrent_connections_max.min(connections_max),
-        // Several peers may share one address on loopback (tests that do
-        // not give each peer its own 127.0.0.x): the per-IP cap is the
-        // torrent's.
-        ip_connections_max: defaults.torrent_connections_max,
+        // The Endpoint's per-IP cap (4) holds here too: tests on loopback
+        // give each peer its own 127.0.0.x (`--listen`), so one address
+        // cannot take every slot.
         ..defaults
     }
 }
