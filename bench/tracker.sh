@@ -20,6 +20,8 @@
 # (100000), LOAD_WORKERS (1), WRK_CONNECTIONS (64), SWARM (target/release/swarm,
 # built here unless given), AQUATIC_UDP / AQUATIC_LOAD (~/.cargo/bin/...),
 # BENCH_DIR (a temp dir, removed unless KEEP=1).
+# The memory of each tracker holding 1,000,000 distinct peers is measured
+# by bench/tracker-memory.sh (the load test above concentrates on few peers).
 # Installs (minutes of CPU): cargo install aquatic_udp_load_test --locked;
 # cargo install aquatic_udp.
 set -euo pipefail

@@ -234,7 +234,7 @@ impl TorrentCore {
             Some(Message::HaveAll)
         } else if info.fast_ext && have.is_none_set() {
             Some(Message::HaveNone)
-        } else if !have.is_none_set() {
+        } else if have_any {
             Some(Message::Bitfield(have.to_wire()))
         } else {
             // BEP 3: a peer with no piece may skip the bitfield.
@@ -245,8 +245,7 @@ impl TorrentCore {
         }
         // A free slot may unchoke it before it asks (the choker's
         // preemptive unchoke); with nothing to give there is no point.
-        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
-        if have_any && unchoked < self.unchoker.max_unchoked() {
+        if have_any && self.has_free_unchoke_slot() {
             self.rechoke(false);
         }
     }
@@ -413,6 +412,13 @@ impl TorrentCore {
         }
     }
 
+    /// Fewer peers unchoked than the choker may unchoke: a rechoke between
+    /// rounds could fill a slot.
+    fn has_free_unchoke_slot(&self) -> bool {
+        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        unchoked < self.unchoker.max_unchoked()
+    }
+
     fn on_interest(&mut self, key: PeerKey, interested: bool) {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
@@ -420,9 +426,8 @@ impl TorrentCore {
         p.peer_interested = interested;
         // Fill a free slot at once, and free the slot of a peer that lost
         // interest, rather than wait up to a rechoke interval.
-        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
         let rechoke = if interested {
-            unchoked < self.unchoker.max_unchoked()
+            self.has_free_unchoke_slot()
         } else {
             self.peers.get(&key).is_some_and(|p| !p.am_choking)
         };

@@ -455,3 +455,96 @@ async fn a_client_dials_from_its_listen_ip() {
     leecher.join().await.unwrap();
     leech_client.shutdown().await;
 }
+
+/// A one-file torrent's info dictionary (bencoded) and its spec.
+fn info_dict(name: &str, data: &[u8], piece_len: u32) -> (Vec<u8>, TorrentSpec) {
+    let mut pieces = Vec::new();
+    for c in data.chunks(piece_len as usize) {
+        pieces.extend_from_slice(&Sha1::digest(c));
+    }
+    let mut info = format!(
+        "d6:lengthi{}e4:name{}:{name}12:piece lengthi{piece_len}e6:pieces{}:",
+        data.len(),
+        name.len(),
+        pieces.len()
+    )
+    .into_bytes();
+    info.extend_from_slice(&pieces);
+    info.push(b'e');
+    let meta = swarm_wire::metainfo::Metainfo::from_info_bytes(&info).unwrap();
+    (info, TorrentSpec::from_metainfo(&meta))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_gets_its_metadata_from_a_seeder_then_its_data() {
+    let data = content(300_001, 9);
+    let (info, spec) = info_dict("magnet.bin", &data, 16_384);
+    let (seed_dir, leech_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(seed_dir.path().join("magnet.bin"), &data).unwrap();
+    let seeder = client("127.0.0.1").await;
+    let handle = seeder
+        .add_torrent(
+            spec.clone(),
+            AddOptions {
+                metadata: Some(info.clone().into()),
+                ..AddOptions::new(seed_dir.path(), OpenMode::Existing)
+            },
+        )
+        .unwrap();
+    let mut st = handle.watch();
+    st.wait_for(|s| s.state == TorrentState::Seeding)
+        .await
+        .unwrap();
+    let leecher = client("127.0.0.1").await;
+    let magnet =
+        swarm_wire::Magnet::parse(&format!("magnet:?xt=urn:btih:{}", spec.info_hash.to_hex()))
+            .unwrap();
+    let leech = leecher
+        .add_magnet(
+            magnet.clone(),
+            leech_options(leech_dir.path(), seeder.listen_addr()),
+        )
+        .unwrap();
+    assert_eq!(leech.status().state, TorrentState::Metadata);
+    wait_complete(&leech).await;
+    assert_eq!(leech.status().name, "magnet.bin");
+    assert_eq!(
+        std::fs::read(leech_dir.path().join("magnet.bin")).unwrap(),
+        data
+    );
+    let saved = swarm_net::magnet::saved_torrent_path(leech_dir.path(), spec.info_hash);
+    let meta = swarm_wire::metainfo::Metainfo::from_bytes(&std::fs::read(saved).unwrap()).unwrap();
+    assert_eq!(meta.info_hash(), spec.info_hash);
+    assert_eq!(meta.info_bytes(), &info[..]);
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_stopped_before_its_metadata_ends_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client("127.0.0.1").await;
+    let magnet = swarm_wire::Magnet::parse(&format!(
+        "magnet:?xt=urn:btih:{}&dn=nowhere",
+        "ab".repeat(20)
+    ))
+    .unwrap();
+    let handle = c
+        .add_magnet(magnet, AddOptions::new(dir.path(), OpenMode::Create))
+        .unwrap();
+    let s = handle.status();
+    assert_eq!(
+        (s.state, s.name.as_str()),
+        (TorrentState::Metadata, "nowhere")
+    );
+    handle.stop();
+    let last = tokio::time::timeout(DEADLINE, handle.join())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.state, TorrentState::Stopped);
+    assert!(last.is_final);
+    // Nothing was written: no data, no saved metadata.
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    c.shutdown().await;
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use swarm_net::tracker::{AnnounceStats, TrackerClient, TrackerConfig, TrackerError, UdpRetry};
 use swarm_testkit::tracker::{OPENTRACKER, Opentracker};
-use swarm_testkit::{TestDir, free_port, require_program};
+use swarm_testkit::{TestDir, free_addr, require_program};
 use swarm_wire::tracker::{AnnounceResponse, Event};
 use swarm_wire::{InfoHash, PeerId};
 
@@ -128,9 +128,9 @@ fn start_tracker(dir: &TestDir) -> Option<Opentracker> {
     if !require_program(OPENTRACKER) {
         return None;
     }
-    Some(Opentracker::start(
+    Some(Opentracker::start_at(
         &dir.sub("tracker"),
-        free_port(),
+        free_addr(),
         &[&INFO_HASH.to_hex()],
     ))
 }

@@ -50,12 +50,14 @@ pub fn free_port_on(ip: std::net::IpAddr) -> u16 {
 
 static FREE_ADDR_NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// A loopback IP of its own (127.0.0.10, .11, ... .249, then 127.0.1.10,
-/// ...: a new one per call in this process) with a free port: where one
-/// test peer listens and dials from, so the per-IP connection rules see
-/// peers on loopback as distinct machines.
+/// A loopback IP of its own (127.0.x.10 to 127.0.x.249: a new one per call
+/// in this process, from a start that depends on the process id, so tests
+/// running side by side, each its own process under nextest, rarely share
+/// one) with a free port: where one test peer listens and dials from, so
+/// the per-IP connection rules see peers on loopback as distinct machines.
 pub fn free_addr() -> SocketAddr {
-    let n = FREE_ADDR_NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = (std::process::id() % 200) * 240;
+    let n = start + FREE_ADDR_NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (x, y) = (n / 240, 10 + n % 240);
     let ip = std::net::IpAddr::from([127, 0, (x % 256) as u8, y as u8]);
     SocketAddr::new(ip, free_port_on(ip))

@@ -19,6 +19,7 @@ pub const OPENTRACKER: &str = "opentracker";
 pub struct Opentracker {
     pub proc: Proc,
     pub port: u16,
+    addr: SocketAddr,
 }
 
 /// `http://127.0.0.1:PORT/announce`.
@@ -35,6 +36,17 @@ impl Opentracker {
     /// Starts opentracker on 127.0.0.1:`port` (TCP and UDP), tracking only
     /// `info_hashes` (hex). Files go in `dir`. Waits until it accepts HTTP.
     pub fn start(dir: &Path, port: u16, info_hashes: &[&str]) -> Opentracker {
+        Self::start_at(dir, loopback(port), info_hashes)
+    }
+
+    /// As [`Opentracker::start`], on `addr` (e.g. from
+    /// [`crate::free_addr`]: an address of its own, so no other test's
+    /// tracker can hold the port). Panics, with its log, if our opentracker
+    /// exited (its port was taken between the test choosing it and
+    /// opentracker binding it) instead of answering for another one.
+    pub fn start_at(dir: &Path, addr: SocketAddr, info_hashes: &[&str]) -> Opentracker {
+        let port = addr.port();
+        let ip = addr.ip();
         std::fs::create_dir_all(dir).expect("create tracker dir");
         let whitelist = dir.join("opentracker.whitelist");
         let mut list = String::new();
@@ -48,7 +60,7 @@ impl Opentracker {
         std::fs::write(
             &conf,
             format!(
-                "listen.tcp 127.0.0.1:{port}\nlisten.udp 127.0.0.1:{port}\naccess.whitelist {}\n",
+                "listen.tcp {ip}:{port}\nlisten.udp {ip}:{port}\naccess.whitelist {}\n",
                 whitelist.display()
             ),
         )
@@ -56,8 +68,12 @@ impl Opentracker {
         let mut cmd = Command::new(OPENTRACKER);
         cmd.arg("-f").arg(&conf);
         let proc = Proc::spawn(&format!("opentracker-{port}"), cmd, dir);
-        let mut tracker = Opentracker { proc, port };
-        if !wait_listening(tracker.addr(), Duration::from_secs(10)) {
+        let mut tracker = Opentracker { proc, port, addr };
+        let listening = wait_listening(tracker.addr(), Duration::from_secs(10));
+        // opentracker exits at once when it cannot bind: a listener there
+        // without ours alive is someone else's.
+        std::thread::sleep(Duration::from_millis(100));
+        if !listening || tracker.proc.try_exit().is_some() {
             let exit = tracker.proc.try_exit();
             panic!(
                 "opentracker did not listen on {} (exit {exit:?})\n{}",
@@ -69,15 +85,15 @@ impl Opentracker {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        loopback(self.port)
+        self.addr
     }
 
     pub fn http_announce(&self) -> String {
-        http_announce(self.port)
+        format!("http://{}/announce", self.addr)
     }
 
     pub fn udp_announce(&self) -> String {
-        udp_announce(self.port)
+        format!("udp://{}/announce", self.addr)
     }
 }
 
@@ -97,7 +113,8 @@ impl Opentracker {
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         write!(
             s,
-            "GET /scrape?info_hash={escaped} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+            "GET /scrape?info_hash={escaped} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.addr
         )
         .ok()?;
         let mut resp = Vec::new();

@@ -254,3 +254,74 @@ fn the_resume_record_spares_the_check_of_unchanged_files_only() {
     assert!(err.contains("resume record not saved"), "{err}");
     assert!(out.contains("\"complete\":true"), "{out}");
 }
+
+/// Several torrents in one `download`: one that fails (a file stands where
+/// its folder goes) does not stop the other, which completes; the exit
+/// status is 1 and the error names the failed torrent.
+#[test]
+fn with_several_torrents_one_failure_exits_1_naming_it_after_the_others_finish() {
+    let t = TestDir::new("cli-dl-several");
+    let src = t.sub("src");
+    let present = data::tree(&src, "present", &[("a", 1000), ("b/c", 70_000)], 9);
+    let blocked = data::tree(
+        &t.sub("elsewhere"),
+        "blocked",
+        &[("x", 5000), ("y/z", 20_000)],
+        10,
+    );
+    let bad_torrent = t.path().join("blocked.torrent");
+    std::fs::rename(create(&t, &blocked), &bad_torrent).unwrap();
+    let good = create(&t, &present);
+    // `blocked` is a folder of files; a regular file takes its place.
+    std::fs::write(src.join("blocked"), b"not a folder").unwrap();
+    let o = Command::new(swarm())
+        .arg("download")
+        .arg(&good)
+        .arg(&bad_torrent)
+        .arg("-o")
+        .arg(&src)
+        .args(["--listen", "127.0.0.1:0", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("1 of 2 torrents failed") && stderr.contains("blocked:"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let finals: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["final"] == true)
+        .collect();
+    let state = |name: &str| {
+        finals
+            .iter()
+            .find(|v| v["name"] == name)
+            .map(|v| v["state"].clone())
+    };
+    assert_eq!(state("present"), Some("completed".into()), "{stdout}");
+    assert_eq!(state("blocked"), Some("failed".into()), "{stdout}");
+    assert_eq!(std::fs::read(src.join("blocked")).unwrap(), b"not a folder");
+}
+
+#[test]
+fn the_same_torrent_twice_is_bad_input() {
+    let t = TestDir::new("cli-dl-twice");
+    let content = data::tree(&t.sub("src"), "tree", &[("a", 1000)], 11);
+    let torrent = create(&t, &content);
+    let o = Command::new(swarm())
+        .arg("download")
+        .arg(&torrent)
+        .arg(&torrent)
+        .args(["-o", "out", "--listen", "127.0.0.1:0"])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("again"),
+        "{o:?}"
+    );
+}

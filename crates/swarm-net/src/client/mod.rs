@@ -16,9 +16,10 @@
 //! Peer sources other than trackers and `--peer` (the DHT, PEX) feed
 //! addresses through a [`PeerFeed`].
 //!
-//! Rate limits: the process's (`ClientConfig`) are token buckets every
-//! connection of every torrent takes from; a torrent's own
-//! (`AddOptions`) are taken from as well, by its connections only.
+//! Rate limits: the process's (`ClientConfig`) are [`FairShare`]s, shared
+//! max-min fairly by the torrents (re-divided every second by what each
+//! used); a torrent's own (`AddOptions`) are a bucket its connections take
+//! from as well.
 
 mod driver;
 mod startup;
@@ -34,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{FAIR_SHARE_INTERVAL, FairShare, RateLimiter};
 use crate::session::{self, SessionConfig};
 use crate::status::{TorrentState, TorrentStatus};
 use crate::tracker::TrackerConfig;
@@ -175,10 +176,20 @@ pub struct Client {
     listen_addr: SocketAddr,
     peer_id: PeerId,
     tracker: TrackerConfig,
-    upload_limit: Option<Arc<RateLimiter>>,
-    download_limit: Option<Arc<RateLimiter>>,
+    upload_limit: Option<Arc<FairShare>>,
+    download_limit: Option<Arc<FairShare>>,
+    /// Re-divides the process's rate limits every second.
+    rebalance_task: Option<JoinHandle<()>>,
     torrents: Mutex<BTreeMap<InfoHash, Registered>>,
     dht: Option<crate::dht::DhtHandle>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(t) = &self.rebalance_task {
+            t.abort();
+        }
+    }
 }
 
 impl Client {
@@ -203,14 +214,37 @@ impl Client {
             attached: Default::default(),
         };
         let driver_task = tokio::spawn(driver.run());
+        let upload_limit = config.upload_limit.map(|r| Arc::new(FairShare::new(r)));
+        let download_limit = config.download_limit.map(|r| Arc::new(FairShare::new(r)));
+        let shares: Vec<Arc<FairShare>> = upload_limit
+            .iter()
+            .chain(download_limit.iter())
+            .cloned()
+            .collect();
+        let rebalance_task = (!shares.is_empty()).then(|| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(FAIR_SHARE_INTERVAL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut last = Instant::now();
+                loop {
+                    tick.tick().await;
+                    let now = Instant::now();
+                    for share in &shares {
+                        share.rebalance(now - last);
+                    }
+                    last = now;
+                }
+            })
+        });
         Ok(Client {
             driver: tx,
             driver_task,
             listen_addr,
             peer_id: config.peer_id,
             tracker: config.tracker,
-            upload_limit: config.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
-            download_limit: config.download_limit.map(|r| Arc::new(RateLimiter::new(r))),
+            upload_limit,
+            download_limit,
+            rebalance_task,
             torrents: Mutex::new(BTreeMap::new()),
             dht: config.dht,
         })
@@ -241,39 +275,59 @@ impl Client {
         options: AddOptions,
     ) -> Result<TorrentHandle, NetError> {
         spec.validate()?;
-        let info_hash = spec.info_hash;
+        self.add(Source::Spec(spec), options)
+    }
+
+    /// Starts a magnet link: its metadata first (BEP 9; from
+    /// `DIR/.swarm/<info-hash>.torrent` if an earlier run saved it there,
+    /// else from peers: the link's `x.pe` and `tr`, `options.peers`, the
+    /// DHT, peer exchange), saved there once checked against the
+    /// info-hash; then as [`Client::add_torrent`]. The status says
+    /// `metadata` until then. `options.metadata` and `options.private` are
+    /// taken from the metadata.
+    pub fn add_magnet(
+        &self,
+        magnet: swarm_wire::Magnet,
+        options: AddOptions,
+    ) -> Result<TorrentHandle, NetError> {
+        self.add(Source::Magnet(magnet), options)
+    }
+
+    fn add(&self, source: Source, options: AddOptions) -> Result<TorrentHandle, NetError> {
+        let info_hash = source.info_hash();
         let mut torrents = self.torrents.lock().unwrap_or_else(|e| e.into_inner());
         if torrents
             .get(&info_hash)
             .is_some_and(|r| !r.status.borrow().state.is_final())
         {
-            return Err(NetError::AlreadyAdded(spec.info_hash_hex()));
+            return Err(NetError::AlreadyAdded(info_hash.to_hex()));
         }
         let added = Instant::now();
-        let (status_tx, status_rx) = watch::channel(TorrentStatus {
-            info_hash: spec.info_hash_hex(),
-            name: spec.name.clone(),
-            state: TorrentState::Checking,
-            checked: Some(0),
-            pieces_total: spec.lengths.num_pieces(),
-            total_length: spec.pads().real_total(),
-            left: spec.pads().real_total(),
-            listen_port: self.listen_addr.port(),
-            ..TorrentStatus::default()
-        });
+        let first_status = match &source {
+            Source::Spec(spec) => initial_status(spec, self.listen_addr.port()),
+            Source::Magnet(m) => TorrentStatus {
+                info_hash: info_hash.to_hex(),
+                name: m.name.clone().unwrap_or_else(|| info_hash.to_hex()),
+                state: TorrentState::Metadata,
+                metadata_pieces: Some((0, 0)),
+                listen_port: self.listen_addr.port(),
+                ..TorrentStatus::default()
+            },
+        };
+        let (status_tx, status_rx) = watch::channel(first_status);
         let stop_tx = Arc::new(watch::channel(false).0);
         let mut upload_limits: Vec<_> = options
             .upload_limit
             .map(|r| Arc::new(RateLimiter::new(r)))
             .into_iter()
             .collect();
-        upload_limits.extend(self.upload_limit.clone());
+        upload_limits.extend(self.upload_limit.as_ref().map(|f| f.join()));
         let mut download_limits: Vec<_> = options
             .download_limit
             .map(|r| Arc::new(RateLimiter::new(r)))
             .into_iter()
             .collect();
-        download_limits.extend(self.download_limit.clone());
+        download_limits.extend(self.download_limit.as_ref().map(|f| f.join()));
         let mut tracker = self.tracker.clone();
         if tracker.local_ip.is_none() && !self.listen_addr.ip().is_unspecified() {
             // Announce from where we listen, so the tracker hands out the
@@ -293,16 +347,15 @@ impl Client {
             private: options.private,
             dht_port: self.dht.as_ref().map(|d| d.local_addr().port()),
         };
-        let dht = self.dht.clone().filter(|_| !options.private);
         let link = DriverLink {
             tx: self.driver.clone(),
             info_hash,
         };
         let task = tokio::spawn(run_torrent(
-            spec,
+            source,
             options,
             config,
-            dht,
+            self.dht.clone(),
             link,
             status_tx,
             stop_tx.clone(),
@@ -355,7 +408,7 @@ impl Client {
 
     /// Stops every torrent, waits for their final statuses, then stops the
     /// endpoint driver and closes the listener.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let registered: Vec<Registered> = {
             let mut torrents = self.torrents.lock().unwrap_or_else(|e| e.into_inner());
             std::mem::take(&mut *torrents).into_values().collect()
@@ -368,7 +421,7 @@ impl Client {
             let _ = status.wait_for(|s| s.state.is_final()).await;
         }
         let _ = self.driver.send(DriverCmd::Shutdown);
-        let _ = self.driver_task.await;
+        let _ = (&mut self.driver_task).await;
     }
 }
 
@@ -411,11 +464,165 @@ impl TorrentHandle {
     }
 }
 
-/// The life of one torrent: check, run the session, leave the endpoint.
+/// What a torrent is added from.
+enum Source {
+    Spec(TorrentSpec),
+    /// Metadata first ([`crate::magnet`]).
+    Magnet(swarm_wire::Magnet),
+}
+
+impl Source {
+    fn info_hash(&self) -> InfoHash {
+        match self {
+            Source::Spec(s) => s.info_hash,
+            Source::Magnet(m) => m.info_hash,
+        }
+    }
+}
+
+/// A torrent's status before its data is checked.
+fn initial_status(spec: &TorrentSpec, listen_port: u16) -> TorrentStatus {
+    TorrentStatus {
+        info_hash: spec.info_hash_hex(),
+        name: spec.name.clone(),
+        state: TorrentState::Checking,
+        // `Some` once data is actually read (none when the resume
+        // record vouches for everything, or nothing is on disk).
+        checked: None,
+        pieces_total: spec.lengths.num_pieces(),
+        total_length: spec.pads().real_total(),
+        left: spec.pads().real_total(),
+        listen_port,
+        ..TorrentStatus::default()
+    }
+}
+
+/// Registers the torrent with the endpoint (which from then on dials its
+/// candidates and routes its handshakes to `session`).
+async fn join_endpoint(
+    link: &DriverLink,
+    session: mpsc::UnboundedSender<session::Input>,
+    peers: Vec<SocketAddr>,
+) -> Result<(), NetError> {
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let _ = link.tx.send(DriverCmd::Add {
+        info_hash: link.info_hash,
+        session,
+        peers,
+        reply: reply_tx,
+    });
+    match reply_rx.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(NetError::Fatal(format!(
+            "the endpoint refused the torrent: {e:?}"
+        ))),
+        Err(_) => Err(NetError::Fatal("the endpoint driver is gone".to_string())),
+    }
+}
+
+/// The DHT as a peer source: lookups (that announce us) until the torrent
+/// leaves (the tasks are aborted on drop); their peers go to the endpoint.
+struct DhtSource([JoinHandle<()>; 2]);
+
+impl DhtSource {
+    fn start(dht: crate::dht::DhtHandle, link: &DriverLink, listen_port: u16) -> DhtSource {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let lookups = tokio::spawn(crate::dht::peer_lookups(
+            dht,
+            link.info_hash,
+            listen_port,
+            tx,
+        ));
+        let feed = link.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(peers) = rx.recv().await {
+                feed.peers(PeerSource::Dht, peers);
+            }
+        });
+        DhtSource([lookups, forward])
+    }
+}
+
+impl Drop for DhtSource {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// A magnet link's metadata: from its saved `.torrent`, or fetched from
+/// peers (and saved). `None`: stopped first.
+async fn magnet_metadata(
+    magnet: &swarm_wire::Magnet,
+    options: &AddOptions,
+    config: &SessionConfig,
+    link: &DriverLink,
+    status_tx: &watch::Sender<TorrentStatus>,
+    stop: &mut watch::Receiver<bool>,
+    added: Instant,
+) -> Result<Option<(swarm_wire::metainfo::Metainfo, Vec<SocketAddr>)>, NetError> {
+    use swarm_wire::metainfo::Metainfo;
+    let info_hash = magnet.info_hash;
+    let path = crate::magnet::saved_torrent_path(&options.dir, info_hash);
+    if let Ok(bytes) = std::fs::read(&path) {
+        match Metainfo::from_bytes(&bytes) {
+            Ok(meta) if meta.info_hash() == info_hash => {
+                tracing::info!(path = %path.display(), "metadata from the saved .torrent");
+                return Ok(Some((meta, Vec::new())));
+            }
+            Ok(_) => tracing::warn!("{} is another torrent's; fetching again", path.display()),
+            Err(e) => tracing::warn!("{}: {e}; fetching again", path.display()),
+        }
+    }
+    let mut peers = options.peers.clone();
+    for p in &magnet.peers {
+        match tokio::net::lookup_host(p.as_str()).await {
+            Ok(mut found) => peers.extend(found.next()),
+            Err(e) => tracing::warn!("magnet peer `{p}`: {e}; skipped"),
+        }
+    }
+    let (input_tx, mut input_rx) = mpsc::unbounded_channel();
+    join_endpoint(link, input_tx, peers).await?;
+    let phase = crate::magnet::MetadataPhase {
+        info_hash,
+        trackers: magnet.trackers.clone(),
+        peer_id: config.peer_id,
+        listen_port: config.listen_port,
+        tracker: config.tracker.clone(),
+        dht_port: config.dht_port,
+    };
+    let fetched = crate::magnet::fetch(phase, link, &mut input_rx, status_tx, stop, added).await;
+    let _ = link.tx.send(DriverCmd::Remove { info_hash });
+    let Some(fetched) = fetched else {
+        return Ok(None);
+    };
+    let bytes = crate::magnet::torrent_file(&fetched.info, &magnet.trackers);
+    let meta = Metainfo::from_bytes(&bytes).map_err(|e| {
+        NetError::BadTorrent(format!(
+            "the metadata peers gave for this info-hash is not a valid torrent: {e}"
+        ))
+    })?;
+    tracing::info!(
+        bytes = fetched.info.len(),
+        "metadata fetched and checked against the info-hash"
+    );
+    match crate::magnet::save(&path, &bytes) {
+        Ok(()) => tracing::info!(path = %path.display(), "metadata saved"),
+        Err(e) => tracing::warn!(
+            "cannot save the metadata to {}: {e}; a restart will fetch it again",
+            path.display()
+        ),
+    }
+    Ok(Some((meta, fetched.peers)))
+}
+
+/// The life of one torrent: a magnet's metadata, check, run the session,
+/// leave the endpoint.
 #[allow(clippy::too_many_arguments)]
 async fn run_torrent(
-    spec: TorrentSpec,
-    options: AddOptions,
+    source: Source,
+    mut options: AddOptions,
     mut config: SessionConfig,
     dht: Option<crate::dht::DhtHandle>,
     link: DriverLink,
@@ -434,16 +641,49 @@ async fn run_torrent(
         });
         Err(e)
     };
+    let stopped = |status_tx: &watch::Sender<TorrentStatus>| {
+        status_tx.send_modify(|s| {
+            s.state = TorrentState::Stopped;
+            s.elapsed_s = added.elapsed().as_secs_f64();
+            s.is_final = true;
+        });
+        Ok(status_tx.borrow().clone())
+    };
+    let spec = match source {
+        Source::Spec(spec) => spec,
+        Source::Magnet(magnet) => {
+            // A magnet's privacy (BEP 27) is known with its metadata: its
+            // lookups run meanwhile (that is how its peers are found).
+            let _dht_source = dht
+                .clone()
+                .map(|d| DhtSource::start(d, &link, config.listen_port));
+            let resolved = magnet_metadata(
+                &magnet, &options, &config, &link, &status_tx, &mut stop, added,
+            )
+            .await;
+            let (meta, peers) = match resolved {
+                Ok(Some(r)) => r,
+                Ok(None) => return stopped(&status_tx),
+                Err(e) => return fail(&status_tx, e),
+            };
+            let spec = TorrentSpec::from_metainfo(&meta);
+            if let Err(e) = spec.validate() {
+                return fail(&status_tx, e);
+            }
+            options.peers.extend(peers);
+            options.metadata = Some(bytes::Bytes::copy_from_slice(meta.info_bytes()));
+            options.private = meta.is_private();
+            config.metadata = options.metadata.clone();
+            config.private = options.private;
+            let mut first = initial_status(&spec, config.listen_port);
+            first.elapsed_s = added.elapsed().as_secs_f64();
+            status_tx.send_replace(first);
+            spec
+        }
+    };
     let started = tokio::select! {
         r = startup::open_and_check(&spec, &options, &status_tx) => r,
-        _ = stop.wait_for(|s| *s) => {
-            status_tx.send_modify(|s| {
-                s.state = TorrentState::Stopped;
-                s.elapsed_s = added.elapsed().as_secs_f64();
-                s.is_final = true;
-            });
-            return Ok(status_tx.borrow().clone());
-        }
+        _ = stop.wait_for(|s| *s) => return stopped(&status_tx),
     };
     let (storage, resume, have) = match started {
         Ok(r) => r,
@@ -455,39 +695,13 @@ async fn run_torrent(
     // The torrent joins the endpoint before its session publishes a running
     // status: whoever sees `seeding` can connect to it.
     let (input_tx, input_rx) = mpsc::unbounded_channel();
-    let (reply_tx, reply_rx) = oneshot::channel();
-    let _ = driver.send(DriverCmd::Add {
-        info_hash,
-        session: input_tx.clone(),
-        peers: options.peers.clone(),
-        reply: reply_tx,
-    });
-    let refused = match reply_rx.await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(format!("the endpoint refused the torrent: {e:?}")),
-        Err(_) => Some("the endpoint driver is gone".to_string()),
-    };
-    if let Some(why) = refused {
-        return fail(&status_tx, NetError::Fatal(why));
+    if let Err(e) = join_endpoint(&link, input_tx.clone(), options.peers.clone()).await {
+        return fail(&status_tx, e);
     }
-    // The DHT as a peer source: lookups (that announce us) until the
-    // torrent leaves; their peers go to the endpoint.
-    let dht_task = dht.map(|dht| {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let lookups = tokio::spawn(crate::dht::peer_lookups(
-            dht,
-            info_hash,
-            config.listen_port,
-            tx,
-        ));
-        let feed = link.clone();
-        let forward = tokio::spawn(async move {
-            while let Some(peers) = rx.recv().await {
-                feed.peers(PeerSource::Dht, peers);
-            }
-        });
-        [lookups, forward]
-    });
+    // Private torrents (BEP 27) never use the DHT.
+    let dht_source = dht
+        .filter(|_| !options.private)
+        .map(|d| DhtSource::start(d, &link, config.listen_port));
     let session = session::spawn(
         &spec,
         storage,
@@ -505,9 +719,7 @@ async fn run_torrent(
         "started"
     );
     let result = session.join().await;
-    for t in dht_task.iter().flatten() {
-        t.abort();
-    }
+    drop(dht_source);
     let _ = driver.send(DriverCmd::Remove { info_hash });
     result
 }

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use crate::client::DriverLink;
 use crate::conn::{self, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
 
-mod announce;
+pub(crate) mod announce;
 use crate::ratelimit::RateLimiter;
 use crate::resume::{ResumeSaver, ResumeStore};
 use crate::status::{NeighbourStatus, TorrentState, TorrentStatus};
@@ -456,6 +456,7 @@ impl Session {
             },
             complete,
             checked: None,
+            metadata_pieces: None,
             pieces_have: s.pieces_have,
             pieces_total: s.pieces_total,
             total_length: self.pads.real_total(),

@@ -1,5 +1,6 @@
 //! `swarm download`: fetch a torrent's content from its peers (BEP 3), found
-//! through its trackers and `--peer`, and optionally keep seeding it.
+//! through its trackers, `--peer`, the DHT and peer exchange, and optionally
+//! keep seeding it. A magnet link's metadata comes first (BEP 9).
 
 use std::path::PathBuf;
 
@@ -7,12 +8,19 @@ use anyhow::Result;
 use clap::Args;
 use swarm_net::OpenMode;
 
-use super::peer::{self, NetArgs, Run, Torrent, Until};
+use super::peer::{self, NetArgs, Run, Until};
 
 const EXAMPLES: &str = "\
 EXAMPLES:
   Download into the current folder, peers from the torrent's trackers:
       swarm download ubuntu.torrent
+
+  Several torrents at once, in one process on one port:
+      swarm download a.torrent b.torrent c.torrent -o ~/Downloads --max-download-rate 10M
+
+  A magnet link (quoted: it holds `&`); its metadata is saved as
+  ~/Downloads/.swarm/<info-hash>.torrent:
+      swarm download 'magnet:?xt=urn:btih:...&dn=name' -o ~/Downloads
 
   Into ~/Downloads, also from a known peer, then keep seeding until Ctrl-C:
       swarm download photos.torrent -o ~/Downloads --peer 192.0.2.7:6881 --seed
@@ -25,6 +33,12 @@ EXAMPLES:
       swarm download big.torrent --seed-ratio 2 --seed-time 2h --peers";
 
 /// Download a torrent's files from its peers.
+///
+/// Several torrents given run side by side in one process, on one port,
+/// one progress line each; --max-connections and the rate limits are
+/// shared by all of them (a torrent that needs less leaves the rest to the
+/// others). swarm then exits 0 once all are complete, and 1 if any failed
+/// (after the others finished), naming each failure.
 ///
 /// The files land under DIR (-o, default: the current folder): a single-file
 /// torrent as DIR/NAME, a multi-file one as DIR/NAME/... . They are created
@@ -46,16 +60,17 @@ EXAMPLES:
 /// full check.
 ///
 /// Peers come from the torrent's trackers (HTTP and UDP), from --peer, from
-/// the DHT (BEP 5; --no-dht to opt out; private torrents never use it) and
-/// by peer exchange with connected peers (BEP 11); other peers may connect
-/// to us on --listen.
+/// the DHT (BEP 5; --no-dht to opt out) and by peer exchange with connected
+/// peers (BEP 11); other peers may connect to us on --listen. Private
+/// torrents (BEP 27) use neither the DHT nor peer exchange. A peer that
+/// sends data that fails its checks repeatedly is banned (logged).
 ///
 /// A magnet link (magnet:?xt=urn:btih:...) first fetches the torrent's
-/// metadata from peers (BEP 9: its trackers tr=, its peers x.pe=, --peer
-/// and the DHT), checks it against the info-hash and saves it as
+/// metadata from peers (BEP 9: its trackers tr=, its peers x.pe=, --peer,
+/// the DHT), checks it against the info-hash and saves it as
 /// DIR/.swarm/<info-hash>.torrent, so a restart does not fetch it again;
-/// then the download proceeds as with that .torrent. A peer that sends data that
-/// fails its checks repeatedly is banned (logged).
+/// then the download proceeds as with that .torrent. Magnet links and
+/// .torrent files mix on one command line.
 ///
 /// swarm exits 0 once every piece is on disk, unless --seed is given: then it
 /// keeps uploading to others until Ctrl-C, or until --seed-ratio or
@@ -70,9 +85,9 @@ EXAMPLES:
 #[derive(Debug, Args)]
 #[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_STATUS_HELP))]
 pub struct DownloadArgs {
-    /// The .torrent file, or a magnet link (quote it: it holds `&`).
-    #[arg(value_name = "FILE.torrent|MAGNET")]
-    pub torrent: PathBuf,
+    /// The .torrent file(s) or magnet links (quote them: they hold `&`).
+    #[arg(value_name = "FILE.torrent|MAGNET", required = true, num_args = 1..)]
+    pub torrents: Vec<PathBuf>,
 
     /// The folder to download into.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
@@ -88,15 +103,10 @@ pub struct DownloadArgs {
 
 pub fn run(args: DownloadArgs) -> Result<()> {
     let peers = peer::resolve_peers(&args.net.peers)?;
+    let torrents = peer::load_torrents(&args.torrents, true)?;
     let dir = peer::output_dir(args.output);
-    let torrent = match args.torrent.to_str().filter(|s| s.starts_with("magnet:")) {
-        Some(uri) => Torrent::Magnet(
-            swarm_wire::Magnet::parse(uri).map_err(|e| super::bad_input(e.to_string()))?,
-        ),
-        None => Torrent::Loaded(peer::load_torrent(&args.torrent)?),
-    };
     peer::run(Run {
-        torrent,
+        torrents,
         dir: &dir,
         mode: OpenMode::Create,
         net: &args.net,

@@ -11,7 +11,6 @@ pub mod demo;
 pub mod dht;
 pub mod download;
 pub mod info;
-pub mod magnet;
 pub mod peer;
 pub mod seed;
 pub mod sim;

@@ -37,14 +37,30 @@ pub struct NetArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Upload at most this many bytes per second, over all peers: 4M, 512K,
-    /// 100000.
+    /// Upload at most this many bytes per second, over all peers of all
+    /// torrents (shared fairly: a torrent that needs less leaves the rest
+    /// to the others): 4M, 512K, 100000.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub max_upload_rate: Option<u64>,
 
-    /// Download at most this many bytes per second, over all peers.
+    /// Download at most this many bytes per second, over all peers of all
+    /// torrents (shared fairly, as --max-upload-rate).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub max_download_rate: Option<u64>,
+
+    /// Connections at most over all torrents (dialling or open; each
+    /// torrent has at most 50).
+    #[arg(long, value_name = "N", value_parser = parse_connections)]
+    pub max_connections: Option<usize>,
+
+    /// Upload at most this many bytes per second for each torrent (on top
+    /// of --max-upload-rate, which all torrents share).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub torrent_max_upload_rate: Option<u64>,
+
+    /// Download at most this many bytes per second for each torrent.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub torrent_max_download_rate: Option<u64>,
 
     /// Show a live table of neighbours (like top): address, client, choke
     /// state and why, rates both ways. With --json every status line carries
@@ -83,8 +99,8 @@ pub const DHT_BOOTSTRAP_ENV: &str = "SWARM_DHT_BOOTSTRAP";
 /// Starts the DHT node of a download or seed: UDP on the listener's IP
 /// (its port if free, else any), joining through --dht-bootstrap, the
 /// environment's [`DHT_BOOTSTRAP_ENV`] or the public routers. A failure
-/// is a warning: the torrent goes on without the DHT.
-pub async fn start_dht(net: &NetArgs, listen: SocketAddr) -> Option<swarm_net::dht::DhtHandle> {
+/// is a warning: the torrents go on without the DHT.
+async fn start_dht(net: &NetArgs, listen: SocketAddr) -> Option<swarm_net::dht::DhtHandle> {
     use swarm_net::dht::DhtHandle;
     let seeds: Vec<String> = if !net.dht_bootstrap.is_empty() {
         net.dht_bootstrap.clone()
@@ -142,7 +158,7 @@ fn rand_seed() -> u64 {
         .unwrap_or_else(|_| u64::from(std::process::id()))
 }
 
-/// A loaded `.torrent`: what the session needs of it.
+/// A loaded `.torrent`: what the client needs of it.
 pub struct Loaded {
     pub spec: TorrentSpec,
     /// The raw info dictionary (served to peers by BEP 9).
@@ -151,12 +167,27 @@ pub struct Loaded {
     pub private: bool,
 }
 
-impl Loaded {
-    pub fn from_metainfo(meta: &Metainfo) -> Loaded {
-        Loaded {
-            spec: TorrentSpec::from_metainfo(meta),
-            info: meta.info_bytes().to_vec(),
-            private: meta.is_private(),
+/// One torrent of the command line.
+pub enum TorrentArg {
+    File(Loaded),
+    /// Its metadata comes first (from DIR/.swarm/ or from peers).
+    Magnet(swarm_wire::Magnet),
+}
+
+impl TorrentArg {
+    pub fn info_hash(&self) -> swarm_wire::InfoHash {
+        match self {
+            TorrentArg::File(l) => l.spec.info_hash,
+            TorrentArg::Magnet(m) => m.info_hash,
+        }
+    }
+
+    /// The torrent's name (a magnet's `dn`, or its info-hash, until its
+    /// metadata is known).
+    pub fn name(&self) -> String {
+        match self {
+            TorrentArg::File(l) => l.spec.name.clone(),
+            TorrentArg::Magnet(m) => m.name.clone().unwrap_or_else(|| m.info_hash.to_hex()),
         }
     }
 }
@@ -207,6 +238,40 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("`{s}` is not IP:PORT or a port (e.g. 0.0.0.0:6881 or 6881)"))
 }
 
+fn parse_connections(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a number of connections (1 or more)")),
+    }
+}
+
+/// Loads every torrent given (magnet links too if `magnets`); the same
+/// torrent twice is bad input.
+pub fn load_torrents(paths: &[PathBuf], magnets: bool) -> Result<Vec<TorrentArg>> {
+    let mut torrents: Vec<TorrentArg> = Vec::new();
+    for path in paths {
+        let t = match path
+            .to_str()
+            .filter(|p| magnets && p.starts_with("magnet:"))
+        {
+            Some(uri) => TorrentArg::Magnet(
+                swarm_wire::Magnet::parse(uri).map_err(|e| bad_input(e.to_string()))?,
+            ),
+            None => TorrentArg::File(load_torrent(path)?),
+        };
+        if let Some(other) = torrents.iter().find(|o| o.info_hash() == t.info_hash()) {
+            return Err(bad_input(format!(
+                "{} is the torrent {} again (info-hash {})",
+                path.display(),
+                other.name(),
+                t.info_hash().to_hex()
+            )));
+        }
+        torrents.push(t);
+    }
+    Ok(torrents)
+}
+
 fn parse_rate(s: &str) -> Result<u64, String> {
     match parse_size(s)? {
         0 => Err("a rate must be more than 0".into()),
@@ -227,17 +292,21 @@ pub fn load_torrent(path: &Path) -> Result<Loaded> {
     let bytes = super::read_torrent_input(path.as_os_str())?;
     let meta =
         Metainfo::from_bytes(&bytes).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-    Ok(Loaded::from_metainfo(&meta))
+    Ok(Loaded {
+        spec: TorrentSpec::from_metainfo(&meta),
+        info: meta.info_bytes().to_vec(),
+        private: meta.is_private(),
+    })
 }
 
 /// A storage error as the user should read it: a path the file system
 /// refuses is bad input (2); a missing file says what `-d` means.
-fn storage_error(e: NetError, spec: &TorrentSpec) -> anyhow::Error {
+fn storage_error(e: NetError, name: &str) -> anyhow::Error {
     match e {
         NetError::PathRefused { .. } => bad_input(format!("cannot download here: {e}")),
         NetError::MissingFile { .. } => anyhow::anyhow!(
             "{e}: seeding needs every file of the torrent (-d is the folder that holds {})",
-            spec.name
+            name
         ),
         e => e.into(),
     }
@@ -295,16 +364,10 @@ impl SeedLimits {
     }
 }
 
-/// What to run: a loaded `.torrent`, or a magnet link whose metadata comes
-/// first (from `DIR/.swarm/` or from peers).
-pub enum Torrent {
-    Loaded(Loaded),
-    Magnet(swarm_wire::Magnet),
-}
-
-/// What the session needs besides the torrent.
+/// What a run needs besides the torrents.
 pub struct Run<'a> {
-    pub torrent: Torrent,
+    /// One or more torrents, run side by side on one port.
+    pub torrents: Vec<TorrentArg>,
     pub dir: &'a Path,
     pub mode: OpenMode,
     pub net: &'a NetArgs,
@@ -313,21 +376,25 @@ pub struct Run<'a> {
     pub until: Until,
 }
 
-/// The connection policy the CLI runs with: the endpoint's defaults, with
-/// 50 connections per torrent.
-pub fn endpoint_config() -> EndpointConfig {
+/// The connection policy the CLI runs with: the endpoint's defaults (50
+/// connections per torrent), `--max-connections` over all torrents.
+pub fn endpoint_config(net: &NetArgs) -> EndpointConfig {
     let defaults = EndpointConfig::default();
+    let connections_max = net.max_connections.unwrap_or(defaults.connections_max);
     EndpointConfig {
-        // Until the tests give each peer its own 127.0.0.x, several peers
-        // share one address on loopback: the per-IP cap is the torrent's.
-        ip_connections_max: defaults.torrent_connections_max,
+        connections_max,
+        torrent_connections_max: defaults.torrent_connections_max.min(connections_max),
+        // The Endpoint's per-IP cap (4) holds here too: tests on loopback
+        // give each peer its own 127.0.0.x (`--listen`), so one address
+        // cannot take every slot.
         ..defaults
     }
 }
 
-/// Opens the files, checks what is on disk, runs the torrent and shows its
-/// status. Returns the last status.
-pub fn run(r: Run<'_>) -> Result<TorrentStatus> {
+/// Opens the files, checks what is on disk, runs the torrents and shows
+/// their status. With several torrents a failure of one is reported after
+/// the others finish.
+pub fn run(r: Run<'_>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -335,147 +402,236 @@ pub fn run(r: Run<'_>) -> Result<TorrentStatus> {
     runtime.block_on(run_async(r))
 }
 
-async fn run_async(r: Run<'_>) -> Result<TorrentStatus> {
+async fn run_async(r: Run<'_>) -> Result<()> {
     let started = Instant::now();
-    let private = matches!(&r.torrent, Torrent::Loaded(l) if l.private);
-    // The DHT node binds UDP where we listen (the same port if free).
-    let dht_bind = r.net.listen.unwrap_or(SocketAddr::from((
-        [0, 0, 0, 0],
-        *swarm_net::client::LISTEN_PORTS.start(),
-    )));
-    let dht = if r.net.no_dht || private {
+    let display = Display::new(
+        r.net.json,
+        r.net.peers_table,
+        &r.torrents,
+        r.until != Until::Complete,
+    );
+    // One DHT node for every torrent, unless all are private (BEP 27);
+    // its UDP socket sits where we listen (the same port if free).
+    let all_private = r
+        .torrents
+        .iter()
+        .all(|t| matches!(t, TorrentArg::File(l) if l.private));
+    let dht = if r.net.no_dht || all_private {
         None
     } else {
-        start_dht(r.net, dht_bind).await
+        let bind = r.net.listen.unwrap_or(SocketAddr::from((
+            [0, 0, 0, 0],
+            *swarm_net::client::LISTEN_PORTS.start(),
+        )));
+        start_dht(r.net, bind).await
     };
     let client = Client::start(ClientConfig {
         listen: r.net.listen,
-        endpoint: endpoint_config(),
+        endpoint: endpoint_config(r.net),
         upload_limit: r.net.max_upload_rate,
         download_limit: r.net.max_download_rate,
         dht: dht.clone(),
         ..ClientConfig::default()
     })
     .await?;
-    let (loaded, peers) = match r.torrent {
-        Torrent::Loaded(l) => (l, r.peers.clone()),
-        Torrent::Magnet(m) => {
-            super::magnet::resolve(&m, r.dir, r.net, &r.peers, client.listen_addr(), dht).await?
-        }
-    };
-    let spec = &loaded.spec;
-    let display = Display::new(
-        r.net.json,
-        r.net.peers_table,
-        spec.pads().real_total(),
-        r.until != Until::Complete,
-    );
-    if spec.trackers.iter().flatten().next().is_none()
-        && peers.is_empty()
-        && (r.net.no_dht || loaded.private)
-    {
-        tracing::warn!(
-            "the torrent lists no tracker, no --peer was given and the DHT is off: only peers that connect to us will be found"
-        );
-    }
-    let handle = client.add_torrent(
-        spec.clone(),
-        AddOptions {
-            peers,
-            metadata: Some(loaded.info.clone().into()),
-            private: loaded.private,
+    let several = r.torrents.len() > 1;
+    let mut handles = Vec::new();
+    for t in r.torrents {
+        let which = if several {
+            format!("{} ", t.name())
+        } else {
+            String::new()
+        };
+        let options = AddOptions {
+            peers: r.peers.clone(),
+            upload_limit: r.net.torrent_max_upload_rate,
+            download_limit: r.net.torrent_max_download_rate,
             ..AddOptions::new(r.dir, r.mode)
-        },
-    )?;
-    tracing::info!(
-        port = client.listen_addr().port(),
-        name = %spec.name,
-        info_hash = %spec.info_hash_hex(),
-        "listening"
-    );
-    let drove = drive(&handle, &display, r.until, started).await;
-    handle.stop();
-    let status = handle.watch();
-    let joined = handle.join().await;
+        };
+        let handle = match t {
+            TorrentArg::File(l) => {
+                let findable = l.spec.trackers.iter().flatten().next().is_some()
+                    || !r.peers.is_empty()
+                    || (dht.is_some() && !l.private);
+                if !findable {
+                    tracing::warn!(
+                        "{which}lists no tracker, no --peer was given and the DHT is off: \
+                         only peers that connect to us will be found"
+                    );
+                }
+                client.add_torrent(
+                    l.spec,
+                    AddOptions {
+                        metadata: Some(l.info.into()),
+                        private: l.private,
+                        ..options
+                    },
+                )?
+            }
+            TorrentArg::Magnet(m) => {
+                let saved = swarm_net::magnet::saved_torrent_path(r.dir, m.info_hash).exists();
+                if !saved
+                    && m.trackers.is_empty()
+                    && m.peers.is_empty()
+                    && r.peers.is_empty()
+                    && dht.is_none()
+                {
+                    return Err(bad_input(format!(
+                        "the magnet link {which}has no tracker (tr=) and no peer (x.pe=), \
+                         no --peer was given and the DHT is off: nowhere to find its metadata"
+                    )));
+                }
+                client.add_magnet(m, options)?
+            }
+        };
+        let s = handle.status();
+        tracing::info!(
+            port = client.listen_addr().port(),
+            name = %s.name,
+            info_hash = %s.info_hash,
+            "listening"
+        );
+        handles.push(handle);
+    }
+    let drove = drive(&handles, &display, r.until, started).await;
+    for h in &handles {
+        h.stop();
+    }
+    let mut results = Vec::new();
+    for h in handles {
+        let status = h.watch();
+        let joined = h.join().await;
+        // A failed torrent published its failure (state and error) last.
+        let last = status.borrow().clone();
+        results.push((joined, last));
+    }
     client.shutdown().await;
     drove?;
-    let last = match joined {
-        Ok(s) => s,
-        Err(e) => {
-            // The torrent published its failure (state and error) last.
-            let failed = status.borrow().clone();
-            display.finish(Some(&failed), started);
-            return Err(storage_error(e, spec));
+    let mut failures = Vec::new();
+    let n_torrents = results.len();
+    for (joined, last) in results {
+        display.finish(Some(&last), started);
+        let failure = match joined {
+            Err(e) => Some(storage_error(e, &last.name)),
+            // A download that ends incomplete failed, with --seed or
+            // without; a seeder with partial data did what it could.
+            Ok(last) if r.mode == OpenMode::Create && !last.complete => Some(anyhow::anyhow!(
+                "stopped with {} of {} pieces",
+                last.pieces_have,
+                last.pieces_total
+            )),
+            Ok(_) => None,
+        };
+        if let Some(e) = failure {
+            failures.push((last.name, e));
         }
-    };
-    display.finish(Some(&last), started);
-    // A download that ends incomplete failed, with --seed or without; a
-    // seeder with partial data did what it could.
-    if r.mode == OpenMode::Create && !last.complete {
-        anyhow::bail!(
-            "stopped with {} of {} pieces",
-            last.pieces_have,
-            last.pieces_total
-        );
     }
-    Ok(last)
+    if n_torrents == 1 {
+        return match failures.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        };
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let n = failures.len();
+    let lines: Vec<String> = failures
+        .into_iter()
+        .map(|(name, e)| format!("  {name}: {e:#}"))
+        .collect();
+    anyhow::bail!("{n} of {n_torrents} torrents failed:\n{}", lines.join("\n"))
 }
 
-/// Shows the status until the run should end: complete (if that is the
-/// goal), a signal, or the torrent failing.
+/// Shows the status until the run should end: every torrent complete (if
+/// that is the goal), failed or past its seed limits, or a signal. With
+/// several torrents, one that is done stops while the others go on.
 async fn drive(
-    handle: &TorrentHandle,
+    handles: &[TorrentHandle],
     display: &Display,
     until: Until,
     started: Instant,
 ) -> Result<()> {
-    let mut status = handle.watch();
+    let several = handles.len() > 1;
+    // Every status change of every torrent, by index.
+    let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut forwarders = Vec::new();
+    for (i, h) in handles.iter().enumerate() {
+        let (mut status, tx) = (h.watch(), changes_tx.clone());
+        forwarders.push(tokio::spawn(async move {
+            while status.changed().await.is_ok() {
+                if tx.send(i).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(i); // the torrent ended
+        }));
+    }
+    drop(changes_tx);
+    let _abort = AbortOnDrop(forwarders);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    let mut was_complete = false;
-    let mut complete_since: Option<Instant> = None;
-    let mut was_checking = false;
+    let n = handles.len();
+    let mut done = vec![false; n];
+    let mut complete_since: Vec<Option<Instant>> = vec![None; n];
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let finish = |i: usize, done: &mut Vec<bool>| {
+        done[i] = true;
+        if several {
+            handles[i].stop();
+        }
+        done.iter().all(|d| *d)
+    };
     loop {
         tokio::select! {
             _ = &mut ctrl_c => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
             _ = tick.tick() => {
-                let s = handle.status();
-                display.show(&s, started);
-                if let (Until::SeedLimits(limits), Some(since)) = (until, complete_since)
-                    && let Some(why) = limits.reached(&s, since.elapsed())
-                {
-                    tracing::info!("{why}: leaving");
-                    return Ok(());
+                for (i, h) in handles.iter().enumerate() {
+                    if done[i] {
+                        continue;
+                    }
+                    let s = h.status();
+                    display.show(i, &s, started);
+                    if let (Until::SeedLimits(limits), Some(since)) = (until, complete_since[i])
+                        && let Some(why) = limits.reached(&s, since.elapsed())
+                    {
+                        if several {
+                            tracing::info!("{}: {why}: leaving", s.name);
+                        } else {
+                            tracing::info!("{why}: leaving");
+                        }
+                        if finish(i, &mut done) {
+                            return Ok(());
+                        }
+                    }
                 }
             }
-            changed = status.changed() => {
-                if changed.is_err() {
-                    return Ok(()); // the torrent ended (an error)
-                }
-                let s = status.borrow_and_update().clone();
-                if s.error.is_some() || s.state.is_final() {
-                    return Ok(());
-                }
-                if s.state == TorrentState::Checking {
-                    was_checking = true;
+            changed = changes.recv() => {
+                let Some(i) = changed else {
+                    return Ok(()); // every torrent ended
+                };
+                if done[i] {
                     continue;
                 }
-                if was_checking {
-                    // The check's last figure (all checked) before the run's.
-                    was_checking = false;
-                    display.show(&s, started);
+                let s = handles[i].status();
+                if s.error.is_some() || s.state.is_final() {
+                    if finish(i, &mut done) {
+                        return Ok(());
+                    }
+                    continue;
                 }
-                if s.complete && !was_complete {
-                    was_complete = true;
-                    complete_since = Some(Instant::now());
-                    display.show(&s, started);
+                if s.state == TorrentState::Checking {
+                    continue;
                 }
-                if s.complete && until == Until::Complete {
+                if s.complete && complete_since[i].is_none() {
+                    complete_since[i] = Some(Instant::now());
+                    display.show(i, &s, started);
+                }
+                if s.complete && until == Until::Complete && finish(i, &mut done) {
                     return Ok(());
                 }
             }
@@ -483,40 +639,83 @@ async fn drive(
     }
 }
 
-/// The status output: JSON lines, a progress bar, or nothing (not a terminal);
-/// with `--peers`, a table of neighbours on stderr (redrawn in place on a
-/// terminal, like top).
+/// Aborts the status forwarders when `drive` returns.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// The status output: JSON lines, progress bars (one per torrent), or
+/// nothing (not a terminal); with `--peers`, a table of neighbours per
+/// torrent on stderr (redrawn in place on a terminal, like top).
 struct Display {
     json: bool,
     /// `--peers`: `Some(true)` redraws in place (a terminal), `Some(false)`
     /// appends a table per status.
     table: Option<bool>,
-    bar: Option<indicatif::ProgressBar>,
+    /// One bar per torrent (several drawn together by `multi`).
+    bars: Vec<indicatif::ProgressBar>,
+    multi: Option<indicatif::MultiProgress>,
+    /// Each torrent's name is shown with its figures.
+    several: bool,
+    /// The latest `--peers` table of each torrent (redrawn together).
+    tables: std::sync::Mutex<Vec<String>>,
     /// The run goes on once complete: the bar then says "seeding", else
     /// "complete" (no "seeding" flash before a download exits).
     seeds: bool,
 }
 
 impl Display {
-    fn new(json: bool, peers_table: bool, total: u64, seeds: bool) -> Display {
+    fn new(json: bool, peers_table: bool, torrents: &[TorrentArg], seeds: bool) -> Display {
         let terminal = std::io::stderr().is_terminal();
         let table = peers_table.then_some(terminal);
+        let several = torrents.len() > 1;
         // The in-place table replaces the bar (it has the same figures).
-        let bar = (!json && terminal && table.is_none()).then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix:>11} {wide_bar} {percent:>3}% {msg}",
-                )
-                .expect("valid template"),
-            );
-            super::term::show_bar(&bar);
-            bar
-        });
+        let show = !json && terminal && table.is_none();
+        let multi = (show && several).then(indicatif::MultiProgress::new);
+        let bars: Vec<indicatif::ProgressBar> = if show {
+            torrents
+                .iter()
+                .map(|t| {
+                    // A magnet's length is known with its metadata.
+                    let len = match t {
+                        TorrentArg::File(l) => l.spec.pads().real_total(),
+                        TorrentArg::Magnet(_) => 0,
+                    };
+                    let bar = indicatif::ProgressBar::new(len);
+                    let bar = match &multi {
+                        Some(m) => m.add(bar),
+                        None => bar,
+                    };
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{prefix:>11} {wide_bar} {percent:>3}% {msg}",
+                        )
+                        .expect("valid template"),
+                    );
+                    bar
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match (&multi, bars.first()) {
+            (Some(m), _) => super::term::show_bars(m),
+            (None, Some(bar)) => super::term::show_bar(bar),
+            _ => {}
+        }
         Display {
             json,
             table,
-            bar,
+            bars,
+            multi,
+            several,
+            tables: std::sync::Mutex::new(vec![String::new(); torrents.len()]),
             seeds,
         }
     }
@@ -530,56 +729,93 @@ impl Display {
         }
     }
 
-    fn show(&self, s: &TorrentStatus, started: Instant) {
+    /// `name: ` before a torrent's figures when there are several.
+    fn label(&self, s: &TorrentStatus) -> String {
+        if !self.several {
+            return String::new();
+        }
+        format!(
+            "{}: ",
+            s.name
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+        )
+    }
+
+    fn show(&self, i: usize, s: &TorrentStatus, started: Instant) {
+        if s.state == TorrentState::Checking && s.checked.is_none() {
+            return; // opening the files: nothing to show yet
+        }
         if self.json {
             self.print_json(s);
         }
-        if s.state == TorrentState::Checking {
-            if let Some(bar) = &self.bar {
-                let (done, total) = (s.checked.unwrap_or(0), s.total_length);
-                bar.set_prefix("checking");
-                bar.set_position(done);
-                bar.set_message(format!("{} of {}", human_bytes(done), human_bytes(total)));
-            }
-            return;
-        }
         if let Some(in_place) = self.table {
-            let text = neighbour_table(s, started);
+            let text = format!("{}{}", self.label(s), neighbour_table(s, started));
+            let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
             let mut err = std::io::stderr().lock();
-            // Home, clear to the end: redraw without scrolling.
-            let prefix = if in_place { "\x1b[H\x1b[J" } else { "" };
-            let _ = write!(err, "{prefix}{text}");
-        }
-        if let Some(bar) = &self.bar {
-            bar.set_prefix(match (s.complete, self.seeds) {
-                (false, _) => "downloading",
-                (true, true) => "seeding",
-                (true, false) => "complete",
-            });
-            bar.set_position(s.total_length - s.left);
-            let eta = if s.complete || s.download_rate < 1.0 {
-                String::new()
+            if in_place {
+                // Home, clear to the end: redraw every table without scrolling.
+                tables[i] = text;
+                let _ = write!(err, "\x1b[H\x1b[J{}", tables.concat());
             } else {
-                format!(
-                    ", eta {}",
-                    humanize_secs((s.left as f64 / s.download_rate) as u64)
-                )
-            };
+                let _ = write!(err, "{text}");
+            }
+        }
+        let Some(bar) = self.bars.get(i) else {
+            return;
+        };
+        let label = self.label(s);
+        if s.state == TorrentState::Metadata {
+            let (got, all) = s.metadata_pieces.unwrap_or((0, 0));
+            bar.set_prefix("metadata");
             bar.set_message(format!(
-                "↓ {}/s ↑ {}/s, {} peer{}{eta}",
-                human_bytes(s.download_rate as u64),
-                human_bytes(s.upload_rate as u64),
+                "{label}fetching the metadata: {got}/{all} pieces, {} peer{}",
                 s.peers,
                 if s.peers == 1 { "" } else { "s" }
             ));
+            return;
         }
+        if bar.length() != Some(s.total_length) {
+            bar.set_length(s.total_length);
+        }
+        if s.state == TorrentState::Checking {
+            let (done, total) = (s.checked.unwrap_or(0), s.total_length);
+            bar.set_prefix("checking");
+            bar.set_position(done);
+            bar.set_message(format!(
+                "{label}{} of {}",
+                human_bytes(done),
+                human_bytes(total)
+            ));
+            return;
+        }
+        bar.set_prefix(match (s.complete, self.seeds) {
+            (false, _) => "downloading",
+            (true, true) => "seeding",
+            (true, false) => "complete",
+        });
+        bar.set_position(s.total_length - s.left);
+        let eta = if s.complete || s.download_rate < 1.0 {
+            String::new()
+        } else {
+            format!(
+                ", eta {}",
+                humanize_secs((s.left as f64 / s.download_rate) as u64)
+            )
+        };
+        bar.set_message(format!(
+            "{label}↓ {}/s ↑ {}/s, {} peer{}{eta}",
+            human_bytes(s.download_rate as u64),
+            human_bytes(s.upload_rate as u64),
+            s.peers,
+            if s.peers == 1 { "" } else { "s" }
+        ));
     }
 
+    /// The torrent's last words: its final JSON line or summary line.
     fn finish(&self, last: Option<&TorrentStatus>, started: Instant) {
-        if let Some(bar) = &self.bar {
-            super::term::hide_bar();
-            bar.finish_and_clear();
-        }
+        self.clear_bars();
         let Some(s) = last else { return };
         if self.json {
             self.print_json(s);
@@ -589,7 +825,8 @@ impl Display {
                 return; // the error line says it
             }
             let _ = super::print_stdout(&format!(
-                "{}: {} of {} pieces, {} down, {} up in {:.1} s\n",
+                "{}{}: {} of {} pieces, {} down, {} up in {:.1} s\n",
+                self.label(s),
                 if s.complete { "complete" } else { "stopped" },
                 s.pieces_have,
                 s.pieces_total,
@@ -599,17 +836,27 @@ impl Display {
             ));
         }
     }
+
+    fn clear_bars(&self) {
+        if self.bars.is_empty() {
+            return;
+        }
+        super::term::hide_bar();
+        for bar in &self.bars {
+            if !bar.is_finished() {
+                bar.finish_and_clear();
+            }
+        }
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
 }
 
 impl Drop for Display {
     /// An early error leaves no bar behind for later log lines to redraw.
     fn drop(&mut self) {
-        if let Some(bar) = &self.bar {
-            super::term::hide_bar();
-            if !bar.is_finished() {
-                bar.finish_and_clear();
-            }
-        }
+        self.clear_bars();
     }
 }
 

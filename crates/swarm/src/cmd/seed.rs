@@ -7,12 +7,15 @@ use clap::Args;
 use swarm_net::OpenMode;
 
 use super::bad_input;
-use super::peer::{self, NetArgs, Run, Torrent, Until};
+use super::peer::{self, NetArgs, Run, TorrentArg, Until};
 
 const EXAMPLES: &str = "\
 EXAMPLES:
   Seed photos.torrent whose files are in ~/share (as ~/share/photos/...):
       swarm seed photos.torrent -d ~/share
+
+  Several torrents whose data all lie in ~/share, on one port:
+      swarm seed photos.torrent music.torrent talk.torrent -d ~/share
 
   On a fixed port, also offering the data to a known peer:
       swarm seed photos.torrent -d ~/share --listen 0.0.0.0:51413 --peer 192.0.2.7:6881
@@ -32,15 +35,18 @@ EXAMPLES:
 /// or SIGTERM, or until --seed-ratio / --seed-time is reached, when it tells
 /// the trackers it stopped.
 ///
+/// Several torrents given are seeded side by side in one process, on one
+/// port; --max-connections and the rate limits are shared by all of them.
+///
 /// Seeding, the 4 upload slots take turns (round robin, 30 s each, the
 /// longest-waiting interested peer next), so no leecher starves; --peers
 /// shows who holds a slot and why.
 #[derive(Debug, Args)]
 #[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_STATUS_HELP))]
 pub struct SeedArgs {
-    /// The .torrent file.
-    #[arg(value_name = "FILE.torrent")]
-    pub torrent: PathBuf,
+    /// The .torrent file(s).
+    #[arg(value_name = "FILE.torrent", required = true, num_args = 1..)]
+    pub torrents: Vec<PathBuf>,
 
     /// The folder that holds the torrent's data: DATA_DIR/NAME is the file
     /// (single-file torrent) or folder the torrent names, not NAME itself.
@@ -53,24 +59,28 @@ pub struct SeedArgs {
 
 pub fn run(args: SeedArgs) -> Result<()> {
     let peers = peer::resolve_peers(&args.net.peers)?;
-    let loaded = peer::load_torrent(&args.torrent)?;
-    let spec = &loaded.spec;
-    let data = args.data.join(&spec.name);
-    if std::fs::symlink_metadata(&data).is_err() {
-        let hint = if args.data.file_name() == Some(spec.name.as_ref()) {
-            format!(" (try -d {})", parent_or_dot(&args.data).display())
-        } else {
-            String::new()
-        };
-        return Err(bad_input(format!(
-            "{} holds no {}: -d is the folder that holds {}, the torrent's data{hint}",
-            args.data.display(),
-            spec.name,
-            spec.name
-        )));
+    let torrents = peer::load_torrents(&args.torrents, false)?;
+    for spec in torrents.iter().filter_map(|t| match t {
+        TorrentArg::File(l) => Some(&l.spec),
+        TorrentArg::Magnet(_) => None,
+    }) {
+        let data = args.data.join(&spec.name);
+        if std::fs::symlink_metadata(&data).is_err() {
+            let hint = if args.data.file_name() == Some(spec.name.as_ref()) {
+                format!(" (try -d {})", parent_or_dot(&args.data).display())
+            } else {
+                String::new()
+            };
+            return Err(bad_input(format!(
+                "{} holds no {}: -d is the folder that holds {}, the torrent's data{hint}",
+                args.data.display(),
+                spec.name,
+                spec.name
+            )));
+        }
     }
     peer::run(Run {
-        torrent: Torrent::Loaded(loaded),
+        torrents,
         dir: &args.data,
         mode: OpenMode::Existing,
         net: &args.net,

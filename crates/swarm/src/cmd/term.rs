@@ -10,13 +10,27 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-/// The bar on screen, if any.
-static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+/// What is on screen: one bar, or several (one per torrent).
+#[derive(Clone)]
+enum Shown {
+    Bar(indicatif::ProgressBar),
+    Multi(indicatif::MultiProgress),
+}
+
+/// The bar(s) on screen, if any.
+static BAR: Mutex<Option<Shown>> = Mutex::new(None);
 
 /// Registers the bar now drawn on stderr: log lines go above it.
 pub fn show_bar(bar: &indicatif::ProgressBar) {
     if let Ok(mut b) = BAR.lock() {
-        *b = Some(bar.clone());
+        *b = Some(Shown::Bar(bar.clone()));
+    }
+}
+
+/// Registers bars drawn together on stderr: log lines go above them.
+pub fn show_bars(bars: &indicatif::MultiProgress) {
+    if let Ok(mut b) = BAR.lock() {
+        *b = Some(Shown::Multi(bars.clone()));
     }
 }
 
@@ -55,7 +69,8 @@ impl Drop for LogWriter {
             let _ = err.flush();
         };
         match bar {
-            Some(bar) if !bar.is_finished() => bar.suspend(write),
+            Some(Shown::Bar(bar)) if !bar.is_finished() => bar.suspend(write),
+            Some(Shown::Multi(bars)) => bars.suspend(write),
             _ => write(),
         }
     }

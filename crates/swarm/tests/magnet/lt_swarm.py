@@ -2,11 +2,13 @@
 """libtorrent peers for swarm's trackerless, magnet and PEX tests (loopback).
 
 Run with Debian's interpreter (/usr/bin/python3). One process, several
-sessions, each on 127.0.0.1 with TCP only (uTP crawls on loopback):
+sessions, each on a loopback address (IP:PORT, or a PORT on 127.0.0.1)
+with TCP only (uTP crawls on loopback):
 
-  --helper PORT        a DHT-only session (repeatable): the DHT the others use
-  --seed PORT          a session that seeds --torrent from --dir (repeatable)
-  --magnet-leech PORT  a session that downloads --magnet into --out
+  --helper ADDR        a DHT-only session (repeatable): the DHT the others use
+  --seed ADDR          a session that seeds every --torrent (repeatable)
+                       from --dir (repeatable)
+  --magnet-leech ADDR  a session that downloads --magnet into --out
   --dht                seeders and the magnet leech run the DHT too; every
                        session is told of every other one's DHT node
   --peer HOST:PORT     seeders and the magnet leech dial it (every 2 s)
@@ -38,9 +40,16 @@ def parse_peer(s):
     return (host.strip("[]"), int(port))
 
 
-def session(port, dht):
+def parse_addr(s):
+    """IP:PORT, or a PORT on 127.0.0.1."""
+    if ":" not in s:
+        return ("127.0.0.1", int(s))
+    return parse_peer(s)
+
+
+def session(addr, dht):
     return lt.session({
-        "listen_interfaces": "127.0.0.1:%d" % port,
+        "listen_interfaces": "%s:%d" % addr,
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True,
@@ -72,10 +81,10 @@ def add(ses, atp):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--helper", type=int, action="append", default=[])
-    ap.add_argument("--seed", type=int, action="append", default=[])
-    ap.add_argument("--magnet-leech", type=int)
-    ap.add_argument("--torrent")
+    ap.add_argument("--helper", type=parse_addr, action="append", default=[])
+    ap.add_argument("--seed", type=parse_addr, action="append", default=[])
+    ap.add_argument("--magnet-leech", type=parse_addr)
+    ap.add_argument("--torrent", action="append", default=[])
     ap.add_argument("--dir")
     ap.add_argument("--magnet")
     ap.add_argument("--out")
@@ -94,13 +103,14 @@ def main():
         for p, s in everyone:
             for q, _ in everyone:
                 if q != p:
-                    s.add_dht_node(("127.0.0.1", q))
+                    s.add_dht_node(q)
     seed_handles = []
     for p, s in seeds:
-        atp = lt.add_torrent_params()
-        atp.ti = lt.torrent_info(args.torrent)
-        atp.save_path = os.path.abspath(args.dir)
-        seed_handles.append((p, add(s, atp)))
+        for t in args.torrent:
+            atp = lt.add_torrent_params()
+            atp.ti = lt.torrent_info(t)
+            atp.save_path = os.path.abspath(args.dir)
+            seed_handles.append((p, add(s, atp)))
     leech_handle = None
     if leech:
         atp = lt.parse_magnet_uri(args.magnet)
@@ -123,9 +133,9 @@ def main():
                 for q in peers:
                     h.connect_peer(q)
                 if args.connect_seeds:
-                    for q, _ in seed_handles:
+                    for q, _ in seeds:
                         if q != p:
-                            h.connect_peer(("127.0.0.1", q))
+                            h.connect_peer(q)
                 if args.dht:
                     h.force_dht_announce()
             if leech_handle is not None and not leech_handle.status().is_seeding:
@@ -136,7 +146,7 @@ def main():
             out = {"t": round(now - start, 1), "seeds": []}
             for p, h in seed_handles:
                 st = h.status()
-                out["seeds"].append({"port": p, "peers": st.num_peers,
+                out["seeds"].append({"port": p[1], "peers": st.num_peers,
                                      "state": str(st.state).split(".")[-1]})
             if leech_handle is not None:
                 st = leech_handle.status()

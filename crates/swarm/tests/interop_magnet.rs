@@ -1,14 +1,14 @@
-//! Trackerless torrents, magnet links and peer exchange against libtorrent
-//! on loopback (`tests/magnet/lt_swarm.py` runs the libtorrent sessions):
+//! Trackerless torrents and magnet links against libtorrent on loopback
+//! (`tests/magnet/lt_swarm.py` runs the libtorrent sessions), each peer on a
+//! loopback IP of its own (`free_addr`):
 //! - swarm downloads a torrent with no tracker from a libtorrent seeder it
 //!   finds only through the DHT (libtorrent nodes, bootstrap named by the
 //!   test);
 //! - swarm downloads a magnet link whose metadata comes from libtorrent by
-//!   BEP 9, saves it as a `.torrent`, and a restart does not fetch it again;
+//!   BEP 9 (with a .torrent on the same command line), saves it as a
+//!   `.torrent`, and a restart does not fetch it again;
 //! - libtorrent downloads a magnet link from a swarm seeder (metadata served
-//!   by swarm);
-//! - PEX: a swarm peer told of one libtorrent peer learns a second one's
-//!   address from the first (BEP 11) and connects to it.
+//!   by swarm).
 //!
 //! Nothing contacts the public DHT routers. Under CI=true a missing
 //! libtorrent fails the tests.
@@ -18,10 +18,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use swarm_testkit::peers::{require_swarm_subcommand, swarm_seed};
-use swarm_testkit::proc::{free_port, loopback, wait_listening};
+use swarm_testkit::proc::wait_listening;
 use swarm_testkit::{
-    PIECE_16_KIB, PYTHON, Proc, SwarmOpts, TestDir, assert_same_tree, data, make_torrent,
-    require_python_libtorrent, wait_until,
+    PIECE_16_KIB, PYTHON, Proc, SwarmOpts, TestDir, assert_same_tree, data, free_addr,
+    make_torrent, require_python_libtorrent, wait_until,
 };
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -86,7 +86,7 @@ fn swarm_downloads_a_trackerless_torrent_found_through_the_dht() {
     let content = data::single_file(&seed_dir, "dht-only.bin", 700_001, 41);
     // No tracker at all.
     let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_16_KIB, &[]);
-    let (h1, h2, seeder) = (free_port(), free_port(), free_port());
+    let (h1, h2, seeder) = (free_addr(), free_addr(), free_addr());
     let _lt = lt_swarm(
         &t.logs(),
         "lt",
@@ -114,10 +114,10 @@ fn swarm_downloads_a_trackerless_torrent_found_through_the_dht() {
             s("-o"),
             s(out.display()),
             s("--listen"),
-            s(loopback(free_port())),
+            s(free_addr()),
             s("--json"),
             s("--dht-bootstrap"),
-            s(loopback(h1)),
+            s(h1),
         ],
     );
     wait_success(&mut leech, DEADLINE);
@@ -143,7 +143,10 @@ fn swarm_downloads_a_magnet_link_with_metadata_from_libtorrent() {
         42,
     );
     let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_16_KIB, &[]);
-    let seeder = free_port();
+    // A second torrent, given as a .torrent on the same command line.
+    let other = data::single_file(&seed_dir, "beside.bin", 200_001, 45);
+    let other_torrent = make_torrent(&other, &t.path().join("o.torrent"), PIECE_16_KIB, &[]);
+    let seeder = free_addr();
     let mut lt = lt_swarm(
         &t.logs(),
         "lt",
@@ -152,31 +155,47 @@ fn swarm_downloads_a_magnet_link_with_metadata_from_libtorrent() {
             s(seeder),
             s("--torrent"),
             s(torrent.path.display()),
+            s("--torrent"),
+            s(other_torrent.path.display()),
             s("--dir"),
             s(seed_dir.display()),
         ],
     );
-    assert!(wait_listening(loopback(seeder), Duration::from_secs(20)));
+    assert!(wait_listening(seeder, Duration::from_secs(20)));
     let magnet = format!(
-        "magnet:?xt=urn:btih:{}&dn=magnet-tree&x.pe=127.0.0.1:{seeder}",
+        "magnet:?xt=urn:btih:{}&dn=magnet-tree&x.pe={seeder}",
         torrent.info_hash_hex
     );
     let out = t.sub("out");
-    let args = |port: u16| {
+    let mut first = vec![
+        s("download"),
+        magnet.clone(),
+        s(other_torrent.path.display()),
+        s("--peer"),
+        s(seeder),
+    ];
+    let rest = |listen: std::net::SocketAddr| {
         vec![
-            s("download"),
-            magnet.clone(),
             s("-o"),
             s(out.display()),
             s("--listen"),
-            s(loopback(port)),
+            s(listen),
             s("--json"),
             s("--no-dht"),
         ]
     };
-    let mut leech = swarm(&t.logs(), "swarm", &args(free_port()));
+    first.extend(rest(free_addr()));
+    let mut leech = swarm(&t.logs(), "swarm", &first);
     wait_success(&mut leech, DEADLINE);
     assert_same_tree(&content, &out.join(&torrent.name));
+    assert_same_tree(&other, &out.join(&other_torrent.name));
+    assert!(
+        leech
+            .stderr()
+            .contains("metadata fetched and checked against the info-hash"),
+        "{}",
+        leech.log_tail()
+    );
     let saved = out
         .join(".swarm")
         .join(format!("{}.torrent", torrent.info_hash_hex));
@@ -185,11 +204,21 @@ fn swarm_downloads_a_magnet_link_with_metadata_from_libtorrent() {
     // A restart with no peer at all: the metadata comes from the saved
     // .torrent and the data from the resume record; nothing is fetched.
     lt.kill();
-    let mut again = swarm(&t.logs(), "swarm-again", &args(free_port()));
+    let mut again_args = vec![s("download"), magnet.clone()];
+    again_args.extend(rest(free_addr()));
+    let mut again = swarm(&t.logs(), "swarm-again", &again_args);
     wait_success(&mut again, Duration::from_secs(60));
     assert!(
         again.stderr().contains("metadata from the saved .torrent"),
         "{}",
+        again.log_tail()
+    );
+    assert!(
+        !again
+            .json_lines()
+            .iter()
+            .any(|v| v["state"] == "metadata" && v["metadata_pieces"][1] != 0),
+        "nothing fetched again\n{}",
         again.log_tail()
     );
 }
@@ -203,7 +232,7 @@ fn libtorrent_downloads_a_magnet_link_from_a_swarm_seeder() {
     let seed_dir = t.sub("seed");
     let content = data::single_file(&seed_dir, "for-lt.bin", 2_000_003, 43);
     let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_16_KIB, &[]);
-    let sport = free_port();
+    let sport = free_addr();
     let mut seeder = swarm_seed(
         &swarm_bin(),
         &t.logs(),
@@ -216,7 +245,7 @@ fn libtorrent_downloads_a_magnet_link_from_a_swarm_seeder() {
             ..SwarmOpts::default()
         },
     );
-    assert!(wait_listening(loopback(sport), Duration::from_secs(20)));
+    assert!(wait_listening(sport, Duration::from_secs(20)));
     let out = t.sub("lt-out");
     let magnet = format!("magnet:?xt=urn:btih:{}", torrent.info_hash_hex);
     let lt = lt_swarm(
@@ -224,13 +253,13 @@ fn libtorrent_downloads_a_magnet_link_from_a_swarm_seeder() {
         "lt",
         &[
             s("--magnet-leech"),
-            s(free_port()),
+            s(free_addr()),
             s("--magnet"),
             magnet,
             s("--out"),
             s(out.display()),
             s("--peer"),
-            s(loopback(sport)),
+            s(sport),
         ],
     );
     let done = wait_until(DEADLINE, || {
@@ -245,71 +274,5 @@ fn libtorrent_downloads_a_magnet_link_from_a_swarm_seeder() {
         seeder.proc.log_tail()
     );
     assert!(seeder.check_alive().is_ok());
-    assert_same_tree(&content, &out.join(&torrent.name));
-}
-
-#[test]
-fn heavy_swarm_learns_a_peer_by_pex_and_connects_to_it() {
-    if !ready() {
-        return;
-    }
-    let t = TestDir::new("pex");
-    let seed_dir = t.sub("seed");
-    // Large enough that the download is still running when PEX arrives.
-    let content = data::single_file(&seed_dir, "pex.bin", 8_000_000, 44);
-    let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_16_KIB, &[]);
-    let (l1, l2) = (free_port(), free_port());
-    let _lt = lt_swarm(
-        &t.logs(),
-        "lt",
-        &[
-            s("--seed"),
-            s(l1),
-            s("--seed"),
-            s(l2),
-            s("--connect-seeds"),
-            s("--torrent"),
-            s(torrent.path.display()),
-            s("--dir"),
-            s(seed_dir.display()),
-        ],
-    );
-    assert!(wait_listening(loopback(l1), Duration::from_secs(20)));
-    let out = t.sub("out");
-    // Slow enough that the transfer outlasts libtorrent's first PEX round
-    // (it sends one a minute): 8 MB at 100 KiB/s take 80 s.
-    let mut leech = swarm(
-        &t.logs(),
-        "swarm",
-        &[
-            s("download"),
-            s(torrent.path.display()),
-            s("-o"),
-            s(out.display()),
-            s("--listen"),
-            s(loopback(free_port())),
-            s("--json"),
-            s("--no-dht"),
-            s("--peer"),
-            s(loopback(l1)),
-            s("--max-download-rate"),
-            s("100K"),
-        ],
-    );
-    let l2_addr = loopback(l2).to_string();
-    let connected = wait_until(Duration::from_secs(150), || {
-        leech.json_lines().iter().any(|v| {
-            v["neighbours"]
-                .as_array()
-                .is_some_and(|n| n.iter().any(|p| p["addr"].as_str() == Some(&l2_addr)))
-        })
-    });
-    assert!(
-        connected,
-        "swarm connected to the peer it was not told of\n{}",
-        leech.log_tail()
-    );
-    assert!(leech.stderr().contains("addresses from peer exchange"));
-    wait_success(&mut leech, Duration::from_secs(150));
     assert_same_tree(&content, &out.join(&torrent.name));
 }
