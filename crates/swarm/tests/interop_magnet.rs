@@ -1,4 +1,5 @@
-//! Trackerless torrents and magnet links against libtorrent on loopback
+//! Trackerless torrents, magnet links and peer exchange against libtorrent
+//! on loopback
 //! (`tests/magnet/lt_swarm.py` runs the libtorrent sessions), each peer on a
 //! loopback IP of its own (`free_addr`):
 //! - swarm downloads a torrent with no tracker from a libtorrent seeder it
@@ -8,7 +9,15 @@
 //!   BEP 9 (with a .torrent on the same command line), saves it as a
 //!   `.torrent`, and a restart does not fetch it again;
 //! - libtorrent downloads a magnet link from a swarm seeder (metadata served
-//!   by swarm).
+//!   by swarm);
+//! - peer exchange (BEP 11) both ways: a swarm peer told of one libtorrent
+//!   peer learns a third peer's address from it and connects to it; a
+//!   libtorrent peer learns another's address from a swarm seeder's PEX.
+//!   (libtorrent sends its first PEX message on its first once-a-second
+//!   tick after the extension handshake at which it has two peers or more;
+//!   it closes connections between two seeds, so the third peer here is a
+//!   slowed-down leech, with PEX off so that only the peer under test
+//!   learns addresses.)
 //!
 //! Nothing contacts the public DHT routers. Under CI=true a missing
 //! libtorrent fails the tests.
@@ -275,4 +284,134 @@ fn libtorrent_downloads_a_magnet_link_from_a_swarm_seeder() {
     );
     assert!(seeder.check_alive().is_ok());
     assert_same_tree(&content, &out.join(&torrent.name));
+}
+
+#[test]
+fn swarm_learns_a_peer_by_pex_and_connects_to_it() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("pex-in");
+    let seed_dir = t.sub("seed");
+    let content = data::single_file(&seed_dir, "pex.bin", 2_000_003, 44);
+    let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_16_KIB, &[]);
+    let (l1, l2) = (free_addr(), free_addr());
+    // l1 seeds and dials l2, a leech that learns nobody's address.
+    let _lt = lt_swarm(
+        &t.logs(),
+        "lt",
+        &[
+            s("--seed"),
+            s(l1),
+            s("--quiet-leech"),
+            s(l2),
+            s("--seeds-dial-leeches"),
+            s("--torrent"),
+            s(torrent.path.display()),
+            s("--dir"),
+            s(seed_dir.display()),
+            s("--out"),
+            s(t.sub("lt-out").display()),
+        ],
+    );
+    assert!(wait_listening(l1, Duration::from_secs(20)));
+    // swarm knows only l1 (no tracker, no DHT), and downloads slowly enough
+    // (2 MB at 100 KiB/s) to be connected when libtorrent's PEX comes.
+    let out = t.sub("out");
+    let leech = swarm(
+        &t.logs(),
+        "swarm",
+        &[
+            s("download"),
+            s(torrent.path.display()),
+            s("-o"),
+            s(out.display()),
+            s("--listen"),
+            s(free_addr()),
+            s("--json"),
+            s("--no-dht"),
+            s("--peer"),
+            s(l1),
+            s("--max-download-rate"),
+            s("100K"),
+        ],
+    );
+    let dialled_l2 = format!("peer connected peer={l2} outgoing=true");
+    let connected = wait_until(Duration::from_secs(60), || {
+        leech.stderr().contains(&dialled_l2)
+    });
+    assert!(
+        connected,
+        "swarm connected to the peer it was not told of ({l2})\n{}",
+        leech.log_tail()
+    );
+    assert!(
+        leech.stderr().contains("addresses from peer exchange"),
+        "{}",
+        leech.log_tail()
+    );
+}
+
+#[test]
+fn libtorrent_learns_a_peer_from_a_swarm_seeders_pex() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("pex-out");
+    let seed_dir = t.sub("seed");
+    let content = data::single_file(&seed_dir, "pex-out.bin", 2_000_003, 46);
+    let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_16_KIB, &[]);
+    let sport = free_addr();
+    let seeder = swarm_seed(
+        &swarm_bin(),
+        &t.logs(),
+        "swarm-seed",
+        &torrent,
+        &seed_dir,
+        sport,
+        &SwarmOpts {
+            extra: vec![s("--no-dht")],
+            ..SwarmOpts::default()
+        },
+    );
+    assert!(wait_listening(sport, Duration::from_secs(20)));
+    // Two slow leeches that know only the swarm seeder; `b` learns nothing
+    // itself, so if `a` reaches `b` it learnt its address from swarm.
+    let (a, b) = (free_addr(), free_addr());
+    let lt = lt_swarm(
+        &t.logs(),
+        "lt",
+        &[
+            s("--leech"),
+            s(a),
+            s("--quiet-leech"),
+            s(b),
+            s("--peer"),
+            s(sport),
+            s("--torrent"),
+            s(torrent.path.display()),
+            s("--out"),
+            s(t.sub("lt-out").display()),
+        ],
+    );
+    let (a_addr, b_addr) = (a.to_string(), b.to_string());
+    let learnt = wait_until(Duration::from_secs(60), || {
+        lt.json_lines().iter().any(|v| {
+            v["leeches"].as_array().is_some_and(|ls| {
+                ls.iter().any(|l| {
+                    l["addr"].as_str() == Some(&a_addr)
+                        && l["peers"].as_array().is_some_and(|ps| {
+                            ps.iter()
+                                .any(|p| p["addr"].as_str() == Some(&b_addr) && p["pex"] == true)
+                        })
+                })
+            })
+        })
+    });
+    assert!(
+        learnt,
+        "libtorrent {a} connected to {b}, learnt by PEX from swarm\n{}\n{}",
+        lt.log_tail(),
+        seeder.proc.log_tail()
+    );
 }

@@ -9,16 +9,27 @@ with TCP only (uTP crawls on loopback):
   --seed ADDR          a session that seeds every --torrent (repeatable)
                        from --dir (repeatable)
   --magnet-leech ADDR  a session that downloads --magnet into --out
+  --leech ADDR         a session that downloads every --torrent into --out
+                       (repeatable; each its own folder under --out) at
+                       --leech-rate bytes/s, so it stays a leecher a while
+  --quiet-leech ADDR   the same, with peer exchange off (it neither tells
+                       nor learns addresses: it can only be found by those
+                       that know it)
   --dht                seeders and the magnet leech run the DHT too; every
                        session is told of every other one's DHT node
-  --peer HOST:PORT     seeders and the magnet leech dial it (every 2 s)
+  --peer HOST:PORT     seeders and leeches dial it (every 2 s)
   --connect-seeds      the seeders dial each other (every 2 s)
+  --seeds-dial-leeches the seeders dial the leeches (every 2 s)
 
 Settings for a DHT on loopback are DESIGN.md's (and dht_block_ratelimit
 raised: every node is 127.0.0.1). Prints one JSON line when ready
 ({"ready": true}) and then a status line a second:
 {"t", "seeds": [{"port", "peers", "state"}], "leech": {"progress", "complete",
-"peers", "has_metadata"}}. Runs until killed (or --timeout seconds).
+"peers", "has_metadata"}, "leeches": [{"addr", "peers": [{"addr", "pex"}]}]}
+("pex": libtorrent learnt that peer by peer exchange). Every session's
+outgoing connections leave from its own IP (outgoing_interfaces), so its
+address as others see it is where it listens. Runs until killed (or
+--timeout seconds).
 """
 
 import argparse
@@ -50,6 +61,7 @@ def parse_addr(s):
 def session(addr, dht):
     return lt.session({
         "listen_interfaces": "%s:%d" % addr,
+        "outgoing_interfaces": addr[0],
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True,
@@ -84,6 +96,10 @@ def main():
     ap.add_argument("--helper", type=parse_addr, action="append", default=[])
     ap.add_argument("--seed", type=parse_addr, action="append", default=[])
     ap.add_argument("--magnet-leech", type=parse_addr)
+    ap.add_argument("--leech", type=parse_addr, action="append", default=[])
+    ap.add_argument("--quiet-leech", type=parse_addr, action="append", default=[])
+    ap.add_argument("--leech-rate", type=int, default=50000)
+    ap.add_argument("--seeds-dial-leeches", action="store_true")
     ap.add_argument("--torrent", action="append", default=[])
     ap.add_argument("--dir")
     ap.add_argument("--magnet")
@@ -97,7 +113,9 @@ def main():
     helpers = [(p, session(p, True)) for p in args.helper]
     seeds = [(p, session(p, args.dht)) for p in args.seed]
     leech = (args.magnet_leech, session(args.magnet_leech, args.dht)) if args.magnet_leech else None
-    everyone = helpers + seeds + ([leech] if leech else [])
+    leeches = [(p, session(p, args.dht), False) for p in args.leech]
+    leeches += [(p, session(p, args.dht), True) for p in args.quiet_leech]
+    everyone = helpers + seeds + ([leech] if leech else []) + [(p, s) for p, s, _ in leeches]
     time.sleep(0.3)
     if args.dht:
         for p, s in everyone:
@@ -111,6 +129,17 @@ def main():
             atp.ti = lt.torrent_info(t)
             atp.save_path = os.path.abspath(args.dir)
             seed_handles.append((p, add(s, atp)))
+    leech_handles = []
+    for p, s, quiet in leeches:
+        for t in args.torrent:
+            atp = lt.add_torrent_params()
+            atp.ti = lt.torrent_info(t)
+            atp.save_path = os.path.join(os.path.abspath(args.out), "%s-%d" % p)
+            if quiet:
+                atp.flags |= lt.torrent_flags.disable_pex
+            h = add(s, atp)
+            h.set_download_limit(args.leech_rate)
+            leech_handles.append((p, h))
     leech_handle = None
     if leech:
         atp = lt.parse_magnet_uri(args.magnet)
@@ -136,8 +165,14 @@ def main():
                     for q, _ in seeds:
                         if q != p:
                             h.connect_peer(q)
+                if args.seeds_dial_leeches:
+                    for q, _ in leech_handles:
+                        h.connect_peer(q)
                 if args.dht:
                     h.force_dht_announce()
+            for p, h in leech_handles:
+                for q in peers:
+                    h.connect_peer(q)
             if leech_handle is not None and not leech_handle.status().is_seeding:
                 for q in peers:
                     leech_handle.connect_peer(q)
@@ -152,6 +187,12 @@ def main():
                 st = leech_handle.status()
                 out["leech"] = {"progress": st.progress, "complete": st.is_seeding,
                                 "peers": st.num_peers, "has_metadata": st.has_metadata}
+            if leech_handles:
+                out["leeches"] = []
+                for p, h in leech_handles:
+                    ps = [{"addr": "%s:%d" % i.ip, "pex": bool(i.source & lt.peer_info.pex)}
+                          for i in h.get_peer_info()]
+                    out["leeches"].append({"addr": "%s:%d" % p, "peers": ps})
             emit(out)
         time.sleep(0.1)
 
