@@ -128,6 +128,9 @@ pub struct AddOptions {
     pub metadata: Option<bytes::Bytes>,
     /// A private torrent (BEP 27): neither DHT nor PEX.
     pub private: bool,
+    /// Keep the resume record in this folder instead of `dir/.swarm/`
+    /// (the daemon keeps its records in its state folder).
+    pub resume_dir: Option<PathBuf>,
 }
 
 impl AddOptions {
@@ -142,6 +145,7 @@ impl AddOptions {
             resume: true,
             metadata: None,
             private: false,
+            resume_dir: None,
         }
     }
 }
@@ -564,7 +568,11 @@ async fn magnet_metadata(
 ) -> Result<Option<(swarm_wire::metainfo::Metainfo, Vec<SocketAddr>)>, NetError> {
     use swarm_wire::metainfo::Metainfo;
     let info_hash = magnet.info_hash;
-    let path = crate::magnet::saved_torrent_path(&options.dir, info_hash);
+    // Beside the resume record.
+    let path = match &options.resume_dir {
+        Some(folder) => folder.join(format!("{}.torrent", info_hash.to_hex())),
+        None => crate::magnet::saved_torrent_path(&options.dir, info_hash),
+    };
     if let Ok(bytes) = std::fs::read(&path) {
         match Metainfo::from_bytes(&bytes) {
             Ok(meta) if meta.info_hash() == info_hash => {
