@@ -226,23 +226,19 @@ mod tests {
     }
 
     fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
+        hex::encode(b)
     }
 
     fn hex64(s: &str) -> [u8; 64] {
         let s: String = s.split_whitespace().collect();
         let mut out = [0u8; 64];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-        }
+        hex::decode_to_slice(s, &mut out).unwrap();
         out
     }
 
     fn hex32(s: &str) -> [u8; 32] {
         let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-        }
+        hex::decode_to_slice(s, &mut out).unwrap();
         out
     }
 }

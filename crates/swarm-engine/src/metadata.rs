@@ -17,16 +17,21 @@
 //!   `total_size` differs from the peer's announced size, or whose piece has
 //!   the wrong length, drops the peer.
 //! - Requests: at most [`METADATA_REQUESTS_PER_PEER_MAX`] per peer, spread
-//!   over the peers that announced the attempt's size; a request unanswered
-//!   after [`METADATA_REQUEST_TIMEOUT`], or rejected, goes to another peer and
-//!   the peer is not asked again for [`METADATA_PEER_BACKOFF`].
+//!   over the peers that announced the attempt's size, the least recently
+//!   asked first (round robin: peers never asked before those asked, so
+//!   silent peers taking turns cannot keep an honest one waiting); a request
+//!   unanswered after [`METADATA_REQUEST_TIMEOUT`], or rejected, goes to
+//!   another peer and the peer is not asked again for
+//!   [`METADATA_PEER_BACKOFF`].
 //! - Checking: the assembled bytes are used only if their SHA-1 is the
 //!   info-hash. When the check fails, the pieces are discarded. If one peer
 //!   sent them all, it is banned. Otherwise every sender becomes a *suspect*
 //!   and the fetcher switches to single-source attempts (all pieces from one
-//!   peer, non-suspects first), so the next failure names its culprit:
-//!   every failed attempt bans a peer or narrows the sources, so a liar
-//!   cannot stall the fetch for ever while an honest peer remains.
+//!   peer), so the next failure names its culprit. Sources take turns: the
+//!   peer that has been the source fewest times first, non-suspects before
+//!   suspects among equals. A turn ends by completing, by banning its liar,
+//!   or by a reject or time-out; so within one round of turns every peer is
+//!   asked, and the fetch completes while an honest peer remains.
 //!
 //! # Invariants ([`MetadataFetcher::check_invariants`])
 //! - A piece is requested from peer P iff it is in P's in-flight set; no
@@ -86,6 +91,11 @@ struct Source {
     idle_until: Instant,
     /// It sent pieces to an attempt that failed its hash.
     suspect: bool,
+    /// When we last asked it, as a count of requests sent (0: never), so
+    /// requests go round robin.
+    last_asked: u64,
+    /// Single-source attempts it was the source of, so sources take turns.
+    turns: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -110,6 +120,8 @@ pub struct MetadataFetcher {
     single_source: bool,
     complete: bool,
     hash_failures: u32,
+    /// Requests sent so far: the clock of [`Source::last_asked`].
+    asked: u64,
     /// Latest time seen in any input.
     now: Instant,
     transmit: VecDeque<(PeerKey, MetadataMessage)>,
@@ -145,6 +157,7 @@ impl MetadataFetcher {
             single_source: false,
             complete: false,
             hash_failures: 0,
+            asked: 0,
             now: Instant::ZERO,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -206,6 +219,8 @@ impl MetadataFetcher {
                 in_flight: BTreeMap::new(),
                 idle_until: now,
                 suspect: false,
+                last_asked: 0,
+                turns: 0,
             },
         );
         self.fill(now);
@@ -447,7 +462,8 @@ impl MetadataFetcher {
             if !matches!(slot, Slot::Missing) {
                 continue;
             }
-            // The eligible source with the fewest requests (ties: lowest key).
+            // The eligible source with the fewest requests in flight, then
+            // the least recently asked, then the lowest key.
             let pick = self
                 .peers
                 .iter()
@@ -457,12 +473,14 @@ impl MetadataFetcher {
                         && s.idle_until <= now
                         && s.in_flight.len() < METADATA_REQUESTS_PER_PEER_MAX
                 })
-                .min_by_key(|(p, s)| (s.in_flight.len(), **p))
+                .min_by_key(|(p, s)| (s.in_flight.len(), s.last_asked, **p))
                 .map(|(p, _)| *p);
             let Some(peer) = pick else { break };
             let piece = i as u32;
+            self.asked += 1;
             if let Some(src) = self.peers.get_mut(&peer) {
                 src.in_flight.insert(piece, now);
+                src.last_asked = self.asked;
             }
             *slot = Slot::Requested(peer);
             self.transmit
@@ -470,14 +488,15 @@ impl MetadataFetcher {
         }
     }
 
-    fn new_attempt(&self, now: Instant) -> Option<Attempt> {
+    fn new_attempt(&mut self, now: Instant) -> Option<Attempt> {
         let (size, source) = if self.single_source {
-            // Non-suspects first, then those resting longest ago, then by key.
+            // Fewest turns first, then non-suspects, then by key.
             let (&p, s) = self
                 .peers
-                .iter()
+                .iter_mut()
                 .filter(|(_, s)| s.idle_until <= now)
-                .min_by_key(|(p, s)| (s.suspect, **p))?;
+                .min_by_key(|(p, s)| (s.turns, s.suspect, **p))?;
+            s.turns += 1;
             (s.size, Some(p))
         } else {
             let mut votes: BTreeMap<u64, (usize, PeerKey)> = BTreeMap::new();

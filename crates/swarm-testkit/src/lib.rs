@@ -12,6 +12,7 @@
 //! its own ports; everything it starts dies when the test ends.
 
 pub mod cli;
+pub mod daemon;
 pub mod data;
 pub mod hostile;
 pub mod peers;

@@ -110,16 +110,8 @@ impl NodeId {
 
     /// Parses 40 hex digits.
     pub fn from_hex(s: &str) -> Option<NodeId> {
-        let s = s.as_bytes();
-        if s.len() != 40 {
-            return None;
-        }
         let mut out = [0u8; 20];
-        for (i, b) in out.iter_mut().enumerate() {
-            let hi = (s[2 * i] as char).to_digit(16)?;
-            let lo = (s[2 * i + 1] as char).to_digit(16)?;
-            *b = (hi * 16 + lo) as u8;
-        }
+        hex::decode_to_slice(s, &mut out).ok()?;
         Some(NodeId(out))
     }
 }

@@ -54,6 +54,7 @@ enum Command {
     Tracker(cmd::tracker::TrackerArgs),
     Demo(cmd::demo::DemoArgs),
     Dht(cmd::dht::DhtArgs),
+    Daemon(cmd::daemon::DaemonArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,5 +69,6 @@ fn main() -> ExitCode {
         Command::Tracker(args) => cmd::tracker::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Dht(args) => cmd::dht::run(args),
+        Command::Daemon(args) => cmd::daemon::run(args),
     })
 }

@@ -78,10 +78,15 @@ fn routing_table_survives_a_restart() {
 fn bad_input_exits_2_and_missing_items_fail() {
     let t = TestDir::new("dht-bad");
     let run = |args: &[&str]| swarm_testkit::cli::run(&bin(), t.path(), args);
+    let mixed = format!("a{}b", "é".repeat(19));
     for args in [
         &["dht", "get", "--bootstrap", "127.0.0.1:9", "xyz"][..],
         &["dht", "get", "--bootstrap", "127.0.0.1:9", "--pubkey", "00"][..],
         &["dht", "peers", "--bootstrap", "127.0.0.1:9", "12"][..],
+        // 40 bytes, but not 40 hex digits: a multi-byte character straddles
+        // a digit pair (this panicked, slicing the text mid-character).
+        &["dht", "get", "--bootstrap", "127.0.0.1:9", &mixed][..],
+        &["dht", "peers", "--bootstrap", "127.0.0.1:9", &mixed][..],
     ] {
         let o = run(args);
         assert_eq!(

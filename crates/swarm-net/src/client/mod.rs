@@ -119,6 +119,9 @@ pub struct AddOptions {
     pub torrent: TorrentConfig,
     /// Keep a resume record in `dir/.swarm/` (trusted at the next start).
     pub resume: bool,
+    /// Keep the resume record in this folder instead of `dir/.swarm/`
+    /// (the daemon keeps its records in its state folder).
+    pub resume_dir: Option<PathBuf>,
 }
 
 impl AddOptions {
@@ -131,6 +134,7 @@ impl AddOptions {
             download_limit: None,
             torrent: TorrentConfig::default(),
             resume: true,
+            resume_dir: None,
         }
     }
 }

@@ -41,7 +41,11 @@ pub(super) async fn open_and_check(
     let storage = Arc::new(storage);
     let n = spec.lengths.num_pieces();
     let resume = if options.resume {
-        let store = ResumeStore::new(&options.dir, spec).map(Arc::new);
+        let store = match &options.resume_dir {
+            Some(folder) => Some(ResumeStore::in_folder(folder, spec)),
+            None => ResumeStore::new(&options.dir, spec),
+        }
+        .map(Arc::new);
         if store.is_none() {
             tracing::warn!(
                 "a torrent named `.swarm` gets no resume record: every start checks its data"

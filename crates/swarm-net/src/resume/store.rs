@@ -73,6 +73,13 @@ impl ResumeStore {
         if collides {
             return None;
         }
+        Some(Self::in_folder(&dir.join(RESUME_DIR), spec))
+    }
+
+    /// The record of `spec` kept in `folder` (a folder of records apart
+    /// from the data, as the daemon's state folder keeps them):
+    /// `folder/<info-hash hex>.resume`.
+    pub fn in_folder(folder: &Path, spec: &TorrentSpec) -> ResumeStore {
         let file_paths = spec
             .files
             .iter()
@@ -84,13 +91,13 @@ impl ResumeStore {
                     .join("/")
             })
             .collect();
-        Some(ResumeStore {
-            path: record_path(&dir.join(RESUME_DIR), &spec.info_hash),
+        ResumeStore {
+            path: record_path(folder, &spec.info_hash),
             info_hash: spec.info_hash,
             piece_length: spec.lengths.piece_length(),
             num_pieces: spec.lengths.num_pieces(),
             file_paths,
-        })
+        }
     }
 
     /// The record's file.

@@ -309,25 +309,17 @@ fn show_value(v: &[u8]) -> String {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn parse_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N]> {
     let s = s.trim();
-    let bytes = s.as_bytes();
-    if bytes.len() != 2 * N {
+    if s.len() != 2 * N {
         return Err(bad_input(format!(
-            "{what} must be {} hex digits, got {}",
+            "{what} must be {} hex digits, got {} characters",
             2 * N,
-            bytes.len()
+            s.chars().count()
         )));
     }
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .map_err(|_| bad_input(format!("{what} is not hex: {s}")))?;
-    }
+    hex::decode_to_slice(s, &mut out).map_err(|_| bad_input(format!("{what} is not hex: {s}")))?;
     Ok(out)
 }
 
@@ -348,9 +340,12 @@ fn keygen(args: &KeygenArgs) -> Result<()> {
     let key = SigningKey::from_bytes(&random_bytes()?);
     write_private(
         &args.keyfile,
-        format!("{}\n", hex(&key.to_bytes())).as_bytes(),
+        format!("{}\n", hex::encode(key.to_bytes())).as_bytes(),
     )?;
-    print_stdout(&format!("{}\n", hex(&key.verifying_key().to_bytes())))
+    print_stdout(&format!(
+        "{}\n",
+        hex::encode(key.verifying_key().to_bytes())
+    ))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {

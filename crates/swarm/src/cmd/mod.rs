@@ -7,6 +7,7 @@
 
 pub mod content;
 pub mod create;
+pub mod daemon;
 pub mod demo;
 pub mod dht;
 pub mod download;

@@ -151,7 +151,7 @@ pub fn load_torrents(paths: &[PathBuf]) -> Result<Vec<TorrentSpec>> {
     Ok(specs)
 }
 
-fn parse_rate(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
     match parse_size(s)? {
         0 => Err("a rate must be more than 0".into()),
         n => Ok(n),

@@ -88,15 +88,6 @@ fn params(
         }))
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Percent-decodes `raw` into exactly 20 bytes (`%XX` escapes, other bytes
 /// as they are; `+` stays `+`: these are binary values, not form text).
 pub fn decode_20(raw: &[u8]) -> Option<[u8; 20]> {
@@ -105,10 +96,10 @@ pub fn decode_20(raw: &[u8]) -> Option<[u8; 20]> {
     let mut i = 0;
     while i < raw.len() {
         let b = if raw[i] == b'%' {
-            let hi = hex_digit(*raw.get(i + 1)?)?;
-            let lo = hex_digit(*raw.get(i + 2)?)?;
+            let mut b = [0u8];
+            hex::decode_to_slice(raw.get(i + 1..i + 3)?, &mut b).ok()?;
             i += 3;
-            (hi << 4) | lo
+            b[0]
         } else {
             i += 1;
             raw[i - 1]
@@ -164,8 +155,9 @@ pub fn parse_announce_query(query: &[u8]) -> Result<HttpAnnounce, QueryError> {
                 // Up to 8 hex digits by convention; anything else is hashed
                 // down, never an error (the key is only an identity hint).
                 let hex = (v.len() <= 8).then(|| {
-                    v.iter()
-                        .try_fold(0u32, |acc, &b| Some((acc << 4) | u32::from(hex_digit(b)?)))
+                    v.iter().try_fold(0u32, |acc, &b| {
+                        Some((acc << 4) | char::from(b).to_digit(16)?)
+                    })
                 });
                 key = hex.flatten().unwrap_or_else(|| {
                     v.iter().fold(0u32, |acc, &b| {

@@ -1,0 +1,283 @@
+//! Our own JSON API under `/api/v1/` (documented, with an example per
+//! route, in docs/daemon-api.md) and the web UI at `/`.
+//!
+//! Reads are GETs; writes are POST/DELETE whose bodies (when any) are
+//! JSON and must say `Content-Type: application/json`: a cross-site HTML
+//! form cannot send that, and we answer no CORS preflight.
+//! Live updates: `GET /api/v1/events` is a Server-Sent Events stream of the
+//! torrent list, one `torrents` event a second.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::DaemonError;
+use crate::http::AppState;
+use crate::service::{AddRequest, IdRef, Ids, TorrentView};
+
+/// How often the event stream sends the torrent list.
+pub const EVENTS_INTERVAL: Duration = Duration::from_secs(1);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(ui_index))
+        .route("/ui/{file}", get(ui_file))
+        .route("/api/v1/session", get(session))
+        .route("/api/v1/torrents", get(list).post(add))
+        .route("/api/v1/torrents/{id}", get(one).delete(remove))
+        .route("/api/v1/torrents/{id}/{action}", post(action))
+        .route("/api/v1/events", get(events))
+}
+
+fn error(code: StatusCode, why: impl Into<String>) -> Response {
+    (code, axum::Json(json!({"error": why.into()}))).into_response()
+}
+
+impl IntoResponse for DaemonError {
+    fn into_response(self) -> Response {
+        let code = match &self {
+            DaemonError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error(code, self.to_string())
+    }
+}
+
+/// A refused request: its status and why.
+type Refusal = (StatusCode, String);
+
+fn refused((code, why): Refusal) -> Response {
+    error(code, why)
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), Refusal> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if ok {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as Content-Type: application/json".into(),
+        ))
+    }
+}
+
+/// A torrent in the list: the view without the per-file and per-piece
+/// detail.
+#[derive(Serialize)]
+struct Summary<'a> {
+    #[serde(flatten)]
+    view: &'a TorrentView,
+}
+
+async fn session(State(app): State<AppState>) -> Response {
+    let s = app.daemon.settings().await;
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "peer_port": app.daemon.client().listen_addr().port(),
+        "download_dir": app.daemon.default_download_dir(),
+        "settings": s,
+    }))
+    .into_response()
+}
+
+async fn list(State(app): State<AppState>) -> Response {
+    let views = app.daemon.list().await;
+    let list: Vec<Summary> = views.iter().map(|view| Summary { view }).collect();
+    axum::Json(json!({ "torrents": list })).into_response()
+}
+
+fn parse_id(id: &str) -> Result<Ids, Refusal> {
+    if let Ok(n) = id.parse::<u32>() {
+        return Ok(Ids::Some(vec![IdRef::Id(n)]));
+    }
+    if id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(Ids::Some(vec![IdRef::Hash(id.to_ascii_lowercase())]));
+    }
+    Err((
+        StatusCode::BAD_REQUEST,
+        format!("{id} is neither a torrent id nor an info-hash"),
+    ))
+}
+
+/// One torrent with its files and trackers.
+async fn one(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+    let ids = match parse_id(&id) {
+        Ok(ids) => ids,
+        Err(r) => return refused(r),
+    };
+    let Some(t) = app.daemon.get(&ids).await.into_iter().next() else {
+        return error(StatusCode::NOT_FOUND, format!("no torrent {id}"));
+    };
+    axum::Json(detail(&t)).into_response()
+}
+
+fn detail(t: &TorrentView) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    let files: Vec<Value> = t
+        .spec
+        .files
+        .iter()
+        .filter(|f| !f.attr.pad)
+        .enumerate()
+        .map(|(i, f)| {
+            json!({
+                "index": i,
+                "path": f.path.to_string_lossy(),
+                "length": f.length,
+                "wanted": !t.files_unwanted.contains(&(i as u32)),
+            })
+        })
+        .collect();
+    v["files"] = Value::Array(files);
+    v["trackers"] = json!(t.spec.trackers);
+    v["meta"] = serde_json::to_value(&*t.extras).unwrap_or(Value::Null);
+    v
+}
+
+#[derive(Deserialize)]
+struct AddBody {
+    /// The .torrent file, base64.
+    metainfo: Option<String>,
+    download_dir: Option<String>,
+    #[serde(default)]
+    paused: bool,
+}
+
+async fn add(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = require_json(&headers) {
+        return refused(r);
+    }
+    let body: AddBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    let Some(b64) = body.metainfo else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give metainfo (the .torrent, base64)",
+        );
+    };
+    let metainfo = match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+        Ok(m) => m,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("metainfo is not base64: {e}"),
+            );
+        }
+    };
+    match app
+        .daemon
+        .add(AddRequest {
+            metainfo,
+            download_dir: body.download_dir,
+            paused: body.paused,
+        })
+        .await
+    {
+        Ok(added) if added.duplicate => (StatusCode::OK, axum::Json(added)).into_response(),
+        Ok(added) => (StatusCode::CREATED, axum::Json(added)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct RemoveQuery {
+    #[serde(default)]
+    delete_data: bool,
+}
+
+async fn remove(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> Response {
+    let ids = match parse_id(&id) {
+        Ok(ids) => ids,
+        Err(r) => return refused(r),
+    };
+    match app.daemon.remove(&ids, q.delete_data).await {
+        Ok(0) => error(StatusCode::NOT_FOUND, format!("no torrent {id}")),
+        Ok(_) => axum::Json(json!({"removed": id})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn action(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = require_json(&headers) {
+        return refused(r);
+    }
+    let ids = match parse_id(&id) {
+        Ok(ids) => ids,
+        Err(r) => return refused(r),
+    };
+    let d = &app.daemon;
+    let done = match action.as_str() {
+        "start" => d.set_paused(&ids, false).await,
+        "stop" => d.set_paused(&ids, true).await,
+        "verify" => d.verify(&ids).await,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no action {action}: start, stop or verify"),
+            );
+        }
+    };
+    match done {
+        Ok(0) => error(StatusCode::NOT_FOUND, format!("no torrent {id}")),
+        Ok(_) => axum::Json(json!({"ok": action})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The torrent list every [`EVENTS_INTERVAL`] as `torrents` events.
+async fn events(
+    State(app): State<AppState>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let stream = futures_util::stream::unfold(
+        (app, None::<tokio::time::Interval>),
+        |(app, tick)| async move {
+            let mut tick = tick.unwrap_or_else(|| tokio::time::interval(EVENTS_INTERVAL));
+            tick.tick().await;
+            let views = app.daemon.list().await;
+            let list: Vec<Summary> = views.iter().map(|view| Summary { view }).collect();
+            let data = serde_json::to_string(&json!({"torrents": list})).unwrap_or_default();
+            let event = Event::default().event("torrents").data(data);
+            Some((Ok(event), (app, Some(tick))))
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn ui_index() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        crate::ui::INDEX_HTML,
+    )
+        .into_response()
+}
+
+async fn ui_file(Path(file): Path<String>) -> Response {
+    match crate::ui::file(&file) {
+        Some((mime, body)) => ([(header::CONTENT_TYPE, mime)], body).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no file {file}")),
+    }
+}

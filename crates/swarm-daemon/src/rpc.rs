@@ -1,0 +1,681 @@
+//! Transmission's RPC at `/transmission/rpc` (the protocol of Transmission
+//! 3.00, `rpc-version` 16): what `transmission-remote`, Sonarr, Radarr,
+//! FlexGet and the phone apps speak.
+//!
+//! Every request needs the `X-Transmission-Session-Id` header of this run:
+//! without it (or with a stale one) the answer is 409 carrying the id, and
+//! the client retries with it. A cross-site page cannot read that answer,
+//! so it cannot forge requests.
+//!
+//! Methods: `session-get`, `session-set`, `session-stats`, `torrent-get`,
+//! `torrent-add` (`metainfo`, `download-dir`, `paused`), `torrent-start`,
+//! `torrent-start-now`, `torrent-stop`, `torrent-remove`
+//! (`delete-local-data`), `torrent-verify`, `torrent-set`
+//! (`downloadLimit`/`uploadLimit`, `*Limited`). The fields of
+//! `torrent-get` are listed in [`torrent_field`]. Anything else answers
+//! `method name not recognized`, as Transmission does.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::DaemonError;
+use crate::http::AppState;
+use crate::service::{AddRequest, IdRef, Ids, TorrentView, now_unix};
+use swarm_net::TorrentState;
+
+/// The header of the session-id handshake.
+pub const SESSION_ID_HEADER: &str = "X-Transmission-Session-Id";
+/// The protocol version we speak (Transmission 3.00's).
+pub const RPC_VERSION: u32 = 16;
+/// At most this many ids in one request.
+const IDS_MAX: usize = 100_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/transmission/rpc", post(rpc).get(rpc_get))
+        // transmission-remote posts to `/transmission/rpc/`.
+        .route("/transmission/rpc/", post(rpc).get(rpc_get))
+}
+
+fn conflict(app: &AppState) -> Response {
+    (
+        StatusCode::CONFLICT,
+        [(SESSION_ID_HEADER, app.session_id.to_string())],
+        format!(
+            "<h1>409: Conflict</h1><p>Your request had an invalid session-id header.</p>\
+             <p><code>{SESSION_ID_HEADER}: {}</code></p>",
+            app.session_id
+        ),
+    )
+        .into_response()
+}
+
+/// A GET (a browser, a client probing): the session id handshake only.
+async fn rpc_get(State(app): State<AppState>) -> Response {
+    conflict(&app)
+}
+
+async fn rpc(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let id_ok = headers
+        .get(SESSION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == &*app.session_id);
+    if !id_ok {
+        return conflict(&app);
+    }
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"result": format!("request is not JSON: {e}")})),
+            )
+                .into_response();
+        }
+    };
+    let tag = request.get("tag").cloned();
+    let method = request.get("method").and_then(Value::as_str).unwrap_or("");
+    let empty = Value::Object(Map::new());
+    let args = request.get("arguments").unwrap_or(&empty);
+    let (result, arguments) = match call(&app, method, args).await {
+        Ok(a) => ("success".to_string(), a),
+        Err(RpcError(why, arguments)) => (why, arguments),
+    };
+    let mut out = json!({"result": result, "arguments": arguments});
+    if let Some(tag) = tag {
+        out["tag"] = tag;
+    }
+    axum::Json(out).into_response()
+}
+
+/// Why a call failed: the text goes into `result` (and some failures
+/// still carry arguments, as a duplicate add does).
+#[derive(Debug)]
+struct RpcError(String, Value);
+
+impl RpcError {
+    fn with(why: &str, arguments: Value) -> Self {
+        RpcError(why.to_string(), arguments)
+    }
+}
+
+impl From<DaemonError> for RpcError {
+    fn from(e: DaemonError) -> Self {
+        bad(e.to_string())
+    }
+}
+
+fn bad(why: impl Into<String>) -> RpcError {
+    RpcError(why.into(), Value::Object(Map::new()))
+}
+
+async fn call(app: &AppState, method: &str, args: &Value) -> Result<Value, RpcError> {
+    if !args.is_object() {
+        return Err(bad("arguments must be an object"));
+    }
+    let d = &app.daemon;
+    match method {
+        "session-get" => session_get(app, args).await,
+        "session-set" => session_set(app, args).await,
+        "session-stats" => session_stats(app).await,
+        "torrent-get" => torrent_get(app, args).await,
+        "torrent-add" => torrent_add(app, args).await,
+        "torrent-start" | "torrent-start-now" => {
+            d.set_paused(&ids(args)?, false).await?;
+            Ok(json!({}))
+        }
+        "torrent-stop" => {
+            d.set_paused(&ids(args)?, true).await?;
+            Ok(json!({}))
+        }
+        "torrent-verify" => {
+            d.verify(&ids(args)?).await?;
+            Ok(json!({}))
+        }
+        "torrent-remove" => {
+            let delete = match args.get("delete-local-data") {
+                None => false,
+                Some(v) => bool_arg(v).ok_or_else(|| bad("delete-local-data must be a boolean"))?,
+            };
+            d.remove(&ids(args)?, delete).await?;
+            Ok(json!({}))
+        }
+        "torrent-set" => torrent_set(app, args).await,
+        "torrent-reannounce" => {
+            // Trackers are announced to on their own schedule; accepted so
+            // that clients that send it do not fail.
+            ids(args)?;
+            Ok(json!({}))
+        }
+        _ => Err(bad("method name not recognized")),
+    }
+}
+
+/// Transmission clients send booleans as `true`/`false` and sometimes 0/1.
+fn bool_arg(v: &Value) -> Option<bool> {
+    v.as_bool().or_else(|| v.as_i64().map(|n| n != 0))
+}
+
+/// The `ids` argument: absent (all), one id, one hash, `recently-active`
+/// (all: we do not track recency), or a list of ids and hashes.
+fn ids(args: &Value) -> Result<Ids, RpcError> {
+    let one = |v: &Value| -> Result<IdRef, RpcError> {
+        if let Some(n) = v.as_u64() {
+            return u32::try_from(n)
+                .map(IdRef::Id)
+                .map_err(|_| bad(format!("torrent id {n} out of range")));
+        }
+        match v.as_str() {
+            Some(s) if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(IdRef::Hash(s.to_ascii_lowercase()))
+            }
+            _ => Err(bad(format!("invalid torrent id {v}"))),
+        }
+    };
+    match args.get("ids") {
+        None => Ok(Ids::All),
+        Some(Value::String(s)) if s == "recently-active" => Ok(Ids::All),
+        Some(Value::Array(list)) => {
+            if list.len() > IDS_MAX {
+                return Err(bad(format!("more than {IDS_MAX} ids")));
+            }
+            Ok(Ids::Some(list.iter().map(one).collect::<Result<_, _>>()?))
+        }
+        Some(v) => Ok(Ids::Some(vec![one(v)?])),
+    }
+}
+
+async fn torrent_add(app: &AppState, args: &Value) -> Result<Value, RpcError> {
+    let download_dir = match args.get("download-dir") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(bad("download-dir must be a string")),
+    };
+    let paused = match args.get("paused") {
+        None => false,
+        Some(v) => bool_arg(v).ok_or_else(|| bad("paused must be a boolean"))?,
+    };
+    let metainfo = match (args.get("metainfo"), args.get("filename")) {
+        (Some(Value::String(b64)), _) => {
+            let cleaned: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(cleaned)
+                .map_err(|e| bad(format!("metainfo is not base64: {e}")))?
+        }
+        (Some(_), _) => return Err(bad("metainfo must be a base64 string")),
+        (None, Some(Value::String(f))) if f.starts_with("magnet:") => {
+            return Err(bad(
+                "magnet links are not supported by this daemon yet: add the .torrent file",
+            ));
+        }
+        (None, Some(Value::String(f))) => {
+            return Err(bad(format!(
+                "filename {f}: give the torrent's contents (metainfo); this daemon does not fetch URLs or read paths on its host"
+            )));
+        }
+        _ => return Err(bad("torrent-add needs metainfo or filename")),
+    };
+    let added = app
+        .daemon
+        .add(AddRequest {
+            metainfo,
+            download_dir,
+            paused,
+        })
+        .await?;
+    let torrent = json!({"id": added.id, "name": added.name, "hashString": added.info_hash});
+    if added.duplicate {
+        // As Transmission 3.00: the result says so, the arguments name it.
+        return Err(RpcError::with(
+            "duplicate torrent",
+            json!({ "torrent-duplicate": torrent }),
+        ));
+    }
+    Ok(json!({ "torrent-added": torrent }))
+}
+
+async fn torrent_set(app: &AppState, args: &Value) -> Result<Value, RpcError> {
+    let ids = ids(args)?;
+    let limit = |name: &str, enabled: &str| -> Result<Option<Option<u64>>, RpcError> {
+        let on = match args.get(enabled) {
+            None => None,
+            Some(v) => {
+                Some(bool_arg(v).ok_or_else(|| bad(format!("{enabled} must be a boolean")))?)
+            }
+        };
+        let kb = match args.get(name) {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| bad(format!("{name} must be a number (KB/s)")))?,
+            ),
+        };
+        Ok(match (on, kb) {
+            (Some(false), _) => Some(None),
+            (_, Some(kb)) if kb > 0 => Some(Some(kb * 1000)),
+            _ => None,
+        })
+    };
+    let down = limit("downloadLimit", "downloadLimited")?;
+    let up = limit("uploadLimit", "uploadLimited")?;
+    for key in args.as_object().map(|o| o.keys()).into_iter().flatten() {
+        if matches!(
+            key.as_str(),
+            "files-wanted"
+                | "files-unwanted"
+                | "location"
+                | "priority-high"
+                | "priority-low"
+                | "priority-normal"
+        ) {
+            return Err(bad(format!("torrent-set {key} is not supported yet")));
+        }
+    }
+    app.daemon.set_limits(&ids, down, up).await?;
+    Ok(json!({}))
+}
+
+async fn session_get(app: &AppState, args: &Value) -> Result<Value, RpcError> {
+    let s = app.daemon.settings().await;
+    let kb = |v: Option<u64>| v.map_or(100, |b| b / 1000);
+    let all = json!({
+        "version": format!("3.00 (swarm {})", env!("CARGO_PKG_VERSION")),
+        "rpc-version": RPC_VERSION,
+        "rpc-version-minimum": 1,
+        "session-id": &*app.session_id,
+        "download-dir": app.daemon.default_download_dir().display().to_string(),
+        "download-dir-free-space": free_space(app.daemon.default_download_dir()),
+        "peer-port": app.daemon.client().listen_addr().port(),
+        "peer-port-random-on-start": false,
+        "port-forwarding-enabled": false,
+        "peer-limit-global": 500,
+        "peer-limit-per-torrent": 50,
+        "dht-enabled": false,
+        "pex-enabled": false,
+        "lpd-enabled": false,
+        "utp-enabled": false,
+        "encryption": "tolerated",
+        "speed-limit-down": kb(s.download_limit),
+        "speed-limit-down-enabled": s.download_limit.is_some(),
+        "speed-limit-up": kb(s.upload_limit),
+        "speed-limit-up-enabled": s.upload_limit.is_some(),
+        "alt-speed-enabled": false,
+        "alt-speed-down": 50,
+        "alt-speed-up": 50,
+        "download-queue-enabled": s.download_queue_size.is_some(),
+        "download-queue-size": s.download_queue_size.unwrap_or(5),
+        "seed-queue-enabled": false,
+        "seed-queue-size": 10,
+        "queue-stalled-enabled": false,
+        "seedRatioLimit": 2.0,
+        "seedRatioLimited": false,
+        "idle-seeding-limit": 30,
+        "idle-seeding-limit-enabled": false,
+        "start-added-torrents": true,
+        "rename-partial-files": false,
+        "incomplete-dir-enabled": false,
+        "incomplete-dir": app.daemon.default_download_dir().display().to_string(),
+        "trash-original-torrent-files": false,
+        "config-dir": "",
+        "units": {
+            "speed-units": ["kB/s", "MB/s", "GB/s", "TB/s"], "speed-bytes": 1000,
+            "size-units": ["kB", "MB", "GB", "TB"], "size-bytes": 1000,
+            "memory-units": ["KiB", "MiB", "GiB", "TiB"], "memory-bytes": 1024
+        },
+    });
+    Ok(filter_fields(all, args.get("fields")))
+}
+
+fn filter_fields(all: Value, fields: Option<&Value>) -> Value {
+    let Some(fields) = fields.and_then(Value::as_array) else {
+        return all;
+    };
+    let mut out = Map::new();
+    for f in fields.iter().filter_map(Value::as_str) {
+        if let Some(v) = all.get(f) {
+            out.insert(f.to_string(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+fn free_space(path: &std::path::Path) -> i64 {
+    rustix::fs::statvfs(path).map_or(-1, |s| (s.f_bavail * s.f_frsize) as i64)
+}
+
+async fn session_set(app: &AppState, args: &Value) -> Result<Value, RpcError> {
+    let num = |k: &str| -> Result<Option<u64>, RpcError> {
+        match args.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| bad(format!("{k} must be a number"))),
+        }
+    };
+    let flag = |k: &str| -> Result<Option<bool>, RpcError> {
+        match args.get(k) {
+            None => Ok(None),
+            Some(v) => bool_arg(v)
+                .map(Some)
+                .ok_or_else(|| bad(format!("{k} must be a boolean"))),
+        }
+    };
+    let (queue_on, queue_size) = (flag("download-queue-enabled")?, num("download-queue-size")?);
+    let queue_size = queue_size.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    app.daemon
+        .set_settings(|s| match (queue_on, queue_size) {
+            (Some(false), _) => s.download_queue_size = None,
+            (_, Some(n)) => s.download_queue_size = Some(n.max(1)),
+            (Some(true), None) => s.download_queue_size = Some(s.download_queue_size.unwrap_or(5)),
+            (None, None) => {}
+        })
+        .await?;
+    Ok(json!({}))
+}
+
+async fn session_stats(app: &AppState) -> Result<Value, RpcError> {
+    let list = app.daemon.list().await;
+    let active = list.iter().filter(|t| is_active(t)).count();
+    let (down, up) = list.iter().fold((0.0, 0.0), |(d, u), t| {
+        (d + t.status.download_rate, u + t.status.upload_rate)
+    });
+    let (dl, ul) = list.iter().fold((0u64, 0u64), |(d, u), t| {
+        (d + t.status.downloaded, u + t.status.uploaded)
+    });
+    let secs = now_unix().saturating_sub(app.daemon.started_unix());
+    let stats = json!({
+        "uploadedBytes": ul, "downloadedBytes": dl, "filesAdded": list.len(),
+        "sessionCount": 1, "secondsActive": secs
+    });
+    Ok(json!({
+        "activeTorrentCount": active,
+        "pausedTorrentCount": list.len() - active,
+        "torrentCount": list.len(),
+        "downloadSpeed": down as u64,
+        "uploadSpeed": up as u64,
+        "cumulative-stats": stats.clone(),
+        "current-stats": stats,
+    }))
+}
+
+fn is_active(t: &TorrentView) -> bool {
+    !t.paused && !t.status.state.is_final()
+}
+
+async fn torrent_get(app: &AppState, args: &Value) -> Result<Value, RpcError> {
+    let fields: Vec<&str> = args
+        .get("fields")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("torrent-get needs fields"))?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let ids = ids(args)?;
+    let views = match ids {
+        Ids::All => app.daemon.list().await,
+        ids => app.daemon.get(&ids).await,
+    };
+    let table = args.get("format").and_then(Value::as_str) == Some("table");
+    let now = now_unix();
+    let torrents: Vec<Value> = if table {
+        let mut rows = vec![Value::from(fields.clone())];
+        rows.extend(views.iter().map(|t| {
+            Value::Array(
+                fields
+                    .iter()
+                    .map(|f| torrent_field(t, f, now).unwrap_or(Value::Null))
+                    .collect(),
+            )
+        }));
+        rows
+    } else {
+        views
+            .iter()
+            .map(|t| {
+                let mut o = Map::new();
+                for f in &fields {
+                    if let Some(v) = torrent_field(t, f, now) {
+                        o.insert((*f).to_string(), v);
+                    }
+                }
+                Value::Object(o)
+            })
+            .collect()
+    };
+    Ok(json!({ "torrents": torrents }))
+}
+
+/// Transmission's status codes.
+fn status_code(t: &TorrentView) -> u8 {
+    if t.queued {
+        return 3; // download wait
+    }
+    if t.paused && t.status.state != TorrentState::Checking {
+        return 0;
+    }
+    match t.status.state {
+        TorrentState::Checking => 2,
+        TorrentState::Downloading => 4,
+        TorrentState::Seeding => 6,
+        TorrentState::Completed | TorrentState::Stopped | TorrentState::Failed => 0,
+    }
+}
+
+/// One field of `torrent-get`; `None`: a field we do not serve (left out
+/// of the answer, as Transmission does with unknown keys).
+pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
+    let s = &t.status;
+    let total = s.total_length;
+    let done = total - s.left.min(total);
+    let files: Vec<&swarm_net::FileSpec> = t.spec.files.iter().filter(|f| !f.attr.pad).collect();
+    let eta = || -> i64 {
+        if s.left == 0 {
+            return -1;
+        }
+        if s.download_rate < 1.0 {
+            return -2;
+        }
+        (s.left as f64 / s.download_rate) as i64
+    };
+    let v = match field {
+        "id" => json!(t.id),
+        "name" => json!(s.name),
+        "hashString" => json!(s.info_hash),
+        "status" => json!(status_code(t)),
+        "error" => json!(if s.error.is_some() { 3 } else { 0 }),
+        "errorString" => json!(s.error.clone().unwrap_or_default()),
+        "totalSize" | "sizeWhenDone" => json!(total),
+        "leftUntilDone" => json!(s.left),
+        "desiredAvailable" => json!(if s.peers > 0 { s.left } else { 0 }),
+        "haveValid" => json!(done),
+        "haveUnchecked" => json!(0),
+        "percentDone" => json!(if total == 0 { 1.0 } else { done as f64 / total as f64 }),
+        "metadataPercentComplete" => json!(1.0),
+        "recheckProgress" => json!(match (s.state, s.checked) {
+            (TorrentState::Checking, Some(c)) if total > 0 => c as f64 / total as f64,
+            _ => 0.0,
+        }),
+        "isFinished" => json!(s.complete && t.paused),
+        "isStalled" => json!(false),
+        "isPrivate" => json!(t.extras.private),
+        "rateDownload" => json!(s.download_rate as u64),
+        "rateUpload" => json!(s.upload_rate as u64),
+        "eta" => json!(eta()),
+        "etaIdle" => json!(-1),
+        "uploadRatio" => json!(if s.downloaded == 0 && done == 0 {
+            -1.0
+        } else {
+            s.uploaded as f64 / (done.max(s.downloaded).max(1)) as f64
+        }),
+        "downloadedEver" => json!(s.downloaded),
+        "uploadedEver" => json!(s.uploaded),
+        "corruptEver" => json!(s.wasted),
+        "peersConnected" => json!(s.peers),
+        "peersGettingFromUs" => json!(s.neighbours.iter().filter(|n| n.upload_rate > 0.0).count()),
+        "peersSendingToUs" => json!(s.neighbours.iter().filter(|n| n.download_rate > 0.0).count()),
+        "webseedsSendingToUs" => json!(0),
+        "downloadDir" => json!(t.download_dir.display().to_string()),
+        "addedDate" => json!(t.added_unix),
+        "doneDate" => json!(t.done_unix.unwrap_or(0)),
+        "startDate" => json!(t.added_unix),
+        "activityDate" => json!(if is_active(t) { now } else { 0 }),
+        "dateCreated" => json!(t.extras.created_unix.unwrap_or(0)),
+        "comment" => json!(t.extras.comment.clone().unwrap_or_default()),
+        "creator" => json!(t.extras.creator.clone().unwrap_or_default()),
+        "magnetLink" => json!(t.extras.magnet),
+        "pieceCount" => json!(s.pieces_total),
+        "pieceSize" => json!(t.extras.piece_length),
+        "secondsDownloading" => json!(if s.complete { 0.0 } else { s.elapsed_s } as u64),
+        "secondsSeeding" => json!(if s.complete { s.elapsed_s } else { 0.0 } as u64),
+        "queuePosition" => json!(t.id),
+        "bandwidthPriority" => json!(0),
+        "honorsSessionLimits" => json!(true),
+        "downloadLimit" => json!(t.download_limit.map_or(0, |b| b / 1000)),
+        "downloadLimited" => json!(t.download_limit.is_some()),
+        "uploadLimit" => json!(t.upload_limit.map_or(0, |b| b / 1000)),
+        "uploadLimited" => json!(t.upload_limit.is_some()),
+        "peer-limit" => json!(50),
+        "seedRatioLimit" => json!(2.0),
+        "seedRatioMode" => json!(0),
+        "seedIdleLimit" => json!(30),
+        "seedIdleMode" => json!(0),
+        "fileCount" => json!(files.len()),
+        "labels" => json!([]),
+        "webseeds" => json!([]),
+        "source" => json!(""),
+        "files" => Value::Array(
+            files
+                .iter()
+                .map(|f| {
+                    json!({
+                        "name": f.path.to_string_lossy(),
+                        "length": f.length,
+                        "bytesCompleted": file_done(s, f.length),
+                    })
+                })
+                .collect(),
+        ),
+        "fileStats" => Value::Array(
+            files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    json!({
+                        "bytesCompleted": file_done(s, f.length),
+                        "wanted": !t.files_unwanted.contains(&(i as u32)),
+                        "priority": 0,
+                    })
+                })
+                .collect(),
+        ),
+        "wanted" => Value::Array(
+            (0..files.len())
+                .map(|i| json!(u8::from(!t.files_unwanted.contains(&(i as u32)))))
+                .collect(),
+        ),
+        "priorities" => Value::Array(files.iter().map(|_| json!(0)).collect()),
+        "trackers" => Value::Array(trackers(t).collect()),
+        "trackerStats" => Value::Array(
+            trackers(t)
+                .map(|mut tr| {
+                    tr["host"] = tr["announce"].clone();
+                    tr["lastAnnounceSucceeded"] = json!(true);
+                    tr["seederCount"] = json!(-1);
+                    tr["leecherCount"] = json!(-1);
+                    tr
+                })
+                .collect(),
+        ),
+        "peers" => Value::Array(
+            s.neighbours
+                .iter()
+                .map(|n| {
+                    json!({
+                        "address": n.addr.ip().to_string(),
+                        "port": n.addr.port(),
+                        "clientName": n.client,
+                        "progress": if s.pieces_total == 0 { 0.0 } else { f64::from(n.pieces) / f64::from(s.pieces_total) },
+                        "rateToClient": n.download_rate as u64,
+                        "rateToPeer": n.upload_rate as u64,
+                        "isDownloadingFrom": n.download_rate > 0.0,
+                        "isUploadingTo": n.upload_rate > 0.0,
+                        "clientIsChoked": !n.unchokes_us,
+                        "clientIsInterested": n.we_are_interested,
+                        "peerIsChoked": matches!(n.choke, "choked" | "snubbed"),
+                        "peerIsInterested": n.interested,
+                        "isIncoming": !n.outgoing,
+                        "isEncrypted": false,
+                        "isUTP": false,
+                        "flagStr": flag_str(n),
+                    })
+                })
+                .collect(),
+        ),
+        _ => return None,
+    };
+    Some(v)
+}
+
+/// Bytes of a file on disk: its whole length once the torrent is complete;
+/// before, its share of the bytes we have (the status does not break
+/// progress down by file).
+fn file_done(s: &swarm_net::TorrentStatus, length: u64) -> u64 {
+    if s.complete || s.total_length == 0 {
+        return length;
+    }
+    let done = s.total_length - s.left.min(s.total_length);
+    (u128::from(length) * u128::from(done) / u128::from(s.total_length)) as u64
+}
+
+fn trackers(t: &TorrentView) -> impl Iterator<Item = Value> + '_ {
+    t.spec
+        .trackers
+        .iter()
+        .enumerate()
+        .flat_map(|(tier, urls)| urls.iter().map(move |u| (tier, u)))
+        .enumerate()
+        .map(|(id, (tier, url))| {
+            json!({
+                "id": id,
+                "announce": url,
+                "scrape": url.replacen("/announce", "/scrape", 1),
+                "tier": tier,
+            })
+        })
+}
+
+/// Transmission's peer flags: D downloading from it, U uploading to it,
+/// d/u interested but choked, O optimistic, K it unchoked us but we are
+/// not interested, ? we unchoked it but it is not interested, I incoming.
+fn flag_str(n: &swarm_net::NeighbourStatus) -> String {
+    let mut f = String::new();
+    if n.choke == "optimistic" {
+        f.push('O');
+    }
+    if n.we_are_interested {
+        f.push(if n.unchokes_us { 'D' } else { 'd' });
+    } else if n.unchokes_us {
+        f.push('K');
+    }
+    if n.interested {
+        f.push(if matches!(n.choke, "choked" | "snubbed") {
+            'u'
+        } else {
+            'U'
+        });
+    } else if !matches!(n.choke, "choked" | "snubbed") {
+        f.push('?');
+    }
+    if !n.outgoing {
+        f.push('I');
+    }
+    f
+}

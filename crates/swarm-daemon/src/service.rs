@@ -1,0 +1,736 @@
+//! The daemon's torrents: what the user asked for (kept in the state
+//! folder) and what runs (torrents of one [`swarm_net::Client`]).
+//!
+//! Every policy decision lives here, none in the HTTP layers: the API and
+//! the Transmission RPC only translate requests into these calls.
+//!
+//! The user's wishes are the records (`paused`, the folder, ...); one
+//! function, [`Daemon::reconcile`], makes the running torrents match them:
+//! it stops what is paused, starts what is not, keeps at most
+//! `download_queue_size` torrents downloading (the rest are queued), and
+//! notes completions. It runs after every request that changes something
+//! and once a second.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use swarm_net::{
+    AddOptions, Client, OpenMode, TorrentHandle, TorrentSpec, TorrentState, TorrentStatus,
+};
+use swarm_wire::metainfo::Metainfo;
+use tokio::sync::Mutex;
+
+use crate::DaemonError;
+use crate::state::{Settings, StateDir, StateFile, TorrentRecord};
+
+/// How often [`Daemon::reconcile`] runs on its own.
+pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// At most this many torrents in one daemon (each costs its metainfo, a
+/// status and, running, a session task).
+pub const TORRENTS_MAX: usize = 10_000;
+
+/// What the metainfo says beyond what the drivers need (for `-i` and the UI).
+#[derive(Clone, Debug, Serialize)]
+pub struct MetaExtras {
+    pub comment: Option<String>,
+    pub creator: Option<String>,
+    pub created_unix: Option<i64>,
+    pub private: bool,
+    pub piece_length: u32,
+    pub magnet: String,
+}
+
+struct Entry {
+    record: TorrentRecord,
+    spec: Arc<TorrentSpec>,
+    extras: Arc<MetaExtras>,
+    /// The torrent in the client (running, or stopping: its status says).
+    handle: Option<TorrentHandle>,
+    /// The status to show while there is no handle.
+    last: TorrentStatus,
+    /// Waiting for a download slot.
+    queued: bool,
+    /// Started only for a check (verify of a paused torrent): stop once
+    /// checked.
+    stop_after_check: bool,
+    /// Check all the data at the next start (verify).
+    verify_next: bool,
+}
+
+impl Entry {
+    fn status(&self) -> TorrentStatus {
+        match &self.handle {
+            Some(h) => h.status(),
+            None => self.last.clone(),
+        }
+    }
+
+    /// Running and not ending.
+    fn is_running(&self) -> bool {
+        self.handle
+            .as_ref()
+            .is_some_and(|h| !h.status().state.is_final())
+    }
+}
+
+/// One torrent as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TorrentView {
+    pub id: u32,
+    pub download_dir: PathBuf,
+    pub paused: bool,
+    pub queued: bool,
+    pub added_unix: u64,
+    pub done_unix: Option<u64>,
+    pub files_unwanted: Vec<u32>,
+    pub download_limit: Option<u64>,
+    pub upload_limit: Option<u64>,
+    /// The library's status (state, progress, rates, neighbours).
+    pub status: TorrentStatus,
+    #[serde(skip)]
+    pub spec: Arc<TorrentSpec>,
+    #[serde(skip)]
+    pub extras: Arc<MetaExtras>,
+}
+
+/// Which torrents a request names.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ids {
+    All,
+    Some(Vec<IdRef>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdRef {
+    Id(u32),
+    /// A v1 info-hash, hex (either case).
+    Hash(String),
+}
+
+/// What to add.
+#[derive(Clone, Debug)]
+pub struct AddRequest {
+    /// The .torrent's bytes.
+    pub metainfo: Vec<u8>,
+    /// None: the daemon's default folder.
+    pub download_dir: Option<String>,
+    pub paused: bool,
+}
+
+/// The result of an add.
+#[derive(Clone, Debug, Serialize)]
+pub struct Added {
+    pub id: u32,
+    pub name: String,
+    pub info_hash: String,
+    /// It was there already: nothing changed.
+    pub duplicate: bool,
+}
+
+/// The daemon's configuration that is not a setting (fixed at start).
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// The default download folder.
+    pub download_dir: PathBuf,
+    /// Folders (besides `download_dir`) the API may name as a download folder.
+    pub allow_dirs: Vec<PathBuf>,
+}
+
+/// The daemon's torrents. One per process.
+pub struct Daemon {
+    client: Client,
+    state: StateDir,
+    config: ServiceConfig,
+    inner: Mutex<Inner>,
+    started_unix: u64,
+    /// Shutting down: nothing starts any more.
+    closing: std::sync::atomic::AtomicBool,
+}
+
+struct Inner {
+    next_id: u32,
+    settings: Settings,
+    torrents: BTreeMap<u32, Entry>,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn parse_metainfo(bytes: &[u8]) -> Result<(TorrentSpec, MetaExtras), DaemonError> {
+    let meta = Metainfo::from_bytes(bytes)
+        .map_err(|e| DaemonError::BadRequest(format!("not a torrent file: {e}")))?;
+    let spec = TorrentSpec::from_metainfo(&meta);
+    spec.validate()
+        .map_err(|e| DaemonError::BadRequest(e.to_string()))?;
+    let mut magnet = format!("magnet:?xt=urn:btih:{}", spec.info_hash_hex());
+    magnet.push_str("&dn=");
+    magnet.push_str(&percent_encode(&spec.name));
+    for tier in &spec.trackers {
+        for t in tier {
+            magnet.push_str("&tr=");
+            magnet.push_str(&percent_encode(t));
+        }
+    }
+    let extras = MetaExtras {
+        comment: meta.comment().map(str::to_string),
+        creator: meta.created_by().map(str::to_string),
+        created_unix: meta.creation_date(),
+        private: meta.is_private(),
+        piece_length: spec.lengths.piece_length(),
+        magnet,
+    };
+    Ok((spec, extras))
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The status of a torrent that never ran in this process: its pieces from
+/// the resume record, if there is one.
+fn idle_status(spec: &TorrentSpec, state: &StateDir) -> TorrentStatus {
+    let total = spec.pads().real_total();
+    let mut s = TorrentStatus {
+        info_hash: spec.info_hash_hex(),
+        name: spec.name.clone(),
+        state: TorrentState::Stopped,
+        pieces_total: spec.lengths.num_pieces(),
+        total_length: total,
+        left: total,
+        ..TorrentStatus::default()
+    };
+    let path = swarm_net::resume::record_path(&state.resume_dir(), &spec.info_hash);
+    if let Ok(Some(record)) = swarm_net::resume::load(&path, &spec.info_hash)
+        && let Ok(have) = record.have()
+    {
+        s.pieces_have = have.count_ones();
+        s.left = total - spec.pads().real_bytes_present(&have);
+        s.complete = s.left == 0;
+    }
+    s
+}
+
+impl Daemon {
+    /// Loads the state folder's torrents and starts those not paused.
+    pub async fn start(
+        client: Client,
+        state: StateDir,
+        config: ServiceConfig,
+    ) -> Result<Arc<Daemon>, DaemonError> {
+        let file = state.load()?;
+        let mut torrents = BTreeMap::new();
+        for record in file.torrents {
+            let path = state.torrent_path(&record.info_hash);
+            let loaded = std::fs::read(&path)
+                .map_err(|e| DaemonError::State(format!("{}: {e}", path.display())))
+                .and_then(|bytes| parse_metainfo(&bytes));
+            let (spec, extras) = match loaded {
+                Ok(x) => x,
+                Err(e) => {
+                    // One unreadable torrent must not keep the others down:
+                    // it is left out (and its record kept on disk until the
+                    // next save drops it).
+                    tracing::error!(id = record.id, name = %record.name, "cannot load: {e}");
+                    continue;
+                }
+            };
+            let last = idle_status(&spec, &state);
+            torrents.insert(
+                record.id,
+                Entry {
+                    record,
+                    spec: Arc::new(spec),
+                    extras: Arc::new(extras),
+                    handle: None,
+                    last,
+                    queued: false,
+                    stop_after_check: false,
+                    verify_next: false,
+                },
+            );
+        }
+        tracing::info!(torrents = torrents.len(), state = %state.root().display(), "state loaded");
+        let daemon = Arc::new(Daemon {
+            client,
+            state,
+            config,
+            inner: Mutex::new(Inner {
+                next_id: file.next_id,
+                settings: file.settings,
+                torrents,
+            }),
+            started_unix: now_unix(),
+            closing: Default::default(),
+        });
+        daemon.reconcile().await;
+        let weak = Arc::downgrade(&daemon);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(d) = weak.upgrade() else { return };
+                d.reconcile().await;
+            }
+        });
+        Ok(daemon)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn started_unix(&self) -> u64 {
+        self.started_unix
+    }
+
+    pub fn default_download_dir(&self) -> &Path {
+        &self.config.download_dir
+    }
+
+    pub async fn settings(&self) -> Settings {
+        self.inner.lock().await.settings.clone()
+    }
+
+    /// Changes settings; saved at once.
+    pub async fn set_settings(&self, f: impl FnOnce(&mut Settings)) -> Result<(), DaemonError> {
+        {
+            let mut inner = self.inner.lock().await;
+            f(&mut inner.settings);
+            self.save(&inner)?;
+        }
+        self.reconcile().await;
+        Ok(())
+    }
+
+    fn save(&self, inner: &Inner) -> Result<(), DaemonError> {
+        let file = StateFile {
+            next_id: inner.next_id,
+            settings: inner.settings.clone(),
+            torrents: inner.torrents.values().map(|e| e.record.clone()).collect(),
+            ..StateFile::default()
+        };
+        self.state.save(&file)
+    }
+
+    /// A download folder the API named, if it lies under an allowed root
+    /// (lexically: absolute, no `..`); created if missing.
+    pub fn checked_dir(&self, dir: &str) -> Result<PathBuf, DaemonError> {
+        let path = PathBuf::from(dir);
+        let refuse = |why: &str| {
+            DaemonError::BadRequest(format!(
+                "download folder {dir} refused: {why} (allowed: {})",
+                self.allowed_roots()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        };
+        if !path.is_absolute() {
+            return Err(refuse("not an absolute path"));
+        }
+        if path
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        {
+            return Err(refuse("it contains . or .."));
+        }
+        if !self
+            .allowed_roots()
+            .iter()
+            .any(|root| path.starts_with(root))
+        {
+            return Err(refuse("not under an allowed folder"));
+        }
+        std::fs::create_dir_all(&path)
+            .map_err(|e| DaemonError::BadRequest(format!("cannot create {dir}: {e}")))?;
+        Ok(path)
+    }
+
+    fn allowed_roots(&self) -> Vec<PathBuf> {
+        std::iter::once(&self.config.download_dir)
+            .chain(&self.config.allow_dirs)
+            .cloned()
+            .collect()
+    }
+
+    /// Adds a torrent (started unless `paused`, or queued). A torrent that
+    /// is there already is reported as a duplicate and nothing changes.
+    pub async fn add(&self, req: AddRequest) -> Result<Added, DaemonError> {
+        let (spec, extras) = parse_metainfo(&req.metainfo)?;
+        let hex = spec.info_hash_hex();
+        let download_dir = match &req.download_dir {
+            Some(d) => self.checked_dir(d)?,
+            None => self.config.download_dir.clone(),
+        };
+        {
+            let mut inner = self.inner.lock().await;
+            if let Some(e) = inner.torrents.values().find(|e| e.record.info_hash == hex) {
+                return Ok(Added {
+                    id: e.record.id,
+                    name: e.record.name.clone(),
+                    info_hash: hex,
+                    duplicate: true,
+                });
+            }
+            if inner.torrents.len() >= TORRENTS_MAX {
+                return Err(DaemonError::BadRequest(format!(
+                    "the daemon holds {TORRENTS_MAX} torrents, its limit"
+                )));
+            }
+            self.state.save_torrent(&hex, &req.metainfo)?;
+            let id = inner.next_id;
+            inner.next_id += 1;
+            let record = TorrentRecord {
+                id,
+                info_hash: hex.clone(),
+                name: spec.name.clone(),
+                download_dir,
+                paused: req.paused,
+                added_unix: now_unix(),
+                done_unix: None,
+                files_unwanted: Vec::new(),
+                download_limit: None,
+                upload_limit: None,
+            };
+            let last = idle_status(&spec, &self.state);
+            inner.torrents.insert(
+                id,
+                Entry {
+                    record,
+                    spec: Arc::new(spec.clone()),
+                    extras: Arc::new(extras),
+                    handle: None,
+                    last,
+                    queued: false,
+                    stop_after_check: false,
+                    verify_next: false,
+                },
+            );
+            if let Err(e) = self.save(&inner) {
+                inner.torrents.remove(&id);
+                self.state.remove_torrent(&hex);
+                return Err(e);
+            }
+            tracing::info!(id, name = %spec.name, info_hash = %hex, "added");
+            drop(inner);
+            self.reconcile().await;
+            Ok(Added {
+                id,
+                name: spec.name,
+                info_hash: hex,
+                duplicate: false,
+            })
+        }
+    }
+
+    fn select(inner: &Inner, ids: &Ids) -> Vec<u32> {
+        match ids {
+            Ids::All => inner.torrents.keys().copied().collect(),
+            Ids::Some(refs) => inner
+                .torrents
+                .values()
+                .filter(|e| {
+                    refs.iter().any(|r| match r {
+                        IdRef::Id(id) => *id == e.record.id,
+                        IdRef::Hash(h) => h.eq_ignore_ascii_case(&e.record.info_hash),
+                    })
+                })
+                .map(|e| e.record.id)
+                .collect(),
+        }
+    }
+
+    /// Marks torrents to run (or not) and lets [`Daemon::reconcile`] act.
+    pub async fn set_paused(&self, ids: &Ids, paused: bool) -> Result<usize, DaemonError> {
+        let n = {
+            let mut inner = self.inner.lock().await;
+            let chosen = Self::select(&inner, ids);
+            for id in &chosen {
+                if let Some(e) = inner.torrents.get_mut(id) {
+                    e.record.paused = paused;
+                    e.stop_after_check = false;
+                    e.verify_next = false;
+                }
+            }
+            self.save(&inner)?;
+            chosen.len()
+        };
+        self.reconcile().await;
+        Ok(n)
+    }
+
+    /// Checks the data again: the torrent stops, its resume record is
+    /// dropped and it starts again, so every piece on disk is read and
+    /// hashed. A paused torrent is checked and stays stopped.
+    pub async fn verify(&self, ids: &Ids) -> Result<usize, DaemonError> {
+        let n = {
+            let mut inner = self.inner.lock().await;
+            let chosen = Self::select(&inner, ids);
+            for id in &chosen {
+                if let Some(e) = inner.torrents.get_mut(id) {
+                    if let Some(h) = &e.handle {
+                        h.stop();
+                    }
+                    e.verify_next = true;
+                    e.stop_after_check = e.record.paused;
+                }
+            }
+            chosen.len()
+        };
+        self.reconcile().await;
+        Ok(n)
+    }
+
+    /// Sets torrents' own rate limits (bytes/s; `Some(None)`: no limit,
+    /// `None`: unchanged). A running torrent restarts to apply them.
+    pub async fn set_limits(
+        &self,
+        ids: &Ids,
+        download: Option<Option<u64>>,
+        upload: Option<Option<u64>>,
+    ) -> Result<usize, DaemonError> {
+        if download.is_none() && upload.is_none() {
+            return Ok(0);
+        }
+        let n = {
+            let mut inner = self.inner.lock().await;
+            let chosen = Self::select(&inner, ids);
+            for id in &chosen {
+                if let Some(e) = inner.torrents.get_mut(id) {
+                    let before = (e.record.download_limit, e.record.upload_limit);
+                    if let Some(d) = download {
+                        e.record.download_limit = d;
+                    }
+                    if let Some(u) = upload {
+                        e.record.upload_limit = u;
+                    }
+                    if before != (e.record.download_limit, e.record.upload_limit)
+                        && let Some(h) = &e.handle
+                    {
+                        h.stop();
+                    }
+                }
+            }
+            self.save(&inner)?;
+            chosen.len()
+        };
+        self.reconcile().await;
+        Ok(n)
+    }
+
+    /// Removes torrents; with `delete_data` their files too.
+    pub async fn remove(&self, ids: &Ids, delete_data: bool) -> Result<usize, DaemonError> {
+        let removed: Vec<Entry> = {
+            let mut inner = self.inner.lock().await;
+            let chosen = Self::select(&inner, ids);
+            let removed: Vec<Entry> = chosen
+                .iter()
+                .filter_map(|id| inner.torrents.remove(id))
+                .collect();
+            self.save(&inner)?;
+            removed
+        };
+        let n = removed.len();
+        for e in removed {
+            if let Some(h) = e.handle {
+                h.stop();
+                let _ = h.join().await;
+            }
+            self.client.remove(&e.spec.info_hash).await;
+            self.state.remove_torrent(&e.record.info_hash);
+            if delete_data {
+                delete_data_files(&e.record.download_dir, &e.spec);
+            }
+            tracing::info!(id = e.record.id, name = %e.record.name, delete_data, "removed");
+        }
+        self.reconcile().await;
+        Ok(n)
+    }
+
+    /// Every torrent, by id.
+    pub async fn list(&self) -> Vec<TorrentView> {
+        let inner = self.inner.lock().await;
+        inner.torrents.values().map(view).collect()
+    }
+
+    /// The torrents `ids` names.
+    pub async fn get(&self, ids: &Ids) -> Vec<TorrentView> {
+        let inner = self.inner.lock().await;
+        Self::select(&inner, ids)
+            .iter()
+            .filter_map(|id| inner.torrents.get(id).map(view))
+            .collect()
+    }
+
+    /// Starts `e` in the client (its data checked; all of it with `verify`).
+    fn launch(&self, e: &mut Entry, verify: bool) {
+        let options = AddOptions {
+            upload_limit: e.record.upload_limit,
+            download_limit: e.record.download_limit,
+            resume_dir: Some(self.state.resume_dir()),
+            ..AddOptions::new(&e.record.download_dir, OpenMode::Create)
+        };
+        if verify {
+            self.state.remove_resume(&e.record.info_hash);
+        }
+        match self.client.add_torrent((*e.spec).clone(), options) {
+            Ok(h) => {
+                e.handle = Some(h);
+                e.queued = false;
+            }
+            Err(err) => {
+                tracing::error!(id = e.record.id, "cannot start: {err}");
+                e.last.state = TorrentState::Failed;
+                e.last.error = Some(err.to_string());
+            }
+        }
+    }
+
+    /// Makes the running torrents match the records (see the module docs).
+    pub async fn reconcile(&self) {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let mut inner = self.inner.lock().await;
+        let inner = &mut *inner;
+        let mut changed = false;
+        // Stops and completions first: they free download slots.
+        for e in inner.torrents.values_mut() {
+            let status = e.status();
+            if status.complete && e.record.done_unix.is_none() && e.handle.is_some() {
+                e.record.done_unix = Some(now_unix());
+                changed = true;
+            }
+            let check_done = e.stop_after_check
+                && e.handle.is_some()
+                && !e.verify_next
+                && status.state != TorrentState::Checking;
+            let paused = e.record.paused && !e.stop_after_check;
+            if (paused || check_done) && e.is_running() {
+                if let Some(h) = &e.handle {
+                    h.stop();
+                }
+                e.stop_after_check = false;
+            }
+            if let Some(h) = &e.handle
+                && h.status().state.is_final()
+                && let Some(h) = e.handle.take()
+            {
+                e.last = h.status();
+                // The task ends right after its final status (it leaves the
+                // endpoint first): wait for it, so that a restart of the
+                // same torrent cannot race its removal.
+                let _ = h.join().await;
+            }
+            if e.record.paused {
+                e.queued = false;
+            }
+        }
+        let limit = inner.settings.download_queue_size.map(|k| k as usize);
+        let mut downloading = inner
+            .torrents
+            .values()
+            .filter(|e| e.is_running() && !e.status().complete)
+            .count();
+        for e in inner.torrents.values_mut() {
+            if e.handle.is_some() || (e.record.paused && !e.verify_next) {
+                continue;
+            }
+            let is_download = !e.last.complete;
+            if is_download && !e.verify_next && limit.is_some_and(|k| downloading >= k) {
+                e.queued = true;
+                continue;
+            }
+            let verify = std::mem::take(&mut e.verify_next);
+            self.launch(e, verify);
+            if is_download {
+                downloading += 1;
+            }
+        }
+        if changed && let Err(err) = self.save(inner) {
+            tracing::error!("saving the state: {err}");
+        }
+    }
+
+    /// Stops every torrent (each saves its resume record and announces
+    /// `stopped`) and waits for them; nothing starts again after this.
+    pub async fn shutdown(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let handles: Vec<TorrentHandle> = {
+            let mut inner = self.inner.lock().await;
+            inner
+                .torrents
+                .values_mut()
+                .filter_map(|e| e.handle.take())
+                .collect()
+        };
+        for h in &handles {
+            h.stop();
+        }
+        for h in handles {
+            let _ = h.join().await;
+        }
+    }
+}
+
+fn view(e: &Entry) -> TorrentView {
+    TorrentView {
+        id: e.record.id,
+        download_dir: e.record.download_dir.clone(),
+        paused: e.record.paused,
+        queued: e.queued,
+        added_unix: e.record.added_unix,
+        done_unix: e.record.done_unix,
+        files_unwanted: e.record.files_unwanted.clone(),
+        download_limit: e.record.download_limit,
+        upload_limit: e.record.upload_limit,
+        status: e.status(),
+        spec: e.spec.clone(),
+        extras: e.extras.clone(),
+    }
+}
+
+/// Deletes the torrent's files under `dir` and then the folders they leave
+/// empty (the torrent's own folder included), nothing else.
+fn delete_data_files(dir: &Path, spec: &TorrentSpec) {
+    let mut folders = std::collections::BTreeSet::new();
+    for f in &spec.files {
+        let path = dir.join(&f.path);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot delete {}: {e}", path.display()),
+        }
+        let mut p = f.path.parent();
+        while let Some(parent) = p {
+            if parent.as_os_str().is_empty() {
+                break;
+            }
+            folders.insert(parent.to_path_buf());
+            p = parent.parent();
+        }
+    }
+    // Deepest first; a folder that still holds something stays.
+    for folder in folders.iter().rev() {
+        let _ = std::fs::remove_dir(dir.join(folder));
+    }
+}

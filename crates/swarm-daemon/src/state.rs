@@ -1,0 +1,269 @@
+//! The daemon's state folder: what survives a restart and a SIGKILL.
+//!
+//! ```text
+//! STATE/
+//!   lock                 held (flock, exclusive) while a daemon runs; holds its pid
+//!   state.json           settings and the torrents (id, folder, paused, ...)
+//!   torrents/<hex>.torrent   each torrent's metainfo, as added
+//!   resume/<hex>.resume      each torrent's resume record (swarm-net's format)
+//! ```
+//!
+//! Every file is written atomically (a temporary file in the same folder,
+//! fsync, rename, fsync the folder): a crash leaves the old version or the
+//! new one, never a torn one. A `state.json` that does not parse stops the
+//! daemon with an error naming the file; it is never overwritten.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::DaemonError;
+
+/// The version of `state.json` this build writes and reads.
+pub const STATE_VERSION: u32 = 1;
+
+/// The settings a client can change (`session-set`), kept across restarts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Settings {
+    /// At most this many torrents download at once (the rest wait, queued);
+    /// none: no limit.
+    pub download_queue_size: Option<u32>,
+    /// Global rate limits, bytes/s (none: unlimited).
+    pub download_limit: Option<u64>,
+    pub upload_limit: Option<u64>,
+}
+
+/// One torrent as the daemon remembers it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TorrentRecord {
+    /// The number Transmission's RPC names it by (stable across restarts).
+    pub id: u32,
+    /// The v1 info-hash, 40 lowercase hex digits.
+    pub info_hash: String,
+    pub name: String,
+    /// The folder its content lies in (DIR/NAME).
+    pub download_dir: PathBuf,
+    /// Stopped by the user: not started at the next start either.
+    pub paused: bool,
+    /// Seconds since the Unix epoch.
+    pub added_unix: u64,
+    /// When it completed, if it did.
+    #[serde(default)]
+    pub done_unix: Option<u64>,
+    /// Files the user skipped (indexes in torrent order).
+    #[serde(default)]
+    pub files_unwanted: Vec<u32>,
+    /// This torrent's own limits, bytes/s.
+    #[serde(default)]
+    pub download_limit: Option<u64>,
+    #[serde(default)]
+    pub upload_limit: Option<u64>,
+}
+
+/// `state.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StateFile {
+    pub version: u32,
+    pub next_id: u32,
+    #[serde(default)]
+    pub settings: Settings,
+    pub torrents: Vec<TorrentRecord>,
+}
+
+impl Default for StateFile {
+    fn default() -> Self {
+        StateFile {
+            version: STATE_VERSION,
+            next_id: 1,
+            settings: Settings::default(),
+            torrents: Vec::new(),
+        }
+    }
+}
+
+/// The open, locked state folder. The lock is released when this is dropped
+/// (or the process dies: the kernel drops flocks with the last descriptor).
+#[derive(Debug)]
+pub struct StateDir {
+    root: PathBuf,
+    _lock: File,
+}
+
+impl StateDir {
+    /// Creates the folder if needed and takes its lock: a second daemon on
+    /// the same folder gets [`DaemonError::Locked`].
+    pub fn open(root: &Path) -> Result<StateDir, DaemonError> {
+        let io = |what: &str, e: io::Error| DaemonError::State(format!("{what}: {e}"));
+        for sub in ["", "torrents", "resume"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(|e| io(&dir.display().to_string(), e))?;
+        }
+        let lock_path = root.join("lock");
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| io(&lock_path.display().to_string(), e))?;
+        if rustix::fs::flock(
+            lock.as_fd(),
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        )
+        .is_err()
+        {
+            let mut pid = String::new();
+            let _ = lock.read_to_string(&mut pid);
+            return Err(DaemonError::Locked {
+                dir: root.to_path_buf(),
+                pid: pid.trim().to_string(),
+            });
+        }
+        lock.set_len(0)
+            .and_then(|_| lock.write_all(format!("{}\n", std::process::id()).as_bytes()))
+            .map_err(|e| io(&lock_path.display().to_string(), e))?;
+        Ok(StateDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+
+    /// Where the resume records live (swarm-net writes them).
+    pub fn resume_dir(&self) -> PathBuf {
+        self.root.join("resume")
+    }
+
+    pub fn torrent_path(&self, info_hash_hex: &str) -> PathBuf {
+        self.root
+            .join("torrents")
+            .join(format!("{info_hash_hex}.torrent"))
+    }
+
+    /// The saved state (a default one if there is none yet).
+    pub fn load(&self) -> Result<StateFile, DaemonError> {
+        let path = self.state_path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(StateFile::default()),
+            Err(e) => return Err(DaemonError::State(format!("{}: {e}", path.display()))),
+        };
+        let state: StateFile = serde_json::from_slice(&bytes).map_err(|e| {
+            DaemonError::State(format!(
+                "{} is not a state file this daemon can read ({e}); it was left as it is",
+                path.display()
+            ))
+        })?;
+        if state.version != STATE_VERSION {
+            return Err(DaemonError::State(format!(
+                "{} has version {}, this build reads {STATE_VERSION}",
+                path.display(),
+                state.version
+            )));
+        }
+        Ok(state)
+    }
+
+    /// Saves the state atomically.
+    pub fn save(&self, state: &StateFile) -> Result<(), DaemonError> {
+        let bytes = serde_json::to_vec_pretty(state)
+            .map_err(|e| DaemonError::State(format!("encoding the state: {e}")))?;
+        write_atomically(&self.state_path(), &bytes)
+            .map_err(|e| DaemonError::State(format!("{}: {e}", self.state_path().display())))
+    }
+
+    /// Keeps a torrent's metainfo (atomically).
+    pub fn save_torrent(&self, info_hash_hex: &str, bytes: &[u8]) -> Result<(), DaemonError> {
+        let path = self.torrent_path(info_hash_hex);
+        write_atomically(&path, bytes)
+            .map_err(|e| DaemonError::State(format!("{}: {e}", path.display())))
+    }
+
+    /// Forgets a torrent's metainfo and resume record.
+    pub fn remove_torrent(&self, info_hash_hex: &str) {
+        let _ = fs::remove_file(self.torrent_path(info_hash_hex));
+        self.remove_resume(info_hash_hex);
+    }
+
+    /// Deletes a torrent's resume record (the next start checks its data).
+    pub fn remove_resume(&self, info_hash_hex: &str) {
+        let _ = fs::remove_file(self.resume_dir().join(format!("{info_hash_hex}.resume")));
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new
+/// one: a temporary file beside it, fsync, rename, fsync the folder.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_open_of_the_same_folder_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateDir::open(dir.path()).unwrap();
+        let err = StateDir::open(dir.path()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("another swarm daemon") && text.contains(&std::process::id().to_string()),
+            "{text}"
+        );
+        drop(first);
+        StateDir::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn state_round_trips_and_a_corrupt_file_is_an_error_left_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::open(dir.path()).unwrap();
+        assert_eq!(s.load().unwrap(), StateFile::default());
+        let mut state = StateFile::default();
+        state.torrents.push(TorrentRecord {
+            id: 7,
+            info_hash: "ab".repeat(20),
+            name: "x".into(),
+            download_dir: "/tmp/x".into(),
+            paused: true,
+            added_unix: 1,
+            done_unix: None,
+            files_unwanted: vec![1],
+            download_limit: Some(5),
+            upload_limit: None,
+        });
+        state.next_id = 8;
+        s.save(&state).unwrap();
+        assert_eq!(s.load().unwrap(), state);
+        fs::write(dir.path().join("state.json"), b"{not json").unwrap();
+        let err = s.load().unwrap_err().to_string();
+        assert!(err.contains("state.json"), "{err}");
+        assert_eq!(
+            fs::read(dir.path().join("state.json")).unwrap(),
+            b"{not json"
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! `swarm daemon` driven by `transmission-remote` (Debian's transmission-cli:
+//! a real Transmission RPC client, which does the session-id handshake
+//! itself), downloading from a libtorrent seeder on loopback.
+//!
+//! Needs transmission-remote and /usr/bin/python3 with libtorrent: under
+//! CI=true a missing one fails the test, otherwise it skips.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use swarm_testkit::daemon::{self, DaemonOpts, list_row, start_daemon};
+use swarm_testkit::peers::{lt_seed, require_swarm_subcommand};
+use swarm_testkit::{data, *};
+
+/// Generous: the transfers take seconds; the bound only stops a hung test.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn swarm_bin() -> PathBuf {
+    swarm_testkit::peers::swarm_bin(env!("CARGO_BIN_EXE_swarm"))
+}
+
+fn ready() -> bool {
+    require_program(daemon::TRANSMISSION_REMOTE)
+        && require_python_libtorrent()
+        && require_swarm_subcommand(&swarm_bin(), "daemon")
+}
+
+/// Polls `-l` until torrent `id`'s row satisfies `cond`; panics with the
+/// last listing and the daemon's log otherwise.
+fn wait_row(d: &daemon::Daemon, id: u32, what: &str, cond: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    let ok = wait_until(DEADLINE, || {
+        last = d.remote(&["-l"]).text();
+        list_row(&last, id).is_some_and(|r| cond(&r))
+    });
+    assert!(
+        ok,
+        "torrent {id} never {what}:\n{last}\n{}",
+        d.proc.log_tail()
+    );
+    list_row(&last, id).unwrap_or_default()
+}
+
+#[test]
+fn transmission_remote_adds_stops_starts_verifies_and_removes_a_torrent() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-tr");
+    let content = data::tree(&t.sub("seed"), "odd-tree", data::ODD_TREE, 61);
+    // A tracker, as users have: after -v the daemon finds the seeder
+    // through it (libtorrent, seeding, does not dial a peer it saw
+    // complete).
+    let tracker_addr = free_addr();
+    let torrent = make_torrent(
+        &content,
+        &t.path().join("tree.torrent"),
+        PIECE_16_KIB,
+        &[format!("http://{tracker_addr}/announce")],
+    );
+    let _tracker =
+        Opentracker::start_at(&t.sub("tracker"), tracker_addr, &[&torrent.info_hash_hex]);
+    let d = start_daemon(
+        &swarm_bin(),
+        &t.logs(),
+        "daemon",
+        &DaemonOpts {
+            listen: free_addr(),
+            state: &t.sub("state"),
+            download_dir: &t.sub("downloads"),
+            extra: vec![],
+        },
+    );
+    // The seeder dials the daemon every 2 s (the endpoint refuses it until
+    // the torrent is added).
+    let _seeder = lt_seed(
+        &t.logs(),
+        "lt-seed",
+        &torrent,
+        &t.sub("seed"),
+        free_addr(),
+        &[d.peers],
+    );
+    let added = d.remote(&["-a", &torrent.path.display().to_string()]);
+    assert!(
+        added.ok && added.text().contains("success"),
+        "-a: {added:?}"
+    );
+    // Adding it again says so and changes nothing.
+    let again = d.remote(&["-a", &torrent.path.display().to_string()]);
+    assert!(
+        again.text().contains("duplicate"),
+        "a second -a names the duplicate: {again:?}"
+    );
+    let row = wait_row(&d, 1, "reached 100%", |r| r.contains("100%"));
+    assert!(row.contains(&torrent.name), "{row}");
+    let downloaded = d.download_dir.join(&torrent.name);
+    assert_same_tree(&content, &downloaded);
+
+    // -S stops it, -s starts it again.
+    assert!(d.remote(&["-t", "1", "-S"]).ok);
+    wait_row(&d, 1, "stopped", |r| {
+        r.contains("Stopped") || r.contains("Finished")
+    });
+    assert!(d.remote(&["-t", "1", "-s"]).ok);
+    wait_row(&d, 1, "restarted", |r| {
+        r.contains("Seeding") || r.contains("Idle")
+    });
+
+    // -i shows it.
+    let info = d.remote(&["-t", "1", "-i"]).text();
+    for want in [
+        format!("Name: {}", torrent.name),
+        format!("Hash: {}", torrent.info_hash_hex),
+        "Percent Done: 100%".to_string(),
+        format!("Piece Count: {}", torrent.num_pieces),
+    ] {
+        assert!(info.contains(&want), "-i shows {want:?}:\n{info}");
+    }
+
+    // -v reads the data again: a byte changed behind the daemon's back (the
+    // file's size and time kept, so only reading finds it) is found, its
+    // piece fetched again, and the files end identical.
+    let victim = downloaded.join("middle.dat");
+    let mtime = std::fs::metadata(&victim).unwrap().modified().unwrap();
+    {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&victim)
+            .unwrap();
+        f.seek(SeekFrom::Start(500_000)).unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact(&mut b).unwrap();
+        f.seek(SeekFrom::Start(500_000)).unwrap();
+        f.write_all(&[b[0] ^ 0xff]).unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+    assert!(compare_tree(&content, &downloaded).is_err());
+    assert!(d.remote(&["-t", "1", "-v"]).ok);
+    let healed = wait_until(DEADLINE, || compare_tree(&content, &downloaded).is_ok());
+    assert!(
+        healed,
+        "after -v the changed piece is fetched again\n{}",
+        d.proc.log_tail()
+    );
+    wait_row(&d, 1, "back at 100%", |r| r.contains("100%"));
+
+    // SIGTERM stops it cleanly; a new daemon on the same state folder
+    // lists the torrent again, under the same id, complete (its resume
+    // record trusted: nothing fetched again).
+    let mut d = d;
+    assert!(
+        d.terminate().is_some_and(|s| s.success()),
+        "{}",
+        d.proc.log_tail()
+    );
+    let d = start_daemon(
+        &swarm_bin(),
+        &t.logs(),
+        "daemon-again",
+        &DaemonOpts {
+            listen: free_addr(),
+            state: &t.sub("state"),
+            download_dir: &t.sub("downloads"),
+            extra: vec![],
+        },
+    );
+    wait_row(&d, 1, "listed complete after a restart", |r| {
+        r.contains("100%")
+    });
+    assert!(
+        d.proc.stderr().contains("trusted=143 verified=0"),
+        "the resume record vouched for every piece\n{}",
+        d.proc.log_tail()
+    );
+
+    // --remove-and-delete removes it and its data.
+    assert!(d.remote(&["-t", "1", "--remove-and-delete"]).ok);
+    let gone = wait_until(DEADLINE, || {
+        list_row(&d.remote(&["-l"]).text(), 1).is_none()
+    });
+    assert!(gone, "the torrent left the list");
+    assert!(
+        !downloaded.exists(),
+        "its data is deleted: {:?}",
+        data::list_files(&d.download_dir)
+    );
+    assert!(
+        !d.state
+            .join("torrents")
+            .join(format!("{}.torrent", torrent.info_hash_hex))
+            .exists()
+    );
+}
+
+#[test]
+fn with_an_auth_file_requests_need_credentials_and_a_second_daemon_is_refused() {
+    if !require_program(daemon::TRANSMISSION_REMOTE)
+        || !require_swarm_subcommand(&swarm_bin(), "daemon")
+    {
+        return;
+    }
+    let t = TestDir::new("daemon-auth");
+    let auth = t.path().join("auth");
+    std::fs::write(&auth, "alice:s3cret\n").unwrap();
+    let state = t.sub("state");
+    let d = start_daemon(
+        &swarm_bin(),
+        &t.logs(),
+        "daemon",
+        &DaemonOpts {
+            listen: free_addr(),
+            state: &state,
+            download_dir: &t.sub("downloads"),
+            extra: vec!["--auth-file".into(), auth.display().to_string()],
+        },
+    );
+    let refused = d.remote(&["-l"]);
+    assert!(
+        !refused.ok && refused.text().contains("401"),
+        "no credentials: refused: {refused:?}"
+    );
+    let wrong = d.remote(&["-n", "alice:wrong", "-l"]);
+    assert!(
+        !wrong.ok && wrong.text().contains("401"),
+        "wrong password: {wrong:?}"
+    );
+    let listed = d.remote(&["-n", "alice:s3cret", "-l"]);
+    assert!(
+        listed.ok && listed.text().contains("Sum:"),
+        "right credentials: {listed:?}"
+    );
+
+    // A second daemon on the same state folder is refused, clearly.
+    let second = std::process::Command::new(swarm_bin())
+        .args(["daemon", "--http", "127.0.0.1:0", "--listen"])
+        .arg(free_addr().to_string())
+        .arg("--state")
+        .arg(&state)
+        .arg("--download-dir")
+        .arg(t.sub("downloads"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another swarm daemon uses the state folder")
+            && stderr.contains(&d.proc.pid().to_string()),
+        "{stderr}"
+    );
+}
