@@ -717,7 +717,7 @@ impl Session {
                     }
                 }
                 TorrentEvent::PieceCompleted(p) => {
-                    tracing::trace!(piece = p.get(), "piece completed");
+                    tracing::trace!(piece = p.get(), torrent = %self.spec.name, "piece completed");
                 }
                 TorrentEvent::Completed => {
                     tracing::info!("download complete");
