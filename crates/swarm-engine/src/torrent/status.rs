@@ -122,6 +122,7 @@ impl TorrentCore {
     /// blocks): tests and the simulator call it after every step.
     pub fn check_invariants(&self) {
         self.picker.check_invariants();
+        self.check_super_seed();
         let have = self.picker.have();
         let mut pairs = 0;
         assert!(self.reads_outstanding <= TORRENT_READS_IN_FLIGHT_MAX);
