@@ -51,6 +51,11 @@ pub struct TorrentConfig {
     pub initial_random_pieces: u32,
     /// Request still-missing blocks from several peers at the very end.
     pub endgame: bool,
+    /// Super-seed (BEP 16) when the torrent starts complete: peers are
+    /// offered a piece or two at a time instead of our bitfield, so the
+    /// first copy we upload has no piece twice
+    /// (see `torrent::superseed`). Off by default, as in libtorrent.
+    pub super_seeding: bool,
     /// Send a keep-alive when we sent nothing else to a peer for this long.
     pub keepalive_interval: Duration,
     /// Drop a peer that sent nothing at all (not even a keep-alive) for this long.
@@ -71,6 +76,7 @@ impl Default for TorrentConfig {
             choking: Choking::TitForTat,
             initial_random_pieces: 4,
             endgame: true,
+            super_seeding: false,
             keepalive_interval: Duration::from_secs(90),
             peer_idle_timeout: Duration::from_secs(300),
             tick_interval: Duration::from_secs(1),

@@ -61,6 +61,9 @@ pub(crate) struct Peer {
     pub parole: bool,
     /// Hash failures of pieces it sent alone.
     pub hash_strikes: u32,
+    /// Super-seeding: the pieces we offered it (`Have`) that it lacks, at
+    /// most `SUPER_SEED_OFFERS`.
+    pub offered: Vec<crate::torrent::superseed::Offer>,
 
     // Its requests to us.
     pub requests: VecDeque<BlockInfo>,
@@ -103,6 +106,7 @@ impl Peer {
             snubbed: false,
             parole: false,
             hash_strikes: 0,
+            offered: Vec::new(),
             requests: VecDeque::new(),
             reading: BTreeSet::new(),
             reads_outstanding: 0,

@@ -150,6 +150,8 @@ pub struct TorrentCore {
     /// A peer found every torrent read slot taken: when one frees, every peer
     /// gets a turn.
     reads_waiting: bool,
+    /// Super-seeding's state, if this core super-seeds.
+    super_seed: Option<SuperSeed>,
 }
 
 /// A protocol violation: the peer is dropped with this reason.
@@ -166,6 +168,8 @@ impl TorrentCore {
         now: Instant,
     ) -> Self {
         assert!(config.queue_min >= 1 && config.queue_min <= config.queue_max);
+        let super_seed = (config.super_seeding && have.is_all_set())
+            .then(|| SuperSeed::new(lengths.num_pieces()));
         let mut picker =
             PiecePicker::new(lengths, have, config.initial_random_pieces, config.endgame);
         picker.set_strategy(config.picking);
@@ -196,6 +200,7 @@ impl TorrentCore {
             error: None,
             reads_outstanding: 0,
             reads_waiting: false,
+            super_seed,
         }
     }
 
@@ -230,7 +235,10 @@ impl TorrentCore {
             .insert(peer, Peer::new(self.now, info, n, &self.config));
         let have = self.picker.have();
         let have_any = !have.is_none_set();
-        let first = if info.fast_ext && have.is_all_set() {
+        let first = if self.super_seed.is_some() {
+            // Super-seeding: nothing yet; the offers follow.
+            info.fast_ext.then_some(Message::HaveNone)
+        } else if info.fast_ext && have.is_all_set() {
             Some(Message::HaveAll)
         } else if info.fast_ext && have.is_none_set() {
             Some(Message::HaveNone)
@@ -248,6 +256,8 @@ impl TorrentCore {
         if have_any && self.has_free_unchoke_slot() {
             self.rechoke(false);
         }
+        // Super-seeding: its first offers (fresh if that unchoked it).
+        self.super_seed_offer(peer);
     }
 
     /// The connection closed. Its in-flight requests go back to the picker.
@@ -267,6 +277,7 @@ impl TorrentCore {
         let Some(p) = self.peers.remove(&key) else {
             return false;
         };
+        self.super_seed_forget(&p.offered);
         for i in p.pieces.iter_ones() {
             if let Some(vp) = self.lengths.validate_piece_index(i) {
                 self.picker.peer_lost(vp, &mut self.rng);
@@ -450,6 +461,7 @@ impl TorrentCore {
             if !self.picker.have().get(piece) {
                 p.interesting += 1;
             }
+            self.super_seed_offer(key);
         }
         self.update_interest(key);
         self.fill_requests(key);
@@ -476,6 +488,7 @@ impl TorrentCore {
                 }
             }
         }
+        self.super_seed_offer(key);
         self.update_interest(key);
         self.fill_requests(key);
         Ok(())
@@ -514,6 +527,7 @@ impl TorrentCore {
             return Ok(());
         }
         p.requests.push_back(block);
+        self.super_seed_requested(key, piece);
         self.pump_reads(key);
         Ok(())
     }
@@ -768,4 +782,8 @@ impl TorrentCore {
 }
 
 mod status;
+pub(crate) mod superseed;
 mod upkeep;
+
+pub use superseed::SUPER_SEED_OFFERS;
+use superseed::SuperSeed;

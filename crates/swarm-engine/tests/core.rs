@@ -983,3 +983,85 @@ fn choking_off_unchokes_every_interested_peer() {
     assert!(tx.iter().all(|(_, m)| *m != Message::Choke), "{tx:?}");
     c.check_invariants();
 }
+
+fn haves(tx: &[(PeerKey, Message)], to: PeerKey) -> Vec<u32> {
+    tx.iter()
+        .filter(|(k, _)| *k == to)
+        .filter_map(|(_, m)| match m {
+            Message::Have { piece } => Some(*piece),
+            _ => None,
+        })
+        .collect()
+}
+
+/// BEP 16: a super-seed hides its bitfield and offers pieces one or two at
+/// a time; no piece is offered fresh twice before every piece was once.
+#[test]
+fn super_seeding_offers_each_piece_once_before_any_twice() {
+    let config = TorrentConfig {
+        super_seeding: true,
+        ..TorrentConfig::default()
+    };
+    let pieces = 12;
+    let mut s = seeder_with(config.clone(), pieces, K);
+    assert!(s.is_super_seeding());
+    // A leecher with the option on does not super-seed when it completes.
+    assert!(!leecher_with(config, pieces, K).is_super_seeding());
+    s.peer_connected(Instant::ZERO, PeerKey(1), FAST);
+    s.peer_connected(Instant::ZERO, PeerKey(2), SLOW);
+    let (tx, _) = drain(&mut s);
+    s.check_invariants();
+    // No bitfield, no have-all: have-none for a BEP 6 peer, then offers.
+    assert_eq!(tx[0], (PeerKey(1), Message::HaveNone), "{tx:?}");
+    assert!(
+        !tx.iter()
+            .any(|(_, m)| matches!(m, Message::Bitfield(_) | Message::HaveAll)),
+        "{tx:?}"
+    );
+    // Both are new, so the preemptive unchoke unchokes them: two fresh
+    // offers each, all different.
+    let mut seen: Vec<u32> = Vec::new();
+    for k in [1, 2] {
+        let h = haves(&tx, PeerKey(k));
+        assert_eq!(h.len(), 2, "peer {k}: {tx:?}");
+        seen.extend(h);
+    }
+    // Peers take their pieces and say so: each have brings one new offer,
+    // never a piece offered before, until all twelve were offered once.
+    let mut offers: Vec<Vec<u32>> =
+        vec![Vec::new(), haves(&tx, PeerKey(1)), haves(&tx, PeerKey(2))];
+    let mut rounds = 0;
+    while seen.len() < pieces as usize {
+        rounds += 1;
+        assert!(rounds <= pieces, "offers stopped: {seen:?}");
+        for k in [1usize, 2] {
+            let piece = offers[k].remove(0);
+            s.handle_message(Instant::ZERO, PeerKey(k as u64), Message::Have { piece });
+            let (tx, _) = drain(&mut s);
+            let new = haves(&tx, PeerKey(k as u64));
+            assert_eq!(new.len(), 1, "one new offer for one have: {tx:?}");
+            if seen.len() < pieces as usize {
+                assert!(
+                    !seen.contains(&new[0]),
+                    "{} offered twice: {seen:?}",
+                    new[0]
+                );
+            }
+            seen.push(new[0]);
+            offers[k].extend(new);
+            s.check_invariants();
+        }
+    }
+    let mut all = seen[..pieces as usize].to_vec();
+    all.sort_unstable();
+    assert_eq!(all, (0..pieces).collect::<Vec<_>>());
+    // A peer that got its offered piece from someone else gets a new one
+    // too, and no offer is a piece it has.
+    let piece = offers[1][0];
+    s.handle_message(Instant::ZERO, PeerKey(1), Message::Have { piece });
+    let (tx, _) = drain(&mut s);
+    let new = haves(&tx, PeerKey(1));
+    assert_eq!(new.len(), 1, "{tx:?}");
+    assert_ne!(new[0], piece);
+    s.check_invariants();
+}

@@ -24,8 +24,16 @@ fn main() {
         pieces: arg(1, 1000) as u32,
         piece_len: arg(2, 256) as u32 * 1024,
         seed: arg(3, 1),
+        engine: swarm_engine::TorrentConfig {
+            super_seeding: arg(4, 0) != 0,
+            ..Default::default()
+        },
         ..Scenario::default()
     };
+    let mut sc = sc;
+    if let Ok(ms) = std::env::var("SAMPLE_MS") {
+        sc.sample_interval = swarm_engine::Duration::from_millis(ms.parse().unwrap_or(5000));
+    }
     let (cs, p2p) = bounds::of(&sc);
     // A benchmark harness, not engine code: it may read the wall clock.
     #[allow(clippy::disallowed_methods)]
@@ -56,6 +64,21 @@ fn main() {
         cs,
         out.upload_utilisation()
     );
+    let seed_up: u64 = out
+        .peers
+        .iter()
+        .filter(|p| p.initial_seed)
+        .map(|p| p.uploaded)
+        .sum();
+    let wasted: u64 = out.peers.iter().map(|p| p.wasted).sum();
+    println!(
+        "seeds uploaded {:.3} copies; the leechers held every piece at {:.1} s ({:.3}x F/u_s); duplicate bytes {:.4} of uploaded",
+        seed_up as f64 / sc.file_bytes() as f64,
+        out.first_copy_at.map_or(f64::NAN, swarm_sim::outcome::secs),
+        out.first_copy_at.map_or(f64::NAN, swarm_sim::outcome::secs)
+            / (sc.file_bytes() as f64 / (sc.seed_up * sc.seeds as f64)),
+        wasted as f64 / out.uploaded.max(1) as f64
+    );
     let t = out.download_secs(|_| true);
     let q = |x| swarm_sim::quantile(&t, x).unwrap_or(f64::NAN);
     println!(
@@ -65,7 +88,11 @@ fn main() {
         q(0.9),
         q(1.0)
     );
-    for s in out.samples.iter().step_by((out.samples.len() / 12).max(1)) {
+    let every = std::env::var("EVERY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or((out.samples.len() / 12).max(1));
+    for s in out.samples.iter().step_by(every) {
         println!(
             "  t {:>7.1} s: completed {:>5}, rarest copies {:>5}, mean copies {:>8.1}, uploaded {:>8.1} MiB",
             swarm_sim::outcome::secs(s.at),

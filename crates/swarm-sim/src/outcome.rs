@@ -66,6 +66,11 @@ pub struct Outcome {
     pub events_peak: usize,
     /// Pieces that no present peer had at some sample (lost).
     pub pieces_lost_at_end: u32,
+    /// When the leechers first held every piece between them: the end of
+    /// the seeds' first copy (`F/u_s` at best).
+    pub first_copy_at: Option<Instant>,
+    /// Blocks of each piece the initial seeds uploaded (duplicates show).
+    pub seed_blocks: Vec<u32>,
 }
 
 impl Outcome {

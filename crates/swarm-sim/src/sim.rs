@@ -118,6 +118,12 @@ pub struct Simulation {
     registry: TrackerRegistry,
     /// Copies of each piece among present peers.
     copies: Vec<u32>,
+    /// Whether some leecher ever completed each piece, and how many such.
+    out_of_seeds: Vec<bool>,
+    out_of_seeds_count: u32,
+    first_copy_at: Option<Instant>,
+    /// Blocks of each piece the initial seeds uploaded.
+    seed_blocks: Vec<u32>,
     leechers_done: usize,
     last_completion: Option<Instant>,
     uploaded: u64,
@@ -213,6 +219,10 @@ impl Simulation {
         q.push(Instant::ZERO, Ev::Sample);
         Simulation {
             copies: vec![0; lengths.num_pieces() as usize],
+            out_of_seeds: vec![false; lengths.num_pieces() as usize],
+            out_of_seeds_count: 0,
+            first_copy_at: None,
+            seed_blocks: vec![0; lengths.num_pieces() as usize],
             sc,
             lengths,
             now: Instant::ZERO,
@@ -290,6 +300,8 @@ impl Simulation {
             events: self.q.popped(),
             events_peak: self.q.peak(),
             pieces_lost_at_end: lost,
+            first_copy_at: self.first_copy_at,
+            seed_blocks: self.seed_blocks,
         }
     }
 
@@ -680,7 +692,17 @@ impl Simulation {
                         self.close(c);
                     }
                 }
-                TorrentEvent::PieceCompleted(piece) => self.copies[piece.as_usize()] += 1,
+                TorrentEvent::PieceCompleted(piece) => {
+                    let i = piece.as_usize();
+                    self.copies[i] += 1;
+                    if !self.out_of_seeds[i] {
+                        self.out_of_seeds[i] = true;
+                        self.out_of_seeds_count += 1;
+                        if self.out_of_seeds_count == self.lengths.num_pieces() {
+                            self.first_copy_at = Some(self.now);
+                        }
+                    }
+                }
                 TorrentEvent::Completed => self.completed(p),
                 TorrentEvent::Fatal(e) => panic!("peer {p}: fatal engine error: {e}"),
             }
@@ -769,6 +791,11 @@ impl Simulation {
             self.q.push(at, Ev::DownDone(c, dir));
         }
         self.uploaded += u64::from(len);
+        if self.peers[from].out.initial_seed
+            && let Some((_, Message::Piece { piece, .. })) = d.down.back()
+        {
+            self.seed_blocks[*piece as usize] += 1;
+        }
         self.peers[from].out.uploaded += u64::from(len);
         if let (Some(key), Some(ep)) = (conn.keys[dir as usize], self.peers[from].endpoint.as_mut())
         {

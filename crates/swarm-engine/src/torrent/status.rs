@@ -19,6 +19,16 @@ impl TorrentCore {
         self.picker.have().is_all_set()
     }
 
+    /// Connected peers that have each piece, in piece order.
+    pub fn availability(&self) -> &[u32] {
+        self.picker.availability_all()
+    }
+
+    /// The pieces being downloaded or verified, ascending.
+    pub fn pieces_downloading(&self) -> Vec<u32> {
+        self.picker.in_progress()
+    }
+
     pub fn lengths(&self) -> &Lengths {
         &self.lengths
     }
@@ -112,6 +122,7 @@ impl TorrentCore {
     /// blocks): tests and the simulator call it after every step.
     pub fn check_invariants(&self) {
         self.picker.check_invariants();
+        self.check_super_seed();
         let have = self.picker.have();
         let mut pairs = 0;
         assert!(self.reads_outstanding <= TORRENT_READS_IN_FLIGHT_MAX);

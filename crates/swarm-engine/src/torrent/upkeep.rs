@@ -215,6 +215,8 @@ impl TorrentCore {
                 if want && p.am_choking {
                     p.am_choking = false;
                     self.send(d.peer, Message::Unchoke);
+                    // Unchoked: its quota of offers grows.
+                    self.super_seed_offer(d.peer);
                 } else if !want && !p.am_choking {
                     self.choke(d.peer);
                 }
@@ -234,6 +236,10 @@ impl TorrentCore {
         };
         p.am_choking = true;
         let fast = p.info.fast_ext;
+        self.super_seed_choked(key);
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
         let mut dropped: Vec<_> = p.requests.drain(..).collect();
         dropped.extend(std::mem::take(&mut p.reading));
         self.send(key, Message::Choke);
