@@ -352,3 +352,30 @@ fn hostile_input_is_answered_or_dropped_and_floods_are_limited() {
         addr: polite,
     };
 }
+
+#[test]
+fn a_pinged_address_that_answers_joins_the_table() {
+    use swarm_dht::{Dht, Instant};
+    let (a_addr, b_addr): (std::net::SocketAddr, std::net::SocketAddr) = (
+        "10.0.0.1:6881".parse().unwrap(),
+        "10.0.0.2:6881".parse().unwrap(),
+    );
+    let mut a = Dht::new(config(), None, 1, Instant(0));
+    let mut b = Dht::new(config(), None, 2, Instant(0));
+    let now = Instant(1_000);
+    a.ping(now, b_addr);
+    let (to, q) = a.poll_transmit().expect("a ping");
+    assert_eq!(to, b_addr);
+    b.handle_datagram(now, a_addr, &q);
+    let answer = reply(&mut b);
+    assert!(a.nodes().is_empty());
+    a.handle_datagram(now, b_addr, &answer);
+    let nodes = a.nodes();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!((nodes[0].id, nodes[0].addr), (b.id(), b_addr));
+    a.check_invariants();
+    // No answer: nothing joins.
+    a.ping(now, "10.0.0.3:6881".parse().unwrap());
+    a.handle_timeout(now + Duration::from_secs(60));
+    assert_eq!(a.nodes().len(), 1);
+}
