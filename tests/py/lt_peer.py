@@ -116,6 +116,10 @@ def cmd_run(args, seeding):
     if seeding and args.seed_mode:
         flags |= lt.torrent_flags.seed_mode
     atp.flags = flags
+    if args.upload_limit > 0:
+        # The torrent's own limit: the session's exempts loopback peers
+        # (libtorrent's local peer class).
+        atp.upload_limit = args.upload_limit
     h = ses.add_torrent(atp)
     peers = [parse_peer(p) for p in args.peer]
     start = time.monotonic()
@@ -191,6 +195,7 @@ def main():
         r.add_argument("--interval", type=float, default=1.0)
         r.add_argument("--fast", action="store_true", help="high_performance_seed settings")
         r.add_argument("--exit-after", type=float, default=0.0)
+        r.add_argument("--upload-limit", type=int, default=0, help="bytes/s up (0: none)")
         if name == "seed":
             r.add_argument("--seed-mode", action="store_true", help="skip the initial check")
         else:

@@ -145,6 +145,7 @@ fn detail(t: &TorrentView) -> Value {
     v["files"] = Value::Array(files);
     v["trackers"] = json!(t.spec.trackers);
     v["meta"] = serde_json::to_value(&*t.extras).unwrap_or(Value::Null);
+    v["piece_map"] = serde_json::to_value(t.status.piece_map.as_deref()).unwrap_or(Value::Null);
     v
 }
 

@@ -574,6 +574,25 @@ impl PiecePicker {
         self.downloads.len()
     }
 
+    /// Connected peers that have each piece, in piece order (a status
+    /// view: the daemon's piece map).
+    pub fn availability_all(&self) -> &[u32] {
+        &self.availability
+    }
+
+    /// The pieces being downloaded or verified, ascending, each once.
+    pub fn in_progress(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .downloads
+            .keys()
+            .chain(self.verifying.keys())
+            .map(|p| p.get())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     pub fn check_invariants(&self) {
         let n = self.lengths.num_pieces() as usize;
         assert_eq!(self.pos.len(), n);

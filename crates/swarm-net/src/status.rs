@@ -88,6 +88,28 @@ pub struct TorrentStatus {
     /// Every connected peer, with the choker's last verdict on it, ordered
     /// by download rate (fastest first).
     pub neighbours: Vec<NeighbourStatus>,
+    /// Piece by piece: have, downloading, how many neighbours hold it
+    /// (none before the session runs, or past [`PIECE_MAP_PIECES_MAX`]).
+    /// Not in the `--json` lines (its size grows with the torrent); the
+    /// daemon serves it on a torrent's own page.
+    #[serde(skip)]
+    pub piece_map: Option<std::sync::Arc<PieceMap>>,
+}
+
+/// Torrents of more pieces than this get no [`PieceMap`] (it costs 4
+/// bytes a piece, rebuilt with every status).
+pub const PIECE_MAP_PIECES_MAX: u32 = 1 << 20;
+
+/// The state of every piece, for a piece map.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PieceMap {
+    /// The pieces we have: a bitfield, first piece in the high bit of the
+    /// first byte (as BEP 3's bitfield message), hex.
+    pub have: String,
+    /// Pieces being downloaded or verified.
+    pub downloading: Vec<u32>,
+    /// Connected neighbours that have each piece.
+    pub availability: Vec<u32>,
 }
 
 /// One connected peer as the user sees it (`--peers`, `--json`).

@@ -29,6 +29,8 @@ pub struct DaemonOpts<'a> {
     pub download_dir: &'a Path,
     /// More arguments (`--auth-file F`, ...).
     pub extra: Vec<String>,
+    /// Its `RUST_LOG` (none: `info`).
+    pub rust_log: Option<&'a str>,
 }
 
 /// Starts `swarm daemon` on a free HTTP port and waits for the line it
@@ -43,7 +45,7 @@ pub fn start_daemon(bin: &Path, logs: &Path, name: &str, opts: &DaemonOpts) -> D
         .arg("--download-dir")
         .arg(opts.download_dir)
         .args(&opts.extra)
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", opts.rust_log.unwrap_or("info"));
     let mut proc = Proc::spawn(name, cmd, logs);
     let mut addrs = None;
     let up = wait_until(Duration::from_secs(30), || {

@@ -20,6 +20,7 @@ pub mod proc;
 pub mod raw_bencode;
 pub mod torrent;
 pub mod tracker;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 

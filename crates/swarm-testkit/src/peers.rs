@@ -174,6 +174,30 @@ pub fn lt_seed(
     }
 }
 
+/// As [`lt_seed`], uploading at most `upload_limit` bytes/s (so that a
+/// download from it lasts long enough to watch).
+pub fn lt_seed_capped(
+    logs: &Path,
+    name: &str,
+    torrent: &TorrentFile,
+    data_dir: &Path,
+    listen: impl Into<ListenAt>,
+    peers: &[SocketAddr],
+    upload_limit: u64,
+) -> Peer {
+    let listen = listen.into().0;
+    let mut cmd = lt_command("seed", torrent, data_dir, listen, peers);
+    cmd.args(["--upload-limit", &upload_limit.to_string()]);
+    Peer {
+        proc: Proc::spawn(name, cmd, logs),
+        client: Client::Libtorrent,
+        listen,
+        dir: data_dir.to_path_buf(),
+        done_marker: None,
+        exits_when_complete: false,
+    }
+}
+
 /// A libtorrent leecher downloading into `out_dir`; it keeps seeding when done.
 pub fn lt_leech(
     logs: &Path,

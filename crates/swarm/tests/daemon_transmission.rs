@@ -69,6 +69,7 @@ fn transmission_remote_adds_stops_starts_verifies_and_removes_a_torrent() {
             state: &t.sub("state"),
             download_dir: &t.sub("downloads"),
             extra: vec![],
+            rust_log: None,
         },
     );
     // The seeder dials the daemon every 2 s (the endpoint refuses it until
@@ -165,6 +166,7 @@ fn transmission_remote_adds_stops_starts_verifies_and_removes_a_torrent() {
             state: &t.sub("state"),
             download_dir: &t.sub("downloads"),
             extra: vec![],
+            rust_log: None,
         },
     );
     wait_row(&d, 1, "listed complete after a restart", |r| {
@@ -215,6 +217,7 @@ fn with_an_auth_file_requests_need_credentials_and_a_second_daemon_is_refused() 
             state: &state,
             download_dir: &t.sub("downloads"),
             extra: vec!["--auth-file".into(), auth.display().to_string()],
+            rust_log: None,
         },
     );
     let refused = d.remote(&["-l"]);

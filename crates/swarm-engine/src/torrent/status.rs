@@ -19,6 +19,16 @@ impl TorrentCore {
         self.picker.have().is_all_set()
     }
 
+    /// Connected peers that have each piece, in piece order.
+    pub fn availability(&self) -> &[u32] {
+        self.picker.availability_all()
+    }
+
+    /// The pieces being downloaded or verified, ascending.
+    pub fn pieces_downloading(&self) -> Vec<u32> {
+        self.picker.in_progress()
+    }
+
     pub fn lengths(&self) -> &Lengths {
         &self.lengths
     }

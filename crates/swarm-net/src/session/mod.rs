@@ -442,6 +442,13 @@ impl Session {
             error: self.fatal.clone(),
             is_final: false,
             neighbours: self.neighbours(),
+            piece_map: (s.pieces_total <= crate::status::PIECE_MAP_PIECES_MAX).then(|| {
+                std::sync::Arc::new(crate::status::PieceMap {
+                    have: hex::encode(self.core.have().as_bytes()),
+                    downloading: self.core.pieces_downloading(),
+                    availability: self.core.availability().to_vec(),
+                })
+            }),
         }
     }
 
@@ -717,7 +724,7 @@ impl Session {
                     }
                 }
                 TorrentEvent::PieceCompleted(p) => {
-                    tracing::trace!(piece = p.get(), "piece completed");
+                    tracing::trace!(piece = p.get(), torrent = %self.spec.name, "piece completed");
                 }
                 TorrentEvent::Completed => {
                     tracing::info!("download complete");
