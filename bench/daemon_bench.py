@@ -156,6 +156,7 @@ def stats(xs):
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)
     p = argparse.ArgumentParser()
     p.add_argument("--swarm", required=True)
     p.add_argument("--dir", default="/tmp/swarm-bench-daemon")

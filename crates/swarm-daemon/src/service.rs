@@ -138,7 +138,18 @@ pub struct ServiceConfig {
     pub download_dir: PathBuf,
     /// Folders (besides `download_dir`) the API may name as a download folder.
     pub allow_dirs: Vec<PathBuf>,
+    /// A `.torrent` dropped here is added (then renamed `NAME.torrent.added`,
+    /// or `NAME.torrent.invalid` if it cannot be).
+    pub watch_dir: Option<PathBuf>,
 }
+
+/// How often the watch folder is looked at.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// At most this many `.torrent` files are taken from the watch folder per
+/// look (the rest at the next).
+pub const WATCH_BATCH_MAX: usize = 100;
+/// A file in the watch folder larger than this is not read.
+pub const WATCH_FILE_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The daemon's torrents. One per process.
 pub struct Daemon {
@@ -289,7 +300,70 @@ impl Daemon {
                 d.reconcile().await;
             }
         });
+        if let Some(dir) = daemon.config.watch_dir.clone() {
+            let weak = Arc::downgrade(&daemon);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(WATCH_INTERVAL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(d) = weak.upgrade() else { return };
+                    d.scan_watch_dir(&dir).await;
+                }
+            });
+        }
         Ok(daemon)
+    }
+
+    /// Adds the `.torrent` files in the watch folder (see
+    /// [`ServiceConfig::watch_dir`]).
+    async fn scan_watch_dir(&self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "torrent") && p.is_file())
+            .take(WATCH_BATCH_MAX)
+            .collect();
+        for path in files {
+            let rename = |suffix: &str| {
+                let mut to = path.clone().into_os_string();
+                to.push(suffix);
+                if let Err(e) = std::fs::rename(&path, &to) {
+                    tracing::warn!("watch folder: cannot rename {}: {e}", path.display());
+                }
+            };
+            let bytes = match std::fs::metadata(&path) {
+                Ok(m) if m.len() > WATCH_FILE_MAX_BYTES => {
+                    Err(format!("larger than {WATCH_FILE_MAX_BYTES} bytes"))
+                }
+                Ok(_) => std::fs::read(&path).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let added = match bytes {
+                Ok(metainfo) => self
+                    .add(AddRequest {
+                        metainfo,
+                        download_dir: None,
+                        paused: false,
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match added {
+                Ok(a) => {
+                    tracing::info!(file = %path.display(), id = a.id, duplicate = a.duplicate, "watch folder: added");
+                    rename(".added");
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), "watch folder: not added: {e}");
+                    rename(".invalid");
+                }
+            }
+        }
     }
 
     pub fn client(&self) -> &Client {

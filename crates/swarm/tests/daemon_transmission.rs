@@ -254,3 +254,58 @@ fn with_an_auth_file_requests_need_credentials_and_a_second_daemon_is_refused() 
         "{stderr}"
     );
 }
+
+#[test]
+fn a_torrent_dropped_in_the_watch_folder_is_added_and_a_bad_one_is_set_aside() {
+    if !(require_program(daemon::TRANSMISSION_REMOTE)
+        && require_python_libtorrent()
+        && require_swarm_subcommand(&swarm_bin(), "daemon"))
+    {
+        return;
+    }
+    let t = TestDir::new("daemon-watch");
+    let content = data::single_file(&t.sub("seed"), "watched.bin", 100_000, 7);
+    let torrent = make_torrent(&content, &t.path().join("w.torrent"), PIECE_16_KIB, &[]);
+    let watch = t.sub("watch");
+    std::fs::create_dir_all(&watch).unwrap();
+    let d = start_daemon(
+        &swarm_bin(),
+        &t.logs(),
+        "daemon",
+        &DaemonOpts {
+            listen: free_addr(),
+            state: &t.sub("state"),
+            download_dir: &t.sub("downloads"),
+            extra: vec!["--watch-dir".into(), watch.display().to_string()],
+            rust_log: None,
+        },
+    );
+    std::fs::copy(&torrent.path, watch.join("dropped.torrent")).unwrap();
+    std::fs::write(watch.join("broken.torrent"), b"d4:infoi3ee").unwrap();
+    let mut last = String::new();
+    let listed = wait_until(DEADLINE, || {
+        last = d.remote(&["-l"]).text();
+        list_row(&last, 1).is_some_and(|r| r.contains(&torrent.name))
+    });
+    assert!(
+        listed,
+        "the dropped torrent is listed:\n{last}\n{}",
+        d.proc.log_tail()
+    );
+    let renamed = wait_until(DEADLINE, || {
+        watch.join("dropped.torrent.added").exists()
+            && watch.join("broken.torrent.invalid").exists()
+    });
+    assert!(
+        renamed,
+        "the added one is renamed .added, the broken one .invalid: {:?}",
+        std::fs::read_dir(&watch)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        list_row(&last, 2).is_none(),
+        "nothing else was added:\n{last}"
+    );
+}
