@@ -461,7 +461,8 @@ fn status_code(t: &TorrentView) -> u8 {
     }
     match t.status.state {
         TorrentState::Checking => 2,
-        TorrentState::Downloading => 4,
+        // Transmission says "downloading" while it fetches a magnet's metadata.
+        TorrentState::Metadata | TorrentState::Downloading => 4,
         TorrentState::Seeding => 6,
         TorrentState::Completed | TorrentState::Stopped | TorrentState::Failed => 0,
     }

@@ -33,7 +33,7 @@ enum Command {
 
 /// A running DHT node: cheap to clone; the task stops when every handle is
 /// dropped.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct DhtHandle {
     tx: mpsc::Sender<Command>,
     local_addr: SocketAddr,
@@ -163,5 +163,49 @@ async fn run(
                 let _ = done.send(Some((outcome, stats)));
             }
         }
+    }
+}
+
+/// First wait between two `get_peers` lookups of one torrent; it doubles
+/// after each up to [`DHT_ANNOUNCE_INTERVAL`] (a young node's table fills
+/// in its first minute, so early lookups find more each time).
+pub const DHT_LOOKUP_INTERVAL_FIRST: std::time::Duration = std::time::Duration::from_secs(2);
+/// Steady interval between lookups (each re-announces us: nodes keep an
+/// announced peer for 30 minutes or more, so we re-announce well before).
+pub const DHT_ANNOUNCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// A torrent's DHT peer source (BEP 5): `get_peers` lookups of `info_hash`
+/// that also announce us (`announce_peer` with `port`, our TCP listen port),
+/// on a back-off from [`DHT_LOOKUP_INTERVAL_FIRST`] to
+/// [`DHT_ANNOUNCE_INTERVAL`]; each lookup's peers are sent to `out`. Ends
+/// when `out` is closed or the node stops.
+pub async fn peer_lookups(
+    dht: DhtHandle,
+    info_hash: swarm_wire::InfoHash,
+    port: u16,
+    out: mpsc::UnboundedSender<Vec<SocketAddr>>,
+) {
+    let mut wait = DHT_LOOKUP_INTERVAL_FIRST;
+    loop {
+        let lookup = dht.lookup(move |d, now| Some(d.get_peers(now, info_hash, Some(Some(port)))));
+        let result = tokio::select! {
+            r = lookup => r,
+            () = out.closed() => return,
+        };
+        match result {
+            None => return,
+            Some((LookupOutcome::Peers { peers, announced }, _)) => {
+                tracing::info!(peers = peers.len(), announced, "dht: get_peers done");
+                if !peers.is_empty() && out.send(peers).is_err() {
+                    return;
+                }
+            }
+            Some(_) => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = out.closed() => return,
+        }
+        wait = (wait * 2).min(DHT_ANNOUNCE_INTERVAL);
     }
 }

@@ -189,7 +189,7 @@ pub fn run(args: DhtArgs) -> Result<()> {
     })
 }
 
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     use std::io::Read;
     let mut out = [0u8; N];
     std::fs::File::open("/dev/urandom")
