@@ -165,9 +165,6 @@ pub struct ServiceConfig {
     pub watch_dir: Option<PathBuf>,
 }
 
-/// Magnet links wait for the client's metadata exchange (issue 11).
-const MAGNETS_REFUSED: bool = true;
-
 /// How often the watch folder is looked at.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// At most this many `.torrent` files are taken from the watch folder per
@@ -527,11 +524,6 @@ impl Daemon {
             }
             AddSource::Magnet(link) => {
                 let (m, extras) = parse_magnet(link)?;
-                if MAGNETS_REFUSED {
-                    return Err(DaemonError::BadRequest(
-                        "magnet links are not supported by this build yet: add the .torrent".into(),
-                    ));
-                }
                 (None, extras, None, Some(m))
             }
         };
@@ -769,11 +761,7 @@ impl Daemon {
         let added = match (&e.spec, &e.record.magnet) {
             (Some(spec), _) => self.client.add_torrent((**spec).clone(), options),
             (None, Some(link)) => match swarm_wire::Magnet::parse(link) {
-                // MAGNET: self.client.add_magnet(m, options) once the
-                // client fetches metadata (issue 11).
-                Ok(_) => Err(swarm_net::NetError::BadTorrent(
-                    "magnet links are not supported by this build yet".into(),
-                )),
+                Ok(m) => self.client.add_magnet(m, options),
                 Err(err) => Err(swarm_net::NetError::BadTorrent(err.to_string())),
             },
             (None, None) => Err(swarm_net::NetError::BadTorrent("no metainfo".into())),

@@ -309,3 +309,60 @@ fn a_torrent_dropped_in_the_watch_folder_is_added_and_a_bad_one_is_set_aside() {
         "nothing else was added:\n{last}"
     );
 }
+
+#[test]
+fn transmission_remote_adds_a_magnet_link_whose_metadata_comes_from_libtorrent() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-magnet");
+    let content = data::tree(&t.sub("seed"), "magnet-tree", data::ODD_TREE, 62);
+    let torrent = make_torrent(&content, &t.path().join("m.torrent"), PIECE_16_KIB, &[]);
+    let d = start_daemon(
+        &swarm_bin(),
+        &t.logs(),
+        "daemon",
+        &DaemonOpts {
+            listen: free_addr(),
+            state: &t.sub("state"),
+            download_dir: &t.sub("downloads"),
+            extra: vec![],
+            rust_log: None,
+        },
+    );
+    let seeder = lt_seed(
+        &t.logs(),
+        "lt-seed",
+        &torrent,
+        &t.sub("seed"),
+        free_addr(),
+        &[d.peers],
+    );
+    // The link names the seeder (x.pe): the daemon asks it for the
+    // metadata (BEP 9), then downloads.
+    let link = format!(
+        "magnet:?xt=urn:btih:{}&dn={}&x.pe={}",
+        torrent.info_hash_hex, torrent.name, seeder.listen
+    );
+    let added = d.remote(&["-a", &link]);
+    assert!(
+        added.ok && added.text().contains("success"),
+        "-a MAGNET: {added:?}"
+    );
+    let row = wait_row(&d, 1, "reached 100%", |r| r.contains("100%"));
+    assert!(row.contains(&torrent.name), "{row}");
+    assert_same_tree(&content, &d.download_dir.join(&torrent.name));
+    let kept = d
+        .state
+        .join("torrents")
+        .join(format!("{}.torrent", torrent.info_hash_hex));
+    assert!(
+        wait_until(DEADLINE, || kept.exists()),
+        "the fetched metadata is kept as the torrent's metainfo"
+    );
+    let info = d.remote(&["-t", "1", "-i"]).text();
+    assert!(
+        info.contains(&format!("Piece Count: {}", torrent.num_pieces)),
+        "-i knows the pieces once the metadata came:\n{info}"
+    );
+}
