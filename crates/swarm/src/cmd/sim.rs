@@ -14,8 +14,8 @@ const EXAMPLES: &str = "\
 EXAMPLES:
   Distribution time against N, 1 to 1,000 peers (the classic figure):
       swarm sim scaling --max-peers 1000 -o figures/
-  Rarest first against random and sequential, the seed leaving after one copy:
-      swarm sim picking --seed-copies 1
+  Rarest first against random and sequential, the seed leaving after 1.2 copies:
+      swarm sim picking --pieces 200 --peers 60
   20% free riders under tit-for-tat and with choking off, as PNG:
       swarm sim incentives --png";
 
@@ -58,10 +58,11 @@ enum Experiment {
         #[arg(long, default_value_t = 100)]
         peers: usize,
         /// The seed leaves after uploading this many copies of the torrent.
-        #[arg(long, default_value_t = 1.5)]
+        #[arg(long, default_value_t = 1.2)]
         seed_copies: f64,
     },
-    /// Free riders (upload 0) under tit-for-tat and with choking off.
+    /// Free riders (upload 0) under tit-for-tat and with choking off;
+    /// leechers leave when done.
     Incentives {
         #[command(flatten)]
         common: Common,
