@@ -448,6 +448,12 @@ impl TorrentHandle {
         self.status.borrow().clone()
     }
 
+    /// The latest status, borrowed (no copy; hold it briefly: the session
+    /// waits to publish the next one while it is held).
+    pub fn status_ref(&self) -> watch::Ref<'_, TorrentStatus> {
+        self.status.borrow()
+    }
+
     /// A receiver that wakes on every published status.
     pub fn watch(&self) -> watch::Receiver<TorrentStatus> {
         self.status.clone()
