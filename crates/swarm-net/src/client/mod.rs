@@ -350,6 +350,7 @@ impl Client {
             metadata: options.metadata.clone(),
             private: options.private,
             dht_port: self.dht.as_ref().map(|d| d.local_addr().port()),
+            dht: self.dht.clone().filter(|_| !options.private),
         };
         let link = DriverLink {
             tx: self.driver.clone(),
@@ -689,6 +690,9 @@ async fn run_torrent(
             options.private = meta.is_private();
             config.metadata = options.metadata.clone();
             config.private = options.private;
+            if config.private {
+                config.dht = None;
+            }
             let mut first = initial_status(&spec, config.listen_port);
             first.elapsed_s = added.elapsed().as_secs_f64();
             status_tx.send_replace(first);
