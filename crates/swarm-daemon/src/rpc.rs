@@ -11,7 +11,8 @@
 //! `torrent-add` (`metainfo`, `download-dir`, `paused`), `torrent-start`,
 //! `torrent-start-now`, `torrent-stop`, `torrent-remove`
 //! (`delete-local-data`), `torrent-verify`, `torrent-set`
-//! (`downloadLimit`/`uploadLimit`, `*Limited`). The fields of
+//! (`downloadLimit`/`uploadLimit`, `*Limited`), `torrent-set-location`
+//! (`location`, `move`). The fields of
 //! `torrent-get` are listed in [`torrent_field`]. Anything else answers
 //! `method name not recognized`, as Transmission does.
 
@@ -147,6 +148,18 @@ async fn call(app: &AppState, method: &str, args: &Value) -> Result<Value, RpcEr
             Ok(json!({}))
         }
         "torrent-set" => torrent_set(app, args).await,
+        "torrent-set-location" => {
+            let location = args
+                .get("location")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("torrent-set-location needs location"))?;
+            let move_data = match args.get("move") {
+                None => false,
+                Some(v) => bool_arg(v).ok_or_else(|| bad("move must be a boolean"))?,
+            };
+            d.set_location(&ids(args)?, location, move_data).await?;
+            Ok(json!({}))
+        }
         "torrent-reannounce" => {
             // Trackers are announced to on their own schedule; accepted so
             // that clients that send it do not fail.

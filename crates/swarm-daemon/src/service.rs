@@ -699,6 +699,51 @@ impl Daemon {
         Ok(n)
     }
 
+    /// Points torrents at another folder (`location`, under an allowed
+    /// root); with `move_data` their files are moved there first (renamed,
+    /// or copied and deleted across file systems; times kept, so the
+    /// resume record still vouches for them). Running torrents stop for the
+    /// move and start again. The daemon's other requests wait meanwhile.
+    pub async fn set_location(
+        &self,
+        ids: &Ids,
+        location: &str,
+        move_data: bool,
+    ) -> Result<usize, DaemonError> {
+        let to = self.checked_dir(location)?;
+        let mut inner = self.inner.lock().await;
+        let chosen = Self::select(&inner, ids);
+        for id in &chosen {
+            let Some(e) = inner.torrents.get_mut(id) else {
+                continue;
+            };
+            if e.record.download_dir == to {
+                continue;
+            }
+            if let Some(h) = e.handle.take() {
+                h.stop();
+                if let Ok(last) = h.join().await {
+                    e.last = last;
+                }
+            }
+            if move_data && let Some(spec) = &e.spec {
+                move_data_files(&e.record.download_dir, &to, spec).map_err(|err| {
+                    DaemonError::BadRequest(format!(
+                        "moving {} to {}: {err}",
+                        e.record.name,
+                        to.display()
+                    ))
+                })?;
+            }
+            tracing::info!(id, from = %e.record.download_dir.display(), to = %to.display(), move_data, "new location");
+            e.record.download_dir = to.clone();
+        }
+        self.save_records(&inner, &chosen)?;
+        drop(inner);
+        self.reconcile().await;
+        Ok(chosen.len())
+    }
+
     /// Removes torrents; with `delete_data` their files too.
     pub async fn remove(&self, ids: &Ids, delete_data: bool) -> Result<usize, DaemonError> {
         let removed: Vec<Entry> = {
@@ -912,10 +957,35 @@ fn view(e: &Entry) -> TorrentView {
     }
 }
 
+/// Moves the torrent's files from `from` to `to` (same relative paths),
+/// then removes the folders they leave empty under `from`.
+fn move_data_files(from: &Path, to: &Path, spec: &TorrentSpec) -> std::io::Result<()> {
+    for f in spec.files.iter().filter(|f| !f.attr.pad) {
+        let (src, dst) = (from.join(&f.path), to.join(&f.path));
+        if !src.exists() {
+            continue;
+        }
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if std::fs::rename(&src, &dst).is_err() {
+            // Another file system: copy (times kept), then delete.
+            std::fs::copy(&src, &dst)?;
+            let meta = std::fs::metadata(&src)?;
+            std::fs::File::options()
+                .write(true)
+                .open(&dst)?
+                .set_modified(meta.modified()?)?;
+            std::fs::remove_file(&src)?;
+        }
+    }
+    remove_empty_folders(from, spec);
+    Ok(())
+}
+
 /// Deletes the torrent's files under `dir` and then the folders they leave
 /// empty (the torrent's own folder included), nothing else.
 fn delete_data_files(dir: &Path, spec: &TorrentSpec) {
-    let mut folders = std::collections::BTreeSet::new();
     for f in &spec.files {
         let path = dir.join(&f.path);
         match std::fs::remove_file(&path) {
@@ -923,6 +993,15 @@ fn delete_data_files(dir: &Path, spec: &TorrentSpec) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!("cannot delete {}: {e}", path.display()),
         }
+    }
+    remove_empty_folders(dir, spec);
+}
+
+/// Removes the torrent's folders under `dir` that are empty, deepest
+/// first; a folder that still holds something stays.
+fn remove_empty_folders(dir: &Path, spec: &TorrentSpec) {
+    let mut folders = std::collections::BTreeSet::new();
+    for f in &spec.files {
         let mut p = f.path.parent();
         while let Some(parent) = p {
             if parent.as_os_str().is_empty() {
@@ -932,7 +1011,6 @@ fn delete_data_files(dir: &Path, spec: &TorrentSpec) {
             p = parent.parent();
         }
     }
-    // Deepest first; a folder that still holds something stays.
     for folder in folders.iter().rev() {
         let _ = std::fs::remove_dir(dir.join(folder));
     }

@@ -178,6 +178,30 @@ fn transmission_remote_adds_stops_starts_verifies_and_removes_a_torrent() {
         d.proc.log_tail()
     );
 
+    // --move puts the data elsewhere (under an allowed folder) and the
+    // torrent carries on there; a folder outside the allowed ones is
+    // refused with the reason.
+    let outside = d.remote(&["-t", "1", "--move", "/tmp/not-allowed-for-swarm"]);
+    assert!(
+        outside.text().contains("refused"),
+        "a folder outside the allowed roots: {outside:?}"
+    );
+    let moved_dir = d.download_dir.join("moved");
+    let moved = d.remote(&["-t", "1", "--move", &moved_dir.display().to_string()]);
+    assert!(
+        moved.ok && moved.text().contains("success"),
+        "--move: {moved:?}"
+    );
+    assert_same_tree(&content, &moved_dir.join(&torrent.name));
+    assert!(!downloaded.exists(), "nothing left at the old place");
+    wait_row(&d, 1, "100% at the new place", |r| r.contains("100%"));
+    let info = d.remote(&["-t", "1", "-i"]).text();
+    assert!(
+        info.contains(&format!("Location: {}", moved_dir.display())),
+        "-i shows the new location:\n{info}"
+    );
+    let downloaded = moved_dir.join(&torrent.name);
+
     // --remove-and-delete removes it and its data.
     assert!(d.remote(&["-t", "1", "--remove-and-delete"]).ok);
     let gone = wait_until(DEADLINE, || {
