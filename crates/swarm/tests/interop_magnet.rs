@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use swarm_testkit::peers::{require_swarm_subcommand, swarm_seed};
+use swarm_testkit::peers::{Peer, require_swarm_subcommand, swarm_seed};
 use swarm_testkit::proc::wait_listening;
+use swarm_testkit::torrent::TorrentFile;
 use swarm_testkit::{
     PIECE_16_KIB, PYTHON, Proc, SwarmOpts, TestDir, assert_same_tree, data, free_addr,
     make_torrent, require_python_libtorrent, wait_until,
@@ -72,6 +73,34 @@ fn swarm(logs: &Path, name: &str, args: &[String]) -> Proc {
 
 fn s(x: impl ToString) -> String {
     x.to_string()
+}
+
+/// A swarm seeder (no DHT) of a new single-file torrent of `len` bytes,
+/// listening on an address of its own once this returns.
+fn swarm_seeder(
+    t: &TestDir,
+    file: &str,
+    len: u64,
+    seed: u64,
+) -> (Peer, std::net::SocketAddr, TorrentFile, PathBuf) {
+    let seed_dir = t.sub("seed");
+    let content = data::single_file(&seed_dir, file, len, seed);
+    let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_16_KIB, &[]);
+    let addr = free_addr();
+    let seeder = swarm_seed(
+        &swarm_bin(),
+        &t.logs(),
+        "swarm-seed",
+        &torrent,
+        &seed_dir,
+        addr,
+        &SwarmOpts {
+            extra: vec![s("--no-dht")],
+            ..SwarmOpts::default()
+        },
+    );
+    assert!(wait_listening(addr, Duration::from_secs(20)));
+    (seeder, addr, torrent, content)
 }
 
 /// Waits for a swarm download to exit successfully.
@@ -238,23 +267,7 @@ fn libtorrent_downloads_a_magnet_link_from_a_swarm_seeder() {
         return;
     }
     let t = TestDir::new("magnet-to-lt");
-    let seed_dir = t.sub("seed");
-    let content = data::single_file(&seed_dir, "for-lt.bin", 2_000_003, 43);
-    let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_16_KIB, &[]);
-    let sport = free_addr();
-    let mut seeder = swarm_seed(
-        &swarm_bin(),
-        &t.logs(),
-        "swarm-seed",
-        &torrent,
-        &seed_dir,
-        sport,
-        &SwarmOpts {
-            extra: vec![s("--no-dht")],
-            ..SwarmOpts::default()
-        },
-    );
-    assert!(wait_listening(sport, Duration::from_secs(20)));
+    let (mut seeder, sport, torrent, content) = swarm_seeder(&t, "for-lt.bin", 2_000_003, 43);
     let out = t.sub("lt-out");
     let magnet = format!("magnet:?xt=urn:btih:{}", torrent.info_hash_hex);
     let lt = lt_swarm(
@@ -358,23 +371,7 @@ fn libtorrent_learns_a_peer_from_a_swarm_seeders_pex() {
         return;
     }
     let t = TestDir::new("pex-out");
-    let seed_dir = t.sub("seed");
-    let content = data::single_file(&seed_dir, "pex-out.bin", 2_000_003, 46);
-    let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_16_KIB, &[]);
-    let sport = free_addr();
-    let seeder = swarm_seed(
-        &swarm_bin(),
-        &t.logs(),
-        "swarm-seed",
-        &torrent,
-        &seed_dir,
-        sport,
-        &SwarmOpts {
-            extra: vec![s("--no-dht")],
-            ..SwarmOpts::default()
-        },
-    );
-    assert!(wait_listening(sport, Duration::from_secs(20)));
+    let (seeder, sport, torrent, _) = swarm_seeder(&t, "pex-out.bin", 2_000_003, 46);
     // Two slow leeches that know only the swarm seeder; `b` learns nothing
     // itself, so if `a` reaches `b` it learnt its address from swarm.
     let (a, b) = (free_addr(), free_addr());
