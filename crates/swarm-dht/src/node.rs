@@ -348,6 +348,16 @@ impl Dht {
         }
     }
 
+    /// Pings `addr`, whose id we do not know (BEP 5: the `port` message of a
+    /// connected peer names its DHT node); if it answers it joins the table
+    /// as any responding node does. Dropped if too many queries are in
+    /// flight (`pending_max`).
+    pub fn ping(&mut self, now: Instant, addr: SocketAddr) {
+        if self.family_ok(&addr) {
+            self.send_query(now, addr, QueryKind::Ping, Purpose::Ping { node: None });
+        }
+    }
+
     /// Joins the DHT: a lookup for our own id, starting from `seeds`
     /// (addresses whose ids we do not know, such as routers) and the table.
     pub fn bootstrap(&mut self, now: Instant, seeds: &[SocketAddr]) -> LookupId {

@@ -29,6 +29,7 @@ enum Command {
     Stats(oneshot::Sender<DhtStats>),
     Nodes(oneshot::Sender<Vec<NodeInfo>>),
     AddNodes(Vec<NodeInfo>),
+    Ping(SocketAddr),
 }
 
 /// A running DHT node: cheap to clone; the task stops when every handle is
@@ -115,6 +116,13 @@ impl DhtHandle {
     pub async fn add_nodes(&self, nodes: Vec<NodeInfo>) {
         let _ = self.tx.send(Command::AddNodes(nodes)).await;
     }
+
+    /// Pings the DHT node a peer named in its `port` message (BEP 5); if it
+    /// answers it joins the table. Never waits: dropped when the node's
+    /// command queue is full.
+    pub fn ping(&self, addr: SocketAddr) {
+        let _ = self.tx.try_send(Command::Ping(addr));
+    }
 }
 
 async fn run(
@@ -148,6 +156,7 @@ async fn run(
                 Some(Command::Stats(tx)) => { let _ = tx.send(dht.stats(now())); }
                 Some(Command::Nodes(tx)) => { let _ = tx.send(dht.nodes()); }
                 Some(Command::AddNodes(nodes)) => dht.add_nodes(now(), &nodes),
+                Some(Command::Ping(addr)) => dht.ping(now(), addr),
             },
             () = tokio::time::sleep_until(deadline) => dht.handle_timeout(now()),
         }

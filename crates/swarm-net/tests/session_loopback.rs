@@ -558,16 +558,22 @@ async fn a_magnet_link_stopped_before_its_metadata_ends_stopped() {
     c.shutdown().await;
 }
 
-/// What a raw peer (extension protocol and DHT bits set) receives from a
-/// seeder in its first moments: our handshake, then messages until 300 ms
-/// after the extension handshake.
+/// What a raw peer on `dht_node`'s IP (extension protocol and DHT bits
+/// set, sending a `port` message naming `dht_node`) receives from a seeder
+/// in its first moments: our handshake, then messages until 300 ms after
+/// the extension handshake.
 async fn first_messages(
     addr: std::net::SocketAddr,
     info_hash: InfoHash,
+    dht_node: std::net::SocketAddr,
 ) -> (swarm_wire::peer::Handshake, Vec<swarm_wire::peer::Message>) {
     use swarm_wire::peer::{EXTENDED_HANDSHAKE_ID, Handshake, Message, MessageDecoder};
     let them = PeerId(*b"-XX0001-raw-peer-ext");
-    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(dht_node.ip(), 0))
+        .unwrap();
+    let mut sock = socket.connect(addr).await.unwrap();
     let ours = Handshake::new(info_hash, them).with_extensions(true, true, true);
     sock.write_all(&ours.to_bytes()).await.unwrap();
     let mut hs = [0u8; 68];
@@ -576,6 +582,9 @@ async fn first_messages(
         .unwrap()
         .unwrap();
     let theirs = Handshake::from_bytes(&hs).unwrap();
+    let mut port = bytes::BytesMut::new();
+    Message::Port(dht_node.port()).encode_into(&mut port);
+    sock.write_all(&port).await.unwrap();
     let mut decoder = MessageDecoder::new(1024);
     let mut buf = bytes::BytesMut::new();
     let mut msgs = Vec::new();
@@ -633,6 +642,19 @@ async fn private_torrents_use_neither_the_dht_nor_pex_public_ones_both() {
     .await
     .unwrap();
     ours.bootstrap(vec![helper.local_addr()]).await.unwrap();
+    // The DHT nodes the raw peers name in their `port` messages, each on
+    // its peer's IP.
+    let named = |ip: &str, seed| {
+        DhtHandle::start(
+            format!("{ip}:0").parse().unwrap(),
+            swarm_dht::DhtConfig::default(),
+            seed,
+        )
+    };
+    let (public_named, private_named) = (
+        named("127.0.0.2", 3).await.unwrap(),
+        named("127.0.0.3", 4).await.unwrap(),
+    );
     let c = Client::start(ClientConfig {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         dht: Some(ours.clone()),
@@ -665,7 +687,7 @@ async fn private_torrents_use_neither_the_dht_nor_pex_public_ones_both() {
         handles.push(h);
     }
 
-    let (hs, msgs) = first_messages(c.listen_addr(), hashes[0]).await;
+    let (hs, msgs) = first_messages(c.listen_addr(), hashes[0], public_named.local_addr()).await;
     assert!(hs.supports_dht() && hs.supports_extension_protocol());
     let ext = extension_handshake(&msgs);
     assert!(ext.extension_id("ut_pex").is_some(), "{ext:?}");
@@ -676,7 +698,7 @@ async fn private_torrents_use_neither_the_dht_nor_pex_public_ones_both() {
         "the port message names our DHT node: {msgs:?}"
     );
 
-    let (_, msgs) = first_messages(c.listen_addr(), hashes[1]).await;
+    let (_, msgs) = first_messages(c.listen_addr(), hashes[1], private_named.local_addr()).await;
     let ext = extension_handshake(&msgs);
     assert!(ext.extension_id("ut_pex").is_none(), "{ext:?}");
     assert!(
@@ -704,6 +726,11 @@ async fn private_torrents_use_neither_the_dht_nor_pex_public_ones_both() {
         (1, 1),
         "only the public torrent, once"
     );
+    // The node the public torrent's peer named was pinged and joined our
+    // table; the one named on the private torrent was not contacted.
+    let table: Vec<_> = ours.nodes().await.iter().map(|n| n.addr).collect();
+    assert!(table.contains(&public_named.local_addr()), "{table:?}");
+    assert!(!table.contains(&private_named.local_addr()), "{table:?}");
     for h in handles {
         h.stop();
         h.join().await.unwrap();

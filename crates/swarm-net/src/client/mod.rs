@@ -350,6 +350,7 @@ impl Client {
             metadata: options.metadata.clone(),
             private: options.private,
             dht_port: self.dht.as_ref().map(|d| d.local_addr().port()),
+            dht: self.dht.clone().filter(|_| !options.private),
         };
         let link = DriverLink {
             tx: self.driver.clone(),
@@ -445,6 +446,12 @@ impl TorrentHandle {
     /// The latest status.
     pub fn status(&self) -> TorrentStatus {
         self.status.borrow().clone()
+    }
+
+    /// The latest status, borrowed (no copy; hold it briefly: the session
+    /// waits to publish the next one while it is held).
+    pub fn status_ref(&self) -> watch::Ref<'_, TorrentStatus> {
+        self.status.borrow()
     }
 
     /// A receiver that wakes on every published status.
@@ -683,6 +690,9 @@ async fn run_torrent(
             options.private = meta.is_private();
             config.metadata = options.metadata.clone();
             config.private = options.private;
+            if config.private {
+                config.dht = None;
+            }
             let mut first = initial_status(&spec, config.listen_port);
             first.elapsed_s = added.elapsed().as_secs_f64();
             status_tx.send_replace(first);

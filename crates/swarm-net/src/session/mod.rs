@@ -106,6 +106,9 @@ pub struct SessionConfig {
     /// Our DHT node's UDP port, for the `port` message (BEP 5); `None`
     /// without a DHT.
     pub dht_port: Option<u16>,
+    /// Our DHT node: it pings the nodes peers name in their `port`
+    /// messages. `None` without a DHT, or for a private torrent.
+    pub dht: Option<crate::dht::DhtHandle>,
 }
 
 impl Default for SessionConfig {
@@ -122,6 +125,7 @@ impl Default for SessionConfig {
             metadata: None,
             private: false,
             dht_port: None,
+            dht: None,
         }
     }
 }
@@ -795,8 +799,8 @@ impl Session {
     }
 
     /// The extensions' events: the core's `reqq`, PEX addresses for the
-    /// endpoint, disconnects. A peer's DHT node (its `port` message) is only
-    /// logged: our node finds nodes through its lookups.
+    /// endpoint, disconnects, and the DHT nodes peers name in their `port`
+    /// messages (pinged by our node: BEP 5).
     fn drain_extension_events(&mut self) {
         while let Some(ev) = self.ext.poll_event() {
             match ev {
@@ -820,7 +824,12 @@ impl Session {
                         }
                     }
                 }
-                ExtensionEvent::DhtNode(node) => tracing::debug!(%node, "a peer's DHT node"),
+                ExtensionEvent::DhtNode(node) => {
+                    tracing::debug!(%node, "a peer's DHT node: pinged");
+                    if let Some(dht) = &self.config.dht {
+                        dht.ping(node);
+                    }
+                }
                 ExtensionEvent::MetadataComplete(_) => {}
             }
         }
