@@ -58,6 +58,8 @@ pub const METADATA_SERVE_SLACK: u32 = 16;
 pub struct ExtensionsConfig {
     /// A private torrent (BEP 27): no PEX, no DHT.
     pub private: bool,
+    /// Exchange no peers (BEP 11) though the torrent is public (`--no-pex`).
+    pub no_pex: bool,
     /// Our TCP listen port, for `p`.
     pub listen_port: Option<u16>,
     /// Our DHT node's UDP port, sent in `port` (BEP 5) to peers that set the
@@ -147,7 +149,7 @@ impl Extensions {
         config: ExtensionsConfig,
     ) -> Self {
         Extensions {
-            pex: Pex::new(config.private),
+            pex: Pex::new(config.private || config.no_pex),
             config,
             info,
             fetcher,
@@ -179,7 +181,7 @@ impl Extensions {
     /// Our BEP 10 handshake for a peer at `addr`.
     pub fn handshake(&self, addr: SocketAddr) -> ExtendedHandshake {
         let mut m = BTreeMap::from([(UT_METADATA.to_owned(), UT_METADATA_ID)]);
-        if !self.config.private {
+        if !self.config.private && !self.config.no_pex {
             m.insert(UT_PEX.to_owned(), UT_PEX_ID);
         }
         ExtendedHandshake {
@@ -264,15 +266,17 @@ impl Extensions {
                     Ok(m) => self.on_metadata(now, peer, m),
                     Err(_) => self.ignored_malformed += 1,
                 },
-                UT_PEX_ID if !self.config.private => match PexMessage::decode(payload) {
-                    Ok(m) => {
-                        let addrs = self.pex.handle_message(now, peer, &m);
-                        if !addrs.is_empty() {
-                            self.events.push_back(ExtensionEvent::Peers(addrs));
+                UT_PEX_ID if !self.config.private && !self.config.no_pex => {
+                    match PexMessage::decode(payload) {
+                        Ok(m) => {
+                            let addrs = self.pex.handle_message(now, peer, &m);
+                            if !addrs.is_empty() {
+                                self.events.push_back(ExtensionEvent::Peers(addrs));
+                            }
                         }
+                        Err(_) => self.ignored_malformed += 1,
                     }
-                    Err(_) => self.ignored_malformed += 1,
-                },
+                }
                 _ => {}
             },
             Message::Bitfield(_) | Message::HaveAll | Message::HaveNone | Message::Have { .. }
@@ -424,7 +428,10 @@ impl Extensions {
     /// Panics if an invariant does not hold (see the modules' docs).
     pub fn check_invariants(&self) {
         self.pex.check_invariants();
-        assert_eq!(self.pex.is_private(), self.config.private);
+        assert_eq!(
+            self.pex.is_private(),
+            self.config.private || self.config.no_pex
+        );
         if let Some(f) = &self.fetcher {
             f.check_invariants();
             assert_eq!(f.is_complete(), self.info.is_some());

@@ -398,3 +398,20 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn no_pex_offers_no_ut_pex_but_keeps_the_dht_port() {
+    let config = ExtensionsConfig {
+        no_pex: true,
+        dht_port: Some(7000),
+        ..ExtensionsConfig::default()
+    };
+    let mut ext = Extensions::with_metadata(Bytes::from_static(b"d4:name1:xe"), config);
+    ext.peer_connected(Instant(0), PeerKey(1), hello(1, true));
+    let out = transmits(&mut ext);
+    let hs = decode_hs(&out[0].1);
+    assert!(!hs.m.contains_key("ut_pex"));
+    assert_eq!(hs.extension_id("ut_metadata"), Some(UT_METADATA_ID));
+    assert_eq!(out[1].1, Message::Port(7000));
+    ext.check_invariants();
+}

@@ -57,6 +57,8 @@ pub(crate) struct MetadataPhase {
     pub(crate) tracker: TrackerConfig,
     /// Our DHT node's port, for the extension handshake (BEP 5).
     pub(crate) dht_port: Option<u16>,
+    /// `--no-pex`.
+    pub(crate) no_pex: bool,
 }
 
 /// The info dictionary, and the peers that were connected when it was
@@ -98,6 +100,7 @@ pub(crate) async fn fetch(
     let now = move || CoreInstant(epoch.elapsed().as_micros() as u64);
     let config = ExtensionsConfig {
         private: false,
+        no_pex: phase.no_pex,
         listen_port: Some(phase.listen_port),
         dht_port: phase.dht_port,
         client: Some(format!("swarm {}", env!("CARGO_PKG_VERSION"))),

@@ -8,7 +8,8 @@
 //!   none of them has, so everyone is interested in everyone for the whole
 //!   test: each Pi's part is sized to last the test at its cap (it holds
 //!   `cap × PART_SECONDS` bytes), and L's part keeps the Pi interested in L.
-//! - Each Pi is connected only to L (L dials them; they know nobody else), so
+//! - Each Pi is connected only to L (L dials them; they know nobody else: no
+//!   DHT, and L exchanges no peers, `--no-dht`, `--no-pex`), so
 //!   L is the only peer its choker can unchoke: every Pi uploads to L at its
 //!   cap from the start, whatever L does in return. L's download rate from Pi
 //!   is therefore Pi's cap, and the caps are a factor 2 apart.
@@ -103,7 +104,11 @@ fn the_four_fastest_uploaders_hold_the_regular_slots() {
         let cap = UNIT << (i - 1);
         let opts = SwarmOpts {
             seed_after: true,
-            extra: vec!["--max-upload-rate".into(), cap.to_string()],
+            extra: vec![
+                "--max-upload-rate".into(),
+                cap.to_string(),
+                "--no-dht".into(),
+            ],
             ..SwarmOpts::default()
         };
         let p = swarm_download(
@@ -131,6 +136,7 @@ fn the_four_fastest_uploaders_hold_the_regular_slots() {
     let opts = SwarmOpts {
         peers: ps.iter().map(|p| p.listen).collect(),
         seed_after: true,
+        extra: vec!["--no-dht".into(), "--no-pex".into()],
         ..SwarmOpts::default()
     };
     let mut l = swarm_download(

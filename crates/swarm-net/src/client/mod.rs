@@ -128,6 +128,8 @@ pub struct AddOptions {
     pub metadata: Option<bytes::Bytes>,
     /// A private torrent (BEP 27): neither DHT nor PEX.
     pub private: bool,
+    /// No peer exchange (BEP 11) even if public (`--no-pex`).
+    pub no_pex: bool,
     /// Keep the resume record in this folder instead of `dir/.swarm/`
     /// (the daemon keeps its records in its state folder).
     pub resume_dir: Option<PathBuf>,
@@ -145,6 +147,7 @@ impl AddOptions {
             resume: true,
             metadata: None,
             private: false,
+            no_pex: false,
             resume_dir: None,
         }
     }
@@ -349,6 +352,7 @@ impl Client {
             listen_port: self.listen_addr.port(),
             metadata: options.metadata.clone(),
             private: options.private,
+            no_pex: options.no_pex,
             dht_port: self.dht.as_ref().map(|d| d.local_addr().port()),
             dht: self.dht.clone().filter(|_| !options.private),
         };
@@ -606,6 +610,7 @@ async fn magnet_metadata(
         listen_port: config.listen_port,
         tracker: config.tracker.clone(),
         dht_port: config.dht_port,
+        no_pex: options.no_pex,
     };
     let fetched = crate::magnet::fetch(phase, link, &mut input_rx, status_tx, stop, added).await;
     let _ = link.tx.send(DriverCmd::Remove { info_hash });

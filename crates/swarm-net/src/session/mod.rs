@@ -103,6 +103,8 @@ pub struct SessionConfig {
     pub metadata: Option<bytes::Bytes>,
     /// BEP 27: no PEX, no DHT port.
     pub private: bool,
+    /// `--no-pex`: no peer exchange (BEP 11) for this public torrent.
+    pub no_pex: bool,
     /// Our DHT node's UDP port, for the `port` message (BEP 5); `None`
     /// without a DHT.
     pub dht_port: Option<u16>,
@@ -124,6 +126,7 @@ impl Default for SessionConfig {
             listen_port: 0,
             metadata: None,
             private: false,
+            no_pex: false,
             dht_port: None,
             dht: None,
         }
@@ -178,6 +181,7 @@ pub(crate) fn spawn(
     let resume = config.resume.clone().map(ResumeSaver::new);
     let ext_config = ExtensionsConfig {
         private: config.private,
+        no_pex: config.no_pex,
         listen_port: Some(config.listen_port),
         dht_port: config.dht_port.filter(|_| !config.private),
         client: Some(format!("swarm {}", env!("CARGO_PKG_VERSION"))),

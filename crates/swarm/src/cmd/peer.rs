@@ -84,6 +84,11 @@ pub struct NetArgs {
     #[arg(long)]
     pub no_dht: bool,
 
+    /// Do not exchange peer addresses with connected peers (BEP 11 peer
+    /// exchange: on by default for public torrents).
+    #[arg(long)]
+    pub no_pex: bool,
+
     /// A DHT node to join through, HOST:PORT (repeatable). Default: the
     /// public routers (router.bittorrent.com and others), unless --listen is
     /// a loopback address (they cannot be reached from there).
@@ -446,6 +451,7 @@ async fn run_async(r: Run<'_>) -> Result<()> {
             peers: r.peers.clone(),
             upload_limit: r.net.torrent_max_upload_rate,
             download_limit: r.net.torrent_max_download_rate,
+            no_pex: r.net.no_pex,
             ..AddOptions::new(r.dir, r.mode)
         };
         let handle = match t {
