@@ -417,3 +417,56 @@ fn ids_that_fail_bep_42_stay_out_of_the_table_and_are_still_answered() {
     n.check_invariants();
     lax.check_invariants();
 }
+
+#[test]
+fn kept_items_are_put_again_before_they_expire() {
+    let mut net = Net::new(30, 4, config());
+    net.bootstrap_all();
+    let limit = Duration::from_secs(60);
+    // An immutable and a mutable item kept by their writer; one not kept.
+    let imm = Item::immutable(b"4:kept".to_vec()).unwrap();
+    let (id, _) = net.nodes[1]
+        .put_immutable(net.now, b"4:kept".to_vec())
+        .unwrap();
+    net.wait(1, id, limit);
+    assert!(net.nodes[1].keep(net.now, imm.clone()));
+    let sk = SigningKey::from_bytes(&[7; 32]);
+    let (id, _) = net.nodes[1]
+        .put_mutable(net.now, &sk, b"s", b"3:mut".to_vec(), None, None)
+        .unwrap();
+    let LookupOutcome::Put { seq: Some(seq), .. } = net.wait(1, id, limit) else {
+        panic!("mutable put")
+    };
+    let signed = Item::sign(&sk, b"s", seq, b"3:mut".to_vec()).unwrap();
+    assert!(net.nodes[1].keep(net.now, signed));
+    let (id, gone) = net.nodes[1]
+        .put_immutable(net.now, b"4:gone".to_vec())
+        .unwrap();
+    net.wait(1, id, limit);
+    assert_eq!(net.nodes[1].kept().count(), 2);
+
+    // Five hours: more than twice an item's two-hour life.
+    net.run_until(net.now + Duration::from_secs(5 * 3600));
+    let id = net.nodes[20].get_immutable(net.now, imm.target());
+    assert_eq!(
+        net.wait(20, id, limit),
+        LookupOutcome::Item(Some(imm.clone()))
+    );
+    let id = net.nodes[20].get_mutable(net.now, sk.verifying_key().to_bytes(), b"s");
+    let LookupOutcome::Item(Some(m)) = net.wait(20, id, limit) else {
+        panic!("the kept mutable item expired")
+    };
+    assert_eq!(
+        (m.value.as_slice(), m.signed.unwrap().seq),
+        (&b"3:mut"[..], seq)
+    );
+    let id = net.nodes[20].get_immutable(net.now, gone);
+    assert_eq!(net.wait(20, id, limit), LookupOutcome::Item(None));
+
+    // Forgotten, it expires like any other.
+    net.nodes[1].forget(&imm.target());
+    net.run_until(net.now + Duration::from_secs(3 * 3600));
+    let id = net.nodes[20].get_immutable(net.now, imm.target());
+    assert_eq!(net.wait(20, id, limit), LookupOutcome::Item(None));
+    net.check_invariants();
+}

@@ -30,6 +30,7 @@ enum Command {
     Nodes(oneshot::Sender<Vec<NodeInfo>>),
     AddNodes(Vec<NodeInfo>),
     Ping(SocketAddr),
+    Keep(swarm_dht::item::Item, oneshot::Sender<bool>),
 }
 
 /// A running DHT node: cheap to clone; the task stops when every handle is
@@ -123,6 +124,17 @@ impl DhtHandle {
     pub fn ping(&self, addr: SocketAddr) {
         let _ = self.tx.try_send(Command::Ping(addr));
     }
+
+    /// Keeps an item this node put alive: the node puts it again every
+    /// [`swarm_dht::ITEM_REPUT_INTERVAL`] (see [`swarm_dht::Dht::keep`]).
+    /// False if the node keeps too many items already, or stopped.
+    pub async fn keep(&self, item: swarm_dht::item::Item) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Keep(item, tx)).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
 }
 
 async fn run(
@@ -157,6 +169,7 @@ async fn run(
                 Some(Command::Nodes(tx)) => { let _ = tx.send(dht.nodes()); }
                 Some(Command::AddNodes(nodes)) => dht.add_nodes(now(), &nodes),
                 Some(Command::Ping(addr)) => dht.ping(now(), addr),
+                Some(Command::Keep(item, tx)) => { let _ = tx.send(dht.keep(now(), item)); }
             },
             () = tokio::time::sleep_until(deadline) => dht.handle_timeout(now()),
         }
