@@ -101,6 +101,23 @@ def meminfo_mib(keys):
     return out
 
 
+VMSTAT_KEYS = ("pgscan_direct", "pgscan_kswapd", "compact_stall", "allocstall_movable",
+               "allocstall_normal")
+
+
+def vmstat():
+    """The kernel's reclaim counters: page scans by direct reclaim (the
+    allocating task waits) and by kswapd (in the background), compaction
+    stalls and allocation stalls."""
+    out = {}
+    with open("/proc/vmstat") as f:
+        for line in f:
+            k, v = line.split()
+            if k in VMSTAT_KEYS:
+                out[k] = int(v)
+    return out
+
+
 def children(pid):
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
@@ -166,6 +183,7 @@ def one_round(args, work, data, torrent, rnd):
                "--listen-port", str(lport), "download", "-o", out, "--exit-on-finish",
                "--disable-http-api", "--initial-peers", f"127.0.0.1:{sport}", torrent]
     seed_cpu0 = proc_cpu(seeder.pid)
+    vm0 = vmstat()
     t0 = time.time()
     leech = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = []
@@ -196,6 +214,11 @@ def one_round(args, work, data, torrent, rnd):
         last = (now, rx, io["wchar"], cpu, scpu)
     leech.wait()
     secs = time.time() - t0
+    vm1 = vmstat()
+    reclaim = (f"direct scans {vm1['pgscan_direct'] - vm0['pgscan_direct']}, kswapd scans "
+               f"{vm1['pgscan_kswapd'] - vm0['pgscan_kswapd']}, compaction stalls "
+               f"{vm1['compact_stall'] - vm0['compact_stall']}, allocation stalls "
+               f"{vm1['allocstall_movable'] + vm1['allocstall_normal'] - vm0['allocstall_movable'] - vm0['allocstall_normal']}")
     seed_cpu = proc_cpu(seeder.pid) - seed_cpu0
     seeder.send_signal(signal.SIGTERM)
     try:
@@ -206,7 +229,7 @@ def one_round(args, work, data, torrent, rnd):
                            os.path.join(out, "bench.bin")]).returncode == 0
     shutil.rmtree(out, ignore_errors=True)
     if not args.quiet:
-        print(f"\nround {rnd}: {secs:.2f} s{'' if same else ' (WRONG BYTES)'}")
+        print(f"\nround {rnd}: {secs:.2f} s{'' if same else ' (WRONG BYTES)'}; {reclaim}")
         print(f"{'t s':>6} {'net MB/s':>9} {'write MB/s':>10} {'leech CPU%':>10} {'seed CPU%':>9}"
               f" {'dirty MiB':>9} {'wb MiB':>7}")
         for r in rows:
@@ -215,7 +238,7 @@ def one_round(args, work, data, torrent, rnd):
     threads = ", ".join(f"{k} {v:.2f}" for k, v in sorted(cpu_by_thread.items(), key=lambda x: -x[1]))
     return (f"{rnd:>5} {secs:7.2f} {mb / secs:9.0f} {mb / secs:10.0f} {leech_cpu:11.2f}"
             f" {seed_cpu:10.2f} {max_dirty:13.0f} {max_wb:10.0f}  {threads}"
-            f"{'' if same else ' WRONG BYTES'}")
+            f"{'' if same else ' WRONG BYTES'}; {reclaim}")
 
 
 if __name__ == "__main__":
