@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-"100x100 1000x1000 10000x1000"}
+SUPER=${SUPER:-0}    # 1: the seed super-seeds
 ROUNDS=${ROUNDS:-1}
 cargo build --release -q -p swarm-sim --example scale
 NEW=target/release/examples/scale
@@ -26,7 +27,7 @@ for r in $(seq "$ROUNDS"); do
     p=${size#*x}
     for bin in "${BINS[@]}"; do
       echo "== round $r, $n leechers x $p pieces, $bin"
-      "$bin" "$n" "$p" | head -3
+      "$bin" "$n" "$p" 256 1 "$SUPER" | head -5
     done
   done
 done

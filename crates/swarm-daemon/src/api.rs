@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::DaemonError;
 use crate::http::AppState;
-use crate::service::{AddRequest, IdRef, Ids, TorrentView};
+use crate::service::{AddRequest, AddSource, IdRef, Ids, TorrentView};
 
 /// How often the event stream sends the torrent list.
 pub const EVENTS_INTERVAL: Duration = Duration::from_secs(1);
@@ -129,8 +129,8 @@ fn detail(t: &TorrentView) -> Value {
     let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
     let files: Vec<Value> = t
         .spec
-        .files
         .iter()
+        .flat_map(|s| s.files.iter())
         .filter(|f| !f.attr.pad)
         .enumerate()
         .map(|(i, f)| {
@@ -143,7 +143,7 @@ fn detail(t: &TorrentView) -> Value {
         })
         .collect();
     v["files"] = Value::Array(files);
-    v["trackers"] = json!(t.spec.trackers);
+    v["trackers"] = json!(t.extras.trackers);
     v["meta"] = serde_json::to_value(&*t.extras).unwrap_or(Value::Null);
     v["piece_map"] = serde_json::to_value(t.status.piece_map.as_deref()).unwrap_or(Value::Null);
     v
@@ -153,6 +153,8 @@ fn detail(t: &TorrentView) -> Value {
 struct AddBody {
     /// The .torrent file, base64.
     metainfo: Option<String>,
+    /// Or a magnet link.
+    magnet: Option<String>,
     download_dir: Option<String>,
     #[serde(default)]
     paused: bool,
@@ -166,25 +168,28 @@ async fn add(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Re
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    let Some(b64) = body.metainfo else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "give metainfo (the .torrent, base64)",
-        );
-    };
-    let metainfo = match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
-        Ok(m) => m,
-        Err(e) => {
+    let source = match (body.metainfo, body.magnet) {
+        (Some(b64), None) => match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+            Ok(m) => AddSource::Metainfo(m),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("metainfo is not base64: {e}"),
+                );
+            }
+        },
+        (None, Some(link)) => AddSource::Magnet(link),
+        _ => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("metainfo is not base64: {e}"),
+                "give either metainfo (the .torrent, base64) or magnet",
             );
         }
     };
     match app
         .daemon
         .add(AddRequest {
-            metainfo,
+            source,
             download_dir: body.download_dir,
             paused: body.paused,
         })

@@ -63,6 +63,8 @@ pub struct DaemonConfig {
     pub allow_dirs: Vec<PathBuf>,
     /// `user:password` lines: HTTP basic auth on every route.
     pub auth_file: Option<PathBuf>,
+    /// A folder whose `.torrent` files are added.
+    pub watch_dir: Option<PathBuf>,
     /// Global rate limits (bytes/s) at start.
     pub download_limit: Option<u64>,
     pub upload_limit: Option<u64>,
@@ -120,6 +122,7 @@ pub async fn run(
         service::ServiceConfig {
             download_dir: config.download_dir.clone(),
             allow_dirs: config.allow_dirs.clone(),
+            watch_dir: config.watch_dir.clone(),
         },
     )
     .await?;

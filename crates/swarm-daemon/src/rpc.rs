@@ -11,7 +11,8 @@
 //! `torrent-add` (`metainfo`, `download-dir`, `paused`), `torrent-start`,
 //! `torrent-start-now`, `torrent-stop`, `torrent-remove`
 //! (`delete-local-data`), `torrent-verify`, `torrent-set`
-//! (`downloadLimit`/`uploadLimit`, `*Limited`). The fields of
+//! (`downloadLimit`/`uploadLimit`, `*Limited`), `torrent-set-location`
+//! (`location`, `move`). The fields of
 //! `torrent-get` are listed in [`torrent_field`]. Anything else answers
 //! `method name not recognized`, as Transmission does.
 
@@ -26,7 +27,7 @@ use serde_json::{Map, Value, json};
 
 use crate::DaemonError;
 use crate::http::AppState;
-use crate::service::{AddRequest, IdRef, Ids, TorrentView, now_unix};
+use crate::service::{AddRequest, AddSource, IdRef, Ids, TorrentView, now_unix};
 use swarm_net::TorrentState;
 
 /// The header of the session-id handshake.
@@ -147,6 +148,18 @@ async fn call(app: &AppState, method: &str, args: &Value) -> Result<Value, RpcEr
             Ok(json!({}))
         }
         "torrent-set" => torrent_set(app, args).await,
+        "torrent-set-location" => {
+            let location = args
+                .get("location")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("torrent-set-location needs location"))?;
+            let move_data = match args.get("move") {
+                None => false,
+                Some(v) => bool_arg(v).ok_or_else(|| bad("move must be a boolean"))?,
+            };
+            d.set_location(&ids(args)?, location, move_data).await?;
+            Ok(json!({}))
+        }
         "torrent-reannounce" => {
             // Trackers are announced to on their own schedule; accepted so
             // that clients that send it do not fail.
@@ -202,22 +215,20 @@ async fn torrent_add(app: &AppState, args: &Value) -> Result<Value, RpcError> {
         None => false,
         Some(v) => bool_arg(v).ok_or_else(|| bad("paused must be a boolean"))?,
     };
-    let metainfo = match (args.get("metainfo"), args.get("filename")) {
+    let source = match (args.get("metainfo"), args.get("filename")) {
         (Some(Value::String(b64)), _) => {
             let cleaned: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(cleaned)
-                .map_err(|e| bad(format!("metainfo is not base64: {e}")))?
+            AddSource::Metainfo(
+                base64::engine::general_purpose::STANDARD
+                    .decode(cleaned)
+                    .map_err(|e| bad(format!("metainfo is not base64: {e}")))?,
+            )
         }
         (Some(_), _) => return Err(bad("metainfo must be a base64 string")),
-        (None, Some(Value::String(f))) if f.starts_with("magnet:") => {
-            return Err(bad(
-                "magnet links are not supported by this daemon yet: add the .torrent file",
-            ));
-        }
+        (None, Some(Value::String(f))) if f.starts_with("magnet:") => AddSource::Magnet(f.clone()),
         (None, Some(Value::String(f))) => {
             return Err(bad(format!(
-                "filename {f}: give the torrent's contents (metainfo); this daemon does not fetch URLs or read paths on its host"
+                "filename {f}: give the torrent's contents (metainfo) or a magnet link; this daemon does not fetch URLs or read paths on its host"
             )));
         }
         _ => return Err(bad("torrent-add needs metainfo or filename")),
@@ -225,7 +236,7 @@ async fn torrent_add(app: &AppState, args: &Value) -> Result<Value, RpcError> {
     let added = app
         .daemon
         .add(AddRequest {
-            metainfo,
+            source,
             download_dir,
             paused,
         })
@@ -463,7 +474,8 @@ fn status_code(t: &TorrentView) -> u8 {
     }
     match t.status.state {
         TorrentState::Checking => 2,
-        TorrentState::Downloading => 4,
+        // Transmission says "downloading" while it fetches a magnet's metadata.
+        TorrentState::Metadata | TorrentState::Downloading => 4,
         TorrentState::Seeding => 6,
         TorrentState::Completed | TorrentState::Stopped | TorrentState::Failed => 0,
     }
@@ -475,7 +487,15 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
     let s = &t.status;
     let total = s.total_length;
     let done = total - s.left.min(total);
-    let files: Vec<&swarm_net::FileSpec> = t.spec.files.iter().filter(|f| !f.attr.pad).collect();
+    // Built only for the fields that need it (torrent-get asks each field
+    // of each torrent).
+    let files = || -> Vec<&swarm_net::FileSpec> {
+        t.spec
+            .iter()
+            .flat_map(|s| s.files.iter())
+            .filter(|f| !f.attr.pad)
+            .collect()
+    };
     let eta = || -> i64 {
         if s.left == 0 {
             return -1;
@@ -498,7 +518,7 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
         "haveValid" => json!(done),
         "haveUnchecked" => json!(0),
         "percentDone" => json!(if total == 0 { 1.0 } else { done as f64 / total as f64 }),
-        "metadataPercentComplete" => json!(1.0),
+        "metadataPercentComplete" => json!(if t.spec.is_some() { 1.0 } else { 0.0 }),
         "recheckProgress" => json!(match (s.state, s.checked) {
             (TorrentState::Checking, Some(c)) if total > 0 => c as f64 / total as f64,
             _ => 0.0,
@@ -547,12 +567,12 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
         "seedRatioMode" => json!(0),
         "seedIdleLimit" => json!(30),
         "seedIdleMode" => json!(0),
-        "fileCount" => json!(files.len()),
+        "fileCount" => json!(files().len()),
         "labels" => json!([]),
         "webseeds" => json!([]),
         "source" => json!(""),
         "files" => Value::Array(
-            files
+            files()
                 .iter()
                 .map(|f| {
                     json!({
@@ -564,7 +584,7 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
                 .collect(),
         ),
         "fileStats" => Value::Array(
-            files
+            files()
                 .iter()
                 .enumerate()
                 .map(|(i, f)| {
@@ -577,11 +597,11 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
                 .collect(),
         ),
         "wanted" => Value::Array(
-            (0..files.len())
+            (0..files().len())
                 .map(|i| json!(u8::from(!t.files_unwanted.contains(&(i as u32)))))
                 .collect(),
         ),
-        "priorities" => Value::Array(files.iter().map(|_| json!(0)).collect()),
+        "priorities" => Value::Array(files().iter().map(|_| json!(0)).collect()),
         "trackers" => Value::Array(trackers(t).collect()),
         "trackerStats" => Value::Array(
             trackers(t)
@@ -636,7 +656,7 @@ fn file_done(s: &swarm_net::TorrentStatus, length: u64) -> u64 {
 }
 
 fn trackers(t: &TorrentView) -> impl Iterator<Item = Value> + '_ {
-    t.spec
+    t.extras
         .trackers
         .iter()
         .enumerate()

@@ -40,13 +40,17 @@ pub struct MetaExtras {
     pub creator: Option<String>,
     pub created_unix: Option<i64>,
     pub private: bool,
+    /// 0 until a magnet's metadata is known.
     pub piece_length: u32,
     pub magnet: String,
+    /// Announce tiers.
+    pub trackers: Vec<Vec<String>>,
 }
 
 struct Entry {
     record: TorrentRecord,
-    spec: Arc<TorrentSpec>,
+    /// None: a magnet link whose metadata is not known yet.
+    spec: Option<Arc<TorrentSpec>>,
     extras: Arc<MetaExtras>,
     /// The torrent in the client (running, or stopping: its status says).
     handle: Option<TorrentHandle>,
@@ -69,11 +73,20 @@ impl Entry {
         }
     }
 
+    /// (state, complete) without copying the status.
+    fn state(&self) -> (TorrentState, bool) {
+        match &self.handle {
+            Some(h) => {
+                let s = h.status_ref();
+                (s.state, s.complete)
+            }
+            None => (self.last.state, self.last.complete),
+        }
+    }
+
     /// Running and not ending.
     fn is_running(&self) -> bool {
-        self.handle
-            .as_ref()
-            .is_some_and(|h| !h.status().state.is_final())
+        self.handle.is_some() && !self.state().0.is_final()
     }
 }
 
@@ -91,8 +104,9 @@ pub struct TorrentView {
     pub upload_limit: Option<u64>,
     /// The library's status (state, progress, rates, neighbours).
     pub status: TorrentStatus,
+    /// None: a magnet link whose metadata is not known yet.
     #[serde(skip)]
-    pub spec: Arc<TorrentSpec>,
+    pub spec: Option<Arc<TorrentSpec>>,
     #[serde(skip)]
     pub extras: Arc<MetaExtras>,
 }
@@ -111,11 +125,19 @@ pub enum IdRef {
     Hash(String),
 }
 
+/// What to add: a .torrent or a magnet link.
+#[derive(Clone, Debug)]
+pub enum AddSource {
+    /// The .torrent's bytes.
+    Metainfo(Vec<u8>),
+    /// A `magnet:?xt=urn:btih:...` link.
+    Magnet(String),
+}
+
 /// What to add.
 #[derive(Clone, Debug)]
 pub struct AddRequest {
-    /// The .torrent's bytes.
-    pub metainfo: Vec<u8>,
+    pub source: AddSource,
     /// None: the daemon's default folder.
     pub download_dir: Option<String>,
     pub paused: bool,
@@ -138,7 +160,18 @@ pub struct ServiceConfig {
     pub download_dir: PathBuf,
     /// Folders (besides `download_dir`) the API may name as a download folder.
     pub allow_dirs: Vec<PathBuf>,
+    /// A `.torrent` dropped here is added (then renamed `NAME.torrent.added`,
+    /// or `NAME.torrent.invalid` if it cannot be).
+    pub watch_dir: Option<PathBuf>,
 }
+
+/// How often the watch folder is looked at.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// At most this many `.torrent` files are taken from the watch folder per
+/// look (the rest at the next).
+pub const WATCH_BATCH_MAX: usize = 100;
+/// A file in the watch folder larger than this is not read.
+pub const WATCH_FILE_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The daemon's torrents. One per process.
 pub struct Daemon {
@@ -186,8 +219,35 @@ fn parse_metainfo(bytes: &[u8]) -> Result<(TorrentSpec, MetaExtras), DaemonError
         private: meta.is_private(),
         piece_length: spec.lengths.piece_length(),
         magnet,
+        trackers: spec.trackers.clone(),
     };
     Ok((spec, extras))
+}
+
+/// A magnet link, checked; its extras (what the link says).
+fn parse_magnet(link: &str) -> Result<(swarm_wire::Magnet, MetaExtras), DaemonError> {
+    let m = swarm_wire::Magnet::parse(link)
+        .map_err(|e| DaemonError::BadRequest(format!("not a magnet link: {e}")))?;
+    let extras = MetaExtras {
+        comment: None,
+        creator: None,
+        created_unix: None,
+        private: false,
+        piece_length: 0,
+        magnet: link.to_string(),
+        trackers: m.trackers.iter().map(|t| vec![t.clone()]).collect(),
+    };
+    Ok((m, extras))
+}
+
+/// The status of a magnet link that never ran in this process.
+fn magnet_status(info_hash: &str, name: &str) -> TorrentStatus {
+    TorrentStatus {
+        info_hash: info_hash.to_string(),
+        name: name.to_string(),
+        state: TorrentState::Stopped,
+        ..TorrentStatus::default()
+    }
 }
 
 fn percent_encode(s: &str) -> String {
@@ -234,36 +294,49 @@ impl Daemon {
         config: ServiceConfig,
     ) -> Result<Arc<Daemon>, DaemonError> {
         let file = state.load()?;
+        let records = state.records()?;
+        let next_id = records.last().map_or(1, |r| r.id + 1);
         let mut torrents = BTreeMap::new();
-        for record in file.torrents {
+        for record in records {
             let path = state.torrent_path(&record.info_hash);
-            let loaded = std::fs::read(&path)
-                .map_err(|e| DaemonError::State(format!("{}: {e}", path.display())))
-                .and_then(|bytes| parse_metainfo(&bytes));
-            let (spec, extras) = match loaded {
-                Ok(x) => x,
-                Err(e) => {
-                    // One unreadable torrent must not keep the others down:
-                    // it is left out (and its record kept on disk until the
-                    // next save drops it).
-                    tracing::error!(id = record.id, name = %record.name, "cannot load: {e}");
-                    continue;
-                }
-            };
-            let last = idle_status(&spec, &state);
-            torrents.insert(
-                record.id,
-                Entry {
-                    record,
-                    spec: Arc::new(spec),
+            let entry = if !path.exists()
+                && let Some(link) = &record.magnet
+            {
+                // A magnet link whose metadata had not come yet.
+                parse_magnet(link).map(|(_, extras)| Entry {
+                    last: magnet_status(&record.info_hash, &record.name),
+                    record: record.clone(),
+                    spec: None,
                     extras: Arc::new(extras),
                     handle: None,
-                    last,
                     queued: false,
                     stop_after_check: false,
                     verify_next: false,
-                },
-            );
+                })
+            } else {
+                std::fs::read(&path)
+                    .map_err(|e| DaemonError::State(format!("{}: {e}", path.display())))
+                    .and_then(|bytes| parse_metainfo(&bytes))
+                    .map(|(spec, extras)| Entry {
+                        last: idle_status(&spec, &state),
+                        record: record.clone(),
+                        spec: Some(Arc::new(spec)),
+                        extras: Arc::new(extras),
+                        handle: None,
+                        queued: false,
+                        stop_after_check: false,
+                        verify_next: false,
+                    })
+            };
+            match entry {
+                Ok(e) => {
+                    torrents.insert(record.id, e);
+                }
+                // One unreadable torrent must not keep the others down: it
+                // is left out (and its record kept on disk until the next
+                // save drops it).
+                Err(e) => tracing::error!(id = record.id, name = %record.name, "cannot load: {e}"),
+            }
         }
         tracing::info!(torrents = torrents.len(), state = %state.root().display(), "state loaded");
         let daemon = Arc::new(Daemon {
@@ -271,7 +344,7 @@ impl Daemon {
             state,
             config,
             inner: Mutex::new(Inner {
-                next_id: file.next_id,
+                next_id,
                 settings: file.settings,
                 torrents,
             }),
@@ -289,7 +362,70 @@ impl Daemon {
                 d.reconcile().await;
             }
         });
+        if let Some(dir) = daemon.config.watch_dir.clone() {
+            let weak = Arc::downgrade(&daemon);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(WATCH_INTERVAL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(d) = weak.upgrade() else { return };
+                    d.scan_watch_dir(&dir).await;
+                }
+            });
+        }
         Ok(daemon)
+    }
+
+    /// Adds the `.torrent` files in the watch folder (see
+    /// [`ServiceConfig::watch_dir`]).
+    async fn scan_watch_dir(&self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "torrent") && p.is_file())
+            .take(WATCH_BATCH_MAX)
+            .collect();
+        for path in files {
+            let rename = |suffix: &str| {
+                let mut to = path.clone().into_os_string();
+                to.push(suffix);
+                if let Err(e) = std::fs::rename(&path, &to) {
+                    tracing::warn!("watch folder: cannot rename {}: {e}", path.display());
+                }
+            };
+            let bytes = match std::fs::metadata(&path) {
+                Ok(m) if m.len() > WATCH_FILE_MAX_BYTES => {
+                    Err(format!("larger than {WATCH_FILE_MAX_BYTES} bytes"))
+                }
+                Ok(_) => std::fs::read(&path).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let added = match bytes {
+                Ok(metainfo) => self
+                    .add(AddRequest {
+                        source: AddSource::Metainfo(metainfo),
+                        download_dir: None,
+                        paused: false,
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match added {
+                Ok(a) => {
+                    tracing::info!(file = %path.display(), id = a.id, duplicate = a.duplicate, "watch folder: added");
+                    rename(".added");
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), "watch folder: not added: {e}");
+                    rename(".invalid");
+                }
+            }
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -313,20 +449,27 @@ impl Daemon {
         {
             let mut inner = self.inner.lock().await;
             f(&mut inner.settings);
-            self.save(&inner)?;
+            self.save_settings(&inner)?;
         }
         self.reconcile().await;
         Ok(())
     }
 
-    fn save(&self, inner: &Inner) -> Result<(), DaemonError> {
-        let file = StateFile {
-            next_id: inner.next_id,
+    fn save_settings(&self, inner: &Inner) -> Result<(), DaemonError> {
+        self.state.save(&StateFile {
             settings: inner.settings.clone(),
-            torrents: inner.torrents.values().map(|e| e.record.clone()).collect(),
             ..StateFile::default()
-        };
-        self.state.save(&file)
+        })
+    }
+
+    /// Saves the records of `ids`.
+    fn save_records(&self, inner: &Inner, ids: &[u32]) -> Result<(), DaemonError> {
+        for id in ids {
+            if let Some(e) = inner.torrents.get(id) {
+                self.state.save_record(&e.record)?;
+            }
+        }
+        Ok(())
     }
 
     /// A download folder the API named, if it lies under an allowed root
@@ -374,71 +517,91 @@ impl Daemon {
     /// Adds a torrent (started unless `paused`, or queued). A torrent that
     /// is there already is reported as a duplicate and nothing changes.
     pub async fn add(&self, req: AddRequest) -> Result<Added, DaemonError> {
-        let (spec, extras) = parse_metainfo(&req.metainfo)?;
-        let hex = spec.info_hash_hex();
+        let (spec, extras, metainfo, magnet) = match &req.source {
+            AddSource::Metainfo(bytes) => {
+                let (spec, extras) = parse_metainfo(bytes)?;
+                (Some(spec), extras, Some(bytes), None)
+            }
+            AddSource::Magnet(link) => {
+                let (m, extras) = parse_magnet(link)?;
+                (None, extras, None, Some(m))
+            }
+        };
+        let (hex, name) = match (&spec, &magnet) {
+            (Some(s), _) => (s.info_hash_hex(), s.name.clone()),
+            (None, Some(m)) => (
+                m.info_hash.to_hex(),
+                m.name.clone().unwrap_or_else(|| m.info_hash.to_hex()),
+            ),
+            (None, None) => unreachable!("a source is a torrent or a magnet"),
+        };
         let download_dir = match &req.download_dir {
             Some(d) => self.checked_dir(d)?,
             None => self.config.download_dir.clone(),
         };
-        {
-            let mut inner = self.inner.lock().await;
-            if let Some(e) = inner.torrents.values().find(|e| e.record.info_hash == hex) {
-                return Ok(Added {
-                    id: e.record.id,
-                    name: e.record.name.clone(),
-                    info_hash: hex,
-                    duplicate: true,
-                });
-            }
-            if inner.torrents.len() >= TORRENTS_MAX {
-                return Err(DaemonError::BadRequest(format!(
-                    "the daemon holds {TORRENTS_MAX} torrents, its limit"
-                )));
-            }
-            self.state.save_torrent(&hex, &req.metainfo)?;
-            let id = inner.next_id;
-            inner.next_id += 1;
-            let record = TorrentRecord {
-                id,
-                info_hash: hex.clone(),
-                name: spec.name.clone(),
-                download_dir,
-                paused: req.paused,
-                added_unix: now_unix(),
-                done_unix: None,
-                files_unwanted: Vec::new(),
-                download_limit: None,
-                upload_limit: None,
-            };
-            let last = idle_status(&spec, &self.state);
-            inner.torrents.insert(
-                id,
-                Entry {
-                    record,
-                    spec: Arc::new(spec.clone()),
-                    extras: Arc::new(extras),
-                    handle: None,
-                    last,
-                    queued: false,
-                    stop_after_check: false,
-                    verify_next: false,
-                },
-            );
-            if let Err(e) = self.save(&inner) {
-                inner.torrents.remove(&id);
-                self.state.remove_torrent(&hex);
-                return Err(e);
-            }
-            tracing::info!(id, name = %spec.name, info_hash = %hex, "added");
-            drop(inner);
-            self.reconcile().await;
-            Ok(Added {
-                id,
-                name: spec.name,
+        let mut inner = self.inner.lock().await;
+        if let Some(e) = inner.torrents.values().find(|e| e.record.info_hash == hex) {
+            return Ok(Added {
+                id: e.record.id,
+                name: e.record.name.clone(),
                 info_hash: hex,
-                duplicate: false,
-            })
+                duplicate: true,
+            });
         }
+        if inner.torrents.len() >= TORRENTS_MAX {
+            return Err(DaemonError::BadRequest(format!(
+                "the daemon holds {TORRENTS_MAX} torrents, its limit"
+            )));
+        }
+        if let Some(bytes) = metainfo {
+            self.state.save_torrent(&hex, bytes)?;
+        }
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let record = TorrentRecord {
+            id,
+            info_hash: hex.clone(),
+            name: name.clone(),
+            download_dir,
+            paused: req.paused,
+            added_unix: now_unix(),
+            done_unix: None,
+            files_unwanted: Vec::new(),
+            download_limit: None,
+            upload_limit: None,
+            magnet: magnet.as_ref().map(|_| extras.magnet.clone()),
+        };
+        let last = match &spec {
+            Some(spec) => idle_status(spec, &self.state),
+            None => magnet_status(&hex, &name),
+        };
+        inner.torrents.insert(
+            id,
+            Entry {
+                record,
+                spec: spec.map(Arc::new),
+                extras: Arc::new(extras),
+                handle: None,
+                last,
+                queued: false,
+                stop_after_check: false,
+                verify_next: false,
+            },
+        );
+        if let Err(e) = self.save_records(&inner, &[id]) {
+            inner.torrents.remove(&id);
+            self.state.remove_torrent(&hex);
+            return Err(e);
+        }
+        tracing::info!(id, %name, info_hash = %hex, magnet = magnet.is_some(), "added");
+        drop(inner);
+        self.reconcile().await;
+        Ok(Added {
+            id,
+            name,
+            info_hash: hex,
+            duplicate: false,
+        })
     }
 
     fn select(inner: &Inner, ids: &Ids) -> Vec<u32> {
@@ -470,7 +633,7 @@ impl Daemon {
                     e.verify_next = false;
                 }
             }
-            self.save(&inner)?;
+            self.save_records(&inner, &chosen)?;
             chosen.len()
         };
         self.reconcile().await;
@@ -529,11 +692,56 @@ impl Daemon {
                     }
                 }
             }
-            self.save(&inner)?;
+            self.save_records(&inner, &chosen)?;
             chosen.len()
         };
         self.reconcile().await;
         Ok(n)
+    }
+
+    /// Points torrents at another folder (`location`, under an allowed
+    /// root); with `move_data` their files are moved there first (renamed,
+    /// or copied and deleted across file systems; times kept, so the
+    /// resume record still vouches for them). Running torrents stop for the
+    /// move and start again. The daemon's other requests wait meanwhile.
+    pub async fn set_location(
+        &self,
+        ids: &Ids,
+        location: &str,
+        move_data: bool,
+    ) -> Result<usize, DaemonError> {
+        let to = self.checked_dir(location)?;
+        let mut inner = self.inner.lock().await;
+        let chosen = Self::select(&inner, ids);
+        for id in &chosen {
+            let Some(e) = inner.torrents.get_mut(id) else {
+                continue;
+            };
+            if e.record.download_dir == to {
+                continue;
+            }
+            if let Some(h) = e.handle.take() {
+                h.stop();
+                if let Ok(last) = h.join().await {
+                    e.last = last;
+                }
+            }
+            if move_data && let Some(spec) = &e.spec {
+                move_data_files(&e.record.download_dir, &to, spec).map_err(|err| {
+                    DaemonError::BadRequest(format!(
+                        "moving {} to {}: {err}",
+                        e.record.name,
+                        to.display()
+                    ))
+                })?;
+            }
+            tracing::info!(id, from = %e.record.download_dir.display(), to = %to.display(), move_data, "new location");
+            e.record.download_dir = to.clone();
+        }
+        self.save_records(&inner, &chosen)?;
+        drop(inner);
+        self.reconcile().await;
+        Ok(chosen.len())
     }
 
     /// Removes torrents; with `delete_data` their files too.
@@ -545,7 +753,10 @@ impl Daemon {
                 .iter()
                 .filter_map(|id| inner.torrents.remove(id))
                 .collect();
-            self.save(&inner)?;
+            // Forgotten on disk before the answer (its record first).
+            for e in &removed {
+                self.state.remove_torrent(&e.record.info_hash);
+            }
             removed
         };
         let n = removed.len();
@@ -554,10 +765,11 @@ impl Daemon {
                 h.stop();
                 let _ = h.join().await;
             }
-            self.client.remove(&e.spec.info_hash).await;
-            self.state.remove_torrent(&e.record.info_hash);
-            if delete_data {
-                delete_data_files(&e.record.download_dir, &e.spec);
+            if let Some(ih) = swarm_wire::InfoHash::from_hex(&e.record.info_hash) {
+                self.client.remove(&ih).await;
+            }
+            if delete_data && let Some(spec) = &e.spec {
+                delete_data_files(&e.record.download_dir, spec);
             }
             tracing::info!(id = e.record.id, name = %e.record.name, delete_data, "removed");
         }
@@ -591,7 +803,15 @@ impl Daemon {
         if verify {
             self.state.remove_resume(&e.record.info_hash);
         }
-        match self.client.add_torrent((*e.spec).clone(), options) {
+        let added = match (&e.spec, &e.record.magnet) {
+            (Some(spec), _) => self.client.add_torrent((**spec).clone(), options),
+            (None, Some(link)) => match swarm_wire::Magnet::parse(link) {
+                Ok(m) => self.client.add_magnet(m, options),
+                Err(err) => Err(swarm_net::NetError::BadTorrent(err.to_string())),
+            },
+            (None, None) => Err(swarm_net::NetError::BadTorrent("no metainfo".into())),
+        };
+        match added {
             Ok(h) => {
                 e.handle = Some(h);
                 e.queued = false;
@@ -611,18 +831,18 @@ impl Daemon {
         }
         let mut inner = self.inner.lock().await;
         let inner = &mut *inner;
-        let mut changed = false;
+        let mut changed = Vec::new();
         // Stops and completions first: they free download slots.
         for e in inner.torrents.values_mut() {
-            let status = e.status();
-            if status.complete && e.record.done_unix.is_none() && e.handle.is_some() {
+            let (state, complete) = e.state();
+            if complete && e.record.done_unix.is_none() && e.handle.is_some() {
                 e.record.done_unix = Some(now_unix());
-                changed = true;
+                changed.push(e.record.id);
             }
             let check_done = e.stop_after_check
                 && e.handle.is_some()
                 && !e.verify_next
-                && status.state != TorrentState::Checking;
+                && state != TorrentState::Checking;
             let paused = e.record.paused && !e.stop_after_check;
             if (paused || check_done) && e.is_running() {
                 if let Some(h) = &e.handle {
@@ -630,8 +850,8 @@ impl Daemon {
                 }
                 e.stop_after_check = false;
             }
-            if let Some(h) = &e.handle
-                && h.status().state.is_final()
+            if e.handle.is_some()
+                && e.state().0.is_final()
                 && let Some(h) = e.handle.take()
             {
                 e.last = h.status();
@@ -644,11 +864,39 @@ impl Daemon {
                 e.queued = false;
             }
         }
+        // A magnet link's metadata, once fetched, is saved beside its resume
+        // record: keep it as the torrent's metainfo.
+        for e in inner.torrents.values_mut().filter(|e| e.spec.is_none()) {
+            let path = self
+                .state
+                .resume_dir()
+                .join(format!("{}.torrent", e.record.info_hash));
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            match parse_metainfo(&bytes) {
+                Ok((spec, mut extras)) if spec.info_hash_hex() == e.record.info_hash => {
+                    if let Err(err) = self.state.save_torrent(&e.record.info_hash, &bytes) {
+                        tracing::error!("keeping a magnet's metadata: {err}");
+                        continue;
+                    }
+                    if let Some(link) = &e.record.magnet {
+                        extras.magnet = link.clone();
+                    }
+                    e.record.name = spec.name.clone();
+                    e.spec = Some(Arc::new(spec));
+                    e.extras = Arc::new(extras);
+                    changed.push(e.record.id);
+                    tracing::info!(id = e.record.id, name = %e.record.name, "metadata of the magnet link kept");
+                }
+                _ => tracing::warn!(path = %path.display(), "not this magnet's metadata"),
+            }
+        }
         let limit = inner.settings.download_queue_size.map(|k| k as usize);
         let mut downloading = inner
             .torrents
             .values()
-            .filter(|e| e.is_running() && !e.status().complete)
+            .filter(|e| e.is_running() && !e.state().1)
             .count();
         for e in inner.torrents.values_mut() {
             if e.handle.is_some() || (e.record.paused && !e.verify_next) {
@@ -665,7 +913,7 @@ impl Daemon {
                 downloading += 1;
             }
         }
-        if changed && let Err(err) = self.save(inner) {
+        if let Err(err) = self.save_records(inner, &changed) {
             tracing::error!("saving the state: {err}");
         }
     }
@@ -709,10 +957,35 @@ fn view(e: &Entry) -> TorrentView {
     }
 }
 
+/// Moves the torrent's files from `from` to `to` (same relative paths),
+/// then removes the folders they leave empty under `from`.
+fn move_data_files(from: &Path, to: &Path, spec: &TorrentSpec) -> std::io::Result<()> {
+    for f in spec.files.iter().filter(|f| !f.attr.pad) {
+        let (src, dst) = (from.join(&f.path), to.join(&f.path));
+        if !src.exists() {
+            continue;
+        }
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if std::fs::rename(&src, &dst).is_err() {
+            // Another file system: copy (times kept), then delete.
+            std::fs::copy(&src, &dst)?;
+            let meta = std::fs::metadata(&src)?;
+            std::fs::File::options()
+                .write(true)
+                .open(&dst)?
+                .set_modified(meta.modified()?)?;
+            std::fs::remove_file(&src)?;
+        }
+    }
+    remove_empty_folders(from, spec);
+    Ok(())
+}
+
 /// Deletes the torrent's files under `dir` and then the folders they leave
 /// empty (the torrent's own folder included), nothing else.
 fn delete_data_files(dir: &Path, spec: &TorrentSpec) {
-    let mut folders = std::collections::BTreeSet::new();
     for f in &spec.files {
         let path = dir.join(&f.path);
         match std::fs::remove_file(&path) {
@@ -720,6 +993,15 @@ fn delete_data_files(dir: &Path, spec: &TorrentSpec) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!("cannot delete {}: {e}", path.display()),
         }
+    }
+    remove_empty_folders(dir, spec);
+}
+
+/// Removes the torrent's folders under `dir` that are empty, deepest
+/// first; a folder that still holds something stays.
+fn remove_empty_folders(dir: &Path, spec: &TorrentSpec) {
+    let mut folders = std::collections::BTreeSet::new();
+    for f in &spec.files {
         let mut p = f.path.parent();
         while let Some(parent) = p {
             if parent.as_os_str().is_empty() {
@@ -729,7 +1011,6 @@ fn delete_data_files(dir: &Path, spec: &TorrentSpec) {
             p = parent.parent();
         }
     }
-    // Deepest first; a folder that still holds something stays.
     for folder in folders.iter().rev() {
         let _ = std::fs::remove_dir(dir.join(folder));
     }

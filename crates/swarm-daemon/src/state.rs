@@ -2,16 +2,20 @@
 //!
 //! ```text
 //! STATE/
-//!   lock                 held (flock, exclusive) while a daemon runs; holds its pid
-//!   state.json           settings and the torrents (id, folder, paused, ...)
-//!   torrents/<hex>.torrent   each torrent's metainfo, as added
-//!   resume/<hex>.resume      each torrent's resume record (swarm-net's format)
+//!   lock                     held (flock, exclusive) while a daemon runs; holds its pid
+//!   state.json               the settings
+//!   torrents/<hex>.json      each torrent's record (id, folder, paused, ...)
+//!   torrents/<hex>.torrent   its metainfo, as added (or as fetched for a magnet link)
+//!   resume/<hex>.resume      its resume record (swarm-net's format)
 //! ```
 //!
-//! Every file is written atomically (a temporary file in the same folder,
-//! fsync, rename, fsync the folder): a crash leaves the old version or the
-//! new one, never a torn one. A `state.json` that does not parse stops the
-//! daemon with an error naming the file; it is never overwritten.
+//! One small file per torrent, so adding the thousandth torrent writes two
+//! small files, not a list of a thousand. Every file is written atomically
+//! (a temporary file in the same folder, fsync, rename, fsync the folder):
+//! a crash leaves the old version or the new one, never a torn one. A
+//! record is written after its metainfo, so a record always has one. A
+//! `state.json` or record that does not parse stops the daemon (or leaves
+//! that torrent out, logged) and is never overwritten.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -62,25 +66,24 @@ pub struct TorrentRecord {
     pub download_limit: Option<u64>,
     #[serde(default)]
     pub upload_limit: Option<u64>,
+    /// Added as a magnet link (kept until its metadata is known, and after).
+    #[serde(default)]
+    pub magnet: Option<String>,
 }
 
 /// `state.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StateFile {
     pub version: u32,
-    pub next_id: u32,
     #[serde(default)]
     pub settings: Settings,
-    pub torrents: Vec<TorrentRecord>,
 }
 
 impl Default for StateFile {
     fn default() -> Self {
         StateFile {
             version: STATE_VERSION,
-            next_id: 1,
             settings: Settings::default(),
-            torrents: Vec::new(),
         }
     }
 }
@@ -175,7 +178,7 @@ impl StateDir {
         Ok(state)
     }
 
-    /// Saves the state atomically.
+    /// Saves the settings atomically.
     pub fn save(&self, state: &StateFile) -> Result<(), DaemonError> {
         let bytes = serde_json::to_vec_pretty(state)
             .map_err(|e| DaemonError::State(format!("encoding the state: {e}")))?;
@@ -183,15 +186,56 @@ impl StateDir {
             .map_err(|e| DaemonError::State(format!("{}: {e}", self.state_path().display())))
     }
 
-    /// Keeps a torrent's metainfo (atomically).
+    fn record_path(&self, info_hash_hex: &str) -> PathBuf {
+        self.root
+            .join("torrents")
+            .join(format!("{info_hash_hex}.json"))
+    }
+
+    /// Saves one torrent's record atomically.
+    pub fn save_record(&self, record: &TorrentRecord) -> Result<(), DaemonError> {
+        let path = self.record_path(&record.info_hash);
+        let bytes = serde_json::to_vec_pretty(record)
+            .map_err(|e| DaemonError::State(format!("encoding a record: {e}")))?;
+        write_atomically(&path, &bytes)
+            .map_err(|e| DaemonError::State(format!("{}: {e}", path.display())))
+    }
+
+    /// Every torrent record, by id; a record that does not parse is left
+    /// out (logged) and left on disk.
+    pub fn records(&self) -> Result<Vec<TorrentRecord>, DaemonError> {
+        let dir = self.root.join("torrents");
+        let entries = fs::read_dir(&dir)
+            .map_err(|e| DaemonError::State(format!("{}: {e}", dir.display())))?;
+        let mut records = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| {
+                serde_json::from_slice::<TorrentRecord>(&b).map_err(|e| e.to_string())
+            }) {
+                Ok(r) => records.push(r),
+                Err(e) => tracing::error!(path = %path.display(), "a torrent record left out: {e}"),
+            }
+        }
+        records.sort_by_key(|r| r.id);
+        Ok(records)
+    }
+
+    /// Keeps a torrent's metainfo (a temporary file, fsync, rename). The
+    /// folder is fsynced by the [`StateDir::save_record`] that follows it
+    /// (the record is what makes the torrent exist).
     pub fn save_torrent(&self, info_hash_hex: &str, bytes: &[u8]) -> Result<(), DaemonError> {
         let path = self.torrent_path(info_hash_hex);
-        write_atomically(&path, bytes)
+        write_and_rename(&path, bytes)
             .map_err(|e| DaemonError::State(format!("{}: {e}", path.display())))
     }
 
     /// Forgets a torrent's metainfo and resume record.
     pub fn remove_torrent(&self, info_hash_hex: &str) {
+        let _ = fs::remove_file(self.record_path(info_hash_hex));
         let _ = fs::remove_file(self.torrent_path(info_hash_hex));
         self.remove_resume(info_hash_hex);
     }
@@ -205,6 +249,12 @@ impl StateDir {
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new
 /// one: a temporary file beside it, fsync, rename, fsync the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_and_rename(path, bytes)?;
+    File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
+/// A temporary file beside `path`, fsync, rename (the folder not fsynced).
+fn write_and_rename(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -215,8 +265,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
     }
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -242,8 +291,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = StateDir::open(dir.path()).unwrap();
         assert_eq!(s.load().unwrap(), StateFile::default());
-        let mut state = StateFile::default();
-        state.torrents.push(TorrentRecord {
+        assert!(s.records().unwrap().is_empty());
+        let record = TorrentRecord {
             id: 7,
             info_hash: "ab".repeat(20),
             name: "x".into(),
@@ -254,10 +303,23 @@ mod tests {
             files_unwanted: vec![1],
             download_limit: Some(5),
             upload_limit: None,
-        });
-        state.next_id = 8;
+            magnet: None,
+        };
+        s.save_record(&record).unwrap();
+        let mut state = StateFile::default();
+        state.settings.download_queue_size = Some(3);
         s.save(&state).unwrap();
         assert_eq!(s.load().unwrap(), state);
+        assert_eq!(s.records().unwrap(), vec![record.clone()]);
+        // A torn record (not possible through save_record) is left out, not fatal.
+        fs::write(
+            dir.path()
+                .join("torrents")
+                .join(format!("{}.json", "cd".repeat(20))),
+            b"{",
+        )
+        .unwrap();
+        assert_eq!(s.records().unwrap(), vec![record]);
         fs::write(dir.path().join("state.json"), b"{not json").unwrap();
         let err = s.load().unwrap_err().to_string();
         assert!(err.contains("state.json"), "{err}");

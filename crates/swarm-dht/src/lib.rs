@@ -30,6 +30,9 @@ pub mod store;
 pub mod table;
 mod time;
 
-pub use node::{Dht, DhtConfig, DhtEvent, DhtStats, LookupId, LookupOutcome, LookupStats};
+pub use node::{
+    Dht, DhtConfig, DhtEvent, DhtStats, ITEM_REPUT_INTERVAL, KEPT_ITEMS_MAX, LookupId,
+    LookupOutcome, LookupStats,
+};
 pub use swarm_wire::krpc::{NodeId, NodeInfo};
 pub use time::{Duration, Instant, Rng};

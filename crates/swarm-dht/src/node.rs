@@ -42,6 +42,11 @@ pub const PEERS_PER_REPLY: usize = 50;
 pub const PEERS_FOUND_MAX: usize = 1000;
 /// Nodes pinged from a saved table at start.
 pub const LOAD_NODES_MAX: usize = 256;
+/// A kept item is put again this often (BEP 44: items expire two hours
+/// after their last put, so a re-put each hour survives one lost round).
+pub const ITEM_REPUT_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// Items a node keeps alive at most ([`Dht::keep`]).
+pub const KEPT_ITEMS_MAX: usize = 64;
 
 #[derive(Clone, Debug)]
 pub struct DhtConfig {
@@ -206,6 +211,9 @@ enum Task {
 #[derive(Clone, Debug)]
 enum PutPlan {
     Immutable(Item),
+    /// An item already signed (or immutable) put again as it is: a kept
+    /// item's re-put.
+    Again(Item),
     Mutable {
         key: Box<SigningKey>,
         salt: Vec<u8>,
@@ -263,6 +271,9 @@ pub struct Dht {
     rate: BTreeMap<IpAddr, Allowance>,
     next_housekeeping: Instant,
     stats: DhtStats,
+    /// Items put again every [`ITEM_REPUT_INTERVAL`] (target → item, next
+    /// re-put); at most [`KEPT_ITEMS_MAX`].
+    kept: BTreeMap<NodeId, (Item, Instant)>,
 }
 
 impl Dht {
@@ -290,6 +301,7 @@ impl Dht {
             rate: BTreeMap::new(),
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
             stats: DhtStats::default(),
+            kept: BTreeMap::new(),
         }
     }
 
@@ -345,6 +357,16 @@ impl Dht {
                     Purpose::Ping { node: Some(*n) },
                 );
             }
+        }
+    }
+
+    /// Pings `addr`, whose id we do not know (BEP 5: the `port` message of a
+    /// connected peer names its DHT node); if it answers it joins the table
+    /// as any responding node does. Dropped if too many queries are in
+    /// flight (`pending_max`).
+    pub fn ping(&mut self, now: Instant, addr: SocketAddr) {
+        if self.family_ok(&addr) {
+            self.send_query(now, addr, QueryKind::Ping, Purpose::Ping { node: None });
         }
     }
 
@@ -457,6 +479,51 @@ impl Dht {
             seen: None,
         };
         Ok((self.start(now, target, task, Vec::new(), false), target))
+    }
+
+    /// Keeps `item` (one this node put: immutable, or mutable as signed)
+    /// alive: it is put again, as it is, every [`ITEM_REPUT_INTERVAL`] from
+    /// `now` until [`Dht::forget`]. False (nothing kept) when
+    /// [`KEPT_ITEMS_MAX`] other items are kept already. A newer item of the
+    /// same target replaces the one kept.
+    pub fn keep(&mut self, now: Instant, item: Item) -> bool {
+        let target = item.target();
+        if !self.kept.contains_key(&target) && self.kept.len() >= KEPT_ITEMS_MAX {
+            return false;
+        }
+        self.kept.insert(target, (item, now + ITEM_REPUT_INTERVAL));
+        true
+    }
+
+    /// Stops re-putting the item of `target`.
+    pub fn forget(&mut self, target: &NodeId) {
+        self.kept.remove(target);
+    }
+
+    /// The targets of the items kept alive.
+    pub fn kept(&self) -> impl Iterator<Item = &NodeId> {
+        self.kept.keys()
+    }
+
+    /// Starts the re-puts that are due (internal lookups: no event).
+    fn reput_due(&mut self, now: Instant) {
+        let due: Vec<NodeId> = self
+            .kept
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for target in due {
+            let Some((item, at)) = self.kept.get_mut(&target) else {
+                continue;
+            };
+            *at = now + ITEM_REPUT_INTERVAL;
+            let task = Task::Put {
+                plan: PutPlan::Again(item.clone()),
+                seen: None,
+            };
+            self.start(now, target, task, Vec::new(), true);
+        }
     }
 
     /// Starts a refresh lookup (a `find_node` that refreshes no further) for
@@ -599,6 +666,7 @@ impl Dht {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
             self.tokens.rotate(now, &mut self.rng);
             self.store.expire(now);
+            self.reput_due(now);
             // Forget idle rate entries (full allowance again).
             let full = u64::from(self.config.rate_burst) * 1_000_000;
             let per_us = u64::from(self.config.rate_per_ip);
@@ -1136,7 +1204,7 @@ impl Dht {
             }
             Task::Put { plan, seen } => {
                 let item = match plan {
-                    PutPlan::Immutable(item) => Some((item.clone(), None)),
+                    PutPlan::Immutable(item) | PutPlan::Again(item) => Some((item.clone(), None)),
                     PutPlan::Mutable {
                         key,
                         salt,
@@ -1262,6 +1330,7 @@ impl Dht {
     }
 
     pub fn check_invariants(&self) {
+        assert!(self.kept.len() <= KEPT_ITEMS_MAX);
         self.table4.check_invariants();
         self.table6.check_invariants();
         self.store.check_invariants();

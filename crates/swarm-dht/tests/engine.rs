@@ -352,3 +352,121 @@ fn hostile_input_is_answered_or_dropped_and_floods_are_limited() {
         addr: polite,
     };
 }
+
+#[test]
+fn a_pinged_address_that_answers_joins_the_table() {
+    use swarm_dht::{Dht, Instant};
+    let (a_addr, b_addr): (std::net::SocketAddr, std::net::SocketAddr) = (
+        "10.0.0.1:6881".parse().unwrap(),
+        "10.0.0.2:6881".parse().unwrap(),
+    );
+    let mut a = Dht::new(config(), None, 1, Instant(0));
+    let mut b = Dht::new(config(), None, 2, Instant(0));
+    let now = Instant(1_000);
+    a.ping(now, b_addr);
+    let (to, q) = a.poll_transmit().expect("a ping");
+    assert_eq!(to, b_addr);
+    b.handle_datagram(now, a_addr, &q);
+    let answer = reply(&mut b);
+    assert!(a.nodes().is_empty());
+    a.handle_datagram(now, b_addr, &answer);
+    let nodes = a.nodes();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!((nodes[0].id, nodes[0].addr), (b.id(), b_addr));
+    a.check_invariants();
+    // No answer: nothing joins.
+    a.ping(now, "10.0.0.3:6881".parse().unwrap());
+    a.handle_timeout(now + Duration::from_secs(60));
+    assert_eq!(a.nodes().len(), 1);
+}
+
+#[test]
+fn ids_that_fail_bep_42_stay_out_of_the_table_and_are_still_answered() {
+    use swarm_dht::{Dht, Instant, bep42};
+    let mut n = Dht::new(config(), None, 7, Instant(0));
+    let now = Instant(1_000);
+    let public: std::net::SocketAddr = "93.184.216.34:6881".parse().unwrap();
+    let other: std::net::SocketAddr = "93.184.216.35:6881".parse().unwrap();
+    // An id unrelated to its IP: answered (queries are served), not admitted.
+    n.handle_datagram(now, public, &query(1, NodeId([0x42; 20]), QueryKind::Ping));
+    assert!(!matches!(
+        Message::decode(&reply(&mut n)).unwrap().body,
+        swarm_wire::krpc::Body::Error(_)
+    ));
+    assert!(n.nodes().is_empty(), "a BEP 42 failure joined the table");
+    // An id derived from its IP (BEP 42) is admitted.
+    let good = bep42::id_for_ip(other.ip(), [0x17; 20]);
+    n.handle_datagram(now, other, &query(2, good, QueryKind::Ping));
+    reply(&mut n);
+    let nodes = n.nodes();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!((nodes[0].id, nodes[0].addr), (good, other));
+    // With enforcement off (loopback tests), the unrelated id joins too.
+    let mut lax = Dht::new(
+        DhtConfig {
+            enforce_node_id: false,
+            ..config()
+        },
+        None,
+        8,
+        Instant(0),
+    );
+    lax.handle_datagram(now, public, &query(3, NodeId([0x42; 20]), QueryKind::Ping));
+    reply(&mut lax);
+    assert_eq!(lax.nodes().len(), 1);
+    n.check_invariants();
+    lax.check_invariants();
+}
+
+#[test]
+fn kept_items_are_put_again_before_they_expire() {
+    let mut net = Net::new(30, 4, config());
+    net.bootstrap_all();
+    let limit = Duration::from_secs(60);
+    // An immutable and a mutable item kept by their writer; one not kept.
+    let imm = Item::immutable(b"4:kept".to_vec()).unwrap();
+    let (id, _) = net.nodes[1]
+        .put_immutable(net.now, b"4:kept".to_vec())
+        .unwrap();
+    net.wait(1, id, limit);
+    assert!(net.nodes[1].keep(net.now, imm.clone()));
+    let sk = SigningKey::from_bytes(&[7; 32]);
+    let (id, _) = net.nodes[1]
+        .put_mutable(net.now, &sk, b"s", b"3:mut".to_vec(), None, None)
+        .unwrap();
+    let LookupOutcome::Put { seq: Some(seq), .. } = net.wait(1, id, limit) else {
+        panic!("mutable put")
+    };
+    let signed = Item::sign(&sk, b"s", seq, b"3:mut".to_vec()).unwrap();
+    assert!(net.nodes[1].keep(net.now, signed));
+    let (id, gone) = net.nodes[1]
+        .put_immutable(net.now, b"4:gone".to_vec())
+        .unwrap();
+    net.wait(1, id, limit);
+    assert_eq!(net.nodes[1].kept().count(), 2);
+
+    // Five hours: more than twice an item's two-hour life.
+    net.run_until(net.now + Duration::from_secs(5 * 3600));
+    let id = net.nodes[20].get_immutable(net.now, imm.target());
+    assert_eq!(
+        net.wait(20, id, limit),
+        LookupOutcome::Item(Some(imm.clone()))
+    );
+    let id = net.nodes[20].get_mutable(net.now, sk.verifying_key().to_bytes(), b"s");
+    let LookupOutcome::Item(Some(m)) = net.wait(20, id, limit) else {
+        panic!("the kept mutable item expired")
+    };
+    assert_eq!(
+        (m.value.as_slice(), m.signed.unwrap().seq),
+        (&b"3:mut"[..], seq)
+    );
+    let id = net.nodes[20].get_immutable(net.now, gone);
+    assert_eq!(net.wait(20, id, limit), LookupOutcome::Item(None));
+
+    // Forgotten, it expires like any other.
+    net.nodes[1].forget(&imm.target());
+    net.run_until(net.now + Duration::from_secs(3 * 3600));
+    let id = net.nodes[20].get_immutable(net.now, imm.target());
+    assert_eq!(net.wait(20, id, limit), LookupOutcome::Item(None));
+    net.check_invariants();
+}

@@ -130,6 +130,12 @@ impl Extensions {
         Self::new(Some(info), None, config)
     }
 
+    /// For a torrent whose info dictionary is not at hand (a spec built
+    /// without one): metadata requests are rejected, nothing is fetched.
+    pub fn without_metadata(config: ExtensionsConfig) -> Self {
+        Self::new(None, None, config)
+    }
+
     /// For a magnet link: the metadata is fetched from peers.
     pub fn for_magnet(info_hash: InfoHash, config: ExtensionsConfig) -> Self {
         Self::new(None, Some(MetadataFetcher::new(info_hash)), config)
@@ -270,7 +276,9 @@ impl Extensions {
                 _ => {}
             },
             Message::Bitfield(_) | Message::HaveAll | Message::HaveNone | Message::Have { .. }
-                if self.info.is_none() && p.early.len() < EARLY_MESSAGES_MAX =>
+                if self.fetcher.is_some()
+                    && self.info.is_none()
+                    && p.early.len() < EARLY_MESSAGES_MAX =>
             {
                 p.early.push(msg.clone());
             }

@@ -79,9 +79,10 @@ pub enum ConnError {
     Io(#[from] std::io::Error),
 }
 
-/// Our handshake: BEP 10 extension protocol and BEP 6 fast extension.
+/// Our handshake: BEP 10 extension protocol, BEP 6 fast extension and the
+/// BEP 5 DHT bit (a `port` message from a peer is ignored when our DHT is off).
 pub fn our_handshake(info_hash: InfoHash, peer_id: PeerId) -> Handshake {
-    Handshake::new(info_hash, peer_id).with_extensions(true, true, false)
+    Handshake::new(info_hash, peer_id).with_extensions(true, true, true)
 }
 
 /// The address to dial `to` from, given where we listen: the listening IP

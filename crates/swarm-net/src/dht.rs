@@ -29,11 +29,13 @@ enum Command {
     Stats(oneshot::Sender<DhtStats>),
     Nodes(oneshot::Sender<Vec<NodeInfo>>),
     AddNodes(Vec<NodeInfo>),
+    Ping(SocketAddr),
+    Keep(swarm_dht::item::Item, oneshot::Sender<bool>),
 }
 
 /// A running DHT node: cheap to clone; the task stops when every handle is
 /// dropped.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct DhtHandle {
     tx: mpsc::Sender<Command>,
     local_addr: SocketAddr,
@@ -115,6 +117,24 @@ impl DhtHandle {
     pub async fn add_nodes(&self, nodes: Vec<NodeInfo>) {
         let _ = self.tx.send(Command::AddNodes(nodes)).await;
     }
+
+    /// Pings the DHT node a peer named in its `port` message (BEP 5); if it
+    /// answers it joins the table. Never waits: dropped when the node's
+    /// command queue is full.
+    pub fn ping(&self, addr: SocketAddr) {
+        let _ = self.tx.try_send(Command::Ping(addr));
+    }
+
+    /// Keeps an item this node put alive: the node puts it again every
+    /// [`swarm_dht::ITEM_REPUT_INTERVAL`] (see [`swarm_dht::Dht::keep`]).
+    /// False if the node keeps too many items already, or stopped.
+    pub async fn keep(&self, item: swarm_dht::item::Item) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Keep(item, tx)).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
 }
 
 async fn run(
@@ -148,6 +168,8 @@ async fn run(
                 Some(Command::Stats(tx)) => { let _ = tx.send(dht.stats(now())); }
                 Some(Command::Nodes(tx)) => { let _ = tx.send(dht.nodes()); }
                 Some(Command::AddNodes(nodes)) => dht.add_nodes(now(), &nodes),
+                Some(Command::Ping(addr)) => dht.ping(now(), addr),
+                Some(Command::Keep(item, tx)) => { let _ = tx.send(dht.keep(now(), item)); }
             },
             () = tokio::time::sleep_until(deadline) => dht.handle_timeout(now()),
         }
@@ -163,5 +185,49 @@ async fn run(
                 let _ = done.send(Some((outcome, stats)));
             }
         }
+    }
+}
+
+/// First wait between two `get_peers` lookups of one torrent; it doubles
+/// after each up to [`DHT_ANNOUNCE_INTERVAL`] (a young node's table fills
+/// in its first minute, so early lookups find more each time).
+pub const DHT_LOOKUP_INTERVAL_FIRST: std::time::Duration = std::time::Duration::from_secs(2);
+/// Steady interval between lookups (each re-announces us: nodes keep an
+/// announced peer for 30 minutes or more, so we re-announce well before).
+pub const DHT_ANNOUNCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// A torrent's DHT peer source (BEP 5): `get_peers` lookups of `info_hash`
+/// that also announce us (`announce_peer` with `port`, our TCP listen port),
+/// on a back-off from [`DHT_LOOKUP_INTERVAL_FIRST`] to
+/// [`DHT_ANNOUNCE_INTERVAL`]; each lookup's peers are sent to `out`. Ends
+/// when `out` is closed or the node stops.
+pub async fn peer_lookups(
+    dht: DhtHandle,
+    info_hash: swarm_wire::InfoHash,
+    port: u16,
+    out: mpsc::UnboundedSender<Vec<SocketAddr>>,
+) {
+    let mut wait = DHT_LOOKUP_INTERVAL_FIRST;
+    loop {
+        let lookup = dht.lookup(move |d, now| Some(d.get_peers(now, info_hash, Some(Some(port)))));
+        let result = tokio::select! {
+            r = lookup => r,
+            () = out.closed() => return,
+        };
+        match result {
+            None => return,
+            Some((LookupOutcome::Peers { peers, announced }, _)) => {
+                tracing::info!(peers = peers.len(), announced, "dht: get_peers done");
+                if !peers.is_empty() && out.send(peers).is_err() {
+                    return;
+                }
+            }
+            Some(_) => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = out.closed() => return,
+        }
+        wait = (wait * 2).min(DHT_ANNOUNCE_INTERVAL);
     }
 }

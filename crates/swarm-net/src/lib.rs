@@ -19,13 +19,15 @@
 //! - [`resume`]: the crash-safe resume record (verified pieces, file stamps).
 //! - [`ratelimit`]: token buckets for `--max-upload-rate`/`--max-download-rate`.
 //! - [`tracker`]: the tracker client (HTTP and UDP).
-//! - [`dht`]: the DHT node's UDP driver.
+//! - [`dht`]: the DHT node's UDP driver, and a torrent's DHT peer lookups.
+//! - [`magnet`]: fetching a magnet link's metadata from peers (BEP 9).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod client;
 pub mod conn;
 pub mod dht;
 pub mod listener;
+pub mod magnet;
 pub mod ratelimit;
 pub mod resume;
 pub mod session;

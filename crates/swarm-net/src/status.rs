@@ -11,6 +11,8 @@ use serde::{Serialize, Serializer};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TorrentState {
+    /// A magnet link's first phase: fetching the metadata from peers (BEP 9).
+    Metadata,
     /// Opening its files and checking the data on disk.
     #[default]
     Checking,
@@ -27,6 +29,7 @@ pub enum TorrentState {
 impl TorrentState {
     pub fn as_str(self) -> &'static str {
         match self {
+            TorrentState::Metadata => "metadata",
             TorrentState::Checking => "checking",
             TorrentState::Downloading => "downloading",
             TorrentState::Seeding => "seeding",
@@ -57,6 +60,10 @@ pub struct TorrentStatus {
     /// before the check starts reading (or if it reads nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checked: Option<u64>,
+    /// While fetching a magnet link's metadata: its pieces received and in
+    /// all (`[0, 0]` until a peer said its size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_pieces: Option<(u32, u32)>,
     pub pieces_have: u32,
     pub pieces_total: u32,
     /// Bytes of the user's data (BEP 47 pad files left out).

@@ -455,3 +455,285 @@ async fn a_client_dials_from_its_listen_ip() {
     leecher.join().await.unwrap();
     leech_client.shutdown().await;
 }
+
+/// A one-file torrent's info dictionary (bencoded) and its spec.
+fn info_dict(name: &str, data: &[u8], piece_len: u32) -> (Vec<u8>, TorrentSpec) {
+    info_dict_of(name, data, piece_len, false)
+}
+
+/// The same, private (BEP 27) if `private`.
+fn info_dict_of(name: &str, data: &[u8], piece_len: u32, private: bool) -> (Vec<u8>, TorrentSpec) {
+    let mut pieces = Vec::new();
+    for c in data.chunks(piece_len as usize) {
+        pieces.extend_from_slice(&Sha1::digest(c));
+    }
+    let mut info = format!(
+        "d6:lengthi{}e4:name{}:{name}12:piece lengthi{piece_len}e6:pieces{}:",
+        data.len(),
+        name.len(),
+        pieces.len()
+    )
+    .into_bytes();
+    info.extend_from_slice(&pieces);
+    if private {
+        info.extend_from_slice(b"7:privatei1e");
+    }
+    info.push(b'e');
+    let meta = swarm_wire::metainfo::Metainfo::from_info_bytes(&info).unwrap();
+    (info, TorrentSpec::from_metainfo(&meta))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_gets_its_metadata_from_a_seeder_then_its_data() {
+    let data = content(300_001, 9);
+    let (info, spec) = info_dict("magnet.bin", &data, 16_384);
+    let (seed_dir, leech_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(seed_dir.path().join("magnet.bin"), &data).unwrap();
+    let seeder = client("127.0.0.1").await;
+    let handle = seeder
+        .add_torrent(
+            spec.clone(),
+            AddOptions {
+                metadata: Some(info.clone().into()),
+                ..AddOptions::new(seed_dir.path(), OpenMode::Existing)
+            },
+        )
+        .unwrap();
+    let mut st = handle.watch();
+    st.wait_for(|s| s.state == TorrentState::Seeding)
+        .await
+        .unwrap();
+    let leecher = client("127.0.0.1").await;
+    let magnet =
+        swarm_wire::Magnet::parse(&format!("magnet:?xt=urn:btih:{}", spec.info_hash.to_hex()))
+            .unwrap();
+    let leech = leecher
+        .add_magnet(
+            magnet.clone(),
+            leech_options(leech_dir.path(), seeder.listen_addr()),
+        )
+        .unwrap();
+    // (Its first status says `metadata`: see the next test; here the
+    // metadata may be in before anyone looks.)
+    wait_complete(&leech).await;
+    assert_eq!(leech.status().name, "magnet.bin");
+    assert_eq!(
+        std::fs::read(leech_dir.path().join("magnet.bin")).unwrap(),
+        data
+    );
+    let saved = swarm_net::magnet::saved_torrent_path(leech_dir.path(), spec.info_hash);
+    let meta = swarm_wire::metainfo::Metainfo::from_bytes(&std::fs::read(saved).unwrap()).unwrap();
+    assert_eq!(meta.info_hash(), spec.info_hash);
+    assert_eq!(meta.info_bytes(), &info[..]);
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_stopped_before_its_metadata_ends_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client("127.0.0.1").await;
+    let magnet = swarm_wire::Magnet::parse(&format!(
+        "magnet:?xt=urn:btih:{}&dn=nowhere",
+        "ab".repeat(20)
+    ))
+    .unwrap();
+    let handle = c
+        .add_magnet(magnet, AddOptions::new(dir.path(), OpenMode::Create))
+        .unwrap();
+    let s = handle.status();
+    assert_eq!(
+        (s.state, s.name.as_str()),
+        (TorrentState::Metadata, "nowhere")
+    );
+    handle.stop();
+    let last = tokio::time::timeout(DEADLINE, handle.join())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.state, TorrentState::Stopped);
+    assert!(last.is_final);
+    // Nothing was written: no data, no saved metadata.
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    c.shutdown().await;
+}
+
+/// What a raw peer on `dht_node`'s IP (extension protocol and DHT bits
+/// set, sending a `port` message naming `dht_node`) receives from a seeder
+/// in its first moments: our handshake, then messages until 300 ms after
+/// the extension handshake.
+async fn first_messages(
+    addr: std::net::SocketAddr,
+    info_hash: InfoHash,
+    dht_node: std::net::SocketAddr,
+) -> (swarm_wire::peer::Handshake, Vec<swarm_wire::peer::Message>) {
+    use swarm_wire::peer::{EXTENDED_HANDSHAKE_ID, Handshake, Message, MessageDecoder};
+    let them = PeerId(*b"-XX0001-raw-peer-ext");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(dht_node.ip(), 0))
+        .unwrap();
+    let mut sock = socket.connect(addr).await.unwrap();
+    let ours = Handshake::new(info_hash, them).with_extensions(true, true, true);
+    sock.write_all(&ours.to_bytes()).await.unwrap();
+    let mut hs = [0u8; 68];
+    tokio::time::timeout(DEADLINE, sock.read_exact(&mut hs))
+        .await
+        .unwrap()
+        .unwrap();
+    let theirs = Handshake::from_bytes(&hs).unwrap();
+    let mut port = bytes::BytesMut::new();
+    Message::Port(dht_node.port()).encode_into(&mut port);
+    sock.write_all(&port).await.unwrap();
+    let mut decoder = MessageDecoder::new(1024);
+    let mut buf = bytes::BytesMut::new();
+    let mut msgs = Vec::new();
+    let mut until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        while let Some(m) = decoder.decode(&mut buf).unwrap() {
+            if matches!(&m, Message::Extended { id, .. } if *id == EXTENDED_HANDSHAKE_ID) {
+                until = tokio::time::Instant::now() + Duration::from_millis(300);
+            }
+            msgs.push(m);
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(until, sock.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    (theirs, msgs)
+}
+
+fn extension_handshake(msgs: &[swarm_wire::peer::Message]) -> swarm_wire::peer::ExtendedHandshake {
+    use swarm_wire::peer::{EXTENDED_HANDSHAKE_ID, ExtendedHandshake, Message};
+    msgs.iter()
+        .find_map(|m| match m {
+            Message::Extended { id, payload } if *id == EXTENDED_HANDSHAKE_ID => {
+                Some(ExtendedHandshake::decode(payload).unwrap())
+            }
+            _ => None,
+        })
+        .expect("an extension handshake")
+}
+
+/// BEP 5, 10, 11 and 27 through the real drivers: a public torrent's
+/// handshake sets the DHT bit, its extension handshake offers `ut_pex` and
+/// `ut_metadata`, the `port` message names our DHT node, and the torrent is
+/// announced on the DHT; a private torrent of the same client offers no
+/// `ut_pex`, sends no `port` and is never announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_torrents_use_neither_the_dht_nor_pex_public_ones_both() {
+    use swarm_net::dht::DhtHandle;
+    use swarm_wire::peer::Message;
+
+    let helper = DhtHandle::start(
+        "127.0.0.1:0".parse().unwrap(),
+        swarm_dht::DhtConfig::default(),
+        1,
+    )
+    .await
+    .unwrap();
+    let ours = DhtHandle::start(
+        "127.0.0.1:0".parse().unwrap(),
+        swarm_dht::DhtConfig::default(),
+        2,
+    )
+    .await
+    .unwrap();
+    ours.bootstrap(vec![helper.local_addr()]).await.unwrap();
+    // The DHT nodes the raw peers name in their `port` messages, each on
+    // its peer's IP.
+    let named = |ip: &str, seed| {
+        DhtHandle::start(
+            format!("{ip}:0").parse().unwrap(),
+            swarm_dht::DhtConfig::default(),
+            seed,
+        )
+    };
+    let (public_named, private_named) = (
+        named("127.0.0.2", 3).await.unwrap(),
+        named("127.0.0.3", 4).await.unwrap(),
+    );
+    let c = Client::start(ClientConfig {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        dht: Some(ours.clone()),
+        ..ClientConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut handles = Vec::new();
+    let mut hashes = Vec::new();
+    for (name, private) in [("public.bin", false), ("private.bin", true)] {
+        let data = content(50_000, 11);
+        std::fs::write(dir.path().join(name), &data).unwrap();
+        let (info, spec) = info_dict_of(name, &data, 16_384, private);
+        let h = c
+            .add_torrent(
+                spec.clone(),
+                AddOptions {
+                    metadata: Some(info.into()),
+                    private,
+                    ..AddOptions::new(dir.path(), OpenMode::Existing)
+                },
+            )
+            .unwrap();
+        let mut st = h.watch();
+        st.wait_for(|s| s.state == TorrentState::Seeding)
+            .await
+            .unwrap();
+        hashes.push(spec.info_hash);
+        handles.push(h);
+    }
+
+    let (hs, msgs) = first_messages(c.listen_addr(), hashes[0], public_named.local_addr()).await;
+    assert!(hs.supports_dht() && hs.supports_extension_protocol());
+    let ext = extension_handshake(&msgs);
+    assert!(ext.extension_id("ut_pex").is_some(), "{ext:?}");
+    assert!(ext.extension_id("ut_metadata").is_some(), "{ext:?}");
+    assert_eq!(ext.p, Some(c.listen_addr().port()));
+    assert!(
+        msgs.contains(&Message::Port(ours.local_addr().port())),
+        "the port message names our DHT node: {msgs:?}"
+    );
+
+    let (_, msgs) = first_messages(c.listen_addr(), hashes[1], private_named.local_addr()).await;
+    let ext = extension_handshake(&msgs);
+    assert!(ext.extension_id("ut_pex").is_none(), "{ext:?}");
+    assert!(
+        !msgs.iter().any(|m| matches!(m, Message::Port(_))),
+        "no port message for a private torrent: {msgs:?}"
+    );
+
+    // The public torrent is announced on the helper node; by then the
+    // private one, added with it, would have been too.
+    let announced = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if helper.stats().await.unwrap().torrents >= 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(announced.is_ok(), "the public torrent is announced");
+    // One more lookup round of the public torrent (2 s after its first).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let stats = helper.stats().await.unwrap();
+    assert_eq!(
+        (stats.torrents, stats.peers),
+        (1, 1),
+        "only the public torrent, once"
+    );
+    // The node the public torrent's peer named was pinged and joined our
+    // table; the one named on the private torrent was not contacted.
+    let table: Vec<_> = ours.nodes().await.iter().map(|n| n.addr).collect();
+    assert!(table.contains(&public_named.local_addr()), "{table:?}");
+    assert!(!table.contains(&private_named.local_addr()), "{table:?}");
+    for h in handles {
+        h.stop();
+        h.join().await.unwrap();
+    }
+    c.shutdown().await;
+}

@@ -2,7 +2,10 @@
 //! leechers and one seed over a torrent of P pieces (256 KiB, 16 KiB
 //! blocks), reporting wall time, events per second and peak memory.
 //!
-//! `cargo run --release -p swarm-sim --example scale -- LEECHERS PIECES [PIECE_KIB]`
+//! `cargo run --release -p swarm-sim --example scale -- LEECHERS PIECES [PIECE_KIB [SEED [SUPER_SEED]]]`
+//! (SUPER_SEED 1: the seed super-seeds). Diagnostics from the environment:
+//! `SAMPLE_MS` (sample interval), `EVERY` (print every n-th sample),
+//! `SEED_COPIES` (the seed leaves after this many copies), `PICK=random`.
 //! (`bench/sim-scale.sh` runs the two sizes).
 
 use swarm_sim::{Scenario, Simulation, bounds};
@@ -31,6 +34,13 @@ fn main() {
         ..Scenario::default()
     };
     let mut sc = sc;
+    if let Ok(c) = std::env::var("SEED_COPIES") {
+        sc.seed_departure = swarm_sim::SeedDeparture::AfterCopies(c.parse().unwrap_or(1.0));
+        sc.stall_max = swarm_engine::Duration::from_secs(60);
+    }
+    if std::env::var("PICK").is_ok_and(|p| p == "random") {
+        sc.engine.picking = swarm_engine::PickStrategy::Random;
+    }
     if let Ok(ms) = std::env::var("SAMPLE_MS") {
         sc.sample_interval = swarm_engine::Duration::from_millis(ms.parse().unwrap_or(5000));
     }
@@ -78,6 +88,16 @@ fn main() {
         out.first_copy_at.map_or(f64::NAN, swarm_sim::outcome::secs)
             / (sc.file_bytes() as f64 / (sc.seed_up * sc.seeds as f64)),
         wasted as f64 / out.uploaded.max(1) as f64
+    );
+    println!(
+        "pieces the seeds never uploaded {}, pieces lost at the end {}, rarest copies min after the seeds left {:?}",
+        out.seed_blocks.iter().filter(|&&b| b == 0).count(),
+        out.pieces_lost_at_end,
+        out.samples
+            .iter()
+            .filter(|s| s.present <= sc.leechers)
+            .map(|s| s.rarest_copies)
+            .min()
     );
     let t = out.download_secs(|_| true);
     let q = |x| swarm_sim::quantile(&t, x).unwrap_or(f64::NAN);

@@ -229,7 +229,9 @@ pub fn picking(base: &Scenario, seed_copies: f64, progress: Progress<'_>) -> Rep
     }
 }
 
-/// A share of free riders (upload 0), under tit-for-tat and with choking off.
+/// A share of free riders (upload 0), under tit-for-tat and with choking
+/// off. Leechers leave when done (peers that stay seed round robin, and
+/// free riders then get as much as anyone).
 pub fn incentives(base: &Scenario, free_riders: f64, progress: Progress<'_>) -> Report {
     let policies = [
         ("tit-for-tat", Choking::TitForTat),
@@ -241,6 +243,7 @@ pub fn incentives(base: &Scenario, free_riders: f64, progress: Progress<'_>) -> 
     for (i, (name, choking)) in policies.iter().enumerate() {
         let sc = Scenario {
             free_riders,
+            departure: Departure::OnCompletion,
             engine: TorrentConfig {
                 choking: *choking,
                 ..base.engine.clone()

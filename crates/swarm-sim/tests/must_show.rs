@@ -89,3 +89,89 @@ fn heavy_homogeneous_swarm_near_the_p2p_bound() {
     assert!(sup.0 < plain.0 && sup.1 > plain.1, "{results:?}");
     assert!(sup.0 <= 1.20 && sup.1 >= 0.83, "{results:?}");
 }
+
+/// The seed leaves early (after uploading 1.2 copies): rarest first
+/// completes the swarm where random choice loses pieces. (After exactly one
+/// copy both lose some: a plain seed's first copy holds about 10% pieces
+/// sent twice, those that two of its downloaders chose at once from the
+/// few it alone still had; 22 lost against 29 at this size.)
+#[test]
+fn rarest_first_survives_the_seed_leaving() {
+    let base = Scenario {
+        leechers: 60,
+        pieces: 200,
+        piece_len: 256 * KIB,
+        seed_departure: swarm_sim::SeedDeparture::AfterCopies(1.2),
+        stall_max: swarm_engine::Duration::from_secs(60),
+        check_every: 100_000,
+        ..Scenario::default()
+    };
+    let mut res = Vec::new();
+    for picking in [
+        swarm_engine::PickStrategy::RarestFirst,
+        swarm_engine::PickStrategy::Random,
+    ] {
+        let out = run(Scenario {
+            engine: swarm_engine::TorrentConfig {
+                picking,
+                ..base.engine.clone()
+            },
+            ..base.clone()
+        });
+        let rarest_min_after_seed = out
+            .samples
+            .iter()
+            .filter(|s| s.present <= base.leechers)
+            .map(|s| s.rarest_copies)
+            .min();
+        println!(
+            "{picking:?}: completed {} of {}, pieces lost {}, rarest copies after the seed left {:?}, first copy {:.1} s",
+            out.completed(),
+            base.leechers,
+            out.pieces_lost_at_end,
+            rarest_min_after_seed,
+            secs(out.first_copy_at)
+        );
+        let mut hist = std::collections::BTreeMap::new();
+        for &b in &out.seed_blocks {
+            *hist.entry(b).or_insert(0) += 1;
+        }
+        println!("seed blocks per piece: count of pieces {hist:?}");
+        res.push(out);
+    }
+    assert_eq!(res[0].completed(), base.leechers, "rarest first completes");
+    assert_eq!(res[0].pieces_lost_at_end, 0);
+    assert!(res[1].pieces_lost_at_end > 0, "random loses pieces");
+    assert!(res[1].completed() < base.leechers);
+}
+
+/// 20% free riders under tit-for-tat, leechers leaving when done: the free
+/// riders' median download time is at least twice the contributors'. (A
+/// download must span several 10 s rechoke rounds: until the first round
+/// the choker knows no rates, and slots go to whoever came first.)
+#[test]
+fn free_riders_wait_at_least_twice_as_long() {
+    let sc = Scenario {
+        leechers: 50,
+        pieces: 128,
+        piece_len: 256 * KIB,
+        free_riders: 0.2,
+        departure: swarm_sim::Departure::OnCompletion,
+        check_every: 100_000,
+        ..Scenario::default()
+    };
+    let out = run(sc);
+    let c = out.download_secs(|p| !p.free_rider);
+    let r = out.download_secs(|p| p.free_rider);
+    let (mc, mr) = (
+        swarm_sim::quantile(&c, 0.5).expect("contributors completed"),
+        swarm_sim::quantile(&r, 0.5).expect("free riders completed"),
+    );
+    println!(
+        "contributors median {mc:.1} s ({} done), free riders median {mr:.1} s ({} done), ratio {:.2}",
+        c.len(),
+        r.len(),
+        mr / mc
+    );
+    assert!(mr >= 2.0 * mc, "{mr} vs {mc}");
+}

@@ -400,6 +400,9 @@ fn swarm_command(
         std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
     );
     cmd.env("RUST_BACKTRACE", "1");
+    // No DHT bootstrap unless a test names one: tests never contact the
+    // public routers.
+    cmd.env("SWARM_DHT_BOOTSTRAP", "");
     cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
     cmd
 }

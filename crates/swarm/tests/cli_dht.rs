@@ -139,3 +139,37 @@ fn bad_input_exits_2_and_missing_items_fail() {
     assert_eq!(o.status.code(), Some(1));
     stop(&mut a);
 }
+
+/// `put --keep` prints the key, says it keeps the item, stays running (its
+/// node re-puts hourly: the engine's `kept_items_are_put_again_before_they_expire`
+/// shows that in virtual time) and the item is readable meanwhile; SIGTERM
+/// ends it cleanly.
+#[test]
+fn put_keep_stays_and_the_item_is_read_meanwhile() {
+    let t = TestDir::new("dht-keep");
+    let (mut a, a_addr) = node(&t, "a", "127.0.0.1:9", "a.nodes");
+    let mut cmd = Command::new(bin());
+    cmd.args(["dht", "put", "--keep", "--bootstrap", &a_addr, "kept value"]);
+    let mut keeper = Proc::spawn("keeper", cmd, &t.logs());
+    assert!(
+        wait_until(Duration::from_secs(30), || keeper
+            .stderr()
+            .contains("keeping it: put again every 60 minutes")),
+        "{}",
+        keeper.log_tail()
+    );
+    let key = keeper.stdout().trim().to_string();
+    assert_eq!(key.len(), 40, "{key}");
+    assert!(keeper.try_exit().is_none(), "--keep stays running");
+    let got = swarm_testkit::cli::run(
+        &bin(),
+        t.path(),
+        &["dht", "get", "--bootstrap", &a_addr, &key],
+    );
+    assert!(got.status.success(), "{got:?}");
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "kept value");
+    let _ = Command::new("kill").arg(keeper.pid().to_string()).status();
+    let status = keeper.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    stop(&mut a);
+}

@@ -178,6 +178,30 @@ fn transmission_remote_adds_stops_starts_verifies_and_removes_a_torrent() {
         d.proc.log_tail()
     );
 
+    // --move puts the data elsewhere (under an allowed folder) and the
+    // torrent carries on there; a folder outside the allowed ones is
+    // refused with the reason.
+    let outside = d.remote(&["-t", "1", "--move", "/tmp/not-allowed-for-swarm"]);
+    assert!(
+        outside.text().contains("refused"),
+        "a folder outside the allowed roots: {outside:?}"
+    );
+    let moved_dir = d.download_dir.join("moved");
+    let moved = d.remote(&["-t", "1", "--move", &moved_dir.display().to_string()]);
+    assert!(
+        moved.ok && moved.text().contains("success"),
+        "--move: {moved:?}"
+    );
+    assert_same_tree(&content, &moved_dir.join(&torrent.name));
+    assert!(!downloaded.exists(), "nothing left at the old place");
+    wait_row(&d, 1, "100% at the new place", |r| r.contains("100%"));
+    let info = d.remote(&["-t", "1", "-i"]).text();
+    assert!(
+        info.contains(&format!("Location: {}", moved_dir.display())),
+        "-i shows the new location:\n{info}"
+    );
+    let downloaded = moved_dir.join(&torrent.name);
+
     // --remove-and-delete removes it and its data.
     assert!(d.remote(&["-t", "1", "--remove-and-delete"]).ok);
     let gone = wait_until(DEADLINE, || {
@@ -252,5 +276,117 @@ fn with_an_auth_file_requests_need_credentials_and_a_second_daemon_is_refused() 
         stderr.contains("another swarm daemon uses the state folder")
             && stderr.contains(&d.proc.pid().to_string()),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_torrent_dropped_in_the_watch_folder_is_added_and_a_bad_one_is_set_aside() {
+    if !(require_program(daemon::TRANSMISSION_REMOTE)
+        && require_python_libtorrent()
+        && require_swarm_subcommand(&swarm_bin(), "daemon"))
+    {
+        return;
+    }
+    let t = TestDir::new("daemon-watch");
+    let content = data::single_file(&t.sub("seed"), "watched.bin", 100_000, 7);
+    let torrent = make_torrent(&content, &t.path().join("w.torrent"), PIECE_16_KIB, &[]);
+    let watch = t.sub("watch");
+    std::fs::create_dir_all(&watch).unwrap();
+    let d = start_daemon(
+        &swarm_bin(),
+        &t.logs(),
+        "daemon",
+        &DaemonOpts {
+            listen: free_addr(),
+            state: &t.sub("state"),
+            download_dir: &t.sub("downloads"),
+            extra: vec!["--watch-dir".into(), watch.display().to_string()],
+            rust_log: None,
+        },
+    );
+    std::fs::copy(&torrent.path, watch.join("dropped.torrent")).unwrap();
+    std::fs::write(watch.join("broken.torrent"), b"d4:infoi3ee").unwrap();
+    let mut last = String::new();
+    let listed = wait_until(DEADLINE, || {
+        last = d.remote(&["-l"]).text();
+        list_row(&last, 1).is_some_and(|r| r.contains(&torrent.name))
+    });
+    assert!(
+        listed,
+        "the dropped torrent is listed:\n{last}\n{}",
+        d.proc.log_tail()
+    );
+    let renamed = wait_until(DEADLINE, || {
+        watch.join("dropped.torrent.added").exists()
+            && watch.join("broken.torrent.invalid").exists()
+    });
+    assert!(
+        renamed,
+        "the added one is renamed .added, the broken one .invalid: {:?}",
+        std::fs::read_dir(&watch)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        list_row(&last, 2).is_none(),
+        "nothing else was added:\n{last}"
+    );
+}
+
+#[test]
+fn transmission_remote_adds_a_magnet_link_whose_metadata_comes_from_libtorrent() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-magnet");
+    let content = data::tree(&t.sub("seed"), "magnet-tree", data::ODD_TREE, 62);
+    let torrent = make_torrent(&content, &t.path().join("m.torrent"), PIECE_16_KIB, &[]);
+    let d = start_daemon(
+        &swarm_bin(),
+        &t.logs(),
+        "daemon",
+        &DaemonOpts {
+            listen: free_addr(),
+            state: &t.sub("state"),
+            download_dir: &t.sub("downloads"),
+            extra: vec![],
+            rust_log: None,
+        },
+    );
+    let seeder = lt_seed(
+        &t.logs(),
+        "lt-seed",
+        &torrent,
+        &t.sub("seed"),
+        free_addr(),
+        &[d.peers],
+    );
+    // The link names the seeder (x.pe): the daemon asks it for the
+    // metadata (BEP 9), then downloads.
+    let link = format!(
+        "magnet:?xt=urn:btih:{}&dn={}&x.pe={}",
+        torrent.info_hash_hex, torrent.name, seeder.listen
+    );
+    let added = d.remote(&["-a", &link]);
+    assert!(
+        added.ok && added.text().contains("success"),
+        "-a MAGNET: {added:?}"
+    );
+    let row = wait_row(&d, 1, "reached 100%", |r| r.contains("100%"));
+    assert!(row.contains(&torrent.name), "{row}");
+    assert_same_tree(&content, &d.download_dir.join(&torrent.name));
+    let kept = d
+        .state
+        .join("torrents")
+        .join(format!("{}.torrent", torrent.info_hash_hex));
+    assert!(
+        wait_until(DEADLINE, || kept.exists()),
+        "the fetched metadata is kept as the torrent's metainfo"
+    );
+    let info = d.remote(&["-t", "1", "-i"]).text();
+    assert!(
+        info.contains(&format!("Piece Count: {}", torrent.num_pieces)),
+        "-i knows the pieces once the metadata came:\n{info}"
     );
 }

@@ -87,6 +87,9 @@ pub struct ClientConfig {
     pub tracker: TrackerConfig,
     /// Seeds the endpoint's RNG (each torrent's core gets its own).
     pub rng_seed: u64,
+    /// The DHT node: every public torrent looks its peers up and announces
+    /// itself there (BEP 5). `None`: no DHT (`--no-dht`).
+    pub dht: Option<crate::dht::DhtHandle>,
 }
 
 impl Default for ClientConfig {
@@ -99,6 +102,7 @@ impl Default for ClientConfig {
             download_limit: None,
             tracker: TrackerConfig::default(),
             rng_seed: rand::random(),
+            dht: None,
         }
     }
 }
@@ -119,6 +123,11 @@ pub struct AddOptions {
     pub torrent: TorrentConfig,
     /// Keep a resume record in `dir/.swarm/` (trusted at the next start).
     pub resume: bool,
+    /// The raw info dictionary, served to peers that ask (BEP 9: how
+    /// magnet links get it).
+    pub metadata: Option<bytes::Bytes>,
+    /// A private torrent (BEP 27): neither DHT nor PEX.
+    pub private: bool,
     /// Keep the resume record in this folder instead of `dir/.swarm/`
     /// (the daemon keeps its records in its state folder).
     pub resume_dir: Option<PathBuf>,
@@ -134,6 +143,8 @@ impl AddOptions {
             download_limit: None,
             torrent: TorrentConfig::default(),
             resume: true,
+            metadata: None,
+            private: false,
             resume_dir: None,
         }
     }
@@ -174,6 +185,7 @@ pub struct Client {
     /// Re-divides the process's rate limits every second.
     rebalance_task: Option<JoinHandle<()>>,
     torrents: Mutex<BTreeMap<InfoHash, Registered>>,
+    dht: Option<crate::dht::DhtHandle>,
 }
 
 impl Drop for Client {
@@ -238,6 +250,7 @@ impl Client {
             download_limit,
             rebalance_task,
             torrents: Mutex::new(BTreeMap::new()),
+            dht: config.dht,
         })
     }
 
@@ -266,28 +279,46 @@ impl Client {
         options: AddOptions,
     ) -> Result<TorrentHandle, NetError> {
         spec.validate()?;
-        let info_hash = spec.info_hash;
+        self.add(Source::Spec(spec), options)
+    }
+
+    /// Starts a magnet link: its metadata first (BEP 9; from
+    /// `DIR/.swarm/<info-hash>.torrent` if an earlier run saved it there,
+    /// else from peers: the link's `x.pe` and `tr`, `options.peers`, the
+    /// DHT, peer exchange), saved there once checked against the
+    /// info-hash; then as [`Client::add_torrent`]. The status says
+    /// `metadata` until then. `options.metadata` and `options.private` are
+    /// taken from the metadata.
+    pub fn add_magnet(
+        &self,
+        magnet: swarm_wire::Magnet,
+        options: AddOptions,
+    ) -> Result<TorrentHandle, NetError> {
+        self.add(Source::Magnet(magnet), options)
+    }
+
+    fn add(&self, source: Source, options: AddOptions) -> Result<TorrentHandle, NetError> {
+        let info_hash = source.info_hash();
         let mut torrents = self.torrents.lock().unwrap_or_else(|e| e.into_inner());
         if torrents
             .get(&info_hash)
             .is_some_and(|r| !r.status.borrow().state.is_final())
         {
-            return Err(NetError::AlreadyAdded(spec.info_hash_hex()));
+            return Err(NetError::AlreadyAdded(info_hash.to_hex()));
         }
         let added = Instant::now();
-        let (status_tx, status_rx) = watch::channel(TorrentStatus {
-            info_hash: spec.info_hash_hex(),
-            name: spec.name.clone(),
-            state: TorrentState::Checking,
-            // `Some` once data is actually read (none when the resume
-            // record vouches for everything, or nothing is on disk).
-            checked: None,
-            pieces_total: spec.lengths.num_pieces(),
-            total_length: spec.pads().real_total(),
-            left: spec.pads().real_total(),
-            listen_port: self.listen_addr.port(),
-            ..TorrentStatus::default()
-        });
+        let first_status = match &source {
+            Source::Spec(spec) => initial_status(spec, self.listen_addr.port()),
+            Source::Magnet(m) => TorrentStatus {
+                info_hash: info_hash.to_hex(),
+                name: m.name.clone().unwrap_or_else(|| info_hash.to_hex()),
+                state: TorrentState::Metadata,
+                metadata_pieces: Some((0, 0)),
+                listen_port: self.listen_addr.port(),
+                ..TorrentStatus::default()
+            },
+        };
+        let (status_tx, status_rx) = watch::channel(first_status);
         let stop_tx = Arc::new(watch::channel(false).0);
         let mut upload_limits: Vec<_> = options
             .upload_limit
@@ -316,15 +347,20 @@ impl Client {
             rng_seed: rand::random(),
             resume: None,
             listen_port: self.listen_addr.port(),
+            metadata: options.metadata.clone(),
+            private: options.private,
+            dht_port: self.dht.as_ref().map(|d| d.local_addr().port()),
+            dht: self.dht.clone().filter(|_| !options.private),
         };
         let link = DriverLink {
             tx: self.driver.clone(),
             info_hash,
         };
         let task = tokio::spawn(run_torrent(
-            spec,
+            source,
             options,
             config,
+            self.dht.clone(),
             link,
             status_tx,
             stop_tx.clone(),
@@ -412,6 +448,12 @@ impl TorrentHandle {
         self.status.borrow().clone()
     }
 
+    /// The latest status, borrowed (no copy; hold it briefly: the session
+    /// waits to publish the next one while it is held).
+    pub fn status_ref(&self) -> watch::Ref<'_, TorrentStatus> {
+        self.status.borrow()
+    }
+
     /// A receiver that wakes on every published status.
     pub fn watch(&self) -> watch::Receiver<TorrentStatus> {
         self.status.clone()
@@ -433,11 +475,171 @@ impl TorrentHandle {
     }
 }
 
-/// The life of one torrent: check, run the session, leave the endpoint.
+/// What a torrent is added from.
+enum Source {
+    Spec(TorrentSpec),
+    /// Metadata first ([`crate::magnet`]).
+    Magnet(swarm_wire::Magnet),
+}
+
+impl Source {
+    fn info_hash(&self) -> InfoHash {
+        match self {
+            Source::Spec(s) => s.info_hash,
+            Source::Magnet(m) => m.info_hash,
+        }
+    }
+}
+
+/// A torrent's status before its data is checked.
+fn initial_status(spec: &TorrentSpec, listen_port: u16) -> TorrentStatus {
+    TorrentStatus {
+        info_hash: spec.info_hash_hex(),
+        name: spec.name.clone(),
+        state: TorrentState::Checking,
+        // `Some` once data is actually read (none when the resume
+        // record vouches for everything, or nothing is on disk).
+        checked: None,
+        pieces_total: spec.lengths.num_pieces(),
+        total_length: spec.pads().real_total(),
+        left: spec.pads().real_total(),
+        listen_port,
+        ..TorrentStatus::default()
+    }
+}
+
+/// Registers the torrent with the endpoint (which from then on dials its
+/// candidates and routes its handshakes to `session`).
+async fn join_endpoint(
+    link: &DriverLink,
+    session: mpsc::UnboundedSender<session::Input>,
+    peers: Vec<SocketAddr>,
+) -> Result<(), NetError> {
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let _ = link.tx.send(DriverCmd::Add {
+        info_hash: link.info_hash,
+        session,
+        peers,
+        reply: reply_tx,
+    });
+    match reply_rx.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(NetError::Fatal(format!(
+            "the endpoint refused the torrent: {e:?}"
+        ))),
+        Err(_) => Err(NetError::Fatal("the endpoint driver is gone".to_string())),
+    }
+}
+
+/// The DHT as a peer source: lookups (that announce us) until the torrent
+/// leaves (the tasks are aborted on drop); their peers go to the endpoint.
+struct DhtSource([JoinHandle<()>; 2]);
+
+impl DhtSource {
+    fn start(dht: crate::dht::DhtHandle, link: &DriverLink, listen_port: u16) -> DhtSource {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let lookups = tokio::spawn(crate::dht::peer_lookups(
+            dht,
+            link.info_hash,
+            listen_port,
+            tx,
+        ));
+        let feed = link.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(peers) = rx.recv().await {
+                feed.peers(PeerSource::Dht, peers);
+            }
+        });
+        DhtSource([lookups, forward])
+    }
+}
+
+impl Drop for DhtSource {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// A magnet link's metadata: from its saved `.torrent`, or fetched from
+/// peers (and saved). `None`: stopped first.
+async fn magnet_metadata(
+    magnet: &swarm_wire::Magnet,
+    options: &AddOptions,
+    config: &SessionConfig,
+    link: &DriverLink,
+    status_tx: &watch::Sender<TorrentStatus>,
+    stop: &mut watch::Receiver<bool>,
+    added: Instant,
+) -> Result<Option<(swarm_wire::metainfo::Metainfo, Vec<SocketAddr>)>, NetError> {
+    use swarm_wire::metainfo::Metainfo;
+    let info_hash = magnet.info_hash;
+    // Beside the resume record.
+    let path = match &options.resume_dir {
+        Some(folder) => folder.join(format!("{}.torrent", info_hash.to_hex())),
+        None => crate::magnet::saved_torrent_path(&options.dir, info_hash),
+    };
+    if let Ok(bytes) = std::fs::read(&path) {
+        match Metainfo::from_bytes(&bytes) {
+            Ok(meta) if meta.info_hash() == info_hash => {
+                tracing::info!(path = %path.display(), "metadata from the saved .torrent");
+                return Ok(Some((meta, Vec::new())));
+            }
+            Ok(_) => tracing::warn!("{} is another torrent's; fetching again", path.display()),
+            Err(e) => tracing::warn!("{}: {e}; fetching again", path.display()),
+        }
+    }
+    let mut peers = options.peers.clone();
+    for p in &magnet.peers {
+        match tokio::net::lookup_host(p.as_str()).await {
+            Ok(mut found) => peers.extend(found.next()),
+            Err(e) => tracing::warn!("magnet peer `{p}`: {e}; skipped"),
+        }
+    }
+    let (input_tx, mut input_rx) = mpsc::unbounded_channel();
+    join_endpoint(link, input_tx, peers).await?;
+    let phase = crate::magnet::MetadataPhase {
+        info_hash,
+        trackers: magnet.trackers.clone(),
+        peer_id: config.peer_id,
+        listen_port: config.listen_port,
+        tracker: config.tracker.clone(),
+        dht_port: config.dht_port,
+    };
+    let fetched = crate::magnet::fetch(phase, link, &mut input_rx, status_tx, stop, added).await;
+    let _ = link.tx.send(DriverCmd::Remove { info_hash });
+    let Some(fetched) = fetched else {
+        return Ok(None);
+    };
+    let bytes = crate::magnet::torrent_file(&fetched.info, &magnet.trackers);
+    let meta = Metainfo::from_bytes(&bytes).map_err(|e| {
+        NetError::BadTorrent(format!(
+            "the metadata peers gave for this info-hash is not a valid torrent: {e}"
+        ))
+    })?;
+    tracing::info!(
+        bytes = fetched.info.len(),
+        "metadata fetched and checked against the info-hash"
+    );
+    match crate::magnet::save(&path, &bytes) {
+        Ok(()) => tracing::info!(path = %path.display(), "metadata saved"),
+        Err(e) => tracing::warn!(
+            "cannot save the metadata to {}: {e}; a restart will fetch it again",
+            path.display()
+        ),
+    }
+    Ok(Some((meta, fetched.peers)))
+}
+
+/// The life of one torrent: a magnet's metadata, check, run the session,
+/// leave the endpoint.
+#[allow(clippy::too_many_arguments)]
 async fn run_torrent(
-    spec: TorrentSpec,
-    options: AddOptions,
+    source: Source,
+    mut options: AddOptions,
     mut config: SessionConfig,
+    dht: Option<crate::dht::DhtHandle>,
     link: DriverLink,
     status_tx: watch::Sender<TorrentStatus>,
     stop_tx: Arc<watch::Sender<bool>>,
@@ -454,16 +656,52 @@ async fn run_torrent(
         });
         Err(e)
     };
+    let stopped = |status_tx: &watch::Sender<TorrentStatus>| {
+        status_tx.send_modify(|s| {
+            s.state = TorrentState::Stopped;
+            s.elapsed_s = added.elapsed().as_secs_f64();
+            s.is_final = true;
+        });
+        Ok(status_tx.borrow().clone())
+    };
+    let spec = match source {
+        Source::Spec(spec) => spec,
+        Source::Magnet(magnet) => {
+            // A magnet's privacy (BEP 27) is known with its metadata: its
+            // lookups run meanwhile (that is how its peers are found).
+            let _dht_source = dht
+                .clone()
+                .map(|d| DhtSource::start(d, &link, config.listen_port));
+            let resolved = magnet_metadata(
+                &magnet, &options, &config, &link, &status_tx, &mut stop, added,
+            )
+            .await;
+            let (meta, peers) = match resolved {
+                Ok(Some(r)) => r,
+                Ok(None) => return stopped(&status_tx),
+                Err(e) => return fail(&status_tx, e),
+            };
+            let spec = TorrentSpec::from_metainfo(&meta);
+            if let Err(e) = spec.validate() {
+                return fail(&status_tx, e);
+            }
+            options.peers.extend(peers);
+            options.metadata = Some(bytes::Bytes::copy_from_slice(meta.info_bytes()));
+            options.private = meta.is_private();
+            config.metadata = options.metadata.clone();
+            config.private = options.private;
+            if config.private {
+                config.dht = None;
+            }
+            let mut first = initial_status(&spec, config.listen_port);
+            first.elapsed_s = added.elapsed().as_secs_f64();
+            status_tx.send_replace(first);
+            spec
+        }
+    };
     let started = tokio::select! {
         r = startup::open_and_check(&spec, &options, &status_tx) => r,
-        _ = stop.wait_for(|s| *s) => {
-            status_tx.send_modify(|s| {
-                s.state = TorrentState::Stopped;
-                s.elapsed_s = added.elapsed().as_secs_f64();
-                s.is_final = true;
-            });
-            return Ok(status_tx.borrow().clone());
-        }
+        _ = stop.wait_for(|s| *s) => return stopped(&status_tx),
     };
     let (storage, resume, have) = match started {
         Ok(r) => r,
@@ -475,21 +713,13 @@ async fn run_torrent(
     // The torrent joins the endpoint before its session publishes a running
     // status: whoever sees `seeding` can connect to it.
     let (input_tx, input_rx) = mpsc::unbounded_channel();
-    let (reply_tx, reply_rx) = oneshot::channel();
-    let _ = driver.send(DriverCmd::Add {
-        info_hash,
-        session: input_tx.clone(),
-        peers: options.peers.clone(),
-        reply: reply_tx,
-    });
-    let refused = match reply_rx.await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(format!("the endpoint refused the torrent: {e:?}")),
-        Err(_) => Some("the endpoint driver is gone".to_string()),
-    };
-    if let Some(why) = refused {
-        return fail(&status_tx, NetError::Fatal(why));
+    if let Err(e) = join_endpoint(&link, input_tx.clone(), options.peers.clone()).await {
+        return fail(&status_tx, e);
     }
+    // Private torrents (BEP 27) never use the DHT.
+    let dht_source = dht
+        .filter(|_| !options.private)
+        .map(|d| DhtSource::start(d, &link, config.listen_port));
     let session = session::spawn(
         &spec,
         storage,
@@ -507,6 +737,7 @@ async fn run_torrent(
         "started"
     );
     let result = session.join().await;
+    drop(dht_source);
     let _ = driver.send(DriverCmd::Remove { info_hash });
     result
 }

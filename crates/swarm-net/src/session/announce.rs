@@ -14,19 +14,19 @@ use swarm_engine::PeerSource;
 use crate::client::DriverLink;
 use crate::tracker::{AnnounceStats, TrackerClient};
 
-pub(super) struct TrackerTask {
+pub(crate) struct TrackerTask {
     pub(super) tx: mpsc::UnboundedSender<TrackerCommand>,
     pub(super) task: JoinHandle<()>,
 }
 
-pub(super) enum TrackerCommand {
+pub(crate) enum TrackerCommand {
     Completed,
     Stop,
 }
 
 /// Announces `started`, then regularly, `completed` when told, and `stopped`
 /// when stopped; hands every peer list to the endpoint driver.
-pub(super) async fn tracker_task(
+pub(crate) async fn tracker_task(
     mut client: TrackerClient,
     mut commands: mpsc::UnboundedReceiver<TrackerCommand>,
     stats: watch::Receiver<AnnounceStats>,

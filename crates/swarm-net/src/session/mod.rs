@@ -21,11 +21,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use swarm_engine::{
-    Bitfield, Duration as CoreDuration, ExtensionInfo, Instant as CoreInstant, PEER_REQUESTS_MAX,
-    PeerId, PeerInfo, PeerKey, StorageDone, TorrentConfig, TorrentCore, TorrentEvent,
+    Bitfield, Duration as CoreDuration, ExtensionEvent, Extensions, ExtensionsConfig,
+    Instant as CoreInstant, PEER_REQUESTS_MAX, PeerHello, PeerId, PeerInfo, PeerKey, PeerSource,
+    StorageDone, TorrentConfig, TorrentCore, TorrentEvent,
 };
 use swarm_wire::lengths::{BlockInfo, Lengths};
-use swarm_wire::peer::{EXTENDED_HANDSHAKE_ID, ExtendedHandshake, Message, MessageDecoder};
+use swarm_wire::peer::{Message, MessageDecoder};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -33,7 +34,7 @@ use tokio::time::Instant;
 use crate::client::DriverLink;
 use crate::conn::{self, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
 
-mod announce;
+pub(crate) mod announce;
 use crate::ratelimit::RateLimiter;
 use crate::resume::{ResumeSaver, ResumeStore};
 use crate::status::{NeighbourStatus, TorrentState, TorrentStatus};
@@ -97,6 +98,17 @@ pub struct SessionConfig {
     pub resume: Option<Arc<ResumeStore>>,
     /// Where peers reach us (goes to trackers and the extension handshake).
     pub listen_port: u16,
+    /// The raw info dictionary, served to peers that ask (BEP 9); `None`:
+    /// their requests are rejected.
+    pub metadata: Option<bytes::Bytes>,
+    /// BEP 27: no PEX, no DHT port.
+    pub private: bool,
+    /// Our DHT node's UDP port, for the `port` message (BEP 5); `None`
+    /// without a DHT.
+    pub dht_port: Option<u16>,
+    /// Our DHT node: it pings the nodes peers name in their `port`
+    /// messages. `None` without a DHT, or for a private torrent.
+    pub dht: Option<crate::dht::DhtHandle>,
 }
 
 impl Default for SessionConfig {
@@ -110,6 +122,10 @@ impl Default for SessionConfig {
             rng_seed: rand::random(),
             resume: None,
             listen_port: 0,
+            metadata: None,
+            private: false,
+            dht_port: None,
+            dht: None,
         }
     }
 }
@@ -160,7 +176,19 @@ pub(crate) fn spawn(
     let (peer_tx, peer_rx) = mpsc::channel(PEER_CHANNEL_LEN);
     let (stats_tx, _) = watch::channel(AnnounceStats::default());
     let resume = config.resume.clone().map(ResumeSaver::new);
+    let ext_config = ExtensionsConfig {
+        private: config.private,
+        listen_port: Some(config.listen_port),
+        dht_port: config.dht_port.filter(|_| !config.private),
+        client: Some(format!("swarm {}", env!("CARGO_PKG_VERSION"))),
+        reqq: Some(PEER_REQUESTS_MAX as u32),
+    };
+    let ext = match &config.metadata {
+        Some(info) => Extensions::with_metadata(info.clone(), ext_config),
+        None => Extensions::without_metadata(ext_config),
+    };
     let mut session = Session {
+        ext,
         resume,
         core,
         lengths,
@@ -243,6 +271,9 @@ pub(crate) enum Input {
 }
 
 struct Session {
+    /// BEP 10 extensions: metadata serving (BEP 9), PEX (BEP 11), the DHT
+    /// port (BEP 5).
+    ext: Extensions,
     /// Saves the resume record (see [`ResumeSaver`]).
     resume: Option<ResumeSaver>,
     core: TorrentCore,
@@ -314,7 +345,11 @@ impl Session {
             if *self.stop.borrow() {
                 break;
             }
-            let deadline = self.core.poll_timeout().map_or_else(
+            let next = match (self.core.poll_timeout(), self.ext.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let deadline = next.map_or_else(
                 || Instant::now() + HOUSEKEEPING_INTERVAL,
                 |t| self.to_tokio(t),
             );
@@ -331,6 +366,7 @@ impl Session {
                 () = tokio::time::sleep_until(deadline) => {
                     let now = self.now();
                     self.core.handle_timeout(now);
+                    self.ext.handle_timeout(now);
                 }
                 _ = housekeeping.tick() => {
                     self.report_progress();
@@ -439,6 +475,7 @@ impl Session {
             },
             complete,
             checked: None,
+            metadata_pieces: None,
             pieces_have: s.pieces_have,
             pieces_total: s.pieces_total,
             total_length: self.pads.real_total(),
@@ -540,18 +577,12 @@ impl Session {
                     if tracing::enabled!(tracing::Level::TRACE) {
                         trace_message(key, &msg);
                     }
-                    if let Message::Extended { id, payload } = &msg
-                        && *id == EXTENDED_HANDSHAKE_ID
-                    {
-                        match ExtendedHandshake::decode(payload) {
-                            Ok(hs) => {
-                                let ext = ExtensionInfo { reqq: hs.reqq };
-                                self.core.peer_extension_handshake(now, key, ext);
-                            }
-                            Err(e) => {
-                                tracing::debug!(peer = ?key, error = %e, "bad extension handshake ignored")
-                            }
-                        }
+                    self.ext.handle_message(now, key, &msg);
+                    // The core's part of an extension handshake (`reqq`)
+                    // goes in before the core sees more of this peer.
+                    self.drain_extension_events();
+                    if !self.conns.contains_key(&key) {
+                        break; // the extensions dropped it
                     }
                     self.core.handle_message(now, key, msg);
                 }
@@ -563,6 +594,7 @@ impl Session {
                     self.link.closed(key);
                     let now = self.now();
                     self.core.peer_disconnected(now, key);
+                    self.ext.peer_disconnected(now, key);
                 }
             }
             PeerInput::Drained(key) => {
@@ -583,6 +615,7 @@ impl Session {
                     tracing::info!(peer = %c.addr, "connection closed by the endpoint");
                     let now = self.now();
                     self.core.peer_disconnected(now, key);
+                    self.ext.peer_disconnected(now, key);
                 }
             }
             Input::AnnounceStarted => self.start_tracker(),
@@ -696,21 +729,14 @@ impl Session {
         // The core's first message (bitfield / have-all / have-none) goes
         // first; our extension handshake right after it.
         self.flush_transmits();
-        if remote.supports_extension_protocol() {
-            let hs = ExtendedHandshake {
-                v: Some(format!("swarm {}", env!("CARGO_PKG_VERSION"))),
-                reqq: Some(PEER_REQUESTS_MAX as u32),
-                p: Some(self.config.listen_port),
-                yourip: Some(addr.ip()),
-                ..ExtendedHandshake::default()
-            };
-            if let Some(c) = self.conns.get(&key) {
-                c.send(Message::Extended {
-                    id: EXTENDED_HANDSHAKE_ID,
-                    payload: hs.encode().into(),
-                });
-            }
-        }
+        let hello = PeerHello {
+            addr,
+            outgoing,
+            extension_protocol: remote.supports_extension_protocol(),
+            dht: remote.supports_dht(),
+        };
+        self.ext.peer_connected(now, key, hello);
+        self.flush_extension_transmits();
     }
 
     // ---- outputs ----
@@ -727,6 +753,8 @@ impl Session {
                 }
                 TorrentEvent::ReadBlock { peer, block } => reads.push((peer, block)),
                 TorrentEvent::Disconnect { peer, reason, ban } => {
+                    let now = self.now();
+                    self.ext.peer_disconnected(now, peer);
                     if let Some(c) = self.conns.remove(&peer) {
                         c.close();
                         self.link.closed(peer);
@@ -765,7 +793,54 @@ impl Session {
             self.storage_queue.push_back(StorageJob::Read(reads));
         }
         self.start_storage_jobs();
+        self.drain_extension_events();
         self.flush_transmits();
+        self.flush_extension_transmits();
+    }
+
+    /// The extensions' events: the core's `reqq`, PEX addresses for the
+    /// endpoint, disconnects, and the DHT nodes peers name in their `port`
+    /// messages (pinged by our node: BEP 5).
+    fn drain_extension_events(&mut self) {
+        while let Some(ev) = self.ext.poll_event() {
+            match ev {
+                ExtensionEvent::PeerExtensions { peer, info } => {
+                    let now = self.now();
+                    self.core.peer_extension_handshake(now, peer, info);
+                }
+                ExtensionEvent::Peers(addrs) => {
+                    tracing::info!(peers = addrs.len(), "addresses from peer exchange");
+                    self.link.peers(PeerSource::Pex, addrs);
+                }
+                ExtensionEvent::Disconnect { peer, reason, ban } => {
+                    let now = self.now();
+                    self.core.peer_disconnected(now, peer);
+                    if let Some(c) = self.conns.remove(&peer) {
+                        c.close();
+                        self.link.closed(peer);
+                        tracing::info!(peer = %c.addr, %reason, ban, "dropped peer");
+                        if ban {
+                            self.link.ban(c.addr.ip());
+                        }
+                    }
+                }
+                ExtensionEvent::DhtNode(node) => {
+                    tracing::debug!(%node, "a peer's DHT node: pinged");
+                    if let Some(dht) = &self.config.dht {
+                        dht.ping(node);
+                    }
+                }
+                ExtensionEvent::MetadataComplete(_) => {}
+            }
+        }
+    }
+
+    fn flush_extension_transmits(&mut self) {
+        while let Some((peer, msg)) = self.ext.poll_transmit() {
+            if let Some(c) = self.conns.get(&peer) {
+                let _ = c.send(msg);
+            }
+        }
     }
 
     /// Hands queued storage jobs to the blocking pool, up to [`STORAGE_JOBS_MAX`].
@@ -826,6 +901,7 @@ impl Session {
                 self.link.closed(peer);
                 let now = self.now();
                 self.core.peer_disconnected(now, peer);
+                self.ext.peer_disconnected(now, peer);
             }
         }
     }

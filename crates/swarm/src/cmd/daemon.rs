@@ -70,6 +70,11 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "FILE")]
     pub auth_file: Option<PathBuf>,
 
+    /// A folder to watch: a .torrent dropped there is added (and renamed
+    /// NAME.torrent.added, or NAME.torrent.invalid if it cannot be).
+    #[arg(long, value_name = "DIR")]
+    pub watch_dir: Option<PathBuf>,
+
     /// At most this many bytes/s down over all torrents (K, M, G suffixes).
     #[arg(long, value_name = "RATE", value_parser = super::peer::parse_rate)]
     pub max_download_rate: Option<u64>,
@@ -110,6 +115,7 @@ pub fn run(args: DaemonArgs) -> Result<()> {
         download_dir,
         allow_dirs,
         auth_file: args.auth_file,
+        watch_dir: args.watch_dir.map(absolute).transpose()?,
         download_limit: args.max_download_rate,
         upload_limit: args.max_upload_rate,
         max_connections: args.max_connections,

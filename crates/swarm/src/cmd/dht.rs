@@ -48,8 +48,8 @@ EXAMPLES:
 ///
 /// The DHT is the distributed table BitTorrent clients share: every node
 /// stores a small part of it, any node can read and write. `put` stores a
-/// value of up to 1000 bytes (bencoded) for about 2 hours (re-put it to keep
-/// it); its key is the SHA-1 of the value, or for a mutable item, of your
+/// value of up to 1000 bytes (bencoded) for about 2 hours (re-put it, or
+/// `put --keep`, to keep it); its key is the SHA-1 of the value, or for a mutable item, of your
 /// public key and a salt. The one-shot commands (put, get, peers) start a
 /// short-lived read-only node, join through --bootstrap (default: the public
 /// routers), do their lookup and exit.
@@ -109,6 +109,8 @@ struct NodeArgs {
 /// Without --key: an immutable item, whose key is the SHA-1 of the value
 /// (bencoded as a string). With --key: a mutable item, signed by the key
 /// (made by `swarm dht keygen`), found under the public key and --salt.
+/// Nodes drop an item 2 hours after its last put: --keep stays running and
+/// puts it again every hour, until Ctrl-C.
 #[derive(Debug, Args)]
 struct PutArgs {
     /// The value (stored as a bencoded string, at most 1000 bytes encoded).
@@ -127,6 +129,10 @@ struct PutArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     timeout: u64,
+    /// After the put, stay running and put the item again every hour (it
+    /// lives 2 hours after its last put) until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    keep: bool,
 }
 
 /// Read a value from the DHT and print it.
@@ -189,7 +195,7 @@ pub fn run(args: DhtArgs) -> Result<()> {
     })
 }
 
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     use std::io::Read;
     let mut out = [0u8; N];
     std::fs::File::open("/dev/urandom")
@@ -378,7 +384,9 @@ async fn put(args: PutArgs) -> Result<()> {
     }
     let node = start(&args.join, true, "0.0.0.0:0").await?;
     let seq = args.seq;
-    with_timeout(args.timeout, async move {
+    let (keep_key, keep_salt, keep_value) = (key.clone(), salt.clone(), value.clone());
+    let handle = node.handle.clone();
+    let stored_seq = with_timeout(args.timeout, async move {
         node.join().await?;
         let (outcome, stats) = node
             .handle
@@ -410,9 +418,32 @@ async fn put(args: PutArgs) -> Result<()> {
             ),
             None => eprintln!("stored at {stored} nodes ({} messages)", stats.messages),
         }
-        print_stdout(&format!("{target}\n"))
+        print_stdout(&format!("{target}\n"))?;
+        Ok(seq)
     })
-    .await
+    .await?;
+    if !args.keep {
+        return Ok(());
+    }
+    let item = match (keep_key, stored_seq) {
+        (Some(k), Some(seq)) => swarm_dht::item::Item::sign(&k, &keep_salt, seq, keep_value),
+        _ => swarm_dht::item::Item::immutable(keep_value),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !handle.keep(item).await {
+        bail!("the DHT node could not keep the item");
+    }
+    eprintln!(
+        "keeping it: put again every {} minutes until Ctrl-C",
+        swarm_dht::ITEM_REPUT_INTERVAL.as_millis() / 60_000
+    );
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = sigterm.recv() => {}
+    }
+    Ok(())
 }
 
 async fn get(args: GetArgs) -> Result<()> {

@@ -1,5 +1,6 @@
 //! `swarm download`: fetch a torrent's content from its peers (BEP 3), found
-//! through its trackers and `--peer`, and optionally keep seeding it.
+//! through its trackers, `--peer`, the DHT and peer exchange, and optionally
+//! keep seeding it. A magnet link's metadata comes first (BEP 9).
 
 use std::path::PathBuf;
 
@@ -16,6 +17,10 @@ EXAMPLES:
 
   Several torrents at once, in one process on one port:
       swarm download a.torrent b.torrent c.torrent -o ~/Downloads --max-download-rate 10M
+
+  A magnet link (quoted: it holds `&`); its metadata is saved as
+  ~/Downloads/.swarm/<info-hash>.torrent:
+      swarm download 'magnet:?xt=urn:btih:...&dn=name' -o ~/Downloads
 
   Into ~/Downloads, also from a known peer, then keep seeding until Ctrl-C:
       swarm download photos.torrent -o ~/Downloads --peer 192.0.2.7:6881 --seed
@@ -54,9 +59,18 @@ EXAMPLES:
 /// next start checks the data instead. Delete the .swarm folder to force a
 /// full check.
 ///
-/// Peers come from the torrent's trackers (HTTP and UDP) and from --peer;
-/// other peers may connect to us on --listen. A peer that sends data that
-/// fails its checks repeatedly is banned (logged).
+/// Peers come from the torrent's trackers (HTTP and UDP), from --peer, from
+/// the DHT (BEP 5; --no-dht to opt out) and by peer exchange with connected
+/// peers (BEP 11); other peers may connect to us on --listen. Private
+/// torrents (BEP 27) use neither the DHT nor peer exchange. A peer that
+/// sends data that fails its checks repeatedly is banned (logged).
+///
+/// A magnet link (magnet:?xt=urn:btih:...) first fetches the torrent's
+/// metadata from peers (BEP 9: its trackers tr=, its peers x.pe=, --peer,
+/// the DHT), checks it against the info-hash and saves it as
+/// DIR/.swarm/<info-hash>.torrent, so a restart does not fetch it again;
+/// then the download proceeds as with that .torrent. Magnet links and
+/// .torrent files mix on one command line.
 ///
 /// swarm exits 0 once every piece is on disk, unless --seed is given: then it
 /// keeps uploading to others until Ctrl-C, or until --seed-ratio or
@@ -71,8 +85,8 @@ EXAMPLES:
 #[derive(Debug, Args)]
 #[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_STATUS_HELP))]
 pub struct DownloadArgs {
-    /// The .torrent file(s).
-    #[arg(value_name = "FILE.torrent", required = true, num_args = 1..)]
+    /// The .torrent file(s) or magnet links (quote them: they hold `&`).
+    #[arg(value_name = "FILE.torrent|MAGNET", required = true, num_args = 1..)]
     pub torrents: Vec<PathBuf>,
 
     /// The folder to download into.
@@ -89,10 +103,10 @@ pub struct DownloadArgs {
 
 pub fn run(args: DownloadArgs) -> Result<()> {
     let peers = peer::resolve_peers(&args.net.peers)?;
-    let specs = peer::load_torrents(&args.torrents)?;
+    let torrents = peer::load_torrents(&args.torrents, true)?;
     let dir = peer::output_dir(args.output);
     peer::run(Run {
-        specs: &specs,
+        torrents,
         dir: &dir,
         mode: OpenMode::Create,
         net: &args.net,

@@ -78,6 +78,118 @@ pub struct NetArgs {
     /// first limit reached ends the run.
     #[arg(long, value_name = "TIME", value_parser = parse_duration)]
     pub seed_time: Option<Duration>,
+
+    /// Do not use the DHT (BEP 5) to find peers and announce ourselves.
+    /// Private torrents never use it (nor peer exchange).
+    #[arg(long)]
+    pub no_dht: bool,
+
+    /// A DHT node to join through, HOST:PORT (repeatable). Default: the
+    /// public routers (router.bittorrent.com and others), unless --listen is
+    /// a loopback address (they cannot be reached from there).
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
+}
+
+/// Overrides the default DHT bootstrap nodes (comma-separated HOST:PORT;
+/// empty: none). For offline use and tests, which never contact the public
+/// routers.
+pub const DHT_BOOTSTRAP_ENV: &str = "SWARM_DHT_BOOTSTRAP";
+
+/// Starts the DHT node of a download or seed: UDP on the listener's IP
+/// (its port if free, else any), joining through --dht-bootstrap, the
+/// environment's [`DHT_BOOTSTRAP_ENV`] or the public routers. A failure
+/// is a warning: the torrents go on without the DHT.
+async fn start_dht(net: &NetArgs, listen: SocketAddr) -> Option<swarm_net::dht::DhtHandle> {
+    use swarm_net::dht::DhtHandle;
+    let seeds: Vec<String> = if !net.dht_bootstrap.is_empty() {
+        net.dht_bootstrap.clone()
+    } else if let Ok(v) = std::env::var(DHT_BOOTSTRAP_ENV) {
+        v.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    } else if listen.ip().is_loopback() {
+        Vec::new()
+    } else {
+        super::dht::PUBLIC_ROUTERS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    let config = swarm_dht::DhtConfig::default();
+    let seed = rand_seed();
+    let handle = match DhtHandle::start(listen, config.clone(), seed).await {
+        Ok(h) => h,
+        Err(_) => match DhtHandle::start(SocketAddr::new(listen.ip(), 0), config, seed).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!("{e}: going on without the DHT");
+                return None;
+            }
+        },
+    };
+    tracing::info!(addr = %handle.local_addr(), "DHT node started");
+    let joining = handle.clone();
+    tokio::spawn(async move {
+        let mut addrs = Vec::new();
+        for s in &seeds {
+            match tokio::net::lookup_host(s.as_str()).await {
+                Ok(found) => {
+                    addrs.extend(found.filter(|a| a.is_ipv4() == joining.local_addr().is_ipv4()))
+                }
+                Err(e) => tracing::warn!("DHT bootstrap node {s}: {e}"),
+            }
+        }
+        if addrs.is_empty() {
+            tracing::info!("DHT: no bootstrap node; waiting for nodes to contact us");
+            return;
+        }
+        if let Some((outcome, _)) = joining.bootstrap(addrs).await {
+            tracing::info!(?outcome, "DHT bootstrap done");
+        }
+    });
+    Some(handle)
+}
+
+fn rand_seed() -> u64 {
+    super::dht::random_bytes()
+        .map(u64::from_le_bytes)
+        .unwrap_or_else(|_| u64::from(std::process::id()))
+}
+
+/// A loaded `.torrent`: what the client needs of it.
+pub struct Loaded {
+    pub spec: TorrentSpec,
+    /// The raw info dictionary (served to peers by BEP 9).
+    pub info: Vec<u8>,
+    /// BEP 27: no DHT, no peer exchange.
+    pub private: bool,
+}
+
+/// One torrent of the command line.
+pub enum TorrentArg {
+    File(Loaded),
+    /// Its metadata comes first (from DIR/.swarm/ or from peers).
+    Magnet(swarm_wire::Magnet),
+}
+
+impl TorrentArg {
+    pub fn info_hash(&self) -> swarm_wire::InfoHash {
+        match self {
+            TorrentArg::File(l) => l.spec.info_hash,
+            TorrentArg::Magnet(m) => m.info_hash,
+        }
+    }
+
+    /// The torrent's name (a magnet's `dn`, or its info-hash, until its
+    /// metadata is known).
+    pub fn name(&self) -> String {
+        match self {
+            TorrentArg::File(l) => l.spec.name.clone(),
+            TorrentArg::Magnet(m) => m.name.clone().unwrap_or_else(|| m.info_hash.to_hex()),
+        }
+    }
 }
 
 impl NetArgs {
@@ -133,22 +245,31 @@ fn parse_connections(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Loads every torrent given; the same torrent twice is bad input.
-pub fn load_torrents(paths: &[PathBuf]) -> Result<Vec<TorrentSpec>> {
-    let mut specs: Vec<TorrentSpec> = Vec::new();
+/// Loads every torrent given (magnet links too if `magnets`); the same
+/// torrent twice is bad input.
+pub fn load_torrents(paths: &[PathBuf], magnets: bool) -> Result<Vec<TorrentArg>> {
+    let mut torrents: Vec<TorrentArg> = Vec::new();
     for path in paths {
-        let spec = load_torrent(path)?;
-        if let Some(other) = specs.iter().find(|s| s.info_hash == spec.info_hash) {
+        let t = match path
+            .to_str()
+            .filter(|p| magnets && p.starts_with("magnet:"))
+        {
+            Some(uri) => TorrentArg::Magnet(
+                swarm_wire::Magnet::parse(uri).map_err(|e| bad_input(e.to_string()))?,
+            ),
+            None => TorrentArg::File(load_torrent(path)?),
+        };
+        if let Some(other) = torrents.iter().find(|o| o.info_hash() == t.info_hash()) {
             return Err(bad_input(format!(
                 "{} is the torrent {} again (info-hash {})",
                 path.display(),
-                other.name,
-                spec.info_hash_hex()
+                other.name(),
+                t.info_hash().to_hex()
             )));
         }
-        specs.push(spec);
+        torrents.push(t);
     }
-    Ok(specs)
+    Ok(torrents)
 }
 
 pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
@@ -161,27 +282,31 @@ pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
 /// Reads and parses a .torrent: unreadable is a failure (1), malformed,
 /// too large (see [`super::TORRENT_FILE_MAX_BYTES`]) or a magnet link is
 /// bad input (2).
-pub fn load_torrent(path: &Path) -> Result<TorrentSpec> {
+pub fn load_torrent(path: &Path) -> Result<Loaded> {
     if path.to_str().is_some_and(|p| p.starts_with("magnet:")) {
         return Err(bad_input(
-            "magnet links need the DHT and metadata exchange (BEP 5, BEP 9), not supported yet: \
-             give the .torrent file (`swarm info` reads the link)",
+            "a magnet link gives no data to seed: give the .torrent file \
+             (`swarm download MAGNET` saves one in DIR/.swarm/)",
         ));
     }
     let bytes = super::read_torrent_input(path.as_os_str())?;
     let meta =
         Metainfo::from_bytes(&bytes).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-    Ok(TorrentSpec::from_metainfo(&meta))
+    Ok(Loaded {
+        spec: TorrentSpec::from_metainfo(&meta),
+        info: meta.info_bytes().to_vec(),
+        private: meta.is_private(),
+    })
 }
 
 /// A storage error as the user should read it: a path the file system
 /// refuses is bad input (2); a missing file says what `-d` means.
-fn storage_error(e: NetError, spec: &TorrentSpec) -> anyhow::Error {
+fn storage_error(e: NetError, name: &str) -> anyhow::Error {
     match e {
         NetError::PathRefused { .. } => bad_input(format!("cannot download here: {e}")),
         NetError::MissingFile { .. } => anyhow::anyhow!(
             "{e}: seeding needs every file of the torrent (-d is the folder that holds {})",
-            spec.name
+            name
         ),
         e => e.into(),
     }
@@ -242,7 +367,7 @@ impl SeedLimits {
 /// What a run needs besides the torrents.
 pub struct Run<'a> {
     /// One or more torrents, run side by side on one port.
-    pub specs: &'a [TorrentSpec],
+    pub torrents: Vec<TorrentArg>,
     pub dir: &'a Path,
     pub mode: OpenMode,
     pub net: &'a NetArgs,
@@ -282,42 +407,88 @@ async fn run_async(r: Run<'_>) -> Result<()> {
     let display = Display::new(
         r.net.json,
         r.net.peers_table,
-        r.specs,
+        &r.torrents,
         r.until != Until::Complete,
     );
+    // One DHT node for every torrent, unless all are private (BEP 27);
+    // its UDP socket sits where we listen (the same port if free).
+    let all_private = r
+        .torrents
+        .iter()
+        .all(|t| matches!(t, TorrentArg::File(l) if l.private));
+    let dht = if r.net.no_dht || all_private {
+        None
+    } else {
+        let bind = r.net.listen.unwrap_or(SocketAddr::from((
+            [0, 0, 0, 0],
+            *swarm_net::client::LISTEN_PORTS.start(),
+        )));
+        start_dht(r.net, bind).await
+    };
     let client = Client::start(ClientConfig {
         listen: r.net.listen,
         endpoint: endpoint_config(r.net),
         upload_limit: r.net.max_upload_rate,
         download_limit: r.net.max_download_rate,
+        dht: dht.clone(),
         ..ClientConfig::default()
     })
     .await?;
+    let several = r.torrents.len() > 1;
     let mut handles = Vec::new();
-    for spec in r.specs {
-        if spec.trackers.iter().flatten().next().is_none() && r.peers.is_empty() {
-            let which = if r.specs.len() > 1 {
-                format!("{} lists", spec.name)
-            } else {
-                "the torrent lists".to_string()
-            };
-            tracing::warn!(
-                "{which} no tracker and no --peer was given: only peers that connect to us will be found"
-            );
-        }
-        let handle = client.add_torrent(
-            spec.clone(),
-            AddOptions {
-                peers: r.peers.clone(),
-                upload_limit: r.net.torrent_max_upload_rate,
-                download_limit: r.net.torrent_max_download_rate,
-                ..AddOptions::new(r.dir, r.mode)
-            },
-        )?;
+    for t in r.torrents {
+        let which = if several {
+            format!("{} ", t.name())
+        } else {
+            String::new()
+        };
+        let options = AddOptions {
+            peers: r.peers.clone(),
+            upload_limit: r.net.torrent_max_upload_rate,
+            download_limit: r.net.torrent_max_download_rate,
+            ..AddOptions::new(r.dir, r.mode)
+        };
+        let handle = match t {
+            TorrentArg::File(l) => {
+                let findable = l.spec.trackers.iter().flatten().next().is_some()
+                    || !r.peers.is_empty()
+                    || (dht.is_some() && !l.private);
+                if !findable {
+                    tracing::warn!(
+                        "{which}lists no tracker, no --peer was given and the DHT is off: \
+                         only peers that connect to us will be found"
+                    );
+                }
+                client.add_torrent(
+                    l.spec,
+                    AddOptions {
+                        metadata: Some(l.info.into()),
+                        private: l.private,
+                        ..options
+                    },
+                )?
+            }
+            TorrentArg::Magnet(m) => {
+                let saved = swarm_net::magnet::saved_torrent_path(r.dir, m.info_hash).exists();
+                if !saved
+                    && m.trackers.is_empty()
+                    && m.peers.is_empty()
+                    && r.peers.is_empty()
+                    && dht.is_none()
+                {
+                    return Err(bad_input(format!(
+                        "the magnet link {which}has no tracker (tr=) and no peer (x.pe=), \
+                         no --peer was given and the DHT is off: nowhere to find its metadata"
+                    )));
+                }
+                client.add_magnet(m, options)?
+            }
+        };
+        let s = handle.status();
         tracing::info!(
             port = client.listen_addr().port(),
-            name = %spec.name,
-            info_hash = %spec.info_hash_hex(),
+            name = %s.name,
+            info_hash = %s.info_hash,
             "listening"
         );
         handles.push(handle);
@@ -337,10 +508,11 @@ async fn run_async(r: Run<'_>) -> Result<()> {
     client.shutdown().await;
     drove?;
     let mut failures = Vec::new();
-    for (i, ((joined, last), spec)) in results.into_iter().zip(r.specs).enumerate() {
-        display.finish(i, Some(&last), started);
+    let n_torrents = results.len();
+    for (joined, last) in results {
+        display.finish(Some(&last), started);
         let failure = match joined {
-            Err(e) => Some(storage_error(e, spec)),
+            Err(e) => Some(storage_error(e, &last.name)),
             // A download that ends incomplete failed, with --seed or
             // without; a seeder with partial data did what it could.
             Ok(last) if r.mode == OpenMode::Create && !last.complete => Some(anyhow::anyhow!(
@@ -351,10 +523,10 @@ async fn run_async(r: Run<'_>) -> Result<()> {
             Ok(_) => None,
         };
         if let Some(e) = failure {
-            failures.push((spec, e));
+            failures.push((last.name, e));
         }
     }
-    if r.specs.len() == 1 {
+    if n_torrents == 1 {
         return match failures.pop() {
             Some((_, e)) => Err(e),
             None => Ok(()),
@@ -366,13 +538,9 @@ async fn run_async(r: Run<'_>) -> Result<()> {
     let n = failures.len();
     let lines: Vec<String> = failures
         .into_iter()
-        .map(|(spec, e)| format!("  {}: {e:#}", spec.name))
+        .map(|(name, e)| format!("  {name}: {e:#}"))
         .collect();
-    anyhow::bail!(
-        "{n} of {} torrents failed:\n{}",
-        r.specs.len(),
-        lines.join("\n")
-    )
+    anyhow::bail!("{n} of {n_torrents} torrents failed:\n{}", lines.join("\n"))
 }
 
 /// Shows the status until the run should end: every torrent complete (if
@@ -493,8 +661,8 @@ struct Display {
     /// One bar per torrent (several drawn together by `multi`).
     bars: Vec<indicatif::ProgressBar>,
     multi: Option<indicatif::MultiProgress>,
-    /// Names, shown with each torrent's figures when there are several.
-    names: Vec<String>,
+    /// Each torrent's name is shown with its figures.
+    several: bool,
     /// The latest `--peers` table of each torrent (redrawn together).
     tables: std::sync::Mutex<Vec<String>>,
     /// The run goes on once complete: the bar then says "seeding", else
@@ -503,18 +671,23 @@ struct Display {
 }
 
 impl Display {
-    fn new(json: bool, peers_table: bool, specs: &[TorrentSpec], seeds: bool) -> Display {
+    fn new(json: bool, peers_table: bool, torrents: &[TorrentArg], seeds: bool) -> Display {
         let terminal = std::io::stderr().is_terminal();
         let table = peers_table.then_some(terminal);
-        let several = specs.len() > 1;
+        let several = torrents.len() > 1;
         // The in-place table replaces the bar (it has the same figures).
         let show = !json && terminal && table.is_none();
         let multi = (show && several).then(indicatif::MultiProgress::new);
         let bars: Vec<indicatif::ProgressBar> = if show {
-            specs
+            torrents
                 .iter()
-                .map(|spec| {
-                    let bar = indicatif::ProgressBar::new(spec.pads().real_total());
+                .map(|t| {
+                    // A magnet's length is known with its metadata.
+                    let len = match t {
+                        TorrentArg::File(l) => l.spec.pads().real_total(),
+                        TorrentArg::Magnet(_) => 0,
+                    };
+                    let bar = indicatif::ProgressBar::new(len);
                     let bar = match &multi {
                         Some(m) => m.add(bar),
                         None => bar,
@@ -541,12 +714,8 @@ impl Display {
             table,
             bars,
             multi,
-            names: if several {
-                specs.iter().map(|s| s.name.clone()).collect()
-            } else {
-                Vec::new()
-            },
-            tables: std::sync::Mutex::new(vec![String::new(); specs.len()]),
+            several,
+            tables: std::sync::Mutex::new(vec![String::new(); torrents.len()]),
             seeds,
         }
     }
@@ -561,16 +730,17 @@ impl Display {
     }
 
     /// `name: ` before a torrent's figures when there are several.
-    fn label(&self, i: usize) -> String {
-        self.names
-            .get(i)
-            .map(|n| {
-                format!(
-                    "{}: ",
-                    n.chars().filter(|c| !c.is_control()).collect::<String>()
-                )
-            })
-            .unwrap_or_default()
+    fn label(&self, s: &TorrentStatus) -> String {
+        if !self.several {
+            return String::new();
+        }
+        format!(
+            "{}: ",
+            s.name
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+        )
     }
 
     fn show(&self, i: usize, s: &TorrentStatus, started: Instant) {
@@ -581,7 +751,7 @@ impl Display {
             self.print_json(s);
         }
         if let Some(in_place) = self.table {
-            let text = format!("{}{}", self.label(i), neighbour_table(s, started));
+            let text = format!("{}{}", self.label(s), neighbour_table(s, started));
             let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
             let mut err = std::io::stderr().lock();
             if in_place {
@@ -595,7 +765,20 @@ impl Display {
         let Some(bar) = self.bars.get(i) else {
             return;
         };
-        let label = self.label(i);
+        let label = self.label(s);
+        if s.state == TorrentState::Metadata {
+            let (got, all) = s.metadata_pieces.unwrap_or((0, 0));
+            bar.set_prefix("metadata");
+            bar.set_message(format!(
+                "{label}fetching the metadata: {got}/{all} pieces, {} peer{}",
+                s.peers,
+                if s.peers == 1 { "" } else { "s" }
+            ));
+            return;
+        }
+        if bar.length() != Some(s.total_length) {
+            bar.set_length(s.total_length);
+        }
         if s.state == TorrentState::Checking {
             let (done, total) = (s.checked.unwrap_or(0), s.total_length);
             bar.set_prefix("checking");
@@ -631,7 +814,7 @@ impl Display {
     }
 
     /// The torrent's last words: its final JSON line or summary line.
-    fn finish(&self, i: usize, last: Option<&TorrentStatus>, started: Instant) {
+    fn finish(&self, last: Option<&TorrentStatus>, started: Instant) {
         self.clear_bars();
         let Some(s) = last else { return };
         if self.json {
@@ -643,7 +826,7 @@ impl Display {
             }
             let _ = super::print_stdout(&format!(
                 "{}{}: {} of {} pieces, {} down, {} up in {:.1} s\n",
-                self.label(i),
+                self.label(s),
                 if s.complete { "complete" } else { "stopped" },
                 s.pieces_have,
                 s.pieces_total,

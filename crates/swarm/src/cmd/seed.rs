@@ -7,7 +7,7 @@ use clap::Args;
 use swarm_net::OpenMode;
 
 use super::bad_input;
-use super::peer::{self, NetArgs, Run, Until};
+use super::peer::{self, NetArgs, Run, TorrentArg, Until};
 
 const EXAMPLES: &str = "\
 EXAMPLES:
@@ -59,8 +59,11 @@ pub struct SeedArgs {
 
 pub fn run(args: SeedArgs) -> Result<()> {
     let peers = peer::resolve_peers(&args.net.peers)?;
-    let specs = peer::load_torrents(&args.torrents)?;
-    for spec in &specs {
+    let torrents = peer::load_torrents(&args.torrents, false)?;
+    for spec in torrents.iter().filter_map(|t| match t {
+        TorrentArg::File(l) => Some(&l.spec),
+        TorrentArg::Magnet(_) => None,
+    }) {
         let data = args.data.join(&spec.name);
         if std::fs::symlink_metadata(&data).is_err() {
             let hint = if args.data.file_name() == Some(spec.name.as_ref()) {
@@ -77,7 +80,7 @@ pub fn run(args: SeedArgs) -> Result<()> {
         }
     }
     peer::run(Run {
-        specs: &specs,
+        torrents,
         dir: &args.data,
         mode: OpenMode::Existing,
         net: &args.net,

@@ -14,8 +14,8 @@ const EXAMPLES: &str = "\
 EXAMPLES:
   Distribution time against N, 1 to 1,000 peers (the classic figure):
       swarm sim scaling --max-peers 1000 -o figures/
-  Rarest first against random and sequential, the seed leaving after one copy:
-      swarm sim picking --seed-copies 1
+  Rarest first against random and sequential, the seed leaving after 1.2 copies:
+      swarm sim picking --pieces 200 --peers 60
   20% free riders under tit-for-tat and with choking off, as PNG:
       swarm sim incentives --png";
 
@@ -58,10 +58,11 @@ enum Experiment {
         #[arg(long, default_value_t = 100)]
         peers: usize,
         /// The seed leaves after uploading this many copies of the torrent.
-        #[arg(long, default_value_t = 1.5)]
+        #[arg(long, default_value_t = 1.2)]
         seed_copies: f64,
     },
-    /// Free riders (upload 0) under tit-for-tat and with choking off.
+    /// Free riders (upload 0) under tit-for-tat and with choking off;
+    /// leechers leave when done.
     Incentives {
         #[command(flatten)]
         common: Common,
@@ -91,9 +92,17 @@ struct Common {
     /// Piece size (K, M suffixes), a multiple of 16 KiB.
     #[arg(long, default_value = "256K", value_parser = super::parse_size)]
     piece_size: u64,
-    /// Each peer's upload capacity, bytes/s (K, M suffixes); the seed's too.
+    /// Each peer's upload capacity, bytes/s (K, M suffixes); the seed's too
+    /// unless --seed-upload.
     #[arg(long, default_value = "1M", value_parser = super::parse_size)]
     upload: u64,
+    /// The seed's upload capacity, bytes/s (default: --upload).
+    #[arg(long, value_parser = super::parse_size)]
+    seed_upload: Option<u64>,
+    /// The seed super-seeds (BEP 16): it offers pieces one or two at a
+    /// time, so its first copy has no piece twice.
+    #[arg(long)]
+    super_seed: bool,
     /// Each peer's download capacity, bytes/s (K, M suffixes).
     #[arg(long, default_value = "4M", value_parser = super::parse_size)]
     download: u64,
@@ -112,20 +121,25 @@ impl Common {
                 "--piece-size must be a multiple of 16 KiB, at most 64 MiB",
             ));
         }
-        if self.pieces == 0 || self.upload == 0 || self.download == 0 {
+        let seed_upload = self.seed_upload.unwrap_or(self.upload);
+        if self.pieces == 0 || self.upload == 0 || self.download == 0 || seed_upload == 0 {
             return Err(super::bad_input(
-                "--pieces, --upload and --download must be positive",
+                "--pieces, --upload, --seed-upload and --download must be positive",
             ));
         }
         Ok(Scenario {
             seed: self.seed,
             pieces: self.pieces,
             piece_len: self.piece_size as u32,
-            seed_up: self.upload as f64,
+            seed_up: seed_upload as f64,
             seed_down: self.download as f64,
             peer_up: self.upload as f64,
             peer_down: self.download as f64,
             latency: swarm_engine::Duration::from_millis(self.latency_ms),
+            engine: swarm_engine::TorrentConfig {
+                super_seeding: self.super_seed,
+                ..Default::default()
+            },
             ..Scenario::default()
         })
     }
