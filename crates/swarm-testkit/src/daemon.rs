@@ -132,3 +132,50 @@ pub fn list_row(list: &str, id: u32) -> Option<String> {
         })
         .map(str::to_string)
 }
+
+/// One Transmission RPC call (`{"method": ..., "arguments": ...}`) to
+/// `addr`, with the session-id handshake; the answer's JSON.
+pub fn rpc(addr: SocketAddr, request: &serde_json::Value) -> serde_json::Value {
+    let body = request.to_string();
+    let mut session = String::new();
+    for _ in 0..2 {
+        let (status, head, answer) = http_post(addr, "/transmission/rpc", &session, &body);
+        if status == 409 {
+            session = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("x-transmission-session-id")
+                        .then(|| v.trim().to_string())
+                })
+                .expect("a 409 carries the session id");
+            continue;
+        }
+        return serde_json::from_str(&answer)
+            .unwrap_or_else(|e| panic!("RPC answer {status}: {answer}: {e}"));
+    }
+    panic!("the session-id handshake did not settle");
+}
+
+/// A bare HTTP/1.1 POST (Connection: close): status, head, body.
+fn http_post(addr: SocketAddr, path: &str, session: &str, body: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nX-Transmission-Session-Id: {session}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}

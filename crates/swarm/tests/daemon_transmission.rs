@@ -390,3 +390,73 @@ fn transmission_remote_adds_a_magnet_link_whose_metadata_comes_from_libtorrent()
         "-i knows the pieces once the metadata came:\n{info}"
     );
 }
+
+#[test]
+fn with_a_download_queue_of_one_the_second_torrent_waits_queued() {
+    if !(require_program(daemon::TRANSMISSION_REMOTE)
+        && require_python_libtorrent()
+        && require_swarm_subcommand(&swarm_bin(), "daemon"))
+    {
+        return;
+    }
+    let t = TestDir::new("daemon-queue");
+    // No seeder: both downloads stay incomplete, so the queue holds.
+    let torrents: Vec<TorrentFile> = (0..2)
+        .map(|i| {
+            let c = data::single_file(&t.sub("content"), &format!("q{i}.bin"), 50_000, 20 + i);
+            make_torrent(
+                &c,
+                &t.path().join(format!("q{i}.torrent")),
+                PIECE_16_KIB,
+                &[],
+            )
+        })
+        .collect();
+    let d = start_daemon(
+        &swarm_bin(),
+        &t.logs(),
+        "daemon",
+        &DaemonOpts {
+            listen: free_addr(),
+            state: &t.sub("state"),
+            download_dir: &t.sub("downloads"),
+            extra: vec![],
+            rust_log: None,
+        },
+    );
+    let set = daemon::rpc(
+        d.http,
+        &serde_json::json!({"method": "session-set",
+            "arguments": {"download-queue-enabled": true, "download-queue-size": 1}}),
+    );
+    assert_eq!(set["result"], "success", "{set}");
+    for tf in &torrents {
+        assert!(d.remote(&["-a", &tf.path.display().to_string()]).ok);
+    }
+    wait_row(&d, 2, "queued", |r| r.contains("Queued"));
+    let first = list_row(&d.remote(&["-l"]).text(), 1).unwrap_or_default();
+    assert!(!first.contains("Queued"), "the first one runs: {first}");
+    // Stopping the first frees the slot: the second starts.
+    assert!(d.remote(&["-t", "1", "-S"]).ok);
+    wait_row(&d, 2, "started once the slot was free", |r| {
+        !r.contains("Queued")
+    });
+    let got = daemon::rpc(
+        d.http,
+        &serde_json::json!({"method": "session-get", "arguments": {"fields": ["download-queue-size", "download-queue-enabled"]}}),
+    );
+    assert_eq!(got["arguments"]["download-queue-size"], 1, "{got}");
+    // Malformed requests get a clear answer, not a crash.
+    let unknown = daemon::rpc(d.http, &serde_json::json!({"method": "torrent-frobnicate"}));
+    assert_eq!(unknown["result"], "method name not recognized");
+    let wrong = daemon::rpc(
+        d.http,
+        &serde_json::json!({"method": "torrent-get", "arguments": {"fields": ["id"], "ids": [{"no": 1}]}}),
+    );
+    assert!(
+        wrong["result"]
+            .as_str()
+            .is_some_and(|r| r.contains("invalid torrent id")),
+        "{wrong}"
+    );
+}
