@@ -233,6 +233,14 @@ pub fn transmission(
 ) -> Peer {
     std::fs::create_dir_all(dir).expect("create transmission dir");
     let work = logs.join(format!("{name}.transmission"));
+    // Transmission checks a torrent new to its config dir by itself before
+    // starting it (libtransmission's torrentInit: `isNewTorrent` →
+    // `tr_torrentVerify`). `-v` on top asked for a second check, which
+    // stops the torrent and races the first one; transmission-cli exits as
+    // soon as its torrent reads as stopped, so under load the seeder was
+    // sometimes gone 0.2 s after its start (2 runs in 5). So `-v` only
+    // when this config dir already knows the torrent (a restart).
+    let known = work.join("config").exists();
     std::fs::create_dir_all(&work).expect("create transmission config dir");
     let marker = work.join("done");
     let script = work.join("on-done.sh");
@@ -250,7 +258,7 @@ pub fn transmission(
         .arg(dir)
         .arg("-f")
         .arg(&script);
-    if verify {
+    if verify && known {
         cmd.arg("-v");
     }
     cmd.arg(&torrent.path);
