@@ -57,25 +57,7 @@ enum Command {
     Daemon(cmd::daemon::DaemonArgs),
 }
 
-/// Allocations of at least this size are their own `mmap` and go back to
-/// the kernel when freed. glibc's default is the same 128 KiB, but dynamic:
-/// the first large buffer freed raises the threshold to its size (up to
-/// 32 MiB), after which the readers' 256 KiB buffers come from the heap
-/// arenas and stay there after a burst of blocks is written: measured on a
-/// 256 MiB download from one peer, peak RSS 25 MiB with the dynamic
-/// threshold, 19 MiB with this one fixed.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD_BYTES: libc::c_int = 128 * 1024;
-
 fn main() -> ExitCode {
-    // The workspace's one unsafe block: a libc call with no safe wrapper.
-    // SAFETY: mallopt only sets a glibc malloc parameter; it runs before
-    // any other thread exists.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
-    }
     let cli = Cli::parse();
     cmd::init_logging(cli.verbose);
     cmd::exit(match cli.command {

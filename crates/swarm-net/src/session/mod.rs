@@ -69,8 +69,9 @@ pub const VERIFY_BACKLOG_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// progress, the reader's buffer) and allocator slack. Each further peer
 /// adds at most a read buffer (~320 KiB) and a piece in progress.
 /// `crates/swarm/tests/download_memory.rs` checks it with a real download
-/// (peak RSS from the kernel).
-pub const DOWNLOAD_MEMORY_ONE_PEER_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// (peak RSS from the kernel): 14.4 MiB in a debug build, 33.8 MiB with the
+/// queues of before (256 reads, 16 MiB).
+pub const DOWNLOAD_MEMORY_ONE_PEER_MAX_BYTES: usize = 24 * 1024 * 1024;
 /// A peer with this much queued for it and not yet written is dropped: it
 /// does not read what we send. Blocks stop being read for a peer at
 /// [`conn::SEND_BUFFER_HIGH_BYTES`] (its deep request queue waits as
