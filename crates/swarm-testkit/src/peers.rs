@@ -164,14 +164,7 @@ pub fn lt_seed(
 ) -> Peer {
     let listen = listen.into().0;
     let cmd = lt_command("seed", torrent, data_dir, listen, peers);
-    Peer {
-        proc: Proc::spawn(name, cmd, logs),
-        client: Client::Libtorrent,
-        listen,
-        dir: data_dir.to_path_buf(),
-        done_marker: None,
-        exits_when_complete: false,
-    }
+    libtorrent_peer(logs, name, cmd, listen, data_dir)
 }
 
 /// As [`lt_seed`], uploading at most `upload_limit` bytes/s (so that a
@@ -188,14 +181,7 @@ pub fn lt_seed_capped(
     let listen = listen.into().0;
     let mut cmd = lt_command("seed", torrent, data_dir, listen, peers);
     cmd.args(["--upload-limit", &upload_limit.to_string()]);
-    Peer {
-        proc: Proc::spawn(name, cmd, logs),
-        client: Client::Libtorrent,
-        listen,
-        dir: data_dir.to_path_buf(),
-        done_marker: None,
-        exits_when_complete: false,
-    }
+    libtorrent_peer(logs, name, cmd, listen, data_dir)
 }
 
 /// A libtorrent leecher downloading into `out_dir`; it keeps seeding when done.
@@ -210,11 +196,17 @@ pub fn lt_leech(
     std::fs::create_dir_all(out_dir).expect("create out dir");
     let listen = listen.into().0;
     let cmd = lt_command("leech", torrent, out_dir, listen, peers);
+    libtorrent_peer(logs, name, cmd, listen, out_dir)
+}
+
+/// Starts `cmd`, a `tests/py/lt_peer.py` process listening on `listen` with
+/// its data in `dir`; it never exits by itself.
+fn libtorrent_peer(logs: &Path, name: &str, cmd: Command, listen: SocketAddr, dir: &Path) -> Peer {
     Peer {
         proc: Proc::spawn(name, cmd, logs),
         client: Client::Libtorrent,
         listen,
-        dir: out_dir.to_path_buf(),
+        dir: dir.to_path_buf(),
         done_marker: None,
         exits_when_complete: false,
     }
