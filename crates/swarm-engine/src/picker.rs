@@ -203,7 +203,11 @@ impl PiecePicker {
     /// count: asserted). Skipped pieces leave `order`; pieces wanted again
     /// go back in. Pieces in progress or verifying are left to finish.
     pub fn set_priorities(&mut self, priorities: &[Priority], rng: &mut Rng) {
-        assert_eq!(priorities.len(), self.priority.len(), "one priority a piece");
+        assert_eq!(
+            priorities.len(),
+            self.priority.len(),
+            "one priority a piece"
+        );
         for (i, &new) in priorities.iter().enumerate() {
             let p = i as u32;
             let old = self.priority[i];
@@ -726,7 +730,10 @@ impl PiecePicker {
                 n == 1 || (n == 0 && prio == Priority::Skip),
                 "piece {p:?} ({prio:?}) in states {states:?}"
             );
-            assert!(!(in_order && prio == Priority::Skip), "skipped {p:?} in order");
+            assert!(
+                !(in_order && prio == Priority::Skip),
+                "skipped {p:?} in order"
+            );
             if in_order {
                 levels[prio as usize] += 1;
             }

@@ -1096,7 +1096,11 @@ fn skipped_pieces_are_not_fetched_and_done_means_every_wanted_piece() {
     assert!(l.completed, "the wanted pieces arrived");
     assert!(l.core.is_complete() && !l.core.is_seed());
     let have: Vec<u32> = l.core.have().iter_ones().collect();
-    assert_eq!(have, vec![1, 2, 3, 4, 7, 8, 9, 10], "exactly the wanted pieces");
+    assert_eq!(
+        have,
+        vec![1, 2, 3, 4, 7, 8, 9, 10],
+        "exactly the wanted pieces"
+    );
     let stats = l.core.peer_stats(sim.now);
     assert!(
         stats.iter().all(|p| !p.am_interested),

@@ -87,6 +87,19 @@ impl PadRanges {
         }
         all - pads
     }
+
+    /// The real bytes in the pieces of `have` that are also in `wanted`
+    /// (none: every piece is wanted).
+    pub fn real_bytes_wanted(&self, have: &Bitfield, wanted: Option<&Bitfield>) -> u64 {
+        let Some(w) = wanted else {
+            return self.real_bytes_present(have);
+        };
+        let mut both = Bitfield::empty(have.len());
+        for i in have.iter_ones().filter(|&i| w.get(i)) {
+            both.set(i);
+        }
+        self.real_bytes_present(&both)
+    }
 }
 
 impl TorrentSpec {
@@ -172,6 +185,21 @@ impl TorrentSpec {
             start += f.length;
         }
         out.into_iter().map(Option::unwrap_or_default).collect()
+    }
+
+    /// The pieces not skipped, given the files' priorities; `None` when
+    /// no piece is skipped (nothing to compute).
+    pub fn wanted_pieces(&self, files: &[Priority]) -> Option<Bitfield> {
+        if !files.contains(&Priority::Skip) {
+            return None;
+        }
+        let mut w = Bitfield::empty(self.lengths.num_pieces());
+        for (i, p) in self.piece_priorities(files).iter().enumerate() {
+            if *p != Priority::Skip {
+                w.set(i as u32);
+            }
+        }
+        Some(w)
     }
 
     /// Where the pad files lie: progress and totals count real bytes only.

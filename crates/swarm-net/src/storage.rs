@@ -398,11 +398,17 @@ impl Storage {
     /// opens it if any is (or if it exists: bytes to move out).
     fn open_parts(&mut self, sk: &Skipping) -> Result<(), NetError> {
         for (i, f) in self.files.iter_mut().enumerate() {
-            f.in_parts = sk.skipped.get(i).copied().unwrap_or(false)
+            let skipped = sk.skipped.get(i).copied().unwrap_or(false)
                 && !f.attr.pad
                 && f.attr.symlink.is_none()
-                && f.length > 0
-                && std::fs::symlink_metadata(&f.path).is_err();
+                && f.length > 0;
+            if skipped && holds_no_data(&f.path) {
+                // Created sparse by an earlier start and never written
+                // (skipped after it was added): nothing to lose.
+                std::fs::remove_file(&f.path).map_err(|e| io_err(&f.path, e))?;
+                f.had_data = false;
+            }
+            f.in_parts = skipped && std::fs::symlink_metadata(&f.path).is_err();
         }
         let slots = shared_pieces(&self.files, &self.lengths);
         // Only a skipped file that shares a piece needs the parts file.
@@ -509,7 +515,10 @@ impl Storage {
         let pl = u64::from(self.lengths.piece_length());
         let at = f.start + span.offset;
         let piece = at / pl;
-        let k = parts.slots.binary_search(&u32::try_from(piece).ok()?).ok()?;
+        let k = parts
+            .slots
+            .binary_search(&u32::try_from(piece).ok()?)
+            .ok()?;
         Some(k as u64 * pl + (at - piece * pl))
     }
 
@@ -935,6 +944,28 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// Whether `path` is a regular file without a byte of data: empty, or all
+/// a hole (`SEEK_DATA` finds none). Any doubt (an error, a file system
+/// without `SEEK_DATA`, which reports data) says no.
+fn holds_no_data(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    if meta.len() == 0 {
+        return true;
+    }
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    matches!(
+        rustix::fs::seek(&file, rustix::fs::SeekFrom::Data(0)),
+        Err(rustix::io::Errno::NXIO)
+    )
 }
 
 /// Refuses, before anything is created, a path the file system would
@@ -1651,7 +1682,10 @@ mod tests {
             let piece = &d[i as usize * pl..((i as usize + 1) * pl).min(d.len())];
             assert_eq!(
                 s.verify_and_write(vp, &blocks_of(piece)),
-                StorageDone::PieceVerified { piece: vp, ok: true }
+                StorageDone::PieceVerified {
+                    piece: vp,
+                    ok: true
+                }
             );
         }
     }
@@ -1667,7 +1701,10 @@ mod tests {
         let file = |i: usize| dir.path().join(&spec.files[i].path);
         let parts = dir.path().join("state/t.parts");
         let prio = [Normal, Skip, Normal, Skip];
-        assert_eq!(spec.piece_priorities(&prio), vec![Normal, Normal, Skip, Skip]);
+        assert_eq!(
+            spec.piece_priorities(&prio),
+            vec![Normal, Normal, Skip, Skip]
+        );
 
         let s = Storage::open_skipping(
             dir.path(),
@@ -1676,7 +1713,10 @@ mod tests {
             Some(&skipping(dir.path(), &[1, 3], 4)),
         )
         .unwrap();
-        assert!(!file(1).exists() && !file(3).exists(), "skipped files are not created");
+        assert!(
+            !file(1).exists() && !file(3).exists(),
+            "skipped files are not created"
+        );
         assert!(s.is_in_parts(1) && s.is_in_parts(3) && !s.is_in_parts(0));
         write_pieces(&s, &spec, &d, &[0, 1]);
         assert!(!file(1).exists() && !file(3).exists(), "nor written");
@@ -1693,7 +1733,11 @@ mod tests {
         let have: Vec<u32> = s.check(false, &|_| {}).iter_ones().collect();
         assert_eq!(have, vec![0, 1]);
         // The resume record can stamp every file (the parts file's stamp).
-        assert!(s.file_metadata().iter().all(|m| m.as_ref().is_some_and(|m| m.is_ok())));
+        assert!(
+            s.file_metadata()
+                .iter()
+                .all(|m| m.as_ref().is_some_and(|m| m.is_ok()))
+        );
         s.sync_data().unwrap();
         drop(s);
 
@@ -1755,7 +1799,9 @@ mod tests {
         assert_eq!(have, vec![0, 3]);
         // Virtual, as a pad: no stamp to take, nothing to lose.
         assert!(s.file_metadata()[2].is_none());
-        assert_eq!(std::fs::read(dir.path().join(&spec.files[4].path)).unwrap(), &d[48..53]);
+        assert_eq!(
+            std::fs::read(dir.path().join(&spec.files[4].path)).unwrap(),
+            &d[48..53]
+        );
     }
-
 }

@@ -457,7 +457,12 @@ fn a_peer_with_only_low_priority_pieces_still_gets_them() {
     let only_low = bf(4, [3]);
     let mut p = picker_with(l, 0, &[&only_low], &mut rng);
     p.set_priorities(
-        &[Priority::High, Priority::High, Priority::Normal, Priority::Low],
+        &[
+            Priority::High,
+            Priority::High,
+            Priority::Normal,
+            Priority::Low,
+        ],
         &mut rng,
     );
     let b = p.pick(PeerKey(2), &only_low, false, &mut rng).unwrap();
