@@ -1090,7 +1090,10 @@ fn super_seeding_unchokes_peers_that_lack_pieces() {
         .collect();
     assert_eq!(unchoked.len(), 5, "{tx:?}");
     let choked = (1..=6).find(|k| !unchoked.contains(k)).unwrap();
-    assert!(haves(&tx, PeerKey(choked)).is_empty(), "no offer while choked");
+    assert!(
+        haves(&tx, PeerKey(choked)).is_empty(),
+        "no offer while choked"
+    );
     for &k in &unchoked {
         assert_eq!(haves(&tx, PeerKey(k)).len(), 2, "{tx:?}");
     }
