@@ -62,8 +62,11 @@ pub(crate) struct Peer {
     /// Hash failures of pieces it sent alone.
     pub hash_strikes: u32,
     /// Super-seeding: the pieces we offered it (`Have`) that it lacks, at
-    /// most `SUPER_SEED_OFFERS`.
+    /// most `SUPER_SEED_OFFERS_HELD_MAX`.
     pub offered: Vec<crate::torrent::superseed::Offer>,
+    /// Super-seeding: pieces counted for it since we last unchoked it (at
+    /// most `SUPER_SEED_TURN_PIECES`).
+    pub turn_pieces: u32,
 
     // Its requests to us.
     pub requests: VecDeque<BlockInfo>,
@@ -107,6 +110,7 @@ impl Peer {
             parole: false,
             hash_strikes: 0,
             offered: Vec::new(),
+            turn_pieces: 0,
             requests: VecDeque::new(),
             reading: BTreeSet::new(),
             reads_outstanding: 0,

@@ -99,6 +99,9 @@ pub struct PeerStats {
     pub am_choking: bool,
     pub am_interested: bool,
     pub peer_choking: bool,
+    /// It wants data from us: its `interested`, or, for a super-seed, it
+    /// lacks a piece and is not done with its turn (it sees only its
+    /// offers; see `superseed`). What the choker and idle eviction see.
     pub peer_interested: bool,
     /// Our requests to it timed out (`request_timeout`): it gets one request
     /// at a time. The choker's 60 s anti-snubbing shows in `choke` instead.

@@ -1026,8 +1026,10 @@ fn super_seeding_offers_each_piece_once_before_any_twice() {
         assert_eq!(h.len(), 2, "peer {k}: {tx:?}");
         seen.extend(h);
     }
-    // Peers take their pieces and say so: each have brings one new offer,
-    // never a piece offered before, until all twelve were offered once.
+    // Peers take their pieces and say so: a have brings a new offer, never
+    // a piece offered before, until all twelve were offered once. After
+    // SUPER_SEED_TURN_PIECES pieces a peer's turn ends; with nobody
+    // waiting it gets the next turn at once (choke, unchoke, two offers).
     let mut offers: Vec<Vec<u32>> =
         vec![Vec::new(), haves(&tx, PeerKey(1)), haves(&tx, PeerKey(2))];
     let mut rounds = 0;
@@ -1039,15 +1041,17 @@ fn super_seeding_offers_each_piece_once_before_any_twice() {
             s.handle_message(Instant::ZERO, PeerKey(k as u64), Message::Have { piece });
             let (tx, _) = drain(&mut s);
             let new = haves(&tx, PeerKey(k as u64));
-            assert_eq!(new.len(), 1, "one new offer for one have: {tx:?}");
-            if seen.len() < pieces as usize {
-                assert!(
-                    !seen.contains(&new[0]),
-                    "{} offered twice: {seen:?}",
-                    new[0]
-                );
+            assert!(new.len() <= 2, "{tx:?}");
+            assert!(
+                !offers[k].is_empty() || !new.is_empty(),
+                "a peer with no offer left gets new ones: {tx:?}"
+            );
+            for &n in &new {
+                if seen.len() < pieces as usize {
+                    assert!(!seen.contains(&n), "{n} offered twice: {seen:?}");
+                }
+                seen.push(n);
             }
-            seen.push(new[0]);
             offers[k].extend(new);
             s.check_invariants();
         }
@@ -1057,12 +1061,12 @@ fn super_seeding_offers_each_piece_once_before_any_twice() {
     assert_eq!(all, (0..pieces).collect::<Vec<_>>());
     // A peer that got its offered piece from someone else gets a new one
     // too, and no offer is a piece it has.
-    let piece = offers[1][0];
+    let piece = *offers[1].last().unwrap();
     s.handle_message(Instant::ZERO, PeerKey(1), Message::Have { piece });
     let (tx, _) = drain(&mut s);
     let new = haves(&tx, PeerKey(1));
-    assert_eq!(new.len(), 1, "{tx:?}");
-    assert_ne!(new[0], piece);
+    assert!(new.len() <= 2, "{tx:?}");
+    assert!(!new.contains(&piece));
     s.check_invariants();
 }
 

@@ -142,7 +142,10 @@ pub fn scaling(base: &Scenario, max_peers: usize, cs_max: usize, progress: Progr
 }
 
 /// Rarest first against random and sequential piece choice, with the
-/// seed leaving after `seed_copies` copies.
+/// seed leaving after `seed_copies` copies. The seed super-seeds (BEP 16):
+/// its first copy then holds every piece once (a plain seed's holds
+/// pieces twice, and one copy of it leaves the swarm without some), so
+/// what is measured after it left is the leechers' piece choice.
 pub fn picking(base: &Scenario, seed_copies: f64, progress: Progress<'_>) -> Report {
     let strategies = [
         ("rarest first", PickStrategy::RarestFirst),
@@ -157,6 +160,7 @@ pub fn picking(base: &Scenario, seed_copies: f64, progress: Progress<'_>) -> Rep
         let sc = Scenario {
             engine: TorrentConfig {
                 picking: *picking,
+                super_seeding: true,
                 ..base.engine.clone()
             },
             seed_departure: SeedDeparture::AfterCopies(seed_copies),

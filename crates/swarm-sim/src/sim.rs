@@ -104,6 +104,11 @@ struct SimPeer {
     timer: Option<Instant>,
     hash_busy_until: Instant,
     leave_scheduled: bool,
+    /// An initial seed that uploaded its copies: it sends no more blocks,
+    /// and leaves when the last one it sent is delivered.
+    done_uploading: bool,
+    /// When the last block it sent is through its receiver's downlink.
+    last_delivery: Instant,
     out: PeerOutcome,
 }
 
@@ -202,6 +207,8 @@ impl Simulation {
                 timer: None,
                 hash_busy_until: Instant::ZERO,
                 leave_scheduled: false,
+                done_uploading: false,
+                last_delivery: Instant::ZERO,
                 out: PeerOutcome {
                     index: i,
                     initial_seed: seed,
@@ -717,6 +724,15 @@ impl Simulation {
                 continue;
             }
             let dir = u8::from(conn.ends[0] != p);
+            if msg == Message::Interested
+                && let Some(ep) = self.peers[p].endpoint.as_mut()
+            {
+                // Busy from now on (the per-tick report would come up to a
+                // tick late: an eviction in between would cut a transfer
+                // that just started).
+                ep.handle_progress(self.now, key);
+            }
+            let conn = &mut self.conns[c as usize];
             conn.dirs[dir as usize].out.push_back(msg);
             if touched.last() != Some(&(c, dir)) {
                 touched.push((c, dir));
@@ -743,10 +759,15 @@ impl Simulation {
         let conn = &mut self.conns[c as usize];
         let from = conn.ends[dir as usize];
         let d = &mut conn.dirs[dir as usize];
+        let blocks_allowed = !self.peers[from].done_uploading;
         while d.up.is_none() {
             let Some(msg) = d.out.pop_front() else {
                 break;
             };
+            if !blocks_allowed && matches!(msg, Message::Piece { .. }) {
+                d.out.push_front(msg);
+                break;
+            }
             let seq = d.next_seq;
             d.next_seq += 1;
             if let Message::Piece { data, .. } = &msg {
@@ -789,6 +810,8 @@ impl Simulation {
         // A downlink of rate 0 never delivers.
         if let Some(at) = self.peers[to].down.pass(now + delay, len) {
             self.q.push(at, Ev::DownDone(c, dir));
+            let sp = &mut self.peers[from];
+            sp.last_delivery = sp.last_delivery.max(at);
         }
         self.uploaded += u64::from(len);
         if self.peers[from].out.initial_seed
@@ -832,8 +855,12 @@ impl Simulation {
             && !sp.leave_scheduled
             && sp.out.uploaded as f64 >= copies * self.sc.file_bytes() as f64
         {
+            // It stops sending now and leaves once what it sent is
+            // delivered (a socket closed after its send buffer drained).
             sp.leave_scheduled = true;
-            self.q.push(self.now, Ev::Leave(p));
+            sp.done_uploading = true;
+            let at = sp.last_delivery.max(self.now);
+            self.q.push(at, Ev::Leave(p));
         }
     }
 

@@ -85,30 +85,28 @@ fn heavy_homogeneous_swarm_near_the_p2p_bound() {
             secs(out.first_copy_at) / bound,
         ));
     }
-    // The super-seed's first copy has (almost) no piece twice: the swarm
-    // holds every piece within 2% of F/u_s (a plain seed: ~1.10x), and
-    // the swarm finishes sooner and uses more of its upload. (Issue 12
-    // asks for 1.10x and 90%: not met. What is left is the leechers'
-    // spreading, see ARCHITECTURE.md: measured at this size, the last
-    // completion is 1.25x, the first copy 1.01x.)
+    // The super-seed's first copy has no piece twice: the swarm holds
+    // every piece within 2% of F/u_s (a plain seed: ~1.18x), and the
+    // swarm finishes sooner and uses more of its upload. (Issue 12 asks
+    // for 1.10x and 90%: not met. What is left is the leechers' spreading,
+    // see ARCHITECTURE.md: at this size the last completion is 1.17x.)
     let (plain, sup) = (results[0], results[1]);
     assert!(sup.0 < plain.0 && sup.1 > plain.1, "{results:?}");
     assert!(sup.2 <= 1.02, "{results:?}");
-    assert!(sup.0 <= 1.30 && sup.1 >= 0.78, "{results:?}");
+    assert!(sup.0 <= 1.20 && sup.1 >= 0.83, "{results:?}");
 }
 
-/// The seed leaves early (after uploading 1.2 copies): rarest first
-/// completes the swarm where random choice loses pieces. (After exactly one
-/// copy both lose some: a plain seed's first copy holds about 10% pieces
-/// sent twice, those that two of its downloaders chose at once from the
-/// few it alone still had; 22 lost against 29 at this size.)
+/// The seed leaves after uploading exactly one copy: it super-seeds, so
+/// that copy holds every piece once (it leaves when the last block it sent
+/// is delivered). Rarest first then completes the swarm, and keeps more
+/// copies of its rarest piece than random choice, which may lose pieces.
 #[test]
 fn rarest_first_survives_the_seed_leaving() {
     let base = Scenario {
         leechers: 60,
         pieces: 200,
         piece_len: 256 * KIB,
-        seed_departure: swarm_sim::SeedDeparture::AfterCopies(1.2),
+        seed_departure: swarm_sim::SeedDeparture::AfterCopies(1.0),
         stall_max: swarm_engine::Duration::from_secs(60),
         check_every: 100_000,
         ..Scenario::default()
@@ -121,6 +119,7 @@ fn rarest_first_survives_the_seed_leaving() {
         let out = run(Scenario {
             engine: swarm_engine::TorrentConfig {
                 picking,
+                super_seeding: true,
                 ..base.engine.clone()
             },
             ..base.clone()
@@ -130,26 +129,32 @@ fn rarest_first_survives_the_seed_leaving() {
             .iter()
             .filter(|s| s.present <= base.leechers)
             .map(|s| s.rarest_copies)
-            .min();
+            .min()
+            .expect("samples after the seed left");
         println!(
-            "{picking:?}: completed {} of {}, pieces lost {}, rarest copies after the seed left {:?}, first copy {:.1} s",
+            "{picking:?}: completed {} of {}, pieces lost {}, rarest copies after the seed left {}, first copy {:.1} s",
             out.completed(),
             base.leechers,
             out.pieces_lost_at_end,
             rarest_min_after_seed,
             secs(out.first_copy_at)
         );
-        let mut hist = std::collections::BTreeMap::new();
-        for &b in &out.seed_blocks {
-            *hist.entry(b).or_insert(0) += 1;
-        }
-        println!("seed blocks per piece: count of pieces {hist:?}");
-        res.push(out);
+        // One copy, every piece once.
+        assert!(
+            out.seed_blocks.iter().all(|&b| b == 16),
+            "{:?}",
+            out.seed_blocks
+        );
+        res.push((out, rarest_min_after_seed));
     }
-    assert_eq!(res[0].completed(), base.leechers, "rarest first completes");
-    assert_eq!(res[0].pieces_lost_at_end, 0);
-    assert!(res[1].pieces_lost_at_end > 0, "random loses pieces");
-    assert!(res[1].completed() < base.leechers);
+    let ((rarest, rarest_min), (random, random_min)) = (&res[0], &res[1]);
+    assert_eq!(rarest.completed(), base.leechers, "rarest first completes");
+    assert_eq!(rarest.pieces_lost_at_end, 0);
+    assert!(
+        random.pieces_lost_at_end > 0 || random_min < rarest_min,
+        "random: lost {}, rarest copies {random_min} against {rarest_min}",
+        random.pieces_lost_at_end
+    );
 }
 
 /// 20% free riders under tit-for-tat, leechers leaving when done: the free

@@ -95,7 +95,7 @@ impl TorrentCore {
             am_choking: p.am_choking,
             am_interested: p.am_interested,
             peer_choking: p.peer_choking,
-            peer_interested: p.peer_interested,
+            peer_interested: p.peer_interested || self.super_seed_wants(p),
             snubbed: p.snubbed,
             download_rate: p.download.rate(now),
             upload_rate: p.upload.rate(now),

@@ -21,7 +21,11 @@
 //!   next), none while we choke it.
 //! - A fresh piece is, among those the peer lacks and holds no offer of:
 //!   the one given least often, then the least available among our peers,
-//!   ties at random. Every piece is thus given once before any twice. A
+//!   ties at random. Every piece is thus given once before any twice, and
+//!   a second time only once every first copy is through (some peer we
+//!   know has it) and not while it is on its way to another peer: so the
+//!   first copy we upload has no block twice, and its last pieces get our
+//!   whole upload. A
 //!   piece is *given* when offered fresh, or when a peer asks for a piece
 //!   it was offered and that was not counted (below).
 //! - An offer ends when the peer says it has the piece (from us or from
@@ -32,17 +36,20 @@
 //! - Whom we unchoke: a super-seed's peers see only their offers, so their
 //!   `interested` tells only whether they want those; for the choker a
 //!   peer *wants* us while it lacks a piece (it would be interested in our
-//!   bitfield). So a choked peer waits for its round-robin turn with no
-//!   offer, and a peer that took all its offers keeps its slot (its
-//!   `not interested` crosses our next offers) instead of handing it on
-//!   after every piece or two. (Earlier versions gave a choked peer one
-//!   *bait* to make it interested: measured in the simulator, 100 leechers
-//!   × 200 pieces, the baits took a quarter of the pieces out of the fresh
-//!   ranking and were then asked for after those pieces had been given
-//!   elsewhere, and each unchoke lasted two pieces: the seed uploaded 1.31
-//!   copies before the swarm held one.) Left out: a peer that does not
-//!   want some pieces (a selective download) is unchoked for its turn
-//!   even if it wants none of its offers.
+//!   bitfield), so a choked peer waits for its round-robin turn with no
+//!   offer. A *turn* is [`SUPER_SEED_TURN_PIECES`] pieces: then the peer
+//!   gets no new offer, and when it has taken those it holds it no longer
+//!   wants us and its slot goes to the peer that waited longest (between
+//!   rechoke rounds too). So fresh pieces reach many first holders, each
+//!   of which passes them on, and a turn never ends in the middle of a
+//!   piece (a piece half sent to a peer we choke would be given again).
+//!   (A first version gave a choked peer one *bait* piece to make it
+//!   interested: measured in the simulator, 100 leechers × 200 pieces,
+//!   the baits held a quarter of the pieces out of the fresh ranking and
+//!   were asked for after those pieces had been given elsewhere: the seed
+//!   uploaded 1.31 copies before the swarm held one.) Left out: a peer
+//!   that does not want some pieces (a selective download) is unchoked
+//!   for its turn even if it wants none of its offers.
 //! - Requests for pieces we did not offer are still served (we have them).
 //!
 //! Only a core that starts as a seed super-seeds (`TorrentConfig::super_seeding`);
@@ -55,6 +62,8 @@ use super::{PeerKey, TorrentCore};
 
 /// Pieces counted as given to a peer we unchoke at once.
 pub const SUPER_SEED_OFFERS: usize = 2;
+/// Pieces a peer is given in one turn (one unchoke).
+pub const SUPER_SEED_TURN_PIECES: u32 = 4;
 /// Offers a peer holds at most, given back ones included (the oldest
 /// given-back one is forgotten beyond this).
 pub const SUPER_SEED_OFFERS_HELD_MAX: usize = 2 * SUPER_SEED_OFFERS;
@@ -92,18 +101,36 @@ impl TorrentCore {
         self.super_seed.is_some()
     }
 
-    /// `key` has more pieces: if that made it complete while we unchoke
-    /// it, its slot goes to a peer that wants one (see the module docs:
-    /// the choker sees a super-seed's peer as wanting while it lacks a
-    /// piece).
+    /// For the choker: whether `key` wants data from a super-seed. A peer
+    /// that lacks a piece does, unless it took a whole turn's pieces.
+    pub(super) fn super_seed_wants(&self, p: &crate::peer::Peer) -> bool {
+        self.super_seed.is_some()
+            && !p.pieces.is_all_set()
+            && (p.turn_pieces < SUPER_SEED_TURN_PIECES || p.offered.iter().any(|o| o.counted))
+    }
+
+    /// `key` has more pieces: if it completed, or took its turn's pieces,
+    /// while we unchoke it, its slot goes to a peer that wants one.
     pub(super) fn super_seed_progress(&mut self, key: PeerKey) {
         if self.super_seed.is_some()
             && self
                 .peers
                 .get(&key)
-                .is_some_and(|p| !p.am_choking && p.pieces.is_all_set())
+                .is_some_and(|p| !p.am_choking && !p.peer_interested && !self.super_seed_wants(p))
         {
             self.rechoke(false);
+            let Some(p) = self.peers.get_mut(&key) else {
+                return;
+            };
+            if !p.am_choking {
+                // Still unchoked (nobody waited for its slot): a new turn.
+                p.turn_pieces = 0;
+                self.super_seed_offer(key);
+            } else if self.has_free_unchoke_slot() {
+                // Choked, its turn starts over: with a slot still free it
+                // takes it again at once.
+                self.rechoke(false);
+            }
         }
     }
 
@@ -112,6 +139,23 @@ impl TorrentCore {
     /// offers fresh pieces up to [`SUPER_SEED_OFFERS`] counted ones. A
     /// no-op unless super-seeding.
     pub(super) fn super_seed_offer(&mut self, key: PeerKey) {
+        if self.super_seed.is_none() {
+            return;
+        }
+        // Pieces counted for a peer now (on their way from us), and
+        // whether one of them is a first copy: nobody we know has it.
+        let mut busy: Vec<u32> = self
+            .peers
+            .values()
+            .flat_map(|p| p.offered.iter().filter(|o| o.counted).map(|o| o.piece))
+            .collect();
+        busy.sort_unstable();
+        busy.dedup();
+        let first_copy_pending = busy.iter().any(|&i| {
+            self.lengths
+                .validate_piece_index(i)
+                .is_some_and(|vp| self.picker.availability(vp) == 0)
+        });
         let Some(ss) = self.super_seed.as_mut() else {
             return;
         };
@@ -129,22 +173,37 @@ impl TorrentCore {
         if p.am_choking {
             return;
         }
+        let turn = SUPER_SEED_TURN_PIECES;
         let mut counted = p.offered.iter().filter(|o| o.counted).count();
         for o in p.offered.iter_mut().filter(|o| !o.counted) {
-            if counted < SUPER_SEED_OFFERS && ss.given[o.piece as usize] == 0 {
+            if counted < SUPER_SEED_OFFERS
+                && p.turn_pieces < turn
+                && ss.given[o.piece as usize] == 0
+            {
                 o.counted = true;
                 ss.given[o.piece as usize] += 1;
                 counted += 1;
+                p.turn_pieces += 1;
             }
         }
         let mut sent = Vec::new();
-        while p.offered.iter().filter(|o| o.counted).count() < SUPER_SEED_OFFERS {
+        while p.offered.iter().filter(|o| o.counted).count() < SUPER_SEED_OFFERS
+            && p.turn_pieces < turn
+        {
             // The least given piece it lacks, then the least available;
-            // ties at random (reservoir sampling).
+            // ties at random (reservoir sampling). A piece is given again
+            // only once every first copy is through (so the first copy we
+            // upload has no piece twice, and its last pieces get all our
+            // upload), and not while it is on its way to someone.
             let mut best: Option<((u32, u32), u32)> = None;
             let mut ties = 0u32;
             for i in 0..self.lengths.num_pieces() {
                 if p.pieces.get(i) || p.offered.iter().any(|o| o.piece == i) {
+                    continue;
+                }
+                if ss.given[i as usize] > 0
+                    && (first_copy_pending || busy.binary_search(&i).is_ok())
+                {
                     continue;
                 }
                 let Some(vp) = self.lengths.validate_piece_index(i) else {
@@ -169,6 +228,7 @@ impl TorrentCore {
                 break;
             };
             ss.given[piece as usize] += 1;
+            p.turn_pieces += 1;
             if p.offered.len() >= SUPER_SEED_OFFERS_HELD_MAX
                 && let Some(i) = p.offered.iter().position(|o| !o.counted)
             {
@@ -212,12 +272,13 @@ impl TorrentCore {
             o.counted = false;
             ss.given[o.piece as usize] -= 1;
         }
+        p.turn_pieces = 0;
     }
 
-    /// A peer left with these offers: those it never asked for were not given.
+    /// A peer left with these offers (pieces it lacks): not given after all.
     pub(super) fn super_seed_forget(&mut self, offered: &[Offer]) {
         if let Some(ss) = self.super_seed.as_mut() {
-            for o in offered.iter().filter(|o| o.counted && !o.requested) {
+            for o in offered.iter().filter(|o| o.counted) {
                 ss.given[o.piece as usize] -= 1;
             }
         }

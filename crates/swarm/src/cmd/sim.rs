@@ -14,7 +14,7 @@ const EXAMPLES: &str = "\
 EXAMPLES:
   Distribution time against N, 1 to 1,000 peers (the classic figure):
       swarm sim scaling --max-peers 1000 -o figures/
-  Rarest first against random and sequential, the seed leaving after 1.2 copies:
+  Rarest first against random and sequential, the (super-)seed leaving after one copy:
       swarm sim picking --pieces 200 --peers 60
   20% free riders under tit-for-tat and with choking off, as PNG:
       swarm sim incentives --png";
@@ -57,8 +57,9 @@ enum Experiment {
         /// Leechers in the swarm.
         #[arg(long, default_value_t = 100)]
         peers: usize,
-        /// The seed leaves after uploading this many copies of the torrent.
-        #[arg(long, default_value_t = 1.2)]
+        /// The seed leaves after uploading this many copies of the torrent
+        /// (it super-seeds here, so one copy holds every piece once).
+        #[arg(long, default_value_t = 1.0)]
         seed_copies: f64,
     },
     /// Free riders (upload 0) under tit-for-tat and with choking off;
