@@ -1065,3 +1065,61 @@ fn super_seeding_offers_each_piece_once_before_any_twice() {
     assert_ne!(new[0], piece);
     s.check_invariants();
 }
+
+/// A leecher that skips pieces completes with only the wanted ones (the
+/// `Completed` event, not interested any more, never a request for a
+/// skipped piece), seeds what it has, and fetches the rest once they are
+/// wanted again. Invariants checked after every step.
+#[test]
+fn skipped_pieces_are_not_fetched_and_done_means_every_wanted_piece() {
+    use swarm_engine::Priority;
+    let piece_len = 2 * 16 * 1024;
+    let truth = content(12 * u64::from(piece_len), 9);
+    let seed = Node::new(TorrentConfig::default(), &truth, piece_len, true, 1);
+    let mut leech = Node::new(TorrentConfig::default(), &truth, piece_len, false, 2);
+    let mut prio = vec![Priority::Normal; 12];
+    for i in [0, 5, 6, 11] {
+        prio[i] = Priority::Skip;
+    }
+    prio[3] = Priority::High;
+    leech.core.set_priorities(Instant::ZERO, &prio);
+    let mut sim = Sim::new(vec![seed, leech], 5, true);
+    sim.connect(0, 1);
+    for _ in 0..20_000 {
+        if sim.nodes[1].completed {
+            break;
+        }
+        sim.step();
+        sim.check();
+    }
+    let l = &sim.nodes[1];
+    assert!(l.completed, "the wanted pieces arrived");
+    assert!(l.core.is_complete() && !l.core.is_seed());
+    let have: Vec<u32> = l.core.have().iter_ones().collect();
+    assert_eq!(
+        have,
+        vec![1, 2, 3, 4, 7, 8, 9, 10],
+        "exactly the wanted pieces"
+    );
+    let stats = l.core.peer_stats(sim.now);
+    assert!(
+        stats.iter().all(|p| !p.am_interested),
+        "done: not interested"
+    );
+    // Wanted again: fetched.
+    sim.nodes[1].completed = false;
+    let all = vec![Priority::Normal; 12];
+    let now = sim.now;
+    sim.nodes[1].core.set_priorities(now, &all);
+    sim.pump(1);
+    for _ in 0..20_000 {
+        if sim.nodes[1].completed {
+            break;
+        }
+        sim.step();
+        sim.check();
+    }
+    assert!(sim.nodes[1].core.is_seed(), "every piece after un-skipping");
+    let n = &sim.nodes[1];
+    assert_eq!(n.disk, n.truth);
+}
