@@ -462,6 +462,7 @@ impl TorrentCore {
                 p.interesting += 1;
             }
             self.super_seed_offer(key);
+            self.super_seed_progress(key);
         }
         self.update_interest(key);
         self.fill_requests(key);
@@ -489,6 +490,7 @@ impl TorrentCore {
             }
         }
         self.super_seed_offer(key);
+        self.super_seed_progress(key);
         self.update_interest(key);
         self.fill_requests(key);
         Ok(())

@@ -1018,8 +1018,8 @@ fn super_seeding_offers_each_piece_once_before_any_twice() {
             .any(|(_, m)| matches!(m, Message::Bitfield(_) | Message::HaveAll)),
         "{tx:?}"
     );
-    // Both are new, so the preemptive unchoke unchokes them: two fresh
-    // offers each, all different.
+    // Both lack pieces, so the choker sees them as wanting data and
+    // unchokes them (free slots): two fresh offers each, all different.
     let mut seen: Vec<u32> = Vec::new();
     for k in [1, 2] {
         let h = haves(&tx, PeerKey(k));
@@ -1063,6 +1063,58 @@ fn super_seeding_offers_each_piece_once_before_any_twice() {
     let new = haves(&tx, PeerKey(1));
     assert_eq!(new.len(), 1, "{tx:?}");
     assert_ne!(new[0], piece);
+    s.check_invariants();
+}
+
+/// A super-seed's peers see only their offers: a peer that took them and
+/// says it is not interested keeps its slot (its next offers are on the
+/// way), a choked peer gets no offer and still waits for a turn, and a
+/// peer that completed gives its slot up.
+#[test]
+fn super_seeding_unchokes_peers_that_lack_pieces() {
+    let config = TorrentConfig {
+        super_seeding: true,
+        ..TorrentConfig::default()
+    };
+    let pieces = 40;
+    let mut s = seeder_with(config, pieces, K);
+    // Six peers: four regular slots and the optimistic one.
+    for k in 1..=6 {
+        s.peer_connected(Instant::ZERO, PeerKey(k), FAST);
+        s.handle_message(Instant::ZERO, PeerKey(k), Message::HaveNone);
+    }
+    let (tx, _) = drain(&mut s);
+    s.check_invariants();
+    let unchoked: Vec<u64> = (1..=6)
+        .filter(|&k| tx.contains(&(PeerKey(k), Message::Unchoke)))
+        .collect();
+    assert_eq!(unchoked.len(), 5, "{tx:?}");
+    let choked = (1..=6).find(|k| !unchoked.contains(k)).unwrap();
+    assert!(
+        haves(&tx, PeerKey(choked)).is_empty(),
+        "no offer while choked"
+    );
+    for &k in &unchoked {
+        assert_eq!(haves(&tx, PeerKey(k)).len(), 2, "{tx:?}");
+    }
+    // A peer takes both offers and, having nothing else to want, says so
+    // before its haves reach us: it keeps its slot and gets new offers.
+    let k = unchoked[0];
+    let offers = haves(&tx, PeerKey(k));
+    s.handle_message(Instant::ZERO, PeerKey(k), Message::NotInterested);
+    for piece in offers {
+        s.handle_message(Instant::ZERO, PeerKey(k), Message::Have { piece });
+    }
+    let (tx, _) = drain(&mut s);
+    assert!(!tx.contains(&(PeerKey(k), Message::Choke)), "{tx:?}");
+    assert_eq!(haves(&tx, PeerKey(k)).len(), 2, "{tx:?}");
+    s.check_invariants();
+    // A peer that completes gives its slot to the one that waited.
+    s.handle_message(Instant::ZERO, PeerKey(k), Message::HaveAll);
+    let (tx, _) = drain(&mut s);
+    assert!(tx.contains(&(PeerKey(k), Message::Choke)), "{tx:?}");
+    assert!(tx.contains(&(PeerKey(choked), Message::Unchoke)), "{tx:?}");
+    assert_eq!(haves(&tx, PeerKey(choked)).len(), 2, "{tx:?}");
     s.check_invariants();
 }
 

@@ -190,12 +190,15 @@ impl TorrentCore {
     /// (slots are re-ranked), not a slot change between rounds.
     pub(super) fn rechoke(&mut self, round: bool) {
         let now = self.now;
+        // A super-seed's peers see only their offers: for the choker one
+        // wants data while it lacks a piece (see `superseed`).
+        let super_seeding = self.super_seed.is_some();
         let candidates: Vec<UnchokeCandidate> = self
             .peers
             .iter()
             .map(|(&k, p)| UnchokeCandidate {
                 peer: k,
-                interested: p.peer_interested,
+                interested: p.peer_interested || (super_seeding && !p.pieces.is_all_set()),
                 unchoked: !p.am_choking,
                 unchokes_us_since: (!p.peer_choking).then_some(p.peer_unchoked_at),
                 am_interested_since: p.am_interested.then_some(p.am_interested_at),
