@@ -143,7 +143,10 @@ async fn idle_seeding_torrents_wake_nothing_and_publish_nothing() {
     // An idle torrent still answers at once: stopped, its status says so.
     let first = after[0].id;
     daemon
-        .set_paused(&Ids::Some(vec![swarm_daemon::service::IdRef::Id(first)]), true)
+        .set_paused(
+            &Ids::Some(vec![swarm_daemon::service::IdRef::Id(first)]),
+            true,
+        )
         .await
         .expect("pause");
     let mut stopped = false;

@@ -824,4 +824,3 @@ async fn run_torrent(
     let _ = driver.send(DriverCmd::Remove { info_hash });
     result
 }
-
