@@ -181,6 +181,18 @@ impl PeerFeed {
 struct Registered {
     status: watch::Receiver<TorrentStatus>,
     stop: Arc<watch::Sender<bool>>,
+    added: Instant,
+}
+
+/// `status` with the time since the torrent was added brought up to now
+/// (a session publishes only when something else changes; a final status
+/// keeps the time it ended at).
+fn fresh(status: &TorrentStatus, added: Instant) -> TorrentStatus {
+    let mut s = status.clone();
+    if !s.is_final {
+        s.elapsed_s = added.elapsed().as_secs_f64();
+    }
+    s
 }
 
 /// One per process: the listener, the endpoint driver, the torrents.
@@ -190,12 +202,26 @@ pub struct Client {
     listen_addr: SocketAddr,
     peer_id: PeerId,
     tracker: TrackerConfig,
-    upload_limit: Option<Arc<FairShare>>,
-    download_limit: Option<Arc<FairShare>>,
-    /// Re-divides the process's rate limits every second.
+    /// The process's rate limits, shared fairly by the torrents (each may
+    /// be switched on, changed or off at any time: `set_rate_limits`).
+    upload_limit: Arc<FairShare>,
+    download_limit: Arc<FairShare>,
+    /// Re-divides the process's rate limits every second (nothing to do
+    /// while there is no limit).
     rebalance_task: Option<JoinHandle<()>>,
     torrents: Mutex<BTreeMap<InfoHash, Registered>>,
     dht: Option<crate::dht::DhtHandle>,
+    counters: Arc<Counters>,
+}
+
+/// What the client's torrents have done so far, over all of them: the
+/// measure of what idle torrents cost (see [`Client::counters`]).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Times a session's owner task woke up (an input, a timer).
+    pub session_wakeups: std::sync::atomic::AtomicU64,
+    /// Statuses published (a session publishes when its status changed).
+    pub publications: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Client {
@@ -224,32 +250,27 @@ impl Client {
             rx,
             tx: tx.clone(),
             sessions: Default::default(),
+            figures: Default::default(),
             pending: Default::default(),
             attached: Default::default(),
         };
         let driver_task = tokio::spawn(driver.run());
-        let upload_limit = config.upload_limit.map(|r| Arc::new(FairShare::new(r)));
-        let download_limit = config.download_limit.map(|r| Arc::new(FairShare::new(r)));
-        let shares: Vec<Arc<FairShare>> = upload_limit
-            .iter()
-            .chain(download_limit.iter())
-            .cloned()
-            .collect();
-        let rebalance_task = (!shares.is_empty()).then(|| {
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(FAIR_SHARE_INTERVAL);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut last = Instant::now();
-                loop {
-                    tick.tick().await;
-                    let now = Instant::now();
-                    for share in &shares {
-                        share.rebalance(now - last);
-                    }
-                    last = now;
+        let upload_limit = Arc::new(FairShare::with_limit(config.upload_limit));
+        let download_limit = Arc::new(FairShare::with_limit(config.download_limit));
+        let shares = [upload_limit.clone(), download_limit.clone()];
+        let rebalance_task = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FAIR_SHARE_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last = Instant::now();
+            loop {
+                tick.tick().await;
+                let now = Instant::now();
+                for share in &shares {
+                    share.rebalance(now - last);
                 }
-            })
-        });
+                last = now;
+            }
+        }));
         Ok(Client {
             driver: tx,
             driver_task,
@@ -261,7 +282,26 @@ impl Client {
             rebalance_task,
             torrents: Mutex::new(BTreeMap::new()),
             dht: config.dht,
+            counters: Arc::default(),
         })
+    }
+
+    /// The process's rate limits (bytes/s; `None`: none) from now on,
+    /// for every torrent and connection, running ones included.
+    pub fn set_rate_limits(&self, upload: Option<u64>, download: Option<u64>) {
+        self.upload_limit.set_limit(upload);
+        self.download_limit.set_limit(download);
+    }
+
+    /// The process's rate limits: (upload, download), bytes/s.
+    pub fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
+        (self.upload_limit.limit(), self.download_limit.limit())
+    }
+
+    /// A new cap on connections over all torrents; over it, the
+    /// connections idle longest close at once.
+    pub fn set_connections_max(&self, n: usize) {
+        let _ = self.driver.send(DriverCmd::SetConnectionsMax { n });
     }
 
     /// Where peers reach us.
@@ -271,6 +311,14 @@ impl Client {
 
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Wake-ups and publications of this client's torrents so far. A
+    /// session wakes for its inputs, and on timers only while it is busy
+    /// (peers, storage jobs, a resume record to save, rates not yet zero);
+    /// it publishes a status when it changed. An idle torrent costs neither.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// For the DHT and PEX: a way to hand the endpoint peers.
@@ -330,18 +378,14 @@ impl Client {
         };
         let (status_tx, status_rx) = watch::channel(first_status);
         let stop_tx = Arc::new(watch::channel(false).0);
-        let mut upload_limits: Vec<_> = options
-            .upload_limit
-            .map(|r| Arc::new(RateLimiter::new(r)))
-            .into_iter()
-            .collect();
-        upload_limits.extend(self.upload_limit.as_ref().map(|f| f.join()));
-        let mut download_limits: Vec<_> = options
-            .download_limit
-            .map(|r| Arc::new(RateLimiter::new(r)))
-            .into_iter()
-            .collect();
-        download_limits.extend(self.download_limit.as_ref().map(|f| f.join()));
+        // The torrent's own buckets (limiting nothing without a limit, so
+        // that one can be set later), then its shares of the process's.
+        let own = (
+            Arc::new(RateLimiter::with_limit(options.upload_limit)),
+            Arc::new(RateLimiter::with_limit(options.download_limit)),
+        );
+        let upload_limits = vec![own.0.clone(), self.upload_limit.join()];
+        let download_limits = vec![own.1.clone(), self.download_limit.join()];
         let mut tracker = self.tracker.clone();
         if tracker.local_ip.is_none() && !self.listen_addr.ip().is_unspecified() {
             // Announce from where we listen, so the tracker hands out the
@@ -362,6 +406,7 @@ impl Client {
             no_pex: options.no_pex,
             dht_port: self.dht.as_ref().map(|d| d.local_addr().port()),
             dht: self.dht.clone().filter(|_| !options.private),
+            counters: self.counters.clone(),
             file_priorities: options.file_priorities.clone(),
         };
         let link = DriverLink {
@@ -383,6 +428,7 @@ impl Client {
             Registered {
                 status: status_rx.clone(),
                 stop: stop_tx.clone(),
+                added,
             },
         );
         Ok(TorrentHandle {
@@ -390,6 +436,8 @@ impl Client {
             status: status_rx,
             stop: stop_tx,
             task,
+            added,
+            limits: own,
         })
     }
 
@@ -398,7 +446,7 @@ impl Client {
         let torrents = self.torrents.lock().unwrap_or_else(|e| e.into_inner());
         torrents
             .values()
-            .map(|r| r.status.borrow().clone())
+            .map(|r| fresh(&r.status.borrow(), r.added))
             .collect()
     }
 
@@ -448,22 +496,43 @@ pub struct TorrentHandle {
     status: watch::Receiver<TorrentStatus>,
     stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<Result<TorrentStatus, NetError>>,
+    added: Instant,
+    /// Its own rate limits (upload, download), beside the process's.
+    limits: (Arc<RateLimiter>, Arc<RateLimiter>),
 }
 
 impl TorrentHandle {
+    /// This torrent's own rate limits (bytes/s; `None`: none) from now
+    /// on, its running connections included (no restart).
+    pub fn set_rate_limits(&self, upload: Option<u64>, download: Option<u64>) {
+        self.limits.0.set_limit(upload);
+        self.limits.1.set_limit(download);
+    }
+
+    /// Its own rate limits: (upload, download), bytes/s.
+    pub fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
+        (self.limits.0.limit(), self.limits.1.limit())
+    }
+
     pub fn info_hash(&self) -> InfoHash {
         self.info_hash
     }
 
-    /// The latest status.
+    /// The latest status (its `elapsed_s` brought up to now).
     pub fn status(&self) -> TorrentStatus {
-        self.status.borrow().clone()
+        fresh(&self.status.borrow(), self.added)
     }
 
     /// The latest status, borrowed (no copy; hold it briefly: the session
-    /// waits to publish the next one while it is held).
+    /// waits to publish the next one while it is held). Its `elapsed_s` is
+    /// as of its publication: [`TorrentHandle::elapsed_s`] is now's.
     pub fn status_ref(&self) -> watch::Ref<'_, TorrentStatus> {
         self.status.borrow()
+    }
+
+    /// Seconds since the torrent was added.
+    pub fn elapsed_s(&self) -> f64 {
+        self.added.elapsed().as_secs_f64()
     }
 
     /// A receiver that wakes on every published status.
