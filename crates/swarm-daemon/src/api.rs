@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::DaemonError;
 use crate::http::AppState;
-use crate::service::{AddRequest, AddSource, IdRef, Ids, TorrentView};
+use crate::service::{AddRequest, AddSource, FileChanges, IdRef, Ids, TorrentView};
 
 /// How often the event stream sends the torrent list.
 pub const EVENTS_INTERVAL: Duration = Duration::from_secs(1);
@@ -138,7 +138,14 @@ fn detail(t: &TorrentView) -> Value {
                 "index": i,
                 "path": f.path.to_string_lossy(),
                 "length": f.length,
-                "wanted": !t.files_unwanted.contains(&(i as u32)),
+                "wanted": t.files_unwanted.binary_search(&(i as u32)).is_err(),
+                "priority": if t.files_high.binary_search(&(i as u32)).is_ok() {
+                    "high"
+                } else if t.files_low.binary_search(&(i as u32)).is_ok() {
+                    "low"
+                } else {
+                    "normal"
+                },
             })
         })
         .collect();
@@ -223,10 +230,23 @@ async fn remove(
     }
 }
 
+/// `POST /api/v1/torrents/{id}/files`: file indexes (as in `files`) to
+/// want, skip, or give a priority.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilesBody {
+    wanted: Option<Vec<u32>>,
+    skipped: Option<Vec<u32>>,
+    high: Option<Vec<u32>>,
+    normal: Option<Vec<u32>>,
+    low: Option<Vec<u32>>,
+}
+
 async fn action(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
+    body: Bytes,
 ) -> Response {
     if let Err(r) = require_json(&headers) {
         return refused(r);
@@ -240,10 +260,26 @@ async fn action(
         "start" => d.set_paused(&ids, false).await,
         "stop" => d.set_paused(&ids, true).await,
         "verify" => d.verify(&ids).await,
+        "files" => {
+            let b: FilesBody = match serde_json::from_slice(&body) {
+                Ok(b) => b,
+                Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+            };
+            // Here an empty list means none (not every file, as in the RPC).
+            let nonempty = |v: Option<Vec<u32>>| v.filter(|v| !v.is_empty());
+            let changes = FileChanges {
+                wanted: nonempty(b.wanted),
+                unwanted: nonempty(b.skipped),
+                high: nonempty(b.high),
+                normal: nonempty(b.normal),
+                low: nonempty(b.low),
+            };
+            d.set_files(&ids, &changes).await
+        }
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("no action {action}: start, stop or verify"),
+                format!("no action {action}: start, stop, verify or files"),
             );
         }
     };

@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 
 use crate::DaemonError;
 use crate::http::AppState;
-use crate::service::{AddRequest, AddSource, IdRef, Ids, TorrentView, now_unix};
+use crate::service::{AddRequest, AddSource, FileChanges, IdRef, Ids, TorrentView, now_unix};
 use swarm_net::TorrentState;
 
 /// The header of the session-id handshake.
@@ -276,19 +276,36 @@ async fn torrent_set(app: &AppState, args: &Value) -> Result<Value, RpcError> {
     };
     let down = limit("downloadLimit", "downloadLimited")?;
     let up = limit("uploadLimit", "uploadLimited")?;
-    for key in args.as_object().map(|o| o.keys()).into_iter().flatten() {
-        if matches!(
-            key.as_str(),
-            "files-wanted"
-                | "files-unwanted"
-                | "location"
-                | "priority-high"
-                | "priority-low"
-                | "priority-normal"
-        ) {
-            return Err(bad(format!("torrent-set {key} is not supported yet")));
-        }
+    // File indexes (an empty list: every file, as Transmission reads it).
+    let files = |name: &str| -> Result<Option<Vec<u32>>, RpcError> {
+        let Some(v) = args.get(name) else {
+            return Ok(None);
+        };
+        let list = v
+            .as_array()
+            .ok_or_else(|| bad(format!("{name} must be an array of file indexes")))?;
+        list.iter()
+            .map(|i| {
+                i.as_u64()
+                    .and_then(|i| u32::try_from(i).ok())
+                    .ok_or_else(|| bad(format!("{name} must be an array of file indexes")))
+            })
+            .collect::<Result<Vec<u32>, _>>()
+            .map(Some)
+    };
+    let changes = FileChanges {
+        wanted: files("files-wanted")?,
+        unwanted: files("files-unwanted")?,
+        high: files("priority-high")?,
+        normal: files("priority-normal")?,
+        low: files("priority-low")?,
+    };
+    if args.get("location").is_some() {
+        return Err(bad(
+            "torrent-set location is not supported: use torrent-set-location",
+        ));
     }
+    app.daemon.set_files(&ids, &changes).await?;
     app.daemon.set_limits(&ids, down, up).await?;
     Ok(json!({}))
 }
@@ -486,7 +503,8 @@ fn status_code(t: &TorrentView) -> u8 {
 pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
     let s = &t.status;
     let total = s.total_length;
-    let done = total - s.left.min(total);
+    // Of what is wanted (Transmission's sizeWhenDone - leftUntilDone).
+    let done = s.wanted_length - s.left.min(s.wanted_length);
     // Built only for the fields that need it (torrent-get asks each field
     // of each torrent).
     let files = || -> Vec<&swarm_net::FileSpec> {
@@ -512,12 +530,17 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
         "status" => json!(status_code(t)),
         "error" => json!(if s.error.is_some() { 3 } else { 0 }),
         "errorString" => json!(s.error.clone().unwrap_or_default()),
-        "totalSize" | "sizeWhenDone" => json!(total),
+        "totalSize" => json!(total),
+        "sizeWhenDone" => json!(s.wanted_length),
         "leftUntilDone" => json!(s.left),
         "desiredAvailable" => json!(if s.peers > 0 { s.left } else { 0 }),
-        "haveValid" => json!(done),
+        "haveValid" => json!(s.have_length),
         "haveUnchecked" => json!(0),
-        "percentDone" => json!(if total == 0 { 1.0 } else { done as f64 / total as f64 }),
+        "percentDone" => json!(if s.wanted_length == 0 {
+            1.0
+        } else {
+            done as f64 / s.wanted_length as f64
+        }),
         "metadataPercentComplete" => json!(if t.spec.is_some() { 1.0 } else { 0.0 }),
         "recheckProgress" => json!(match (s.state, s.checked) {
             (TorrentState::Checking, Some(c)) if total > 0 => c as f64 / total as f64,
@@ -590,18 +613,22 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
                 .map(|(i, f)| {
                     json!({
                         "bytesCompleted": file_done(s, f.length),
-                        "wanted": !t.files_unwanted.contains(&(i as u32)),
-                        "priority": 0,
+                        "wanted": t.files_unwanted.binary_search(&(i as u32)).is_err(),
+                        "priority": priority(t, i as u32),
                     })
                 })
                 .collect(),
         ),
         "wanted" => Value::Array(
             (0..files().len())
-                .map(|i| json!(u8::from(!t.files_unwanted.contains(&(i as u32)))))
+                .map(|i| json!(u8::from(t.files_unwanted.binary_search(&(i as u32)).is_err())))
                 .collect(),
         ),
-        "priorities" => Value::Array(files().iter().map(|_| json!(0)).collect()),
+        "priorities" => Value::Array(
+            (0..files().len())
+                .map(|i| json!(priority(t, i as u32)))
+                .collect(),
+        ),
         "trackers" => Value::Array(trackers(t).collect()),
         "trackerStats" => Value::Array(
             trackers(t)
@@ -653,6 +680,17 @@ fn file_done(s: &swarm_net::TorrentStatus, length: u64) -> u64 {
     }
     let done = s.total_length - s.left.min(s.total_length);
     (u128::from(length) * u128::from(done) / u128::from(s.total_length)) as u64
+}
+
+/// A file's priority as Transmission numbers it: -1 low, 0 normal, 1 high.
+fn priority(t: &TorrentView, file: u32) -> i8 {
+    if t.files_high.binary_search(&file).is_ok() {
+        1
+    } else if t.files_low.binary_search(&file).is_ok() {
+        -1
+    } else {
+        0
+    }
 }
 
 fn trackers(t: &TorrentView) -> impl Iterator<Item = Value> + '_ {

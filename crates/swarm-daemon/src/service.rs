@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use swarm_engine::Priority;
 use swarm_net::{
     AddOptions, Client, OpenMode, TorrentHandle, TorrentSpec, TorrentState, TorrentStatus,
 };
@@ -100,6 +101,8 @@ pub struct TorrentView {
     pub added_unix: u64,
     pub done_unix: Option<u64>,
     pub files_unwanted: Vec<u32>,
+    pub files_high: Vec<u32>,
+    pub files_low: Vec<u32>,
     pub download_limit: Option<u64>,
     pub upload_limit: Option<u64>,
     /// The library's status (state, progress, rates, neighbours).
@@ -109,6 +112,97 @@ pub struct TorrentView {
     pub spec: Option<Arc<TorrentSpec>>,
     #[serde(skip)]
     pub extras: Arc<MetaExtras>,
+}
+
+/// A change of files' wishes (`torrent-set`'s `files-wanted`,
+/// `files-unwanted`, `priority-high/normal/low`): file indexes without pad
+/// files; `Some(empty)` means every file, as in Transmission's RPC.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FileChanges {
+    pub wanted: Option<Vec<u32>>,
+    pub unwanted: Option<Vec<u32>>,
+    pub high: Option<Vec<u32>>,
+    pub normal: Option<Vec<u32>>,
+    pub low: Option<Vec<u32>>,
+}
+
+impl FileChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == FileChanges::default()
+    }
+}
+
+/// Each file's priority for swarm-net, by index in the torrent (pads
+/// included: the record numbers files without them).
+pub fn file_priorities(spec: &TorrentSpec, record: &TorrentRecord) -> Vec<Priority> {
+    let mut visible = 0u32;
+    spec.files
+        .iter()
+        .map(|f| {
+            if f.attr.pad {
+                return Priority::Normal;
+            }
+            let i = visible;
+            visible += 1;
+            if record.files_unwanted.binary_search(&i).is_ok() {
+                Priority::Skip
+            } else if record.files_high.binary_search(&i).is_ok() {
+                Priority::High
+            } else if record.files_low.binary_search(&i).is_ok() {
+                Priority::Low
+            } else {
+                Priority::Normal
+            }
+        })
+        .collect()
+}
+
+/// Applies `ch` to a record of a torrent of `count` files (pads left
+/// out); an index past the last file is an error naming it.
+fn apply_file_changes(
+    record: &mut TorrentRecord,
+    count: u32,
+    ch: &FileChanges,
+) -> Result<(), DaemonError> {
+    let pick = |list: &Option<Vec<u32>>| -> Result<Option<Vec<u32>>, DaemonError> {
+        let Some(list) = list else { return Ok(None) };
+        if let Some(bad) = list.iter().find(|&&i| i >= count) {
+            return Err(DaemonError::BadRequest(format!(
+                "no file {bad} in {} (it has {count}, numbered from 0)",
+                record.name
+            )));
+        }
+        Ok(Some(if list.is_empty() {
+            (0..count).collect()
+        } else {
+            list.clone()
+        }))
+    };
+    let set = |v: &mut Vec<u32>, add: &[u32], remove: &[u32]| {
+        v.retain(|i| !remove.contains(i));
+        v.extend(add.iter().filter(|i| !remove.contains(i)));
+        v.sort_unstable();
+        v.dedup();
+    };
+    if let Some(w) = pick(&ch.wanted)? {
+        set(&mut record.files_unwanted, &[], &w);
+    }
+    if let Some(u) = pick(&ch.unwanted)? {
+        set(&mut record.files_unwanted, &u, &[]);
+    }
+    if let Some(h) = pick(&ch.high)? {
+        set(&mut record.files_low, &[], &h);
+        set(&mut record.files_high, &h, &[]);
+    }
+    if let Some(n) = pick(&ch.normal)? {
+        set(&mut record.files_low, &[], &n);
+        set(&mut record.files_high, &[], &n);
+    }
+    if let Some(l) = pick(&ch.low)? {
+        set(&mut record.files_high, &[], &l);
+        set(&mut record.files_low, &l, &[]);
+    }
+    Ok(())
 }
 
 /// Which torrents a request names.
@@ -264,23 +358,34 @@ fn percent_encode(s: &str) -> String {
 
 /// The status of a torrent that never ran in this process: its pieces from
 /// the resume record, if there is one.
-fn idle_status(spec: &TorrentSpec, state: &StateDir) -> TorrentStatus {
-    let total = spec.pads().real_total();
+fn idle_status(spec: &TorrentSpec, state: &StateDir, record: &TorrentRecord) -> TorrentStatus {
+    let pads = spec.pads();
+    let total = pads.real_total();
+    // The wanted pieces (skipped files' own pieces left out).
+    let wanted = spec.wanted_pieces(&file_priorities(spec, record));
+    let wanted_length = wanted
+        .as_ref()
+        .map_or(total, |w| pads.real_bytes_present(w));
     let mut s = TorrentStatus {
         info_hash: spec.info_hash_hex(),
         name: spec.name.clone(),
         state: TorrentState::Stopped,
         pieces_total: spec.lengths.num_pieces(),
         total_length: total,
-        left: total,
+        wanted_length,
+        left: wanted_length,
         ..TorrentStatus::default()
     };
     let path = swarm_net::resume::record_path(&state.resume_dir(), &spec.info_hash);
-    if let Ok(Some(record)) = swarm_net::resume::load(&path, &spec.info_hash)
-        && let Ok(have) = record.have()
+    if let Ok(Some(resume)) = swarm_net::resume::load(&path, &spec.info_hash)
+        && let Ok(have) = resume.have()
     {
         s.pieces_have = have.count_ones();
-        s.left = total - spec.pads().real_bytes_present(&have);
+        s.have_length = pads.real_bytes_present(&have);
+        s.left = wanted_length
+            - pads
+                .real_bytes_wanted(&have, wanted.as_ref())
+                .min(wanted_length);
         s.complete = s.left == 0;
     }
     s
@@ -318,7 +423,7 @@ impl Daemon {
                     .map_err(|e| DaemonError::State(format!("{}: {e}", path.display())))
                     .and_then(|bytes| parse_metainfo(&bytes))
                     .map(|(spec, extras)| Entry {
-                        last: idle_status(&spec, &state),
+                        last: idle_status(&spec, &state, &record),
                         record: record.clone(),
                         spec: Some(Arc::new(spec)),
                         extras: Arc::new(extras),
@@ -567,12 +672,14 @@ impl Daemon {
             added_unix: now_unix(),
             done_unix: None,
             files_unwanted: Vec::new(),
+            files_high: Vec::new(),
+            files_low: Vec::new(),
             download_limit: None,
             upload_limit: None,
             magnet: magnet.as_ref().map(|_| extras.magnet.clone()),
         };
         let last = match &spec {
-            Some(spec) => idle_status(spec, &self.state),
+            Some(spec) => idle_status(spec, &self.state, &record),
             None => magnet_status(&hex, &name),
         };
         inner.torrents.insert(
@@ -699,6 +806,46 @@ impl Daemon {
         Ok(n)
     }
 
+    /// Chooses files: skips them, wants them again, sets their priority
+    /// (kept in the record). A running torrent whose choice changed restarts
+    /// to apply it (its data is not checked again: the resume record
+    /// vouches for it; a file wanted again is created and takes its bytes
+    /// back from the parts file). A magnet link without its metadata yet
+    /// has no files: an error.
+    pub async fn set_files(&self, ids: &Ids, ch: &FileChanges) -> Result<usize, DaemonError> {
+        if ch.is_empty() {
+            return Ok(0);
+        }
+        let n = {
+            let mut inner = self.inner.lock().await;
+            let chosen = Self::select(&inner, ids);
+            for id in &chosen {
+                let Some(e) = inner.torrents.get_mut(id) else {
+                    continue;
+                };
+                let Some(spec) = &e.spec else {
+                    return Err(DaemonError::BadRequest(format!(
+                        "{} has no file list yet (its metadata is being fetched)",
+                        e.record.name
+                    )));
+                };
+                let count = spec.files.iter().filter(|f| !f.attr.pad).count() as u32;
+                let before = e.record.clone();
+                apply_file_changes(&mut e.record, count, ch)?;
+                if e.record != before {
+                    tracing::info!(id, skipped = ?e.record.files_unwanted, high = ?e.record.files_high, low = ?e.record.files_low, "files chosen");
+                    if let Some(h) = &e.handle {
+                        h.stop();
+                    }
+                }
+            }
+            self.save_records(&inner, &chosen)?;
+            chosen.len()
+        };
+        self.reconcile().await;
+        Ok(n)
+    }
+
     /// Points torrents at another folder (`location`, under an allowed
     /// root); with `move_data` their files are moved there first (renamed,
     /// or copied and deleted across file systems; times kept, so the
@@ -798,6 +945,11 @@ impl Daemon {
             upload_limit: e.record.upload_limit,
             download_limit: e.record.download_limit,
             resume_dir: Some(self.state.resume_dir()),
+            file_priorities: e
+                .spec
+                .as_ref()
+                .map(|s| file_priorities(s, &e.record))
+                .unwrap_or_default(),
             ..AddOptions::new(&e.record.download_dir, OpenMode::Create)
         };
         if verify {
@@ -949,6 +1101,8 @@ fn view(e: &Entry) -> TorrentView {
         added_unix: e.record.added_unix,
         done_unix: e.record.done_unix,
         files_unwanted: e.record.files_unwanted.clone(),
+        files_high: e.record.files_high.clone(),
+        files_low: e.record.files_low.clone(),
         download_limit: e.record.download_limit,
         upload_limit: e.record.upload_limit,
         status: e.status(),

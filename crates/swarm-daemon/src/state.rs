@@ -58,9 +58,15 @@ pub struct TorrentRecord {
     /// When it completed, if it did.
     #[serde(default)]
     pub done_unix: Option<u64>,
-    /// Files the user skipped (indexes in torrent order).
+    /// Files the user skipped (indexes in the torrent's file list without
+    /// its BEP 47 pad files, as the RPC and the API number them), sorted.
     #[serde(default)]
     pub files_unwanted: Vec<u32>,
+    /// Files of high and of low priority (the rest: normal), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_high: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_low: Vec<u32>,
     /// This torrent's own limits, bytes/s.
     #[serde(default)]
     pub download_limit: Option<u64>,
@@ -238,6 +244,13 @@ impl StateDir {
         let _ = fs::remove_file(self.record_path(info_hash_hex));
         let _ = fs::remove_file(self.torrent_path(info_hash_hex));
         self.remove_resume(info_hash_hex);
+        let _ = fs::remove_file(self.parts_path(info_hash_hex));
+    }
+
+    /// A torrent's parts file (skipped files' bytes that share a piece
+    /// with a wanted file), beside its resume record; swarm-net names it.
+    pub fn parts_path(&self, info_hash_hex: &str) -> PathBuf {
+        self.resume_dir().join(format!("{info_hash_hex}.parts"))
     }
 
     /// Deletes a torrent's resume record (the next start checks its data).
@@ -301,6 +314,8 @@ mod tests {
             added_unix: 1,
             done_unix: None,
             files_unwanted: vec![1],
+            files_high: vec![2],
+            files_low: vec![0],
             download_limit: Some(5),
             upload_limit: None,
             magnet: None,

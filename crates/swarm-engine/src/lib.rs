@@ -47,7 +47,7 @@ pub use extensions::{ExtensionEvent, Extensions, ExtensionsConfig, PeerHello};
 pub use ids::{InfoHash, PeerId, PeerKey};
 pub use metadata::{METADATA_SIZE_MAX, MetadataEvent, MetadataFetcher};
 pub use pex::Pex;
-pub use picker::PickStrategy;
+pub use picker::{PickStrategy, Priority};
 pub use time::{Duration, Instant};
 pub use torrent::{PeerStats, TorrentCore, TorrentStats};
 pub use unchoke::{ChokeDecision, ChokeReason, ChokeState, UnchokeAll};

@@ -31,9 +31,20 @@
 //! parole only gets pieces it downloads alone (`exclusive`), so the next
 //! failure is attributable to it (libtorrent's parole mode).
 //!
+//! **Priorities** ([`Priority`], one byte a piece, from the files a piece
+//! touches: the highest of theirs): a new piece is opened from the highest
+//! priority class the peer has anything of, rarest first inside it (a scan
+//! of `order`, only while the not-started pieces are of several classes).
+//! A [`Priority::Skip`] piece is left out of `order`: never opened, never
+//! counted in [`PiecePicker::wanted_left`]; the download is *done* when
+//! every wanted piece is have ([`PiecePicker::is_done`]). A piece already
+//! in progress when it is skipped is finished (its blocks are not thrown
+//! away).
+//!
 //! Invariants (checked by [`PiecePicker::check_invariants`]): a piece is in
-//! exactly one of have / verifying / in progress / `order` (not started);
-//! `order` is bucketed by availability; per-piece counters match the slots.
+//! exactly one of have / verifying / in progress / `order` (not started) /
+//! skipped (none of these, priority `Skip`); `order` holds no skipped piece
+//! and is bucketed by availability; per-piece counters match the slots.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,6 +72,23 @@ pub enum PickStrategy {
     Random,
     /// The lowest-numbered piece the peer has (rqbit's file order).
     Sequential,
+}
+
+/// How much a piece is wanted (from its files' priorities). Ordered:
+/// `Skip < Low < Normal < High`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Priority {
+    /// Not downloaded (unless already in progress).
+    Skip = 0,
+    Low = 1,
+    #[default]
+    Normal = 2,
+    High = 3,
+}
+
+impl Priority {
+    const LEVELS: usize = 4;
 }
 
 /// One block of a piece being downloaded.
@@ -126,6 +154,12 @@ pub struct PiecePicker {
     verifying: BTreeMap<ValidPieceIndex, Vec<PeerKey>>,
     /// Sum of `missing` over `downloads`.
     unrequested: u64,
+    /// Each piece's priority.
+    priority: Vec<Priority>,
+    /// Pieces in `order` of each priority (indexed by `Priority as usize`).
+    order_levels: [u32; Priority::LEVELS],
+    /// Pieces not skipped and not have.
+    wanted_left: u32,
 }
 
 impl PiecePicker {
@@ -146,7 +180,6 @@ impl PiecePicker {
         }
         PiecePicker {
             lengths,
-            have,
             initial_random_pieces,
             endgame_enabled: endgame,
             strategy: PickStrategy::RarestFirst,
@@ -159,7 +192,71 @@ impl PiecePicker {
             partial: BTreeSet::new(),
             verifying: BTreeMap::new(),
             unrequested: 0,
+            priority: vec![Priority::Normal; n as usize],
+            order_levels: [0, 0, n - have.count_ones(), 0],
+            wanted_left: n - have.count_ones(),
+            have,
         }
+    }
+
+    /// Sets every piece's priority (`priorities.len()` must be the piece
+    /// count: asserted). Skipped pieces leave `order`; pieces wanted again
+    /// go back in. Pieces in progress or verifying are left to finish.
+    pub fn set_priorities(&mut self, priorities: &[Priority], rng: &mut Rng) {
+        assert_eq!(
+            priorities.len(),
+            self.priority.len(),
+            "one priority a piece"
+        );
+        for (i, &new) in priorities.iter().enumerate() {
+            let p = i as u32;
+            let old = self.priority[i];
+            if old == new {
+                continue;
+            }
+            let in_order = self.pos[i] != NOT_IN_ORDER;
+            if in_order {
+                self.remove_from_order(p);
+            }
+            self.priority[i] = new;
+            if !self.have.get(p) {
+                match (old == Priority::Skip, new == Priority::Skip) {
+                    (true, false) => self.wanted_left += 1,
+                    (false, true) => self.wanted_left -= 1,
+                    _ => {}
+                }
+            }
+            let idle = !self.have.get(p)
+                && self.lengths.validate_piece_index(p).is_some_and(|vp| {
+                    !self.downloads.contains_key(&vp) && !self.verifying.contains_key(&vp)
+                });
+            if new != Priority::Skip && (in_order || idle) {
+                self.insert_into_order(p, rng);
+            }
+        }
+    }
+
+    /// Each piece's priority.
+    pub fn priorities(&self) -> &[Priority] {
+        &self.priority
+    }
+
+    /// Whether `piece` is wanted (not skipped).
+    pub fn is_wanted(&self, piece: u32) -> bool {
+        self.priority
+            .get(piece as usize)
+            .is_some_and(|&p| p != Priority::Skip)
+    }
+
+    /// Wanted pieces not have yet.
+    pub fn wanted_left(&self) -> u32 {
+        self.wanted_left
+    }
+
+    /// Every wanted piece is have (the download is done; skipped pieces
+    /// may be missing).
+    pub fn is_done(&self) -> bool {
+        self.wanted_left == 0
     }
 
     /// Chooses how new pieces are opened (rarest first unless set).
@@ -180,7 +277,7 @@ impl PiecePicker {
     pub fn in_endgame(&self) -> bool {
         self.endgame_enabled
             && self.unrequested == 0
-            && !self.have.is_all_set()
+            && !self.is_done()
             && self.order_len_available() == 0
     }
 
@@ -262,11 +359,12 @@ impl PiecePicker {
         self.order.pop();
         self.pos[piece as usize] = NOT_IN_ORDER;
         self.in_order.clear(piece);
+        self.order_levels[self.priority[piece as usize] as usize] -= 1;
     }
 
-    #[cfg(test)]
     fn insert_into_order(&mut self, piece: u32, rng: &mut Rng) {
         assert_eq!(self.pos[piece as usize], NOT_IN_ORDER);
+        self.order_levels[self.priority[piece as usize] as usize] += 1;
         let a = self.availability[piece as usize] as usize;
         while self.bucket_start.len() <= a {
             self.bucket_start.push(self.order.len() as u32);
@@ -365,21 +463,35 @@ impl PiecePicker {
                 PickStrategy::Random => true,
                 PickStrategy::Sequential => false,
             };
+            // The highest class the peer has a piece of (a scan only while
+            // the not-started pieces are of several classes).
+            let mixed = self.order_levels.iter().filter(|&&n| n > 0).count() > 1;
+            let class = if mixed {
+                self.order[lo..]
+                    .iter()
+                    .filter(|&&p| pieces.get(p))
+                    .map(|&p| self.priority[p as usize])
+                    .max()
+                    .unwrap_or(Priority::Skip)
+            } else {
+                Priority::Skip
+            };
+            let fits = |p: u32| pieces.get(p) && self.priority[p as usize] >= class;
             let found = if self.strategy == PickStrategy::Sequential {
                 // Lowest index first: a scan, but the simulator's comparison
                 // is the only user.
                 (0..self.lengths.num_pieces()).find(|&p| {
                     let i = self.pos[p as usize];
-                    i != NOT_IN_ORDER && i as usize >= lo && pieces.get(p)
+                    i != NOT_IN_ORDER && i as usize >= lo && fits(p)
                 })
             } else if random {
                 let start = lo + rng.below(hi - lo);
                 (start..hi)
                     .chain(lo..start)
                     .map(|i| self.order[i])
-                    .find(|&p| pieces.get(p))
+                    .find(|&p| fits(p))
             } else {
-                self.order[lo..].iter().copied().find(|&p| pieces.get(p))
+                self.order[lo..].iter().copied().find(|&p| fits(p))
             };
             if let Some(p) = found {
                 let vp = self.open(p, peer, parole.then_some(peer));
@@ -516,6 +628,9 @@ impl PiecePicker {
         let from = self.verifying.remove(&piece)?;
         if ok {
             self.have.set(piece.get());
+            if self.is_wanted(piece.get()) {
+                self.wanted_left -= 1;
+            }
         } else {
             let n = self.lengths.blocks_in_piece(piece);
             self.downloads.insert(
@@ -598,19 +713,36 @@ impl PiecePicker {
         assert_eq!(self.pos.len(), n);
         assert_eq!(self.availability.len(), n);
         let mut unrequested = 0u64;
+        let mut levels = [0u32; Priority::LEVELS];
+        let mut wanted_left = 0;
         for p in self.lengths.pieces() {
+            let prio = self.priority[p.as_usize()];
+            let in_order = self.pos[p.as_usize()] != NOT_IN_ORDER;
             let states = [
                 self.have.get(p.get()),
                 self.verifying.contains_key(&p),
                 self.downloads.contains_key(&p),
-                self.pos[p.as_usize()] != NOT_IN_ORDER,
+                in_order,
             ];
-            assert_eq!(
-                states.iter().filter(|&&s| s).count(),
-                1,
-                "piece {p:?} in states {states:?}"
+            let n = states.iter().filter(|&&s| s).count();
+            // None of them: skipped.
+            assert!(
+                n == 1 || (n == 0 && prio == Priority::Skip),
+                "piece {p:?} ({prio:?}) in states {states:?}"
             );
+            assert!(
+                !(in_order && prio == Priority::Skip),
+                "skipped {p:?} in order"
+            );
+            if in_order {
+                levels[prio as usize] += 1;
+            }
+            if prio != Priority::Skip && !self.have.get(p.get()) {
+                wanted_left += 1;
+            }
         }
+        assert_eq!(levels, self.order_levels, "pieces in order by priority");
+        assert_eq!(wanted_left, self.wanted_left, "wanted pieces left");
         assert_eq!(self.in_order.count_ones() as usize, self.order.len());
         for (k, &p) in self.order.iter().enumerate() {
             assert_eq!(self.pos[p as usize] as usize, k, "pos of {p}");

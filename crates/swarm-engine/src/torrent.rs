@@ -458,10 +458,11 @@ impl TorrentCore {
         p.seen_piece_state = true;
         if p.pieces.set(piece) {
             self.picker.peer_has(vp, &mut self.rng);
-            if !self.picker.have().get(piece) {
+            if !self.picker.have().get(piece) && self.picker.is_wanted(piece) {
                 p.interesting += 1;
             }
             self.super_seed_offer(key);
+            self.super_seed_progress(key);
         }
         self.update_interest(key);
         self.fill_requests(key);
@@ -483,12 +484,13 @@ impl TorrentCore {
                 if let Some(vp) = self.lengths.validate_piece_index(i) {
                     self.picker.peer_has(vp, &mut self.rng);
                 }
-                if !self.picker.have().get(i) {
+                if !self.picker.have().get(i) && self.picker.is_wanted(i) {
                     p.interesting += 1;
                 }
             }
         }
         self.super_seed_offer(key);
+        self.super_seed_progress(key);
         self.update_interest(key);
         self.fill_requests(key);
         Ok(())
@@ -637,9 +639,35 @@ impl TorrentCore {
         Ok(())
     }
 
+    /// Sets every piece's priority (from the files' priorities; one a piece,
+    /// asserted): skipped pieces are no longer requested (those in progress
+    /// finish), interest in each peer is counted again, pipelines refill.
+    /// When every wanted piece is already have, `Completed` is emitted.
+    pub fn set_priorities(&mut self, now: Instant, priorities: &[crate::picker::Priority]) {
+        self.advance(now);
+        let was_done = self.picker.is_done();
+        self.picker.set_priorities(priorities, &mut self.rng);
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in &keys {
+            let picker = &self.picker;
+            if let Some(p) = self.peers.get_mut(k) {
+                p.interesting = p
+                    .pieces
+                    .iter_ones()
+                    .filter(|&i| !picker.have().get(i) && picker.is_wanted(i))
+                    .count() as u32;
+            }
+            self.update_interest(*k);
+        }
+        self.refill_all();
+        if self.picker.is_done() && !was_done {
+            self.events.push_back(TorrentEvent::Completed);
+        }
+    }
+
     /// Sends Interested/NotInterested when our interest in the peer changed.
     fn update_interest(&mut self, key: PeerKey) {
-        let complete = self.picker.have().is_all_set();
+        let complete = self.picker.is_done();
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };

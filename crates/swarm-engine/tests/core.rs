@@ -1018,8 +1018,8 @@ fn super_seeding_offers_each_piece_once_before_any_twice() {
             .any(|(_, m)| matches!(m, Message::Bitfield(_) | Message::HaveAll)),
         "{tx:?}"
     );
-    // Both are new, so the preemptive unchoke unchokes them: two fresh
-    // offers each, all different.
+    // Both lack pieces, so the choker sees them as wanting data and
+    // unchokes them (free slots): two fresh offers each, all different.
     let mut seen: Vec<u32> = Vec::new();
     for k in [1, 2] {
         let h = haves(&tx, PeerKey(k));
@@ -1064,4 +1064,114 @@ fn super_seeding_offers_each_piece_once_before_any_twice() {
     assert_eq!(new.len(), 1, "{tx:?}");
     assert_ne!(new[0], piece);
     s.check_invariants();
+}
+
+/// A super-seed's peers see only their offers: a peer that took them and
+/// says it is not interested keeps its slot (its next offers are on the
+/// way), a choked peer gets no offer and still waits for a turn, and a
+/// peer that completed gives its slot up.
+#[test]
+fn super_seeding_unchokes_peers_that_lack_pieces() {
+    let config = TorrentConfig {
+        super_seeding: true,
+        ..TorrentConfig::default()
+    };
+    let pieces = 40;
+    let mut s = seeder_with(config, pieces, K);
+    // Six peers: four regular slots and the optimistic one.
+    for k in 1..=6 {
+        s.peer_connected(Instant::ZERO, PeerKey(k), FAST);
+        s.handle_message(Instant::ZERO, PeerKey(k), Message::HaveNone);
+    }
+    let (tx, _) = drain(&mut s);
+    s.check_invariants();
+    let unchoked: Vec<u64> = (1..=6)
+        .filter(|&k| tx.contains(&(PeerKey(k), Message::Unchoke)))
+        .collect();
+    assert_eq!(unchoked.len(), 5, "{tx:?}");
+    let choked = (1..=6).find(|k| !unchoked.contains(k)).unwrap();
+    assert!(
+        haves(&tx, PeerKey(choked)).is_empty(),
+        "no offer while choked"
+    );
+    for &k in &unchoked {
+        assert_eq!(haves(&tx, PeerKey(k)).len(), 2, "{tx:?}");
+    }
+    // A peer takes both offers and, having nothing else to want, says so
+    // before its haves reach us: it keeps its slot and gets new offers.
+    let k = unchoked[0];
+    let offers = haves(&tx, PeerKey(k));
+    s.handle_message(Instant::ZERO, PeerKey(k), Message::NotInterested);
+    for piece in offers {
+        s.handle_message(Instant::ZERO, PeerKey(k), Message::Have { piece });
+    }
+    let (tx, _) = drain(&mut s);
+    assert!(!tx.contains(&(PeerKey(k), Message::Choke)), "{tx:?}");
+    assert_eq!(haves(&tx, PeerKey(k)).len(), 2, "{tx:?}");
+    s.check_invariants();
+    // A peer that completes gives its slot to the one that waited.
+    s.handle_message(Instant::ZERO, PeerKey(k), Message::HaveAll);
+    let (tx, _) = drain(&mut s);
+    assert!(tx.contains(&(PeerKey(k), Message::Choke)), "{tx:?}");
+    assert!(tx.contains(&(PeerKey(choked), Message::Unchoke)), "{tx:?}");
+    assert_eq!(haves(&tx, PeerKey(choked)).len(), 2, "{tx:?}");
+    s.check_invariants();
+}
+
+/// A leecher that skips pieces completes with only the wanted ones (the
+/// `Completed` event, not interested any more, never a request for a
+/// skipped piece), seeds what it has, and fetches the rest once they are
+/// wanted again. Invariants checked after every step.
+#[test]
+fn skipped_pieces_are_not_fetched_and_done_means_every_wanted_piece() {
+    use swarm_engine::Priority;
+    let piece_len = 2 * 16 * 1024;
+    let truth = content(12 * u64::from(piece_len), 9);
+    let seed = Node::new(TorrentConfig::default(), &truth, piece_len, true, 1);
+    let mut leech = Node::new(TorrentConfig::default(), &truth, piece_len, false, 2);
+    let mut prio = vec![Priority::Normal; 12];
+    for i in [0, 5, 6, 11] {
+        prio[i] = Priority::Skip;
+    }
+    prio[3] = Priority::High;
+    leech.core.set_priorities(Instant::ZERO, &prio);
+    let mut sim = Sim::new(vec![seed, leech], 5, true);
+    sim.connect(0, 1);
+    for _ in 0..20_000 {
+        if sim.nodes[1].completed {
+            break;
+        }
+        sim.step();
+        sim.check();
+    }
+    let l = &sim.nodes[1];
+    assert!(l.completed, "the wanted pieces arrived");
+    assert!(l.core.is_complete() && !l.core.is_seed());
+    let have: Vec<u32> = l.core.have().iter_ones().collect();
+    assert_eq!(
+        have,
+        vec![1, 2, 3, 4, 7, 8, 9, 10],
+        "exactly the wanted pieces"
+    );
+    let stats = l.core.peer_stats(sim.now);
+    assert!(
+        stats.iter().all(|p| !p.am_interested),
+        "done: not interested"
+    );
+    // Wanted again: fetched.
+    sim.nodes[1].completed = false;
+    let all = vec![Priority::Normal; 12];
+    let now = sim.now;
+    sim.nodes[1].core.set_priorities(now, &all);
+    sim.pump(1);
+    for _ in 0..20_000 {
+        if sim.nodes[1].completed {
+            break;
+        }
+        sim.step();
+        sim.check();
+    }
+    assert!(sim.nodes[1].core.is_seed(), "every piece after un-skipping");
+    let n = &sim.nodes[1];
+    assert_eq!(n.disk, n.truth);
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use swarm_engine::Bitfield;
+use swarm_engine::{Bitfield, Priority};
 use swarm_wire::InfoHash;
 use swarm_wire::layout::FileAttr;
 use swarm_wire::lengths::Lengths;
@@ -87,6 +87,19 @@ impl PadRanges {
         }
         all - pads
     }
+
+    /// The real bytes in the pieces of `have` that are also in `wanted`
+    /// (none: every piece is wanted).
+    pub fn real_bytes_wanted(&self, have: &Bitfield, wanted: Option<&Bitfield>) -> u64 {
+        let Some(w) = wanted else {
+            return self.real_bytes_present(have);
+        };
+        let mut both = Bitfield::empty(have.len());
+        for i in have.iter_ones().filter(|&i| w.get(i)) {
+            both.set(i);
+        }
+        self.real_bytes_present(&both)
+    }
 }
 
 impl TorrentSpec {
@@ -146,6 +159,47 @@ impl TorrentSpec {
             return bad("no files".into());
         }
         Ok(())
+    }
+
+    /// Each piece's priority from its files' (`files`: by file index,
+    /// pads included; a missing entry is `Normal`): the highest of the real
+    /// files it touches, so a piece shared by a wanted and a skipped file is
+    /// fetched; a piece of pad files only is `Normal`. O(pieces + files).
+    pub fn piece_priorities(&self, files: &[Priority]) -> Vec<Priority> {
+        let n = self.lengths.num_pieces() as usize;
+        if files.iter().all(|&p| p == Priority::Normal) {
+            return vec![Priority::Normal; n];
+        }
+        let mut out = vec![None::<Priority>; n];
+        let piece_length = u64::from(self.lengths.piece_length());
+        let mut start = 0u64;
+        for (i, f) in self.files.iter().enumerate() {
+            if !f.attr.pad && f.length > 0 {
+                let prio = files.get(i).copied().unwrap_or_default();
+                let end = start + f.length;
+                for p in start / piece_length..=(end - 1) / piece_length {
+                    let slot = &mut out[p as usize];
+                    *slot = Some(slot.map_or(prio, |q| q.max(prio)));
+                }
+            }
+            start += f.length;
+        }
+        out.into_iter().map(Option::unwrap_or_default).collect()
+    }
+
+    /// The pieces not skipped, given the files' priorities; `None` when
+    /// no piece is skipped (nothing to compute).
+    pub fn wanted_pieces(&self, files: &[Priority]) -> Option<Bitfield> {
+        if !files.contains(&Priority::Skip) {
+            return None;
+        }
+        let mut w = Bitfield::empty(self.lengths.num_pieces());
+        for (i, p) in self.piece_priorities(files).iter().enumerate() {
+            if *p != Priority::Skip {
+                w.set(i as u32);
+            }
+        }
+        Some(w)
     }
 
     /// Where the pad files lie: progress and totals count real bytes only.

@@ -68,7 +68,12 @@ pub struct TorrentStatus {
     pub pieces_total: u32,
     /// Bytes of the user's data (BEP 47 pad files left out).
     pub total_length: u64,
-    /// Bytes still missing.
+    /// Bytes of it verified on disk.
+    pub have_length: u64,
+    /// Bytes of the wanted pieces (skipped files left out, but a piece
+    /// shared with a wanted file counts whole): Transmission's `sizeWhenDone`.
+    pub wanted_length: u64,
+    /// Wanted bytes still missing (`leftUntilDone`): 0 once complete.
     pub left: u64,
     pub downloaded: u64,
     pub uploaded: u64,

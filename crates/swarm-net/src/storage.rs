@@ -25,6 +25,21 @@
 //! torrent's folder (the parser refuses any other target); `executable`
 //! sets the x bits of a file we create.
 //!
+//! **Skipped files and the parts file** (libtorrent's `.parts`): a
+//! download may skip files ([`Skipping`]). A skipped file that is not on
+//! disk is never created; the bytes of it that share a piece with a wanted
+//! file (such a piece is fetched: [`crate::TorrentSpec::piece_priorities`])
+//! go to the parts file beside the resume record, never into the skipped
+//! file, and are read back from there (uploads, checks). Its layout is
+//! fixed by the torrent: one slot of a piece length for each piece that
+//! touches two real files or more (at most two a file), piece `slots[k]`
+//! at offset `k × piece length`, a sparse file, no header; so it needs no
+//! index of its own to survive a crash. A file un-skipped later is created
+//! at the next open and its bytes moved out of the parts file into it
+//! (synced before the parts file is deleted, once no file is in it). A
+//! skipped file already on disk keeps its bytes there. Costs 4 bytes a
+//! shared piece and one handle.
+//!
 //! **Lengths on disk**: downloading (`Create`), a file longer than the
 //! torrent says is truncated to its size before the check (a log line says
 //! so: its tail could never be right). Seeding (`Existing`) never changes
@@ -107,6 +122,8 @@ pub struct Span {
 
 struct StoredFile {
     path: PathBuf,
+    /// Skipped and not on disk: its bytes live in the parts file.
+    in_parts: bool,
     /// Offset of the file's first byte in the torrent.
     start: u64,
     length: u64,
@@ -215,6 +232,50 @@ pub struct Storage {
     piece_hashes: Vec<[u8; 20]>,
     files: Vec<StoredFile>,
     pool: FilePool,
+    /// Where skipped files' shared bytes live (none: nothing skipped).
+    parts: Option<PartsFile>,
+}
+
+/// The files a download skips, and where the parts file goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipping {
+    /// By file index, pads included (missing: wanted).
+    pub skipped: Vec<bool>,
+    /// The parts file (beside the resume record).
+    pub parts: PathBuf,
+}
+
+/// The parts file (module docs).
+struct PartsFile {
+    path: PathBuf,
+    /// The pieces touching two real files or more, ascending: piece
+    /// `slots[k]` is kept at `k × piece length`.
+    slots: Vec<u32>,
+    file: File,
+    dirty: AtomicBool,
+}
+
+/// The pieces touching two real (non-pad, non-empty) files or more,
+/// ascending: every file touching a piece has it as its first or last
+/// piece, so these are the pieces named by two files' ends.
+fn shared_pieces(files: &[StoredFile], lengths: &Lengths) -> Vec<u32> {
+    let pl = u64::from(lengths.piece_length());
+    let mut ends = Vec::new();
+    for f in files.iter().filter(|f| !f.attr.pad && f.length > 0) {
+        let (first, last) = (f.start / pl, (f.start + f.length - 1) / pl);
+        ends.push(first as u32);
+        if last != first {
+            ends.push(last as u32);
+        }
+    }
+    ends.sort_unstable();
+    let mut out: Vec<u32> = Vec::new();
+    for w in ends.windows(2) {
+        if w[0] == w[1] && out.last() != Some(&w[0]) {
+            out.push(w[0]);
+        }
+    }
+    out
 }
 
 fn io_err(path: &Path, error: io::Error) -> NetError {
@@ -228,20 +289,47 @@ impl Storage {
     /// Opens (or creates) the files of `spec` under `root`. Holds no handle
     /// when it returns: files are opened on demand.
     pub fn open(root: &Path, spec: &TorrentSpec, mode: OpenMode) -> Result<Storage, NetError> {
+        Self::open_skipping(root, spec, mode, None)
+    }
+
+    /// [`Storage::open`] for a download that skips files (`Create` only;
+    /// other modes ignore `skipping`): a skipped file not on disk is not
+    /// created, its shared bytes go to the parts file; a wanted file
+    /// created now takes its bytes out of the parts file (module docs).
+    pub fn open_skipping(
+        root: &Path,
+        spec: &TorrentSpec,
+        mode: OpenMode,
+        skipping: Option<&Skipping>,
+    ) -> Result<Storage, NetError> {
         spec.validate()?;
-        let storage = Self::layout(
+        let mut storage = Self::layout(
             root,
             &spec.files,
             spec.lengths,
             spec.piece_hashes.clone(),
             mode,
         )?;
+        if mode == OpenMode::Create
+            && let Some(sk) = skipping
+        {
+            storage.open_parts(sk)?;
+        }
         match mode {
             OpenMode::Create => {
                 check_paths(root, &storage.files)?;
-                for f in storage.files.iter().filter(|f| !f.attr.pad) {
+                let mut created = Vec::new();
+                for (i, f) in storage.files.iter().enumerate() {
+                    if f.attr.pad || f.in_parts {
+                        continue;
+                    }
+                    let existed = std::fs::symlink_metadata(&f.path).is_ok();
                     create_file(root, spec, f)?;
+                    if !existed {
+                        created.push(i);
+                    }
                 }
+                storage.take_from_parts(&created)?;
             }
             OpenMode::Existing | OpenMode::ReadOnly => {
                 for f in storage.files.iter().filter(|f| !f.attr.pad) {
@@ -285,6 +373,7 @@ impl Storage {
                 && std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() > 0);
             files.push(StoredFile {
                 path,
+                in_parts: false,
                 start,
                 length: f.length,
                 attr: f.attr.clone(),
@@ -301,7 +390,156 @@ impl Storage {
                 mode,
                 state: Mutex::new(PoolState::default()),
             },
+            parts: None,
         })
+    }
+
+    /// Marks the skipped files not on disk as kept in the parts file, and
+    /// opens it if any is (or if it exists: bytes to move out).
+    fn open_parts(&mut self, sk: &Skipping) -> Result<(), NetError> {
+        for (i, f) in self.files.iter_mut().enumerate() {
+            let skipped = sk.skipped.get(i).copied().unwrap_or(false)
+                && !f.attr.pad
+                && f.attr.symlink.is_none()
+                && f.length > 0;
+            if skipped && holds_no_data(&f.path) {
+                // Created sparse by an earlier start and never written
+                // (skipped after it was added): nothing to lose.
+                std::fs::remove_file(&f.path).map_err(|e| io_err(&f.path, e))?;
+                f.had_data = false;
+            }
+            f.in_parts = skipped && std::fs::symlink_metadata(&f.path).is_err();
+        }
+        let slots = shared_pieces(&self.files, &self.lengths);
+        // Only a skipped file that shares a piece needs the parts file.
+        let needed = self.needs_parts(&slots);
+        if !needed && !sk.parts.exists() {
+            return Ok(());
+        }
+        if let Some(dir) = sk.parts.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&sk.parts)
+            .map_err(|e| io_err(&sk.parts, e))?;
+        let len = file.metadata().map_err(|e| io_err(&sk.parts, e))?.len();
+        let want = slots.len() as u64 * u64::from(self.lengths.piece_length());
+        if len < want {
+            file.set_len(want).map_err(|e| io_err(&sk.parts, e))?;
+        }
+        let had_data = len > 0;
+        for f in self.files.iter_mut().filter(|f| f.in_parts) {
+            f.had_data = had_data;
+        }
+        self.parts = Some(PartsFile {
+            path: sk.parts.clone(),
+            slots,
+            file,
+            dirty: AtomicBool::new(false),
+        });
+        Ok(())
+    }
+
+    /// Moves the bytes of the files just `created` (wanted again) out of the
+    /// parts file into them; deletes the parts file once no file is in it.
+    fn take_from_parts(&mut self, created: &[usize]) -> Result<(), NetError> {
+        let Some(parts) = &self.parts else {
+            return Ok(());
+        };
+        let pl = u64::from(self.lengths.piece_length());
+        let mut buf = Vec::new();
+        for &i in created {
+            let f = &self.files[i];
+            if f.attr.pad || f.length == 0 {
+                continue;
+            }
+            let (end, mut wrote) = (f.start + f.length, false);
+            for piece in [f.start / pl, (end - 1) / pl] {
+                let Ok(k) = parts.slots.binary_search(&(piece as u32)) else {
+                    continue;
+                };
+                let lo = f.start.max(piece * pl);
+                let hi = end.min((piece + 1) * pl);
+                buf.resize((hi - lo) as usize, 0);
+                parts
+                    .file
+                    .read_exact_at(&mut buf, k as u64 * pl + (lo - piece * pl))
+                    .map_err(|e| io_err(&parts.path, e))?;
+                if buf.iter().all(|&b| b == 0) {
+                    continue; // a hole: nothing was kept
+                }
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&f.path)
+                    .map_err(|e| io_err(&f.path, e))?;
+                file.write_all_at(&buf, lo - f.start)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| io_err(&f.path, e))?;
+                wrote = true;
+            }
+            if wrote {
+                tracing::info!(file = %f.path.display(), "bytes moved out of the parts file");
+                self.files[i].had_data = true;
+            }
+        }
+        if !self.needs_parts(&parts.slots) {
+            let path = parts.path.clone();
+            self.parts = None;
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a file kept in the parts file shares one of the `slots` pieces.
+    fn needs_parts(&self, slots: &[u32]) -> bool {
+        let pl = u64::from(self.lengths.piece_length());
+        self.files.iter().filter(|f| f.in_parts).any(|f| {
+            [f.start / pl, (f.start + f.length - 1) / pl]
+                .iter()
+                .any(|&p| slots.binary_search(&(p as u32)).is_ok())
+        })
+    }
+
+    /// Where in the parts file the bytes of `span` (of a file kept there,
+    /// inside one piece) live; none if its piece has no slot.
+    fn parts_offset(&self, f: &StoredFile, span: &Span) -> Option<u64> {
+        let parts = self.parts.as_ref()?;
+        let pl = u64::from(self.lengths.piece_length());
+        let at = f.start + span.offset;
+        let piece = at / pl;
+        let k = parts
+            .slots
+            .binary_search(&u32::try_from(piece).ok()?)
+            .ok()?;
+        Some(k as u64 * pl + (at - piece * pl))
+    }
+
+    fn parts_span(&self, f: &StoredFile, span: &Span) -> Result<(&PartsFile, u64), NetError> {
+        match (self.parts.as_ref(), self.parts_offset(f, span)) {
+            (Some(p), Some(off)) => Ok((p, off)),
+            _ => Err(io_err(
+                &f.path,
+                io::Error::other("a skipped file's bytes outside any shared piece: not stored"),
+            )),
+        }
+    }
+
+    /// Whether file `index` is skipped and kept in the parts file.
+    pub fn is_in_parts(&self, index: usize) -> bool {
+        self.files.get(index).is_some_and(|f| f.in_parts)
+    }
+
+    /// The parts file, if one is open.
+    pub fn parts_path(&self) -> Option<&Path> {
+        self.parts.as_ref().map(|p| p.path.as_path())
     }
 
     pub fn lengths(&self) -> &Lengths {
@@ -415,6 +653,13 @@ impl Storage {
             if f.attr.pad {
                 continue;
             }
+            if f.in_parts {
+                let (parts, off) = self.parts_span(f, &span)?;
+                parts.dirty.store(true, Ordering::Relaxed);
+                pwrite_all_vectored(&parts.file, &mut slices, off)
+                    .map_err(|e| io_err(&parts.path, e))?;
+                continue;
+            }
             let file = self.handle(span.file)?;
             f.dirty.store(true, Ordering::Relaxed);
             pwrite_all_vectored(&file, &mut slices, span.offset).map_err(|e| io_err(&f.path, e))?;
@@ -440,6 +685,12 @@ impl Storage {
             let dst = &mut buf[at..at + span.len];
             if f.attr.pad {
                 dst.fill(0);
+            } else if f.in_parts {
+                let (parts, off) = self.parts_span(f, &span)?;
+                parts
+                    .file
+                    .read_exact_at(dst, off)
+                    .map_err(|e| io_err(&parts.path, e))?;
             } else {
                 let file = self.handle(span.file)?;
                 file.read_exact_at(dst, span.offset)
@@ -609,8 +860,12 @@ impl Storage {
             return true;
         }
         self.piece_spans(piece).iter().any(|s| {
-            if self.files[s.file].attr.pad {
+            let f = &self.files[s.file];
+            if f.attr.pad {
                 return false;
+            }
+            if f.in_parts {
+                return self.parts_offset(f, s).is_some();
             }
             let Ok(file) = self.handle(s.file) else {
                 return true;
@@ -648,6 +903,12 @@ impl Storage {
             .iter()
             .enumerate()
             .map(|(i, f)| {
+                if f.in_parts {
+                    // Its shared bytes are in the parts file: that file's
+                    // stamp (a write there untrusts, never trusts); with no
+                    // parts file none of its bytes is kept: virtual, as a pad.
+                    return self.parts.as_ref().map(|p| p.file.metadata());
+                }
                 (!f.attr.pad).then(|| {
                     if f.attr.symlink.is_some() {
                         return std::fs::symlink_metadata(&f.path);
@@ -663,6 +924,13 @@ impl Storage {
     /// on any handle flushes the file, so one evicted from the pool since is
     /// reopened for it).
     pub fn sync_data(&self) -> Result<(), NetError> {
+        if let Some(p) = &self.parts
+            && p.dirty.swap(false, Ordering::Relaxed)
+            && let Err(e) = p.file.sync_data()
+        {
+            p.dirty.store(true, Ordering::Relaxed);
+            return Err(io_err(&p.path, e));
+        }
         for (i, f) in self.files.iter().enumerate() {
             if f.dirty.swap(false, Ordering::Relaxed) {
                 let synced = self
@@ -676,6 +944,28 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// Whether `path` is a regular file without a byte of data: empty, or all
+/// a hole (`SEEK_DATA` finds none). Any doubt (an error, a file system
+/// without `SEEK_DATA`, which reports data) says no.
+fn holds_no_data(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    if meta.len() == 0 {
+        return true;
+    }
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    matches!(
+        rustix::fs::seek(&file, rustix::fs::SeekFrom::Data(0)),
+        Err(rustix::io::Errno::NXIO)
+    )
 }
 
 /// Refuses, before anything is created, a path the file system would
@@ -1377,5 +1667,141 @@ mod tests {
             let err = s.piece_hashes(1, &|_| {}).unwrap_err();
             assert!(err.to_string().contains("changed size"), "{err}");
         }
+    }
+    fn skipping(dir: &Path, skipped: &[usize], n: usize) -> Skipping {
+        Skipping {
+            skipped: (0..n).map(|i| skipped.contains(&i)).collect(),
+            parts: dir.join("state/t.parts"),
+        }
+    }
+
+    fn write_pieces(s: &Storage, spec: &TorrentSpec, d: &[u8], pieces: &[u32]) {
+        let pl = spec.lengths.piece_length() as usize;
+        for &i in pieces {
+            let vp = spec.lengths.validate_piece_index(i).unwrap();
+            let piece = &d[i as usize * pl..((i as usize + 1) * pl).min(d.len())];
+            assert_eq!(
+                s.verify_and_write(vp, &blocks_of(piece)),
+                StorageDone::PieceVerified {
+                    piece: vp,
+                    ok: true
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_piece_spanning_wanted_skipped_wanted_files_keeps_the_skipped_bytes_in_the_parts_file() {
+        use swarm_engine::Priority::{Normal, Skip};
+        // f0 [0,10) f1 [10,14) f2 [14,24) f3 [24,64), pieces of 16: piece 0
+        // is f0|f1|f2, piece 1 f2|f3, pieces 2 and 3 f3 alone.
+        let d = data(64);
+        let spec = spec(&[10, 4, 10, 40], 16, &d);
+        let dir = tempdir();
+        let file = |i: usize| dir.path().join(&spec.files[i].path);
+        let parts = dir.path().join("state/t.parts");
+        let prio = [Normal, Skip, Normal, Skip];
+        assert_eq!(
+            spec.piece_priorities(&prio),
+            vec![Normal, Normal, Skip, Skip]
+        );
+
+        let s = Storage::open_skipping(
+            dir.path(),
+            &spec,
+            OpenMode::Create,
+            Some(&skipping(dir.path(), &[1, 3], 4)),
+        )
+        .unwrap();
+        assert!(
+            !file(1).exists() && !file(3).exists(),
+            "skipped files are not created"
+        );
+        assert!(s.is_in_parts(1) && s.is_in_parts(3) && !s.is_in_parts(0));
+        write_pieces(&s, &spec, &d, &[0, 1]);
+        assert!(!file(1).exists() && !file(3).exists(), "nor written");
+        assert_eq!(std::fs::read(file(0)).unwrap(), &d[0..10]);
+        assert_eq!(std::fs::read(file(2)).unwrap(), &d[14..24]);
+        assert!(parts.exists(), "the parts file holds the shared bytes");
+        // Read back (uploads, checks) through the parts file.
+        for i in 0..2u32 {
+            let vp = spec.lengths.validate_piece_index(i).unwrap();
+            let block = spec.lengths.block(vp, 0).unwrap();
+            let got = s.read_block(block).unwrap();
+            assert_eq!(&got[..], &d[i as usize * 16..][..16]);
+        }
+        let have: Vec<u32> = s.check(false, &|_| {}).iter_ones().collect();
+        assert_eq!(have, vec![0, 1]);
+        // The resume record can stamp every file (the parts file's stamp).
+        assert!(
+            s.file_metadata()
+                .iter()
+                .all(|m| m.as_ref().is_some_and(|m| m.is_ok()))
+        );
+        s.sync_data().unwrap();
+        drop(s);
+
+        // f1 wanted again: created, its bytes moved out of the parts file.
+        let s = Storage::open_skipping(
+            dir.path(),
+            &spec,
+            OpenMode::Create,
+            Some(&skipping(dir.path(), &[3], 4)),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(file(1)).unwrap(), &d[10..14]);
+        assert!(!file(3).exists() && parts.exists());
+        let have: Vec<u32> = s.check(true, &|_| {}).iter_ones().collect();
+        assert_eq!(have, vec![0, 1], "no verified piece lost");
+        drop(s);
+
+        // Everything wanted: f3 takes its first bytes, the parts file goes.
+        let s = Storage::open_skipping(
+            dir.path(),
+            &spec,
+            OpenMode::Create,
+            Some(&skipping(dir.path(), &[], 4)),
+        )
+        .unwrap();
+        assert_eq!(std::fs::metadata(file(3)).unwrap().len(), 40);
+        assert_eq!(&std::fs::read(file(3)).unwrap()[..8], &d[24..32]);
+        assert!(!parts.exists(), "no file left in the parts file");
+        let have: Vec<u32> = s.check(true, &|_| {}).iter_ones().collect();
+        assert_eq!(have, vec![0, 1]);
+        write_pieces(&s, &spec, &d, &[2, 3]);
+        assert!(s.check(false, &|_| {}).is_all_set());
+    }
+
+    #[test]
+    fn a_skipped_file_between_pad_files_shares_no_piece_and_needs_no_parts_file() {
+        use swarm_engine::Priority::{Normal, Skip};
+        // f0 [0,10) pad [10,16) f2 [16,36) pad [36,48) f4 [48,53): what
+        // libtorrent's hybrid torrents look like; skipping f2 skips pieces
+        // 1 and 2 and shares nothing.
+        let d = padded_data();
+        let spec = padded_spec(&d);
+        assert_eq!(
+            spec.piece_priorities(&[Normal, Normal, Skip, Normal, Normal]),
+            vec![Normal, Skip, Skip, Normal]
+        );
+        let dir = tempdir();
+        let s = Storage::open_skipping(
+            dir.path(),
+            &spec,
+            OpenMode::Create,
+            Some(&skipping(dir.path(), &[2], 5)),
+        )
+        .unwrap();
+        assert!(!dir.path().join(&spec.files[2].path).exists());
+        assert!(s.parts_path().is_none() && !dir.path().join("state/t.parts").exists());
+        write_pieces(&s, &spec, &d, &[0, 3]);
+        let have: Vec<u32> = s.check(false, &|_| {}).iter_ones().collect();
+        assert_eq!(have, vec![0, 3]);
+        // Virtual, as a pad: no stamp to take, nothing to lose.
+        assert!(s.file_metadata()[2].is_none());
+        assert_eq!(
+            std::fs::read(dir.path().join(&spec.files[4].path)).unwrap(),
+            &d[48..53]
+        );
     }
 }

@@ -48,6 +48,7 @@
 
 pub mod bounds;
 pub mod chart;
+pub mod dht;
 pub mod discovery;
 pub mod experiments;
 pub mod link;

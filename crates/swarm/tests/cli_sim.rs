@@ -96,3 +96,46 @@ fn bad_options_are_refused_with_exit_2() {
     assert!(stderr(&o).contains("16 KiB"));
     assert!(names(dir.path()).is_empty());
 }
+
+#[test]
+fn dht_writes_csv_and_two_labelled_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "sim",
+        "dht",
+        "--min-nodes",
+        "40",
+        "--max-nodes",
+        "80",
+        "--lookups",
+        "4",
+        "--session-min",
+        "10",
+        "--warmup-min",
+        "1",
+    ];
+    let o = run(swarm(), d, &args);
+    assert!(o.status.success(), "swarm {args:?}: {}", stderr(&o));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(summary.starts_with("nodes,churn,lookup,"), "{summary}");
+    assert_eq!(
+        names(d),
+        ["dht-messages.svg", "dht-round-trips.svg", "dht.csv"]
+    );
+    let svg = std::fs::read_to_string(d.join("dht-round-trips.svg")).unwrap();
+    for text in [
+        "DHT lookup round trips against N",
+        "DHT nodes N (log scale)",
+        "round trips per lookup",
+        "find_node, churn, median",
+    ] {
+        assert!(svg.contains(text), "dht-round-trips.svg lacks {text:?}");
+    }
+    // Two sizes, each without and under churn, get and find_node.
+    let csv = std::fs::read_to_string(d.join("dht.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 8, "{csv}");
+    let bad = run(swarm(), d, &["sim", "dht", "--latency-ms", "100-10"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--latency-ms"), "{}", stderr(&bad));
+}

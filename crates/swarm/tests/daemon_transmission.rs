@@ -25,6 +25,22 @@ fn ready() -> bool {
         && require_swarm_subcommand(&swarm_bin(), "daemon")
 }
 
+/// A daemon on `t`'s `state` and `downloads` folders, peers on a free port.
+fn daemon_in(t: &TestDir, name: &str, extra: Vec<String>) -> daemon::Daemon {
+    start_daemon(
+        &swarm_bin(),
+        &t.logs(),
+        name,
+        &DaemonOpts {
+            listen: free_addr(),
+            state: &t.sub("state"),
+            download_dir: &t.sub("downloads"),
+            extra,
+            rust_log: None,
+        },
+    )
+}
+
 /// Polls `-l` until torrent `id`'s row satisfies `cond`; panics with the
 /// last listing and the daemon's log otherwise.
 fn wait_row(d: &daemon::Daemon, id: u32, what: &str, cond: impl Fn(&str) -> bool) -> String {
@@ -60,18 +76,7 @@ fn transmission_remote_adds_stops_starts_verifies_and_removes_a_torrent() {
     );
     let _tracker =
         Opentracker::start_at(&t.sub("tracker"), tracker_addr, &[&torrent.info_hash_hex]);
-    let d = start_daemon(
-        &swarm_bin(),
-        &t.logs(),
-        "daemon",
-        &DaemonOpts {
-            listen: free_addr(),
-            state: &t.sub("state"),
-            download_dir: &t.sub("downloads"),
-            extra: vec![],
-            rust_log: None,
-        },
-    );
+    let d = daemon_in(&t, "daemon", vec![]);
     // The seeder dials the daemon every 2 s (the endpoint refuses it until
     // the torrent is added).
     let _seeder = lt_seed(
@@ -157,18 +162,7 @@ fn transmission_remote_adds_stops_starts_verifies_and_removes_a_torrent() {
         "{}",
         d.proc.log_tail()
     );
-    let d = start_daemon(
-        &swarm_bin(),
-        &t.logs(),
-        "daemon-again",
-        &DaemonOpts {
-            listen: free_addr(),
-            state: &t.sub("state"),
-            download_dir: &t.sub("downloads"),
-            extra: vec![],
-            rust_log: None,
-        },
-    );
+    let d = daemon_in(&t, "daemon-again", vec![]);
     wait_row(&d, 1, "listed complete after a restart", |r| {
         r.contains("100%")
     });
@@ -232,17 +226,10 @@ fn with_an_auth_file_requests_need_credentials_and_a_second_daemon_is_refused() 
     let auth = t.path().join("auth");
     std::fs::write(&auth, "alice:s3cret\n").unwrap();
     let state = t.sub("state");
-    let d = start_daemon(
-        &swarm_bin(),
-        &t.logs(),
+    let d = daemon_in(
+        &t,
         "daemon",
-        &DaemonOpts {
-            listen: free_addr(),
-            state: &state,
-            download_dir: &t.sub("downloads"),
-            extra: vec!["--auth-file".into(), auth.display().to_string()],
-            rust_log: None,
-        },
+        vec!["--auth-file".into(), auth.display().to_string()],
     );
     let refused = d.remote(&["-l"]);
     assert!(
@@ -292,17 +279,10 @@ fn a_torrent_dropped_in_the_watch_folder_is_added_and_a_bad_one_is_set_aside() {
     let torrent = make_torrent(&content, &t.path().join("w.torrent"), PIECE_16_KIB, &[]);
     let watch = t.sub("watch");
     std::fs::create_dir_all(&watch).unwrap();
-    let d = start_daemon(
-        &swarm_bin(),
-        &t.logs(),
+    let d = daemon_in(
+        &t,
         "daemon",
-        &DaemonOpts {
-            listen: free_addr(),
-            state: &t.sub("state"),
-            download_dir: &t.sub("downloads"),
-            extra: vec!["--watch-dir".into(), watch.display().to_string()],
-            rust_log: None,
-        },
+        vec!["--watch-dir".into(), watch.display().to_string()],
     );
     std::fs::copy(&torrent.path, watch.join("dropped.torrent")).unwrap();
     std::fs::write(watch.join("broken.torrent"), b"d4:infoi3ee").unwrap();
@@ -342,18 +322,7 @@ fn transmission_remote_adds_a_magnet_link_whose_metadata_comes_from_libtorrent()
     let t = TestDir::new("daemon-magnet");
     let content = data::tree(&t.sub("seed"), "magnet-tree", data::ODD_TREE, 62);
     let torrent = make_torrent(&content, &t.path().join("m.torrent"), PIECE_16_KIB, &[]);
-    let d = start_daemon(
-        &swarm_bin(),
-        &t.logs(),
-        "daemon",
-        &DaemonOpts {
-            listen: free_addr(),
-            state: &t.sub("state"),
-            download_dir: &t.sub("downloads"),
-            extra: vec![],
-            rust_log: None,
-        },
-    );
+    let d = daemon_in(&t, "daemon", vec![]);
     let seeder = lt_seed(
         &t.logs(),
         "lt-seed",
@@ -412,18 +381,7 @@ fn with_a_download_queue_of_one_the_second_torrent_waits_queued() {
             )
         })
         .collect();
-    let d = start_daemon(
-        &swarm_bin(),
-        &t.logs(),
-        "daemon",
-        &DaemonOpts {
-            listen: free_addr(),
-            state: &t.sub("state"),
-            download_dir: &t.sub("downloads"),
-            extra: vec![],
-            rust_log: None,
-        },
-    );
+    let d = daemon_in(&t, "daemon", vec![]);
     let set = daemon::rpc(
         d.http,
         &serde_json::json!({"method": "session-set",
@@ -459,4 +417,119 @@ fn with_a_download_queue_of_one_the_second_torrent_waits_queued() {
             .is_some_and(|r| r.contains("invalid torrent id")),
         "{wrong}"
     );
+}
+
+/// Files that share pieces at 16 KiB (without pad files): skipping
+/// `b.bin` leaves pieces 3 and 4 out and keeps its bytes of pieces 2 and 5
+/// in the parts file.
+const SKIP_TREE: &[(&str, u64)] = &[("a.bin", 40_000), ("b.bin", 50_000), ("c.bin", 30_001)];
+
+#[test]
+fn transmission_remote_skips_a_file_that_is_then_not_on_disk_and_gets_it_later() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-skip");
+    let content = data::tree(&t.sub("seed"), "skip-tree", SKIP_TREE, 63);
+    // libtorrent's defaults (v1+v2 hybrid: pad files, no piece shared),
+    // and a v1 torrent (pieces shared by neighbouring files).
+    let torrents = [
+        make_hybrid_torrent(&content, &t.path().join("hybrid.torrent"), PIECE_16_KIB),
+        make_torrent(&content, &t.path().join("v1.torrent"), PIECE_16_KIB, &[]),
+    ];
+    let d = daemon_in(&t, "daemon", vec![]);
+    let mut seeders = Vec::new();
+    for (i, tf) in torrents.iter().enumerate() {
+        let id = (i + 1).to_string();
+        // Into its own folder: the two torrents have the same name.
+        let dir = d.download_dir.join(&id);
+        let added = d.remote(&[
+            "-a",
+            &tf.path.display().to_string(),
+            "-w",
+            &dir.display().to_string(),
+        ]);
+        assert!(
+            added.ok && added.text().contains("success"),
+            "-a: {added:?}"
+        );
+        let skipped = d.remote(&["-t", &id, "-G", "1"]);
+        assert!(
+            skipped.ok && skipped.text().contains("success"),
+            "-G 1: {skipped:?}"
+        );
+        // The seeder starts once the choice is made.
+        seeders.push(lt_seed(
+            &t.logs(),
+            &format!("lt-seed-{id}"),
+            tf,
+            &t.sub("seed"),
+            free_addr(),
+            &[d.peers],
+        ));
+    }
+    for (i, _) in torrents.iter().enumerate() {
+        let id = (i + 1) as u32;
+        let row = wait_row(&d, id, "reached 100% of what is wanted", |r| {
+            r.contains("100%")
+        });
+        assert!(!row.contains("Queued"), "{row}");
+        let files = daemon::rpc(
+            d.http,
+            &serde_json::json!({"method": "torrent-get", "arguments": {"ids": [id], "fields": ["id", "files", "fileStats", "sizeWhenDone", "totalSize"]}}),
+        );
+        let got = &files["arguments"]["torrents"][0];
+        assert_eq!(got["files"][1]["name"], "skip-tree/b.bin", "{got}");
+        assert_eq!(got["fileStats"][1]["wanted"], false, "{got}");
+        assert!(
+            got["sizeWhenDone"].as_u64() < got["totalSize"].as_u64(),
+            "{got}"
+        );
+        let root = d.download_dir.join(id.to_string()).join("skip-tree");
+        assert!(
+            !root.join("b.bin").exists(),
+            "a skipped file is not on disk"
+        );
+        for name in ["a.bin", "c.bin"] {
+            assert_eq!(
+                std::fs::read(root.join(name)).unwrap(),
+                std::fs::read(content.join(name)).unwrap(),
+                "{name} of torrent {id} is identical"
+            );
+        }
+    }
+    // The v1 torrent's shared bytes of b.bin wait in its parts file.
+    let parts = d
+        .state
+        .join("resume")
+        .join(format!("{}.parts", torrents[1].info_hash_hex));
+    assert!(parts.exists(), "the parts file beside the resume record");
+    let listing = d.remote(&["-t", "2", "-f"]).text();
+    assert!(
+        listing.contains("No"),
+        "-f shows the skipped file:\n{listing}"
+    );
+
+    // -g 1 brings it in, complete; the parts file is gone.
+    for (i, _) in torrents.iter().enumerate() {
+        let id = (i + 1).to_string();
+        let wanted = d.remote(&["-t", &id, "-g", "1"]);
+        assert!(
+            wanted.ok && wanted.text().contains("success"),
+            "-g 1: {wanted:?}"
+        );
+    }
+    for i in 0..torrents.len() {
+        let root = d.download_dir.join((i + 1).to_string()).join("skip-tree");
+        let whole = wait_until(DEADLINE, || compare_tree(&content, &root).is_ok());
+        assert!(
+            whole,
+            "torrent {} has every file after -g 1: {:?}\n{}",
+            i + 1,
+            compare_tree(&content, &root),
+            d.proc.log_tail()
+        );
+        wait_row(&d, (i + 1) as u32, "back at 100%", |r| r.contains("100%"));
+    }
+    assert!(!parts.exists(), "no skipped file left: no parts file");
 }

@@ -28,7 +28,8 @@ function eta(s) {
   return h ? `${h} h ${m} min` : m ? `${m} min ${t % 60} s` : `${t % 60} s`;
 }
 function progress(s) {
-  return s.total_length ? (s.total_length - s.left) / s.total_length : 1;
+  // Of what is wanted (skipped files left out).
+  return s.wanted_length ? (s.wanted_length - s.left) / s.wanted_length : 1;
 }
 function stateOf(t) {
   if (t.queued) return "queued";
@@ -157,7 +158,12 @@ function renderTorrent(t) {
     el("td", {}, [n.unchokes_us ? "unchokes us" : "chokes us", n.interested ? "interested" : "", n.we_are_interested ? "we want" : "", n.outgoing ? "out" : "in"].filter(Boolean).join(", ")))));
   $("#files tbody").replaceChildren(...t.files.map((f) => el("tr", {},
     el("td", { class: "num" }, f.index), el("td", {}, f.path), el("td", { class: "num" }, bytes(f.length)),
-    el("td", {}, f.wanted ? "wanted" : "skipped"))));
+    el("td", {}, el("label", {},
+      el("input", { type: "checkbox", class: "want", "data-index": f.index, ...(f.wanted ? { checked: "" } : {}),
+        onchange: (ev) => act(`/api/v1/torrents/${t.id}/files`, { method: "POST",
+          body: JSON.stringify(ev.target.checked ? { wanted: [f.index] } : { skipped: [f.index] }) }) }),
+      f.wanted ? " wanted" : " skipped")),
+    el("td", {}, f.priority))));
   $("#trackers").replaceChildren(...(t.trackers.flat().length ? t.trackers.flatMap((tier, i) => tier.map((u) => el("li", {}, `tier ${i}: ${u}`)))
     : [el("li", { class: "muted" }, "no trackers")]));
 }

@@ -370,3 +370,102 @@ fn sequential_and_random_strategies() {
     // Rarest first would only ever open 0, 1 or 2.
     assert!(firsts.iter().any(|&f| f >= 3), "random opened {firsts:?}");
 }
+
+/// Every block the picker hands out to one peer that has everything, until
+/// it has nothing more to give; the pieces in pick order, each once.
+fn drain_pieces(p: &mut PiecePicker, l: &Lengths, rng: &mut Rng) -> Vec<u32> {
+    let all = Bitfield::full(l.num_pieces());
+    let mut out = Vec::new();
+    while let Some(b) = p.pick(PeerKey(1), &all, false, rng) {
+        if out.last() != Some(&b.piece.get()) {
+            out.push(b.piece.get());
+        }
+        p.check_invariants();
+        if out.len() > 4 * l.num_pieces() as usize {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn skipped_pieces_are_never_requested_and_done_counts_wanted_pieces_only() {
+    let l = lengths(8, 2);
+    let mut rng = Rng::new(7);
+    let all = Bitfield::full(8);
+    let mut p = picker_with(l, 0, &[&all], &mut rng);
+    let mut prio = vec![Priority::Normal; 8];
+    for i in [1, 2, 5] {
+        prio[i] = Priority::Skip;
+    }
+    p.set_priorities(&prio, &mut rng);
+    p.check_invariants();
+    assert_eq!(p.wanted_left(), 5);
+    let mut got = drain_pieces(&mut p, &l, &mut rng);
+    got.sort_unstable();
+    assert_eq!(got, vec![0, 3, 4, 6, 7], "skipped pieces are never picked");
+    assert!(!p.in_endgame() || p.wanted_left() > 0);
+    // Every wanted piece arrives: done, though three pieces are missing.
+    for i in [0, 3, 4, 6, 7] {
+        for k in 0..2 {
+            let b = l.block(vp(&l, i), k).unwrap();
+            let _ = p.received(b, PeerKey(1), Bytes::from(vec![0u8; b.length as usize]));
+        }
+        p.verified(vp(&l, i), true);
+        p.check_invariants();
+    }
+    assert_eq!(p.wanted_left(), 0);
+    assert!(p.is_done() && !p.have().is_all_set());
+    // Wanting piece 2 again: not done, and it is the one picked.
+    prio[2] = Priority::Normal;
+    p.set_priorities(&prio, &mut rng);
+    p.check_invariants();
+    assert!(!p.is_done());
+    assert_eq!(drain_pieces(&mut p, &l, &mut rng), vec![2]);
+}
+
+#[test]
+fn higher_priority_pieces_open_first_whatever_their_availability() {
+    let l = lengths(6, 1);
+    for seed in 0..16 {
+        let mut rng = Rng::new(seed);
+        let all = Bitfield::full(6);
+        let common = bf(6, [0, 1, 2]);
+        // Pieces 0..3 held by two peers, 3..6 by one (the rarest).
+        let mut p = picker_with(l, 0, &[&all, &common], &mut rng);
+        let prio = [
+            Priority::High,
+            Priority::Normal,
+            Priority::Low,
+            Priority::Low,
+            Priority::Normal,
+            Priority::High,
+        ];
+        p.set_priorities(&prio, &mut rng);
+        p.check_invariants();
+        let order = drain_pieces(&mut p, &l, &mut rng);
+        // High first (5, the rarer, before 0), then normal (4 before 1),
+        // then low (3 before 2).
+        assert_eq!(order, vec![5, 0, 4, 1, 3, 2], "seed {seed}");
+    }
+}
+
+#[test]
+fn a_peer_with_only_low_priority_pieces_still_gets_them() {
+    let l = lengths(4, 1);
+    let mut rng = Rng::new(3);
+    let only_low = bf(4, [3]);
+    let mut p = picker_with(l, 0, &[&only_low], &mut rng);
+    p.set_priorities(
+        &[
+            Priority::High,
+            Priority::High,
+            Priority::Normal,
+            Priority::Low,
+        ],
+        &mut rng,
+    );
+    let b = p.pick(PeerKey(2), &only_low, false, &mut rng).unwrap();
+    assert_eq!(b.piece.get(), 3);
+    p.check_invariants();
+}

@@ -15,8 +15,25 @@ impl TorrentCore {
         self.picker.have()
     }
 
+    /// Every wanted piece is verified and written (the download is done;
+    /// skipped pieces may be missing). The torrent seeds what it has.
     pub fn is_complete(&self) -> bool {
+        self.picker.is_done()
+    }
+
+    /// Every piece is have (a seed, whatever was skipped).
+    pub fn is_seed(&self) -> bool {
         self.picker.have().is_all_set()
+    }
+
+    /// Wanted pieces not have yet.
+    pub fn wanted_left(&self) -> u32 {
+        self.picker.wanted_left()
+    }
+
+    /// Each piece's priority.
+    pub fn priorities(&self) -> &[crate::picker::Priority] {
+        self.picker.priorities()
     }
 
     /// Connected peers that have each piece, in piece order.
@@ -141,7 +158,11 @@ impl TorrentCore {
                 );
             }
             pairs += p.in_flight.len();
-            let interesting = p.pieces.iter_ones().filter(|&i| !have.get(i)).count();
+            let interesting = p
+                .pieces
+                .iter_ones()
+                .filter(|&i| !have.get(i) && self.picker.is_wanted(i))
+                .count();
             assert_eq!(
                 p.interesting as usize, interesting,
                 "interesting count of {k:?}"
@@ -149,7 +170,7 @@ impl TorrentCore {
             if self.error.is_none() {
                 assert_eq!(
                     p.am_interested,
-                    interesting > 0 && !have.is_all_set(),
+                    interesting > 0 && !self.picker.is_done(),
                     "interest in {k:?}"
                 );
             }

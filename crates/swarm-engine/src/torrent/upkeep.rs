@@ -75,12 +75,15 @@ impl TorrentCore {
 
     fn piece_done(&mut self, piece: swarm_wire::lengths::ValidPieceIndex) {
         self.events.push_back(TorrentEvent::PieceCompleted(piece));
+        // Counted in peers' `interesting` only if wanted (a skipped piece
+        // finishes if it was in progress when skipped).
+        let wanted = self.picker.is_wanted(piece.get());
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for k in keys {
             let Some(p) = self.peers.get_mut(&k) else {
                 continue;
             };
-            if p.pieces.get(piece.get()) {
+            if wanted && p.pieces.get(piece.get()) {
                 // It has the piece: one less reason to want it.
                 p.interesting -= 1;
                 self.update_interest(k);
@@ -90,7 +93,7 @@ impl TorrentCore {
             // sees when we become a seed, and its table shows what we hold.
             self.send(k, Message::Have { piece: piece.get() });
         }
-        if self.picker.have().is_all_set() {
+        if wanted && self.picker.is_done() {
             self.events.push_back(TorrentEvent::Completed);
         }
     }
@@ -187,12 +190,15 @@ impl TorrentCore {
     /// (slots are re-ranked), not a slot change between rounds.
     pub(super) fn rechoke(&mut self, round: bool) {
         let now = self.now;
+        // A super-seed's peers see only their offers: for the choker one
+        // wants data while it lacks a piece (see `superseed`).
+        let super_seeding = self.super_seed.is_some();
         let candidates: Vec<UnchokeCandidate> = self
             .peers
             .iter()
             .map(|(&k, p)| UnchokeCandidate {
                 peer: k,
-                interested: p.peer_interested,
+                interested: p.peer_interested || (super_seeding && !p.pieces.is_all_set()),
                 unchoked: !p.am_choking,
                 unchokes_us_since: (!p.peer_choking).then_some(p.peer_unchoked_at),
                 am_interested_since: p.am_interested.then_some(p.am_interested_at),
@@ -203,7 +209,7 @@ impl TorrentCore {
             })
             .collect();
         let ctx = RechokeContext {
-            seeding: self.picker.have().is_all_set(),
+            seeding: self.picker.is_done(),
             round,
             have_pieces: !self.picker.have().is_none_set(),
         };

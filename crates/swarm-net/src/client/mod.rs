@@ -133,6 +133,12 @@ pub struct AddOptions {
     /// Keep the resume record in this folder instead of `dir/.swarm/`
     /// (the daemon keeps its records in its state folder).
     pub resume_dir: Option<PathBuf>,
+    /// Each file's priority, by index in the torrent (pads included; empty
+    /// or short: `Normal`). A `Skip` file is not fetched, nor created: its
+    /// bytes that share a piece with a wanted file go to the parts file
+    /// beside the resume record. Applies at start (the daemon restarts a
+    /// torrent to change it).
+    pub file_priorities: Vec<swarm_engine::Priority>,
 }
 
 impl AddOptions {
@@ -149,6 +155,7 @@ impl AddOptions {
             private: false,
             no_pex: false,
             resume_dir: None,
+            file_priorities: Vec::new(),
         }
     }
 }
@@ -355,6 +362,7 @@ impl Client {
             no_pex: options.no_pex,
             dht_port: self.dht.as_ref().map(|d| d.local_addr().port()),
             dht: self.dht.clone().filter(|_| !options.private),
+            file_priorities: options.file_priorities.clone(),
         };
         let link = DriverLink {
             tx: self.driver.clone(),
@@ -506,6 +514,7 @@ fn initial_status(spec: &TorrentSpec, listen_port: u16) -> TorrentStatus {
         checked: None,
         pieces_total: spec.lengths.num_pieces(),
         total_length: spec.pads().real_total(),
+        wanted_length: spec.pads().real_total(),
         left: spec.pads().real_total(),
         listen_port,
         ..TorrentStatus::default()

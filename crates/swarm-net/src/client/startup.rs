@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::AddOptions;
 use crate::resume::ResumeStore;
 use crate::status::TorrentStatus;
-use crate::storage::Storage;
+use crate::storage::{Skipping, Storage};
 use crate::{NetError, OpenMode, TorrentSpec};
 
 /// How often the check's progress is published.
@@ -32,11 +32,25 @@ pub(super) async fn open_and_check(
     options: &AddOptions,
     status: &watch::Sender<TorrentStatus>,
 ) -> Result<Started, NetError> {
+    let skipping = Skipping {
+        skipped: options
+            .file_priorities
+            .iter()
+            .map(|&p| p == swarm_engine::Priority::Skip)
+            .collect(),
+        parts: options
+            .resume_dir
+            .clone()
+            .unwrap_or_else(|| options.dir.join(crate::resume::RESUME_DIR))
+            .join(format!("{}.parts", spec.info_hash_hex())),
+    };
     let storage = {
         let (dir, spec, mode) = (options.dir.clone(), spec.clone(), options.mode);
-        tokio::task::spawn_blocking(move || Storage::open(&dir, &spec, mode))
-            .await
-            .map_err(|e| NetError::Fatal(format!("opening the files: {e}")))??
+        tokio::task::spawn_blocking(move || {
+            Storage::open_skipping(&dir, &spec, mode, Some(&skipping))
+        })
+        .await
+        .map_err(|e| NetError::Fatal(format!("opening the files: {e}")))??
     };
     let storage = Arc::new(storage);
     let n = spec.lengths.num_pieces();

@@ -115,6 +115,8 @@ pub struct SessionConfig {
     /// Our DHT node: it pings the nodes peers name in their `port`
     /// messages. `None` without a DHT, or for a private torrent.
     pub dht: Option<crate::dht::DhtHandle>,
+    /// Each file's priority (`AddOptions::file_priorities`).
+    pub file_priorities: Vec<swarm_engine::Priority>,
 }
 
 impl Default for SessionConfig {
@@ -133,6 +135,7 @@ impl Default for SessionConfig {
             no_pex: false,
             dht_port: None,
             dht: None,
+            file_priorities: Vec::new(),
         }
     }
 }
@@ -172,14 +175,28 @@ pub(crate) fn spawn(
 ) -> SessionHandle {
     let epoch = Instant::now();
     let lengths = spec.lengths;
-    let started_complete = have.is_all_set();
-    let core = TorrentCore::new(
+    let mut core = TorrentCore::new(
         config.torrent.clone(),
         lengths,
         have,
         config.rng_seed,
         CoreInstant(0),
     );
+    if config
+        .file_priorities
+        .iter()
+        .any(|&p| p != swarm_engine::Priority::Normal)
+    {
+        let prios = spec.piece_priorities(&config.file_priorities);
+        core.set_priorities(CoreInstant(0), &prios);
+    }
+    // The wanted pieces (none skipped: `None`).
+    let wanted = spec.wanted_pieces(&config.file_priorities);
+    let pads = spec.pads();
+    let wanted_length = wanted
+        .as_ref()
+        .map_or(pads.real_total(), |w| pads.real_bytes_present(w));
+    let started_complete = core.is_complete();
     let (peer_tx, peer_rx) = mpsc::channel(PEER_CHANNEL_LEN);
     let (stats_tx, _) = watch::channel(AnnounceStats::default());
     let resume = config.resume.clone().map(ResumeSaver::new);
@@ -200,7 +217,9 @@ pub(crate) fn spawn(
         resume,
         core,
         lengths,
-        pads: spec.pads(),
+        pads,
+        wanted,
+        wanted_length,
         spec: spec.clone(),
         storage,
         config,
@@ -288,6 +307,10 @@ struct Session {
     lengths: Lengths,
     /// BEP 47 pad files: the status counts real bytes only.
     pads: crate::spec::PadRanges,
+    /// The wanted pieces, if any file is skipped (1 bit a piece).
+    wanted: Option<Bitfield>,
+    /// Real bytes of the wanted pieces.
+    wanted_length: u64,
     spec: TorrentSpec,
     storage: Arc<Storage>,
     config: SessionConfig,
@@ -470,6 +493,12 @@ impl Session {
         let s = self.core.stats(self.now());
         // Real bytes only: pad files (BEP 47) are not the user's data.
         let have_bytes = self.pads.real_bytes_present(self.core.have());
+        // Left: the wanted bytes missing (what Transmission calls
+        // `leftUntilDone`, of `sizeWhenDone`).
+        let wanted_have = match &self.wanted {
+            None => have_bytes,
+            w => self.pads.real_bytes_wanted(self.core.have(), w.as_ref()),
+        };
         let complete = self.core.is_complete();
         TorrentStatus {
             info_hash: self.spec.info_hash_hex(),
@@ -487,7 +516,9 @@ impl Session {
             pieces_have: s.pieces_have,
             pieces_total: s.pieces_total,
             total_length: self.pads.real_total(),
-            left: self.pads.real_total() - have_bytes,
+            have_length: have_bytes,
+            wanted_length: self.wanted_length,
+            left: self.wanted_length - wanted_have.min(self.wanted_length),
             downloaded: s.downloaded,
             uploaded: s.uploaded,
             wasted: s.wasted,

@@ -17,7 +17,9 @@ EXAMPLES:
   Rarest first against random and sequential, the seed leaving after 1.2 copies:
       swarm sim picking --pieces 200 --peers 60
   20% free riders under tit-for-tat and with choking off, as PNG:
-      swarm sim incentives --png";
+      swarm sim incentives --png
+  DHT lookups in 1,000 to 100,000 nodes, with churn (mean session 1 hour):
+      swarm sim dht --max-nodes 100000 -o figures/";
 
 /// Simulate swarms of swarm's own engines in virtual time.
 ///
@@ -73,6 +75,90 @@ enum Experiment {
         #[arg(long, default_value_t = 0.2)]
         free_riders: f64,
     },
+    /// Lookups in simulated Mainline DHTs of real swarm DHT engines:
+    /// messages and round trips per lookup against the number of nodes,
+    /// without churn and under churn.
+    ///
+    /// Each node is a real swarm DHT engine; datagrams take the sum of the
+    /// two nodes' access latencies. Tables start filled (k random nodes
+    /// per bucket range). Each phase puts `--lookups` immutable items from
+    /// random nodes, reads each back from another node 30 s later, and runs
+    /// as many find_node lookups of random targets. Under churn, nodes
+    /// leave at random (a Poisson process, mean session --session-min) and
+    /// are replaced by new nodes that bootstrap; the churn phase's lookups
+    /// start after --warmup-min of churn. A node costs ~30 KiB.
+    Dht(DhtArgs),
+}
+
+#[derive(Debug, Args)]
+struct DhtArgs {
+    /// Output folder for the CSV file and charts.
+    #[arg(short, long, default_value = ".")]
+    out: PathBuf,
+    /// Draw PNG charts instead of SVG.
+    #[arg(long)]
+    png: bool,
+    /// Seed of the run: same seed, same results.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The smallest DHT (sizes: it, then 3,000, 10,000, 30,000, … below
+    /// --max-nodes, then --max-nodes).
+    #[arg(long, default_value_t = 1000)]
+    min_nodes: usize,
+    /// The largest DHT.
+    #[arg(long, default_value_t = 10_000)]
+    max_nodes: usize,
+    /// Puts (each read back) and find_node lookups per phase.
+    #[arg(long, default_value_t = 100)]
+    lookups: usize,
+    /// Lowest and highest one-way access latency of a node, milliseconds.
+    #[arg(long, default_value = "10-100")]
+    latency_ms: String,
+    /// Probability that a datagram is lost.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Mean session time of a node under churn, minutes (0: no churn phase).
+    #[arg(long, default_value_t = 60)]
+    session_min: u64,
+    /// Minutes of churn before the churn phase's lookups.
+    #[arg(long, default_value_t = 10)]
+    warmup_min: u64,
+}
+
+impl DhtArgs {
+    fn scenario(&self) -> Result<swarm_sim::dht::DhtScenario> {
+        let lat = self
+            .latency_ms
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+            .filter(|(a, b): &(u64, u64)| a <= b && *b <= 10_000);
+        let Some(latency_ms) = lat else {
+            return Err(super::bad_input(
+                "--latency-ms is a range LOW-HIGH in milliseconds, e.g. 10-100",
+            ));
+        };
+        if !(0.0..1.0).contains(&self.loss) {
+            return Err(super::bad_input("--loss is a probability below 1"));
+        }
+        if self.min_nodes < 2 || self.max_nodes < self.min_nodes || self.max_nodes > 1 << 24 {
+            return Err(super::bad_input(
+                "--min-nodes is at least 2 and --max-nodes between it and 16,777,216",
+            ));
+        }
+        if self.lookups == 0 || self.lookups > 100_000 {
+            return Err(super::bad_input("--lookups is between 1 and 100,000"));
+        }
+        let minutes = |m: u64| swarm_dht::Duration::from_secs(m.saturating_mul(60));
+        Ok(swarm_sim::dht::DhtScenario {
+            seed: self.seed,
+            nodes: self.min_nodes,
+            lookups: self.lookups,
+            latency_ms,
+            loss: self.loss,
+            session: (self.session_min > 0).then(|| minutes(self.session_min)),
+            warmup: minutes(self.warmup_min),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -159,11 +245,30 @@ fn progress_bar(name: &str) -> indicatif::ProgressBar {
     bar
 }
 
+fn run_dht(args: &DhtArgs) -> Result<()> {
+    let base = args.scenario()?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let bar = progress_bar("dht");
+    let sizes = swarm_sim::dht::dht_sizes(args.min_nodes, args.max_nodes);
+    let mut progress = |done: usize, total: usize, frac: f64| {
+        let total = total.max(1);
+        bar.set_position((((done as f64 + frac) / total as f64) * 1000.0) as u64);
+        let n = sizes.get(done).copied().unwrap_or(0);
+        bar.set_message(format!("{n} nodes, run {}/{total}", (done + 1).min(total)));
+    };
+    let report = swarm_sim::dht::experiment(&base, &sizes, &mut progress);
+    bar.finish_and_clear();
+    write_report(&report, &args.out, "dht", args.png)?;
+    super::print_stdout(&report.summary)
+}
+
 pub fn run(args: SimArgs) -> Result<()> {
     let (name, common) = match &args.experiment {
         Experiment::Scaling { common, .. } => ("scaling", common),
         Experiment::Picking { common, .. } => ("picking", common),
         Experiment::Incentives { common, .. } => ("incentives", common),
+        Experiment::Dht(d) => return run_dht(d),
     };
     let base = common.scenario()?;
     let (out, png) = (common.out.clone(), common.png);
@@ -207,6 +312,7 @@ pub fn run(args: SimArgs) -> Result<()> {
                 &mut progress,
             )
         }
+        Experiment::Dht(d) => return run_dht(&d),
     };
     bar.finish_and_clear();
     write_report(&report, &out, name, png)?;
