@@ -126,6 +126,23 @@ pub async fn run(
         },
     )
     .await?;
+    // Limits given on the command line win over the saved ones (and are
+    // saved: session-get shows what is in force).
+    if config.download_limit.is_some()
+        || config.upload_limit.is_some()
+        || config.max_connections.is_some()
+    {
+        daemon
+            .set_settings(|s| {
+                s.download_limit = config.download_limit.or(s.download_limit);
+                s.upload_limit = config.upload_limit.or(s.upload_limit);
+                s.peer_limit_global = config
+                    .max_connections
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+                    .or(s.peer_limit_global);
+            })
+            .await?;
+    }
     let app = http::router(http::AppState::new(daemon.clone(), auth, http_addr));
     tracing::info!(http = %http_addr, peers = %peer_addr, "swarm daemon running");
     ready(http_addr, peer_addr);

@@ -28,6 +28,7 @@ use serde_json::{Map, Value, json};
 use crate::DaemonError;
 use crate::http::AppState;
 use crate::service::{AddRequest, AddSource, FileChanges, IdRef, Ids, TorrentView, now_unix};
+use crate::state::Settings;
 use swarm_net::TorrentState;
 
 /// The header of the session-id handshake.
@@ -313,6 +314,7 @@ async fn torrent_set(app: &AppState, args: &Value) -> Result<Value, RpcError> {
 async fn session_get(app: &AppState, args: &Value) -> Result<Value, RpcError> {
     let s = app.daemon.settings().await;
     let kb = |v: Option<u64>| v.map_or(100, |b| b / 1000);
+    let (up_now, down_now) = app.daemon.client().rate_limits();
     let all = json!({
         "version": format!("3.00 (swarm {})", env!("CARGO_PKG_VERSION")),
         "rpc-version": RPC_VERSION,
@@ -323,17 +325,18 @@ async fn session_get(app: &AppState, args: &Value) -> Result<Value, RpcError> {
         "peer-port": app.daemon.client().listen_addr().port(),
         "peer-port-random-on-start": false,
         "port-forwarding-enabled": false,
-        "peer-limit-global": 500,
+        "peer-limit-global": s.peer_limit_global.unwrap_or(500),
         "peer-limit-per-torrent": 50,
         "dht-enabled": false,
         "pex-enabled": false,
         "lpd-enabled": false,
         "utp-enabled": false,
         "encryption": "tolerated",
-        "speed-limit-down": kb(s.download_limit),
-        "speed-limit-down-enabled": s.download_limit.is_some(),
-        "speed-limit-up": kb(s.upload_limit),
-        "speed-limit-up-enabled": s.upload_limit.is_some(),
+        // What the client enforces now (the settings, applied at once).
+        "speed-limit-down": kb(down_now.or(s.download_limit_value)),
+        "speed-limit-down-enabled": down_now.is_some(),
+        "speed-limit-up": kb(up_now.or(s.upload_limit_value)),
+        "speed-limit-up-enabled": up_now.is_some(),
         "alt-speed-enabled": false,
         "alt-speed-down": 50,
         "alt-speed-up": 50,
@@ -397,13 +400,33 @@ async fn session_set(app: &AppState, args: &Value) -> Result<Value, RpcError> {
         }
     };
     let (queue_on, queue_size) = (flag("download-queue-enabled")?, num("download-queue-size")?);
+    // Speeds in kB/s (`units`: 1000 bytes), as Transmission's.
+    let kb =
+        |k: &str| -> Result<Option<u64>, RpcError> { Ok(num(k)?.map(|v| v.saturating_mul(1000))) };
+    let (down, down_on) = (kb("speed-limit-down")?, flag("speed-limit-down-enabled")?);
+    let (up, up_on) = (kb("speed-limit-up")?, flag("speed-limit-up-enabled")?);
+    let peers = num("peer-limit-global")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX).max(1));
     let queue_size = queue_size.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     app.daemon
-        .set_settings(|s| match (queue_on, queue_size) {
-            (Some(false), _) => s.download_queue_size = None,
-            (_, Some(n)) => s.download_queue_size = Some(n.max(1)),
-            (Some(true), None) => s.download_queue_size = Some(s.download_queue_size.unwrap_or(5)),
-            (None, None) => {}
+        .set_settings(|s| {
+            match (queue_on, queue_size) {
+                (Some(false), _) => s.download_queue_size = None,
+                (_, Some(n)) => s.download_queue_size = Some(n.max(1)),
+                (Some(true), None) => {
+                    s.download_queue_size = Some(s.download_queue_size.unwrap_or(5))
+                }
+                (None, None) => {}
+            }
+            Settings::set_limit(
+                &mut s.download_limit,
+                &mut s.download_limit_value,
+                down,
+                down_on,
+            );
+            Settings::set_limit(&mut s.upload_limit, &mut s.upload_limit_value, up, up_on);
+            if peers.is_some() {
+                s.peer_limit_global = peers;
+            }
         })
         .await?;
     Ok(json!({}))

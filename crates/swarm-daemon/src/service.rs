@@ -444,6 +444,7 @@ impl Daemon {
             }
         }
         tracing::info!(torrents = torrents.len(), state = %state.root().display(), "state loaded");
+        apply_settings(&client, &file.settings);
         let daemon = Arc::new(Daemon {
             client,
             state,
@@ -549,12 +550,14 @@ impl Daemon {
         self.inner.lock().await.settings.clone()
     }
 
-    /// Changes settings; saved at once.
+    /// Changes settings; saved at once, rate limits and the connection cap
+    /// applied to the running client at once.
     pub async fn set_settings(&self, f: impl FnOnce(&mut Settings)) -> Result<(), DaemonError> {
         {
             let mut inner = self.inner.lock().await;
             f(&mut inner.settings);
             self.save_settings(&inner)?;
+            apply_settings(&self.client, &inner.settings);
         }
         self.reconcile().await;
         Ok(())
@@ -770,7 +773,8 @@ impl Daemon {
     }
 
     /// Sets torrents' own rate limits (bytes/s; `Some(None)`: no limit,
-    /// `None`: unchanged). A running torrent restarts to apply them.
+    /// `None`: unchanged), applied to a running torrent at once (its
+    /// connections take from its buckets: no restart).
     pub async fn set_limits(
         &self,
         ids: &Ids,
@@ -795,7 +799,7 @@ impl Daemon {
                     if before != (e.record.download_limit, e.record.upload_limit)
                         && let Some(h) = &e.handle
                     {
-                        h.stop();
+                        h.set_rate_limits(e.record.upload_limit, e.record.download_limit);
                     }
                 }
             }
@@ -1089,6 +1093,15 @@ impl Daemon {
         for h in handles {
             let _ = h.join().await;
         }
+    }
+}
+
+/// The settings that act on the running client: global rate limits and
+/// the connection cap.
+fn apply_settings(client: &Client, s: &Settings) {
+    client.set_rate_limits(s.upload_limit, s.download_limit);
+    if let Some(n) = s.peer_limit_global {
+        client.set_connections_max(n as usize);
     }
 }
 

@@ -39,6 +39,41 @@ pub struct Settings {
     /// Global rate limits, bytes/s (none: unlimited).
     pub download_limit: Option<u64>,
     pub upload_limit: Option<u64>,
+    /// The limits last entered, kept while switched off (Transmission's
+    /// `speed-limit-down` with `speed-limit-down-enabled` false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_limit_value: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_limit_value: Option<u64>,
+    /// Connections over all torrents at most (none: the endpoint's 500).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_limit_global: Option<u32>,
+}
+
+impl Settings {
+    /// Sets a global limit as Transmission's `session-set` does: `value`
+    /// (bytes/s) is kept even while the limit is off; `enabled` switches it.
+    pub fn set_limit(
+        limit: &mut Option<u64>,
+        kept: &mut Option<u64>,
+        value: Option<u64>,
+        enabled: Option<bool>,
+    ) {
+        if let Some(v) = value {
+            *kept = Some(v);
+            if limit.is_some() {
+                *limit = Some(v);
+            }
+        }
+        match enabled {
+            Some(true) => *limit = Some(limit.or(*kept).unwrap_or(100_000)),
+            Some(false) => {
+                *kept = limit.or(*kept);
+                *limit = None;
+            }
+            None => {}
+        }
+    }
 }
 
 /// One torrent as the daemon remembers it.

@@ -695,6 +695,31 @@ impl Endpoint {
         self.dial_ready(now);
     }
 
+    /// A new cap on connections in all (at least 1): over it, the
+    /// connections that made progress longest ago close first (dials and
+    /// established alike; `ConnectionsFull`), so the cap holds at once.
+    pub fn set_connections_max(&mut self, now: Instant, n: usize) {
+        self.config.connections_max = n.max(1);
+        while self.established_and_dialling() > self.config.connections_max {
+            let Some(conn) = self
+                .conns
+                .iter()
+                .filter(|(_, c)| !matches!(c.phase, Phase::Handshaking))
+                .min_by_key(|(k, c)| (c.progress, **k))
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            self.close(now, conn, Refusal::ConnectionsFull);
+        }
+        self.dial_ready(now);
+    }
+
+    /// The cap on connections in all.
+    pub fn connections_max(&self) -> usize {
+        self.config.connections_max
+    }
+
     /// Refuses `ip` from now on: its connections close, its candidates go.
     pub fn ban(&mut self, now: Instant, ip: IpAddr) {
         if !self.bans.contains_key(&ip) {

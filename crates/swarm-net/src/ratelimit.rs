@@ -18,12 +18,15 @@ use tokio::time::{Duration, Instant};
 
 /// Smallest bucket, in bytes: a few blocks, so 16 KiB messages pass.
 pub const BURST_MIN_BYTES: u64 = 64 * 1024;
+/// The rate of a bucket that limits nothing (a limit switched off while
+/// connections hold the bucket): taking from it costs one atomic load.
+pub const UNLIMITED: u64 = u64::MAX;
 
-/// A token bucket of `rate` bytes per second.
+/// A token bucket of `rate` bytes per second; its rate may change at any
+/// time ([`RateLimiter::set_limit`]), the connections holding it keep it.
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: AtomicU64,
-    burst: u64,
     state: Mutex<(f64, Instant)>,
     /// Bytes taken since [`RateLimiter::take_used`] (for [`FairShare`]).
     used: AtomicU64,
@@ -34,13 +37,27 @@ impl RateLimiter {
     /// second of traffic, and never less than [`BURST_MIN_BYTES`].
     pub fn new(rate: u64) -> Self {
         let rate = rate.max(1);
-        let burst = (rate / 4).max(BURST_MIN_BYTES);
         RateLimiter {
             rate: AtomicU64::new(rate),
-            burst,
-            state: Mutex::new((burst as f64, Instant::now())),
+            state: Mutex::new((burst(rate) as f64, Instant::now())),
             used: AtomicU64::new(0),
         }
+    }
+
+    /// A bucket of `limit` bytes/s, or one that limits nothing (`None`).
+    pub fn with_limit(limit: Option<u64>) -> Self {
+        Self::new(limit.unwrap_or(UNLIMITED))
+    }
+
+    /// A new limit from now on (`None`: none); the tokens held are cut to
+    /// the new bucket size at the next take.
+    pub fn set_limit(&self, limit: Option<u64>) {
+        self.set_rate(limit.unwrap_or(UNLIMITED));
+    }
+
+    /// The limit, if there is one.
+    pub fn limit(&self) -> Option<u64> {
+        Some(self.rate()).filter(|&r| r != UNLIMITED)
     }
 
     pub fn rate(&self) -> u64 {
@@ -60,16 +77,24 @@ impl RateLimiter {
     /// Takes `bytes` tokens; returns how long the caller must wait to pay
     /// back the debt (zero while tokens remain).
     pub fn take_delay(&self, bytes: usize) -> Duration {
+        if self.rate() == UNLIMITED {
+            self.used.fetch_add(bytes as u64, Ordering::Relaxed);
+            return Duration::ZERO;
+        }
         let mut state = match self.state.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
         self.used.fetch_add(bytes as u64, Ordering::Relaxed);
+        if self.rate() == UNLIMITED {
+            return Duration::ZERO;
+        }
+        let burst = burst(self.rate()) as f64;
         let rate = self.rate() as f64;
         let now = Instant::now();
         let (tokens, last) = *state;
         let refill = now.saturating_duration_since(last).as_secs_f64() * rate;
-        let tokens = (tokens + refill).min(self.burst as f64) - bytes as f64;
+        let tokens = (tokens + refill).min(burst) - bytes as f64;
         *state = (tokens, now);
         if tokens >= 0.0 {
             Duration::ZERO
@@ -85,6 +110,12 @@ impl RateLimiter {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// The bucket of a `rate`: a quarter second of traffic, at least
+/// [`BURST_MIN_BYTES`].
+fn burst(rate: u64) -> u64 {
+    (rate / 4).max(BURST_MIN_BYTES)
 }
 
 /// How often a [`FairShare`] re-divides its rate.
@@ -139,41 +170,70 @@ pub fn fair_shares(total: u64, members: &[(u64, u64)]) -> Vec<u64> {
 /// by [`FairShare::rebalance`]. Members leave when their last `Arc` drops.
 #[derive(Debug)]
 pub struct FairShare {
-    total: u64,
+    /// Bytes/s, or [`UNLIMITED`] (the limit switched off).
+    total: AtomicU64,
     members: Mutex<Vec<Weak<RateLimiter>>>,
 }
 
 impl FairShare {
     pub fn new(total: u64) -> Self {
+        Self::with_limit(Some(total))
+    }
+
+    /// A share of `limit` bytes/s, or one that limits nothing (`None`)
+    /// until [`FairShare::set_limit`].
+    pub fn with_limit(limit: Option<u64>) -> Self {
         FairShare {
-            total: total.max(1),
+            total: AtomicU64::new(limit.map_or(UNLIMITED, |t| t.max(1))),
             members: Mutex::new(Vec::new()),
         }
     }
 
-    pub fn total(&self) -> u64 {
+    /// The limit, if there is one.
+    pub fn limit(&self) -> Option<u64> {
+        Some(self.total.load(Ordering::Relaxed)).filter(|&t| t != UNLIMITED)
+    }
+
+    /// A new limit (`None`: none), applied to every member at once: an
+    /// equal share each until the next rebalance.
+    pub fn set_limit(&self, limit: Option<u64>) {
         self.total
+            .store(limit.map_or(UNLIMITED, |t| t.max(1)), Ordering::Relaxed);
+        let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        self.share_equally(&mut members);
+    }
+
+    fn share_equally(&self, members: &mut Vec<Weak<RateLimiter>>) {
+        members.retain(|m| m.strong_count() > 0);
+        let total = self.total.load(Ordering::Relaxed);
+        let n = members.len().max(1) as u64;
+        let each = if total == UNLIMITED {
+            UNLIMITED
+        } else {
+            total / n
+        };
+        for m in members.iter().filter_map(Weak::upgrade) {
+            m.set_rate(each);
+        }
     }
 
     /// A bucket for a new member; the members are re-rated at once (an
     /// equal share for the newcomer to start with).
     pub fn join(&self) -> Arc<RateLimiter> {
-        let limiter = Arc::new(RateLimiter::new(self.total));
-        {
-            let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
-            members.retain(|m| m.strong_count() > 0);
-            members.push(Arc::downgrade(&limiter));
-            let n = members.len() as u64;
-            for m in members.iter().filter_map(Weak::upgrade) {
-                m.set_rate(self.total / n);
-            }
-        }
+        let limiter = Arc::new(RateLimiter::new(self.total.load(Ordering::Relaxed)));
+        let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        members.push(Arc::downgrade(&limiter));
+        self.share_equally(&mut members);
         limiter
     }
 
     /// Re-divides the rate by what each member used since the last call
-    /// (call every [`FAIR_SHARE_INTERVAL`]).
+    /// (call every [`FAIR_SHARE_INTERVAL`]); nothing to do without a limit.
     pub fn rebalance(&self, elapsed: Duration) {
+        let total = self.total.load(Ordering::Relaxed);
+        if total == UNLIMITED {
+            return;
+        }
         let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
         members.retain(|m| m.strong_count() > 0);
         let live: Vec<Arc<RateLimiter>> = members.iter().filter_map(Weak::upgrade).collect();
@@ -182,7 +242,7 @@ impl FairShare {
             .iter()
             .map(|m| ((m.take_used() as f64 / secs) as u64, m.rate()))
             .collect();
-        for (m, share) in live.iter().zip(fair_shares(self.total, &usage)) {
+        for (m, share) in live.iter().zip(fair_shares(total, &usage)) {
             m.set_rate(share);
         }
     }
@@ -240,5 +300,44 @@ mod tests {
         let _ = a.take_delay(500_000);
         f.rebalance(Duration::from_secs(1));
         assert_eq!(a.rate(), 1_000_000);
+    }
+    #[test]
+    fn a_limit_switched_on_changed_and_off_acts_on_buckets_already_held() {
+        // A torrent's own bucket, held by its connections from the start.
+        let own = RateLimiter::with_limit(None);
+        assert_eq!(own.limit(), None);
+        assert_eq!(
+            own.take_delay(10_000_000),
+            Duration::ZERO,
+            "no limit: no wait"
+        );
+        own.set_limit(Some(100_000));
+        assert_eq!(own.limit(), Some(100_000));
+        // The tokens are cut to the new bucket (64 KiB): 1 MB more is ~9.4 s of debt.
+        let d = own.take_delay(1_000_000);
+        assert!(
+            d > Duration::from_secs(9) && d < Duration::from_secs(10),
+            "{d:?}"
+        );
+        own.set_limit(None);
+        assert_eq!(own.take_delay(10_000_000), Duration::ZERO);
+
+        // The process's share: two members joined while it was off.
+        let share = FairShare::with_limit(None);
+        let (a, b) = (share.join(), share.join());
+        assert_eq!((a.limit(), b.limit()), (None, None));
+        share.rebalance(Duration::from_secs(1));
+        assert_eq!(a.limit(), None, "nothing to rebalance without a limit");
+        share.set_limit(Some(1_000_000));
+        assert_eq!(share.limit(), Some(1_000_000));
+        assert_eq!(
+            (a.rate(), b.rate()),
+            (500_000, 500_000),
+            "equal shares at once"
+        );
+        assert!(a.take_delay(2_000_000) > Duration::from_secs(3));
+        share.set_limit(None);
+        assert_eq!((a.limit(), b.limit()), (None, None));
+        assert_eq!(b.take_delay(50_000_000), Duration::ZERO);
     }
 }

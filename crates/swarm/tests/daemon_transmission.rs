@@ -533,3 +533,80 @@ fn transmission_remote_skips_a_file_that_is_then_not_on_disk_and_gets_it_later()
     }
     assert!(!parts.exists(), "no skipped file left: no parts file");
 }
+
+/// `torrent-get` fields of torrent 1 (one RPC call).
+fn torrent_fields(d: &daemon::Daemon, fields: &[&str]) -> serde_json::Value {
+    let got = daemon::rpc(
+        d.http,
+        &serde_json::json!({"method": "torrent-get", "arguments": {"ids": [1], "fields": fields}}),
+    );
+    got["arguments"]["torrents"][0].clone()
+}
+
+#[test]
+fn session_and_torrent_limits_take_effect_on_the_running_daemon_without_a_restart() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-limits");
+    // No seeder: the torrent keeps downloading (nothing), so its
+    // secondsDownloading grows from its start and would drop to 0 if it
+    // were restarted.
+    let content = data::single_file(&t.sub("content"), "lim.bin", 50_000, 31);
+    let torrent = make_torrent(&content, &t.path().join("l.torrent"), PIECE_16_KIB, &[]);
+    let d = daemon_in(&t, "daemon", vec![]);
+    assert!(d.remote(&["-a", &torrent.path.display().to_string()]).ok);
+    let running = wait_until(DEADLINE, || {
+        torrent_fields(&d, &["secondsDownloading"])["secondsDownloading"]
+            .as_u64()
+            .is_some_and(|s| s >= 2)
+    });
+    assert!(running, "the torrent runs\n{}", d.proc.log_tail());
+    let before = torrent_fields(&d, &["secondsDownloading"])["secondsDownloading"]
+        .as_u64()
+        .unwrap();
+
+    // Global limits and the connection cap (session-set), read back from
+    // what the running client enforces.
+    let set = d.remote(&["-d", "300", "-u", "200", "-pr", "20"]);
+    assert!(set.ok, "{set:?}");
+    let session = |d: &daemon::Daemon| {
+        daemon::rpc(d.http, &serde_json::json!({"method": "session-get"}))["arguments"].clone()
+    };
+    let s = session(&d);
+    assert_eq!(s["speed-limit-down"], 300, "{s}");
+    assert_eq!(s["speed-limit-down-enabled"], true, "{s}");
+    assert_eq!(s["speed-limit-up"], 200, "{s}");
+    assert_eq!(s["peer-limit-global"], 20, "{s}");
+    // Off again: the value is kept, the limit gone.
+    assert!(d.remote(&["-D"]).ok);
+    let s = session(&d);
+    assert_eq!(s["speed-limit-down-enabled"], false, "{s}");
+    assert_eq!(s["speed-limit-down"], 300, "{s}");
+    assert_eq!(s["speed-limit-up-enabled"], true, "{s}");
+
+    // The torrent's own limits: applied without a restart.
+    assert!(d.remote(&["-t", "1", "-d", "50", "-u", "20"]).ok);
+    let got = torrent_fields(
+        &d,
+        &[
+            "downloadLimit",
+            "downloadLimited",
+            "uploadLimit",
+            "uploadLimited",
+            "secondsDownloading",
+        ],
+    );
+    assert_eq!(got["downloadLimit"], 50, "{got}");
+    assert_eq!(got["downloadLimited"], true, "{got}");
+    assert_eq!(got["uploadLimit"], 20, "{got}");
+    assert!(
+        got["secondsDownloading"].as_u64().unwrap() >= before,
+        "not restarted: {got} (was {before} s)"
+    );
+    assert!(
+        !d.proc.stderr().contains("torrent stopped"),
+        "{}",
+        d.proc.log_tail()
+    );
+}

@@ -712,3 +712,28 @@ fn a_silent_flood_cannot_hold_the_handshake_slots() {
         "every silent one is gone by its deadline"
     );
 }
+
+#[test]
+fn lowering_the_connection_cap_closes_the_excess_at_once_and_raising_it_dials_again() {
+    let mut e = endpoint(EndpointConfig::default());
+    drain(&mut e);
+    e.handle_peers(
+        at(0),
+        T1,
+        PeerSource::Tracker,
+        (2..8).map(|i| addr(i, 6881)),
+    );
+    let first = dials(&drain(&mut e));
+    assert_eq!(first.len(), 6);
+    e.set_connections_max(at(1), 2);
+    let closed = closes(&drain(&mut e));
+    assert_eq!(closed.len(), 4, "{closed:?}");
+    assert!(closed.iter().all(|(_, r)| *r == Refusal::ConnectionsFull));
+    assert_eq!(e.connections_max(), 2);
+    // Room again: the closed addresses are candidates once more (after
+    // their reconnect delay), dialled within the new cap.
+    e.set_connections_max(at(1), 10);
+    e.handle_timeout(at(600));
+    let again = dials(&drain(&mut e));
+    assert!(!again.is_empty() && again.len() <= 4, "{again:?}");
+}

@@ -67,6 +67,10 @@ pub(crate) enum DriverCmd {
     Ban {
         ip: IpAddr,
     },
+    /// A new cap on connections in all (`Client::set_connections_max`).
+    SetConnectionsMax {
+        n: usize,
+    },
     /// These connections made progress (see [`Endpoint::handle_progress`]).
     Progress {
         conns: Vec<PeerKey>,
@@ -232,6 +236,7 @@ impl Driver {
                 self.endpoint.handle_closed(now, conn);
             }
             DriverCmd::Ban { ip } => self.endpoint.ban(now, ip),
+            DriverCmd::SetConnectionsMax { n } => self.endpoint.set_connections_max(now, n),
             DriverCmd::Progress { conns } => {
                 for conn in conns {
                     self.endpoint.handle_progress(now, conn);

@@ -190,9 +190,12 @@ pub struct Client {
     listen_addr: SocketAddr,
     peer_id: PeerId,
     tracker: TrackerConfig,
-    upload_limit: Option<Arc<FairShare>>,
-    download_limit: Option<Arc<FairShare>>,
-    /// Re-divides the process's rate limits every second.
+    /// The process's rate limits, shared fairly by the torrents (each may
+    /// be switched on, changed or off at any time: `set_rate_limits`).
+    upload_limit: Arc<FairShare>,
+    download_limit: Arc<FairShare>,
+    /// Re-divides the process's rate limits every second (nothing to do
+    /// while there is no limit).
     rebalance_task: Option<JoinHandle<()>>,
     torrents: Mutex<BTreeMap<InfoHash, Registered>>,
     dht: Option<crate::dht::DhtHandle>,
@@ -228,28 +231,22 @@ impl Client {
             attached: Default::default(),
         };
         let driver_task = tokio::spawn(driver.run());
-        let upload_limit = config.upload_limit.map(|r| Arc::new(FairShare::new(r)));
-        let download_limit = config.download_limit.map(|r| Arc::new(FairShare::new(r)));
-        let shares: Vec<Arc<FairShare>> = upload_limit
-            .iter()
-            .chain(download_limit.iter())
-            .cloned()
-            .collect();
-        let rebalance_task = (!shares.is_empty()).then(|| {
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(FAIR_SHARE_INTERVAL);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut last = Instant::now();
-                loop {
-                    tick.tick().await;
-                    let now = Instant::now();
-                    for share in &shares {
-                        share.rebalance(now - last);
-                    }
-                    last = now;
+        let upload_limit = Arc::new(FairShare::with_limit(config.upload_limit));
+        let download_limit = Arc::new(FairShare::with_limit(config.download_limit));
+        let shares = [upload_limit.clone(), download_limit.clone()];
+        let rebalance_task = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FAIR_SHARE_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last = Instant::now();
+            loop {
+                tick.tick().await;
+                let now = Instant::now();
+                for share in &shares {
+                    share.rebalance(now - last);
                 }
-            })
-        });
+                last = now;
+            }
+        }));
         Ok(Client {
             driver: tx,
             driver_task,
@@ -262,6 +259,24 @@ impl Client {
             torrents: Mutex::new(BTreeMap::new()),
             dht: config.dht,
         })
+    }
+
+    /// The process's rate limits (bytes/s; `None`: none) from now on,
+    /// for every torrent and connection, running ones included.
+    pub fn set_rate_limits(&self, upload: Option<u64>, download: Option<u64>) {
+        self.upload_limit.set_limit(upload);
+        self.download_limit.set_limit(download);
+    }
+
+    /// The process's rate limits: (upload, download), bytes/s.
+    pub fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
+        (self.upload_limit.limit(), self.download_limit.limit())
+    }
+
+    /// A new cap on connections over all torrents; over it, the
+    /// connections idle longest close at once.
+    pub fn set_connections_max(&self, n: usize) {
+        let _ = self.driver.send(DriverCmd::SetConnectionsMax { n });
     }
 
     /// Where peers reach us.
@@ -330,18 +345,14 @@ impl Client {
         };
         let (status_tx, status_rx) = watch::channel(first_status);
         let stop_tx = Arc::new(watch::channel(false).0);
-        let mut upload_limits: Vec<_> = options
-            .upload_limit
-            .map(|r| Arc::new(RateLimiter::new(r)))
-            .into_iter()
-            .collect();
-        upload_limits.extend(self.upload_limit.as_ref().map(|f| f.join()));
-        let mut download_limits: Vec<_> = options
-            .download_limit
-            .map(|r| Arc::new(RateLimiter::new(r)))
-            .into_iter()
-            .collect();
-        download_limits.extend(self.download_limit.as_ref().map(|f| f.join()));
+        // The torrent's own buckets (limiting nothing without a limit, so
+        // that one can be set later), then its shares of the process's.
+        let own = (
+            Arc::new(RateLimiter::with_limit(options.upload_limit)),
+            Arc::new(RateLimiter::with_limit(options.download_limit)),
+        );
+        let upload_limits = vec![own.0.clone(), self.upload_limit.join()];
+        let download_limits = vec![own.1.clone(), self.download_limit.join()];
         let mut tracker = self.tracker.clone();
         if tracker.local_ip.is_none() && !self.listen_addr.ip().is_unspecified() {
             // Announce from where we listen, so the tracker hands out the
@@ -390,6 +401,7 @@ impl Client {
             status: status_rx,
             stop: stop_tx,
             task,
+            limits: own,
         })
     }
 
@@ -448,9 +460,23 @@ pub struct TorrentHandle {
     status: watch::Receiver<TorrentStatus>,
     stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<Result<TorrentStatus, NetError>>,
+    /// Its own rate limits (upload, download), beside the process's.
+    limits: (Arc<RateLimiter>, Arc<RateLimiter>),
 }
 
 impl TorrentHandle {
+    /// This torrent's own rate limits (bytes/s; `None`: none) from now
+    /// on, its running connections included (no restart).
+    pub fn set_rate_limits(&self, upload: Option<u64>, download: Option<u64>) {
+        self.limits.0.set_limit(upload);
+        self.limits.1.set_limit(download);
+    }
+
+    /// Its own rate limits: (upload, download), bytes/s.
+    pub fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
+        (self.limits.0.limit(), self.limits.1.limit())
+    }
+
     pub fn info_hash(&self) -> InfoHash {
         self.info_hash
     }
