@@ -429,7 +429,9 @@ impl Session {
                 self.publish();
             }
         }
-        self.shutdown().await
+        // Boxed: the running future would otherwise hold room for a second
+        // `Session` (the one moved into `shutdown`) all its life.
+        Box::pin(self.shutdown()).await
     }
 
     async fn shutdown(mut self) -> Result<TorrentStatus, NetError> {
