@@ -755,9 +755,11 @@ async fn run_torrent(
             let _dht_source = dht
                 .clone()
                 .map(|d| DhtSource::start(d, &link, config.listen_port));
-            let resolved = magnet_metadata(
+            // Boxed (as the check below): this task lives as long as the
+            // torrent, and its future is as large as its largest step.
+            let resolved = Box::pin(magnet_metadata(
                 &magnet, &options, &config, &link, &status_tx, &mut stop, added,
-            )
+            ))
             .await;
             let (meta, peers) = match resolved {
                 Ok(Some(r)) => r,
@@ -783,7 +785,7 @@ async fn run_torrent(
         }
     };
     let started = tokio::select! {
-        r = startup::open_and_check(&spec, &options, &status_tx) => r,
+        r = Box::pin(startup::open_and_check(&spec, &options, &status_tx)) => r,
         _ = stop.wait_for(|s| *s) => return stopped(&status_tx),
     };
     let (storage, resume, have) = match started {
@@ -819,6 +821,9 @@ async fn run_torrent(
         info_hash = %spec.info_hash_hex(),
         "started"
     );
+    // The session holds its own copies: while it runs (a seed may run for
+    // months) this task keeps only what it needs to end.
+    drop((spec, options, status_tx));
     let result = session.join().await;
     drop(dht_source);
     let _ = driver.send(DriverCmd::Remove { info_hash });

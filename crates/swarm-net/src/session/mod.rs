@@ -45,10 +45,12 @@ use announce::{TrackerCommand, TrackerTask, tracker_task};
 
 /// Batches of messages the readers may queue ahead of the session (all the
 /// torrent's peers together). A batch is what one read returned, at most
-/// ~320 KiB (a reader's buffer), so this queue holds at most ~5 MiB of
+/// ~320 KiB (a reader's buffer), so this queue holds at most ~1.3 MiB of
 /// blocks; TCP's receive buffers (the kernel's) hold the rest of a burst.
-/// It was 256 batches, up to 80 MiB.
-pub const PEER_CHANNEL_LEN: usize = 16;
+/// It was 256 batches (up to 80 MiB), then 16 (5 MiB): measured on a 256 MiB
+/// download from libtorrent, 4 with a 2 MiB verify backlog took the peak RSS
+/// from 26-28 to 15-16 MiB at the same CPU time (ARCHITECTURE.md).
+pub const PEER_CHANNEL_LEN: usize = 4;
 /// The `stopped` announce at exit may take this long at most.
 pub const STOP_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Storage jobs (piece checks and writes, batches of reads) running at once
@@ -58,20 +60,21 @@ pub const STORAGE_JOBS_MAX: usize = 2;
 /// While pieces waiting to be checked and written hold more than this many
 /// bytes, the session stops taking messages from peers: the readers block,
 /// and TCP slows the senders down. Bounds memory when the disk is slower
-/// than the network (or hashing slower: on loopback it is). 4 MiB is 16
+/// than the network (or hashing slower: on loopback it is). 2 MiB is 8
 /// pieces of 256 KiB, ahead of the two storage jobs: enough to keep them
-/// busy (it was 16 MiB).
-pub const VERIFY_BACKLOG_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// busy (it was 16 MiB, then 4).
+pub const VERIFY_BACKLOG_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// What one torrent's download holds in memory beyond an idle process's,
 /// with one peer and pieces of up to 1 MiB: block data between the socket
-/// and the disk (the peer channel's ~5 MiB, the verify backlog's
+/// and the disk (the peer channel's ~1.3 MiB, the verify backlog's
 /// [`VERIFY_BACKLOG_MAX_BYTES`] plus the piece that crossed it, the piece in
-/// progress, the reader's buffer) and allocator slack. Each further peer
+/// progress, the reader's one buffer) and allocator slack. Each further peer
 /// adds at most a read buffer (~320 KiB) and a piece in progress.
 /// `crates/swarm/tests/download_memory.rs` checks it with a real download
-/// (peak RSS from the kernel): 14.4 MiB in a debug build, 33.8 MiB with the
-/// queues of before (256 reads, 16 MiB).
-pub const DOWNLOAD_MEMORY_ONE_PEER_MAX_BYTES: usize = 24 * 1024 * 1024;
+/// (peak RSS from the kernel): 4.8-5.7 MiB in a debug build; 14.4 MiB with
+/// the queues of before (16 reads, 4 MiB, blocks pinning read buffers) and
+/// 33.8 MiB with those before them (256 reads, 16 MiB).
+pub const DOWNLOAD_MEMORY_ONE_PEER_MAX_BYTES: usize = 10 * 1024 * 1024;
 /// A peer with this much queued for it and not yet written is dropped: it
 /// does not read what we send. Blocks stop being read for a peer at
 /// [`conn::SEND_BUFFER_HIGH_BYTES`] (its deep request queue waits as
@@ -429,7 +432,9 @@ impl Session {
                 self.publish();
             }
         }
-        self.shutdown().await
+        // Boxed: the running future would otherwise hold room for a second
+        // `Session` (the one moved into `shutdown`) all its life.
+        Box::pin(self.shutdown()).await
     }
 
     async fn shutdown(mut self) -> Result<TorrentStatus, NetError> {
