@@ -2,7 +2,10 @@
 # Benchmark: `swarm daemon` against `transmission-daemon` (Debian's
 # transmission-daemon, 3.00) with 1,000 small torrents seeding and no peers,
 # both in the same run (bench/daemon_bench.py does the work):
-#   - CPU-seconds each daemon uses over the same minute (/proc/PID/stat);
+#   - the time to add the 1,000 (the torrent-add calls, and until all are
+#     seeding: both check each torrent's data as it is added);
+#   - CPU-seconds each daemon uses over the same minute (/proc/PID/stat),
+#     and its wake-ups a second (voluntary context switches of its threads);
 #   - RSS and peak RSS at the end of it (/proc/PID/status);
 #   - the time of `torrent-get` of all 1,000 (the fields transmission-remote
 #     -l asks for), 20 rounds interleaved, min/median/max.
@@ -13,7 +16,8 @@
 #
 # The 1,000 files (16-64 KiB each) and their v1-only torrents (made with
 # libtorrent) are made once under BENCH_DIR/content and reused; each run
-# starts both daemons with fresh state. Run it on an idle machine.
+# starts both daemons with fresh state. Run it on an idle machine: after the
+# release build, about 3 minutes (the first run makes the data: ~1 more).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

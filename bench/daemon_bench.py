@@ -9,9 +9,14 @@ torrents seeding with no peers, in one run (see bench/daemon.sh).
 3. Adds every torrent to each over Transmission's RPC (both speak it; the
    same client code), download folder = the data, and waits until all are
    seeding (each daemon checks the data).
+   Both check the data of each torrent as it is added (fresh state, no
+   resume record: Transmission verifies a torrent whose files exist, swarm
+   checks every piece that has data on disk), so "add" compares like with
+   like: the torrent-add calls, then until all are seeding.
 4. Lets both settle, then over the same WINDOW seconds reads each one's
-   CPU time (utime+stime, /proc/PID/stat) and at the end its RSS and peak
-   RSS (/proc/PID/status).
+   CPU time (utime+stime, /proc/PID/stat), its wake-ups (voluntary context
+   switches summed over its threads, /proc/PID/task/*/status) and at the
+   end its RSS and peak RSS (/proc/PID/status).
 5. Times `torrent-get` of all N torrents (the fields transmission-remote -l
    asks for) ROUNDS times, interleaved, on each daemon.
 
@@ -130,24 +135,44 @@ def rss_kib(pid):
     return out
 
 
+def wakeups(pid):
+    """Voluntary context switches of all the process's threads: each is a
+    sleep, so each is one wake-up."""
+    n = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        n += int(line.split()[1])
+        except FileNotFoundError:
+            pass  # a thread that ended meanwhile
+    return n
+
+
 def add_all(name, rpc, tdir, data):
+    """Seconds the torrent-add calls took."""
     t0 = time.monotonic()
     for fn in sorted(os.listdir(tdir)):
         with open(os.path.join(tdir, fn), "rb") as f:
             meta = base64.b64encode(f.read()).decode()
         rpc.call("torrent-add", {"metainfo": meta, "download-dir": data})
-    print(f"{name}: added {len(os.listdir(tdir))} torrents in {time.monotonic() - t0:.1f} s")
+    took = time.monotonic() - t0
+    print(f"{name}: added {len(os.listdir(tdir))} torrents in {took:.1f} s")
+    return took
 
 
-def wait_seeding(name, rpc, n, timeout):
-    t0 = time.monotonic()
+def wait_seeding(name, rpc, n, timeout, t0):
+    """Seconds from t0 until all n torrents are seeding."""
+    seeding = 0
     while time.monotonic() - t0 < timeout:
         ts = rpc.call("torrent-get", {"fields": ["id", "status", "percentDone"]})["torrents"]
         seeding = sum(1 for t in ts if t["status"] == 6 and t["percentDone"] == 1)
         if len(ts) == n and seeding == n:
-            print(f"{name}: all {n} seeding after {time.monotonic() - t0:.1f} s")
-            return
-        time.sleep(1)
+            took = time.monotonic() - t0
+            print(f"{name}: all {n} seeding {took:.1f} s after the first add")
+            return took
+        time.sleep(0.2)
     sys.exit(f"{name}: only {seeding} of {n} seeding after {timeout} s")
 
 
@@ -190,15 +215,20 @@ def main():
         pids = {"swarm": swarm.pid, "transmission": tr.pid}
         # Transmission queues downloads, not seeds; its verify queue checks
         # one torrent at a time: allow it.
+        # One daemon after the other (each alone on the machine while it
+        # adds and checks).
+        added, seeding = {}, {}
         for name, rpc in rpcs.items():
-            add_all(name, rpc, tdir, data)
-        for name, rpc in rpcs.items():
-            wait_seeding(name, rpc, a.torrents, 1800)
+            t0 = time.monotonic()
+            added[name] = add_all(name, rpc, tdir, data)
+            seeding[name] = wait_seeding(name, rpc, a.torrents, 1800, t0)
         print(f"settling {a.settle:.0f} s, then measuring {a.window:.0f} s of both at once ...")
         time.sleep(a.settle)
         cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+        wake0 = {k: wakeups(p) for k, p in pids.items()}
         time.sleep(a.window)
         cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
+        wake = {k: (wakeups(p) - wake0[k]) / a.window for k, p in pids.items()}
         mem = {k: rss_kib(p) for k, p in pids.items()}
         times = {k: [] for k in rpcs}
         for _ in range(a.rounds):
@@ -220,14 +250,18 @@ def main():
     print(f"{a.torrents} torrents seeding, no peers; CPU over the same {a.window:.0f} s window; "
           f"torrent-get of all ({len(FIELDS_LIST)} fields, {a.rounds} rounds, interleaved)")
     print(f"{'':28} {'swarm':>14} {'transmission':>14} {'ratio':>8}")
-    s, t = cpu["swarm"], cpu["transmission"]
-    print(f"{'CPU-seconds / ' + str(int(a.window)) + ' s':28} {s:14.2f} {t:14.2f} {s / t if t else float('nan'):8.2f}")
+    def row(label, s, t, fmt):
+        ratio = f"{s / t:8.2f}" if t else f"{'-':>8}"
+        print(f"{label:28} {s:14{fmt}} {t:14{fmt}} {ratio}")
+
+    row("add (torrent-add calls, s)", added["swarm"], added["transmission"], ".1f")
+    row("add until all seeding (s)", seeding["swarm"], seeding["transmission"], ".1f")
+    row(f"CPU-seconds / {int(a.window)} s", cpu["swarm"], cpu["transmission"], ".2f")
+    row("wake-ups / s", wake["swarm"], wake["transmission"], ".1f")
     for k, label in (("VmRSS", "RSS (MiB)"), ("VmHWM", "peak RSS (MiB)")):
-        s, t = mem["swarm"][k] / 1024, mem["transmission"][k] / 1024
-        print(f"{label:28} {s:14.1f} {t:14.1f} {s / t:8.2f}")
+        row(label, mem["swarm"][k] / 1024, mem["transmission"][k] / 1024, ".1f")
     for i, label in enumerate(("torrent-get min (ms)", "torrent-get median (ms)", "torrent-get max (ms)")):
-        s, t = stats(times["swarm"])[i], stats(times["transmission"])[i]
-        print(f"{label:28} {s:14.1f} {t:14.1f} {s / t:8.2f}")
+        row(label, stats(times["swarm"])[i], stats(times["transmission"])[i], ".1f")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,9 @@ TORRENT="$BENCH_DIR/bench.torrent"
 # log shows it has checked its data.
 
 swarm_bin() { case $1 in old) echo "$SWARM_BEFORE" ;; *) echo "$SWARM" ;; esac; }
+# rqbit runs with --disable-dht, libtorrent's lt_peer.py with the DHT off:
+# swarm too, when the binary has the flag (builds before the DHT do not).
+swarm_flags() { "$(swarm_bin "$1")" download --help 2>/dev/null | grep -q -- --no-dht && echo --no-dht || true; }
 
 start_seeder() { # kind port logbase
   local kind=$1 port=$2 log=$3
@@ -94,7 +97,7 @@ start_seeder() { # kind port logbase
     lt) /usr/bin/time -v -o "$log.time" "$PY" "$LT_PEER" seed --fast --seed-mode \
           --torrent "$TORRENT" --dir "$DATA" --port "$port" >"$log.out" 2>"$log.err" & ;;
     swarm | old) /usr/bin/time -v -o "$log.time" "$(swarm_bin "$kind")" seed "$TORRENT" -d "$DATA" \
-          --listen "127.0.0.1:$port" --json >"$log.out" 2>"$log.err" & ;;
+          $(swarm_flags "$kind") --listen "127.0.0.1:$port" --json >"$log.out" 2>"$log.err" & ;;
     rqbit) /usr/bin/time -v -o "$log.time" "$RQBIT" --disable-dht --disable-upnp-port-forward \
           --disable-lsd --listen-port "$port" download --overwrite -o "$DATA" --disable-http-api \
           "$TORRENT" >"$log.out" 2>"$log.err" & ;;
@@ -120,7 +123,7 @@ run_leecher() { # kind seeder_port out_dir logbase -> exit status
           --exit-on-complete --torrent "$TORRENT" --dir "$out" --port "$port" \
           --peer "127.0.0.1:$sport" >"$log.out" 2>"$log.err" ;;
     swarm | old) timeout "$RUN_TIMEOUT_S" /usr/bin/time -v -o "$log.time" "$(swarm_bin "$kind")" download "$TORRENT" \
-          -o "$out" --peer "127.0.0.1:$sport" --listen "127.0.0.1:$port" --json \
+          $(swarm_flags "$kind") -o "$out" --peer "127.0.0.1:$sport" --listen "127.0.0.1:$port" --json \
           >"$log.out" 2>"$log.err" ;;
     rqbit) timeout "$RUN_TIMEOUT_S" /usr/bin/time -v -o "$log.time" "$RQBIT" --disable-dht \
           --disable-upnp-port-forward --disable-lsd --listen-port "$port" download -o "$out" \

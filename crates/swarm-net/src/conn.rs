@@ -251,7 +251,7 @@ pub async fn read_loop(
         let mut batch = Vec::new();
         let violation = loop {
             match decoder.decode(&mut buf) {
-                Ok(Some(msg)) => batch.push(msg),
+                Ok(Some(msg)) => batch.push(own_block(msg)),
                 Ok(None) => break None,
                 Err(e) => break Some(format!("protocol violation: {e}")),
             }
@@ -263,7 +263,11 @@ pub async fn read_loop(
             break reason;
         }
         if buf.capacity() - buf.len() < READ_BUF_LEN / 4 {
-            buf.reserve(READ_BUF_LEN);
+            // The blocks of the last reads were copied out (`own_block`),
+            // so the buffer is this reader's alone and `reserve` moves the
+            // few bytes left of a message to its front instead of
+            // allocating: one buffer for the whole connection.
+            buf.reserve(READ_BUF_LEN.saturating_sub(buf.len()).max(READ_BUF_LEN / 4));
         }
         match rd.read_buf(&mut buf).await {
             Ok(0) => break "closed by the peer".to_string(),
@@ -276,6 +280,27 @@ pub async fn read_loop(
         }
     };
     let _ = tx.send(PeerInput::Closed(key, reason)).await;
+}
+
+/// Gives a block its own allocation of exactly its length, so that nothing
+/// downstream keeps the reader's buffer alive. A block sliced out of the read
+/// buffer pinned all of it (256 KiB) until the block was on disk; the reader
+/// then needed a new buffer every read, and glibc's arenas kept the freed
+/// ones: peak RSS 26-28 MiB for one peer, where the blocks themselves are
+/// about 10. The copy costs one memcpy of the payload in the reader's task.
+fn own_block(msg: Message) -> Message {
+    match msg {
+        Message::Piece {
+            piece,
+            offset,
+            data,
+        } => Message::Piece {
+            piece,
+            offset,
+            data: bytes::Bytes::copy_from_slice(&data),
+        },
+        other => other,
+    }
 }
 
 /// Writes what the session queues for one peer, batching every queued

@@ -44,6 +44,11 @@
 //! The tracker's own sans-IO registry (`swarm-tracker`) hands out peers,
 //! and each peer's own `swarm_engine::Endpoint` decides whom it dials,
 //! accepts and closes; see [`discovery`].
+//!
+//! # Also here
+//! [`dht`]: lookups in simulated Mainline DHTs of real `swarm_dht`
+//! engines (`swarm sim dht`). [`harness`]: the engine tests' in-memory
+//! harness (random interleavings, no timing model), used by `tests/engine_*`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bounds;
@@ -51,6 +56,7 @@ pub mod chart;
 pub mod dht;
 pub mod discovery;
 pub mod experiments;
+pub mod harness;
 pub mod link;
 pub mod outcome;
 pub mod queue;

@@ -136,6 +136,8 @@ pub(crate) struct Driver {
     pub(crate) rx: mpsc::UnboundedReceiver<DriverCmd>,
     pub(crate) tx: mpsc::UnboundedSender<DriverCmd>,
     pub(crate) sessions: HashMap<InfoHash, mpsc::UnboundedSender<Input>>,
+    /// The figures each session was last sent.
+    pub(crate) figures: HashMap<InfoHash, Figures>,
     /// Connections whose setup task (dial, handshake read, answer) runs.
     pub(crate) pending: HashMap<PeerKey, AbortHandle>,
     /// Established connections and the torrent whose session holds them.
@@ -179,14 +181,20 @@ impl Driver {
         }
     }
 
-    fn send_figures(&self) {
+    /// Sends each session its figures if they changed since the last it
+    /// got (an idle torrent is not woken for nothing).
+    fn send_figures(&mut self) {
         let banned = self.endpoint.bans();
         for (hash, session) in &self.sessions {
             let connecting = self
                 .endpoint
                 .torrent_connections(hash)
                 .map_or(0, |c| c.dialling);
-            let _ = session.send(Input::Figures(Figures { connecting, banned }));
+            let figures = Figures { connecting, banned };
+            if self.figures.get(hash) != Some(&figures) {
+                self.figures.insert(*hash, figures);
+                let _ = session.send(Input::Figures(figures));
+            }
         }
     }
 
@@ -217,6 +225,8 @@ impl Driver {
                 let added = self.endpoint.add_torrent(now, info_hash);
                 if added.is_ok() {
                     self.sessions.insert(info_hash, session);
+                    // What the session starts with.
+                    self.figures.insert(info_hash, Figures::default());
                     self.endpoint
                         .handle_peers(now, info_hash, PeerSource::Cli, peers);
                 }
@@ -225,6 +235,7 @@ impl Driver {
             DriverCmd::Remove { info_hash } => {
                 self.endpoint.remove_torrent(now, info_hash);
                 self.sessions.remove(&info_hash);
+                self.figures.remove(&info_hash);
             }
             DriverCmd::Peers {
                 info_hash,

@@ -181,6 +181,18 @@ impl PeerFeed {
 struct Registered {
     status: watch::Receiver<TorrentStatus>,
     stop: Arc<watch::Sender<bool>>,
+    added: Instant,
+}
+
+/// `status` with the time since the torrent was added brought up to now
+/// (a session publishes only when something else changes; a final status
+/// keeps the time it ended at).
+fn fresh(status: &TorrentStatus, added: Instant) -> TorrentStatus {
+    let mut s = status.clone();
+    if !s.is_final {
+        s.elapsed_s = added.elapsed().as_secs_f64();
+    }
+    s
 }
 
 /// One per process: the listener, the endpoint driver, the torrents.
@@ -201,6 +213,17 @@ pub struct Client {
     dht: Option<crate::dht::DhtHandle>,
     /// The endpoint's cap on one torrent's connections.
     torrent_connections_max: usize,
+    counters: Arc<Counters>,
+}
+
+/// What the client's torrents have done so far, over all of them: the
+/// measure of what idle torrents cost (see [`Client::counters`]).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Times a session's owner task woke up (an input, a timer).
+    pub session_wakeups: std::sync::atomic::AtomicU64,
+    /// Statuses published (a session publishes when its status changed).
+    pub publications: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Client {
@@ -229,6 +252,7 @@ impl Client {
             rx,
             tx: tx.clone(),
             sessions: Default::default(),
+            figures: Default::default(),
             pending: Default::default(),
             attached: Default::default(),
         };
@@ -261,6 +285,7 @@ impl Client {
             torrents: Mutex::new(BTreeMap::new()),
             dht: config.dht,
             torrent_connections_max: config.endpoint.torrent_connections_max,
+            counters: Arc::default(),
         })
     }
 
@@ -294,6 +319,14 @@ impl Client {
 
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Wake-ups and publications of this client's torrents so far. A
+    /// session wakes for its inputs, and on timers only while it is busy
+    /// (peers, storage jobs, a resume record to save, rates not yet zero);
+    /// it publishes a status when it changed. An idle torrent costs neither.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// For the DHT and PEX: a way to hand the endpoint peers.
@@ -381,6 +414,7 @@ impl Client {
             no_pex: options.no_pex,
             dht_port: self.dht.as_ref().map(|d| d.local_addr().port()),
             dht: self.dht.clone().filter(|_| !options.private),
+            counters: self.counters.clone(),
             file_priorities: options.file_priorities.clone(),
         };
         let link = DriverLink {
@@ -402,6 +436,7 @@ impl Client {
             Registered {
                 status: status_rx.clone(),
                 stop: stop_tx.clone(),
+                added,
             },
         );
         Ok(TorrentHandle {
@@ -409,6 +444,7 @@ impl Client {
             status: status_rx,
             stop: stop_tx,
             task,
+            added,
             limits: own,
         })
     }
@@ -418,7 +454,7 @@ impl Client {
         let torrents = self.torrents.lock().unwrap_or_else(|e| e.into_inner());
         torrents
             .values()
-            .map(|r| r.status.borrow().clone())
+            .map(|r| fresh(&r.status.borrow(), r.added))
             .collect()
     }
 
@@ -468,6 +504,7 @@ pub struct TorrentHandle {
     status: watch::Receiver<TorrentStatus>,
     stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<Result<TorrentStatus, NetError>>,
+    added: Instant,
     /// Its own rate limits (upload, download), beside the process's.
     limits: (Arc<RateLimiter>, Arc<RateLimiter>),
 }
@@ -489,15 +526,21 @@ impl TorrentHandle {
         self.info_hash
     }
 
-    /// The latest status.
+    /// The latest status (its `elapsed_s` brought up to now).
     pub fn status(&self) -> TorrentStatus {
-        self.status.borrow().clone()
+        fresh(&self.status.borrow(), self.added)
     }
 
     /// The latest status, borrowed (no copy; hold it briefly: the session
-    /// waits to publish the next one while it is held).
+    /// waits to publish the next one while it is held). Its `elapsed_s` is
+    /// as of its publication: [`TorrentHandle::elapsed_s`] is now's.
     pub fn status_ref(&self) -> watch::Ref<'_, TorrentStatus> {
         self.status.borrow()
+    }
+
+    /// Seconds since the torrent was added.
+    pub fn elapsed_s(&self) -> f64 {
+        self.added.elapsed().as_secs_f64()
     }
 
     /// A receiver that wakes on every published status.
@@ -720,9 +763,11 @@ async fn run_torrent(
             let _dht_source = dht
                 .clone()
                 .map(|d| DhtSource::start(d, &link, config.listen_port));
-            let resolved = magnet_metadata(
+            // Boxed (as the check below): this task lives as long as the
+            // torrent, and its future is as large as its largest step.
+            let resolved = Box::pin(magnet_metadata(
                 &magnet, &options, &config, &link, &status_tx, &mut stop, added,
-            )
+            ))
             .await;
             let (meta, peers) = match resolved {
                 Ok(Some(r)) => r,
@@ -748,7 +793,7 @@ async fn run_torrent(
         }
     };
     let started = tokio::select! {
-        r = startup::open_and_check(&spec, &options, &status_tx) => r,
+        r = Box::pin(startup::open_and_check(&spec, &options, &status_tx)) => r,
         _ = stop.wait_for(|s| *s) => return stopped(&status_tx),
     };
     let (storage, resume, have) = match started {
@@ -784,6 +829,9 @@ async fn run_torrent(
         info_hash = %spec.info_hash_hex(),
         "started"
     );
+    // The session holds its own copies: while it runs (a seed may run for
+    // months) this task keeps only what it needs to end.
+    drop((spec, options, status_tx));
     let result = session.join().await;
     drop(dht_source);
     let _ = driver.send(DriverCmd::Remove { info_hash });

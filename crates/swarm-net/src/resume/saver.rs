@@ -32,6 +32,9 @@ pub(crate) struct ResumeSaver {
     )>,
     /// The pieces of the last record written.
     saved: Option<Bitfield>,
+    /// The pieces of the last save that failed (not retried until they
+    /// change, or at exit).
+    failed: Option<Bitfield>,
     next_due: Instant,
     /// A failure was already logged as a warning (later ones are debug).
     warned: bool,
@@ -43,6 +46,7 @@ impl ResumeSaver {
             store,
             running: None,
             saved: None,
+            failed: None,
             // The first tick saves what the start-up check found.
             next_due: Instant::now(),
             warned: false,
@@ -69,17 +73,29 @@ impl ResumeSaver {
         }
     }
 
+    /// A save runs, or `have` is not saved yet (and its save did not fail):
+    /// the owner task must keep calling [`ResumeSaver::maybe_start`].
+    pub(crate) fn pending(&self, have: &Bitfield) -> bool {
+        self.running.is_some()
+            || (self.saved.as_ref() != Some(have) && self.failed.as_ref() != Some(have))
+    }
+
     fn record(&mut self, have: Bitfield, result: Result<(), NetError>) {
         match result {
             Ok(()) => {
                 tracing::debug!(pieces = have.count_ones(), path = %self.store.path().display(), "resume record saved");
                 self.saved = Some(have);
+                self.failed = None;
             }
             Err(e) if !self.warned => {
+                self.failed = Some(have);
                 self.warned = true;
                 tracing::warn!(error = %e, "resume record not saved: the next start checks the data");
             }
-            Err(e) => tracing::debug!(error = %e, "resume record not saved"),
+            Err(e) => {
+                self.failed = Some(have);
+                tracing::debug!(error = %e, "resume record not saved");
+            }
         }
     }
 

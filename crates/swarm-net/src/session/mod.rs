@@ -45,10 +45,12 @@ use announce::{TrackerCommand, TrackerTask, tracker_task};
 
 /// Batches of messages the readers may queue ahead of the session (all the
 /// torrent's peers together). A batch is what one read returned, at most
-/// ~320 KiB (a reader's buffer), so this queue holds at most ~5 MiB of
+/// ~320 KiB (a reader's buffer), so this queue holds at most ~1.3 MiB of
 /// blocks; TCP's receive buffers (the kernel's) hold the rest of a burst.
-/// It was 256 batches, up to 80 MiB.
-pub const PEER_CHANNEL_LEN: usize = 16;
+/// It was 256 batches (up to 80 MiB), then 16 (5 MiB): measured on a 256 MiB
+/// download from libtorrent, 4 with a 2 MiB verify backlog took the peak RSS
+/// from 26-28 to 15-16 MiB at the same CPU time (ARCHITECTURE.md).
+pub const PEER_CHANNEL_LEN: usize = 4;
 /// The `stopped` announce at exit may take this long at most.
 pub const STOP_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Storage jobs (piece checks and writes, batches of reads) running at once
@@ -58,20 +60,21 @@ pub const STORAGE_JOBS_MAX: usize = 2;
 /// While pieces waiting to be checked and written hold more than this many
 /// bytes, the session stops taking messages from peers: the readers block,
 /// and TCP slows the senders down. Bounds memory when the disk is slower
-/// than the network (or hashing slower: on loopback it is). 4 MiB is 16
+/// than the network (or hashing slower: on loopback it is). 2 MiB is 8
 /// pieces of 256 KiB, ahead of the two storage jobs: enough to keep them
-/// busy (it was 16 MiB).
-pub const VERIFY_BACKLOG_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// busy (it was 16 MiB, then 4).
+pub const VERIFY_BACKLOG_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// What one torrent's download holds in memory beyond an idle process's,
 /// with one peer and pieces of up to 1 MiB: block data between the socket
-/// and the disk (the peer channel's ~5 MiB, the verify backlog's
+/// and the disk (the peer channel's ~1.3 MiB, the verify backlog's
 /// [`VERIFY_BACKLOG_MAX_BYTES`] plus the piece that crossed it, the piece in
-/// progress, the reader's buffer) and allocator slack. Each further peer
+/// progress, the reader's one buffer) and allocator slack. Each further peer
 /// adds at most a read buffer (~320 KiB) and a piece in progress.
 /// `crates/swarm/tests/download_memory.rs` checks it with a real download
-/// (peak RSS from the kernel): 14.4 MiB in a debug build, 33.8 MiB with the
-/// queues of before (256 reads, 16 MiB).
-pub const DOWNLOAD_MEMORY_ONE_PEER_MAX_BYTES: usize = 24 * 1024 * 1024;
+/// (peak RSS from the kernel): 4.8-5.7 MiB in a debug build; 14.4 MiB with
+/// the queues of before (16 reads, 4 MiB, blocks pinning read buffers) and
+/// 33.8 MiB with those before them (256 reads, 16 MiB).
+pub const DOWNLOAD_MEMORY_ONE_PEER_MAX_BYTES: usize = 10 * 1024 * 1024;
 /// A peer with this much queued for it and not yet written is dropped: it
 /// does not read what we send. Blocks stop being read for a peer at
 /// [`conn::SEND_BUFFER_HIGH_BYTES`] (its deep request queue waits as
@@ -112,6 +115,9 @@ pub struct SessionConfig {
     /// Our DHT node: it pings the nodes peers name in their `port`
     /// messages. `None` without a DHT, or for a private torrent.
     pub dht: Option<crate::dht::DhtHandle>,
+    /// Counts wake-ups and published statuses (shared by the client's
+    /// torrents: see [`crate::Client::counters`]).
+    pub counters: Arc<crate::client::Counters>,
     /// Each file's priority (`AddOptions::file_priorities`).
     pub file_priorities: Vec<swarm_engine::Priority>,
 }
@@ -132,6 +138,7 @@ impl Default for SessionConfig {
             no_pex: false,
             dht_port: None,
             dht: None,
+            counters: Arc::default(),
             file_priorities: Vec::new(),
         }
     }
@@ -276,7 +283,7 @@ impl Conn {
 }
 
 /// The endpoint's figures for this torrent, for the status.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Figures {
     pub(crate) connecting: usize,
     pub(crate) banned: usize,
@@ -367,20 +374,28 @@ impl Session {
             // Nothing to download: `Completed` will never come from the core.
             self.publish();
         }
-        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Housekeeping (progress for the endpoint, the status, the resume
+        // record) runs every HOUSEKEEPING_INTERVAL while the session is
+        // busy; an idle one (see `Session::busy`) has no timer at all and
+        // sleeps until an input comes.
+        let mut next_housekeeping = Instant::now();
         loop {
             if *self.stop.borrow() {
                 break;
             }
-            let next = match (self.core.poll_timeout(), self.ext.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            let busy = self.busy();
+            // The core and the extensions time out peers, rechoke them and
+            // send them keep-alives: without peers there is nothing to time
+            // (the core's first timeout after a peer connects comes at once).
+            let deadline = if self.conns.is_empty() {
+                None
+            } else {
+                match (self.core.poll_timeout(), self.ext.poll_timeout()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+                .map(|t| self.to_tokio(t))
             };
-            let deadline = next.map_or_else(
-                || Instant::now() + HOUSEKEEPING_INTERVAL,
-                |t| self.to_tokio(t),
-            );
             tokio::select! {
                 changed = self.stop.changed() => {
                     if changed.is_err() || *self.stop.borrow() {
@@ -391,23 +406,35 @@ impl Session {
                     self.on_peer_input(input);
                 }
                 Some(input) = self.input_rx.recv() => self.on_input(input),
-                () = tokio::time::sleep_until(deadline) => {
+                () = tokio::time::sleep_until(deadline.unwrap_or(next_housekeeping)), if deadline.is_some() => {
                     let now = self.now();
                     self.core.handle_timeout(now);
                     self.ext.handle_timeout(now);
                 }
-                _ = housekeeping.tick() => {
+                () = tokio::time::sleep_until(next_housekeeping), if busy => {
+                    next_housekeeping = Instant::now() + HOUSEKEEPING_INTERVAL;
                     self.report_progress();
                     self.publish();
                     self.save_resume();
                 }
             }
+            self.config
+                .counters
+                .session_wakeups
+                .fetch_add(1, Ordering::Relaxed);
             self.drain();
             if self.fatal.is_some() {
                 break;
             }
+            if !busy {
+                // Idle: the input may have changed what the status shows
+                // (a peer came and went, the endpoint's figures).
+                self.publish();
+            }
         }
-        self.shutdown().await
+        // Boxed: the running future would otherwise hold room for a second
+        // `Session` (the one moved into `shutdown`) all its life.
+        Box::pin(self.shutdown()).await
     }
 
     async fn shutdown(mut self) -> Result<TorrentStatus, NetError> {
@@ -477,6 +504,25 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The session has periodic work: connections (rates, choking, progress
+    /// for the endpoint), storage jobs, a resume record to save, or rates
+    /// the status still shows above zero (they fall to zero over the rate
+    /// window after the last peer leaves). An idle seed or a download
+    /// without peers is none of these: it costs no wake-up.
+    fn busy(&self) -> bool {
+        !self.conns.is_empty()
+            || self.storage_running > 0
+            || !self.storage_queue.is_empty()
+            || self
+                .resume
+                .as_ref()
+                .is_some_and(|r| r.pending(self.core.have()))
+            || {
+                let shown = self.status_tx.borrow();
+                shown.download_rate > 0.0 || shown.upload_rate > 0.0
+            }
     }
 
     /// Starts a save of the resume record when one is due (see [`ResumeSaver`]).
@@ -590,14 +636,31 @@ impl Session {
         out
     }
 
+    /// Publishes the status if it changed (the time since the torrent was
+    /// added aside: readers compute it, see [`crate::TorrentHandle::status`]).
     fn publish(&mut self) {
-        let status = self.status();
-        self.stats_tx.send_replace(AnnounceStats {
-            uploaded: status.uploaded,
-            downloaded: status.downloaded,
-            left: status.left,
+        let mut status = self.status();
+        let published = self.status_tx.send_if_modified(|shown| {
+            status.elapsed_s = shown.elapsed_s;
+            if *shown == status {
+                return false;
+            }
+            status.elapsed_s = self.added.elapsed().as_secs_f64();
+            *shown = std::mem::take(&mut status);
+            true
         });
-        self.status_tx.send_replace(status);
+        if published {
+            self.config
+                .counters
+                .publications
+                .fetch_add(1, Ordering::Relaxed);
+            let shown = self.status_tx.borrow();
+            self.stats_tx.send_replace(AnnounceStats {
+                uploaded: shown.uploaded,
+                downloaded: shown.downloaded,
+                left: shown.left,
+            });
+        }
     }
 
     // ---- inputs ----

@@ -2,16 +2,14 @@
 //! `handle_timeout` with a fake clock, uploads gated by the choke state, and
 //! the explanations exposed in `PeerStats`.
 
-mod common;
-
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
-use common::*;
 use swarm_engine::{
     Bitfield, ChokeReason, ChokeState, Instant, PeerInfo, PeerKey, TorrentConfig, TorrentCore,
     TorrentEvent,
 };
+use swarm_sim::harness::*;
 use swarm_wire::Lengths;
 use swarm_wire::peer::Message;
 

@@ -1,13 +1,11 @@
 //! TorrentCore against hand-driven peers, with a fake clock and fixed seeds.
 
-mod common;
-
 use bytes::Bytes;
-use common::*;
 use swarm_engine::{
     Bitfield, ChokeState, Duration, HASH_FAILURES_BAN, Instant, PeerInfo, PeerKey, StorageDone,
     TorrentConfig, TorrentCore, TorrentEvent,
 };
+use swarm_sim::harness::*;
 use swarm_wire::Lengths;
 use swarm_wire::peer::Message;
 

@@ -2,11 +2,9 @@
 //! deliveries, storage completions, time and dropped connections, until
 //! every leecher holds the exact bytes of the seeder. Bounded in steps.
 
-mod common;
-
-use common::*;
 use proptest::prelude::*;
 use swarm_engine::{Duration, TorrentConfig};
+use swarm_sim::harness::*;
 
 const STEPS_MAX: usize = 400_000;
 

@@ -2,15 +2,13 @@
 //! several peers, interleaved with storage answers and time, keep every
 //! invariant. Violations end in `Disconnect`, never in a panic.
 
-mod common;
-
 use bytes::Bytes;
-use common::*;
 use proptest::prelude::*;
 use swarm_engine::{
     Bitfield, Duration, Instant, PeerInfo, PeerKey, StorageDone, TorrentConfig, TorrentCore,
     TorrentEvent,
 };
+use swarm_sim::harness::*;
 use swarm_wire::Lengths;
 use swarm_wire::peer::Message;
 

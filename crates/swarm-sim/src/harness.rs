@@ -1,11 +1,13 @@
-//! Test harness: drives `TorrentCore`s in memory with a fake clock.
+//! The in-memory harness of the engine tests (they live in this crate's
+//! `tests/engine_*.rs`): drives `TorrentCore`s in memory with a fake clock
+//! and no network model, choosing what happens next at random, to find
+//! interleavings that break the cores' invariants. (The simulator proper,
+//! [`crate::Simulation`], is the timed model behind the figures.)
 //!
 //! `Node` wraps a core plus an in-memory "disk" that answers `VerifyPiece`
 //! (the bytes are compared with the original, standing in for SHA-1) and
 //! `ReadBlock`. `Sim` connects nodes with FIFO links (one per direction, as
 //! TCP is) and lets a seeded RNG choose what happens next.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
@@ -68,7 +70,7 @@ impl Node {
         seed_all: bool,
         rng_seed: u64,
     ) -> Self {
-        let lengths = Lengths::new(truth.len() as u64, piece_len).unwrap();
+        let lengths = Lengths::new(truth.len() as u64, piece_len).expect("valid torrent lengths");
         let n = lengths.num_pieces();
         let have = if seed_all {
             Bitfield::full(n)
