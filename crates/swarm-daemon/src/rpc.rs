@@ -27,8 +27,10 @@ use serde_json::{Map, Value, json};
 
 use crate::DaemonError;
 use crate::http::AppState;
-use crate::service::{AddRequest, AddSource, FileChanges, IdRef, Ids, TorrentView, now_unix};
-use crate::state::Settings;
+use crate::service::{
+    AddRequest, AddSource, FileChanges, IdRef, Ids, SeedChanges, TorrentView, now_unix,
+};
+use crate::state::{SEED_IDLE_DEFAULT_MIN, SEED_RATIO_DEFAULT, Settings};
 use swarm_net::TorrentState;
 
 /// The header of the session-id handshake.
@@ -306,6 +308,20 @@ async fn torrent_set(app: &AppState, args: &Value) -> Result<Value, RpcError> {
             "torrent-set location is not supported: use torrent-set-location",
         ));
     }
+    let seeding = SeedChanges {
+        ratio_limit: ratio_arg(args)?,
+        ratio_mode: mode(args, "seedRatioMode")?,
+        idle_limit_min: match args.get("seedIdleLimit") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|m| u32::try_from(m).ok())
+                    .ok_or_else(|| bad("seedIdleLimit must be a number of minutes"))?,
+            ),
+        },
+        idle_mode: mode(args, "seedIdleMode")?,
+    };
+    app.daemon.set_seeding(&ids, &seeding).await?;
     app.daemon.set_files(&ids, &changes).await?;
     app.daemon.set_limits(&ids, down, up).await?;
     Ok(json!({}))
@@ -345,10 +361,10 @@ async fn session_get(app: &AppState, args: &Value) -> Result<Value, RpcError> {
         "seed-queue-enabled": false,
         "seed-queue-size": 10,
         "queue-stalled-enabled": false,
-        "seedRatioLimit": 2.0,
-        "seedRatioLimited": false,
-        "idle-seeding-limit": 30,
-        "idle-seeding-limit-enabled": false,
+        "seedRatioLimit": s.seed_ratio_limit.or(s.seed_ratio_value).unwrap_or(SEED_RATIO_DEFAULT),
+        "seedRatioLimited": s.seed_ratio_limit.is_some(),
+        "idle-seeding-limit": s.idle_seeding_limit_min.or(s.idle_seeding_value_min).unwrap_or(SEED_IDLE_DEFAULT_MIN),
+        "idle-seeding-limit-enabled": s.idle_seeding_limit_min.is_some(),
         "start-added-torrents": true,
         "rename-partial-files": false,
         "incomplete-dir-enabled": false,
@@ -406,6 +422,10 @@ async fn session_set(app: &AppState, args: &Value) -> Result<Value, RpcError> {
     let (down, down_on) = (kb("speed-limit-down")?, flag("speed-limit-down-enabled")?);
     let (up, up_on) = (kb("speed-limit-up")?, flag("speed-limit-up-enabled")?);
     let peers = num("peer-limit-global")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX).max(1));
+    let ratio = ratio_arg(args)?;
+    let ratio_on = flag("seedRatioLimited")?;
+    let idle = num("idle-seeding-limit")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let idle_on = flag("idle-seeding-limit-enabled")?;
     let queue_size = queue_size.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     app.daemon
         .set_settings(|s| {
@@ -422,8 +442,29 @@ async fn session_set(app: &AppState, args: &Value) -> Result<Value, RpcError> {
                 &mut s.download_limit_value,
                 down,
                 down_on,
+                100_000,
             );
-            Settings::set_limit(&mut s.upload_limit, &mut s.upload_limit_value, up, up_on);
+            Settings::set_limit(
+                &mut s.upload_limit,
+                &mut s.upload_limit_value,
+                up,
+                up_on,
+                100_000,
+            );
+            Settings::set_limit(
+                &mut s.seed_ratio_limit,
+                &mut s.seed_ratio_value,
+                ratio,
+                ratio_on,
+                SEED_RATIO_DEFAULT,
+            );
+            Settings::set_limit(
+                &mut s.idle_seeding_limit_min,
+                &mut s.idle_seeding_value_min,
+                idle,
+                idle_on,
+                SEED_IDLE_DEFAULT_MIN,
+            );
             if peers.is_some() {
                 s.peer_limit_global = peers;
             }
@@ -608,40 +649,42 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
         "downloadLimited" => json!(t.download_limit.is_some()),
         "uploadLimit" => json!(t.upload_limit.map_or(0, |b| b / 1000)),
         "uploadLimited" => json!(t.upload_limit.is_some()),
-        "peer-limit" => json!(50),
-        "seedRatioLimit" => json!(2.0),
-        "seedRatioMode" => json!(0),
-        "seedIdleLimit" => json!(30),
-        "seedIdleMode" => json!(0),
+        "peer-limit" => json!(t.peer_limit),
+        "seedRatioLimit" => json!(t.seed_ratio_limit),
+        "seedRatioMode" => json!(t.seed_ratio_mode),
+        "seedIdleLimit" => json!(t.seed_idle_limit_min),
+        "seedIdleMode" => json!(t.seed_idle_mode),
         "fileCount" => json!(files().len()),
         "labels" => json!([]),
         "webseeds" => json!([]),
         "source" => json!(""),
-        "files" => Value::Array(
-            files()
-                .iter()
-                .map(|f| {
-                    json!({
-                        "name": f.path.to_string_lossy(),
-                        "length": f.length,
-                        "bytesCompleted": file_done(s, f.length),
-                    })
-                })
-                .collect(),
-        ),
-        "fileStats" => Value::Array(
+        "files" => Value::Array({
+            let done_by_file = files_done(t);
             files()
                 .iter()
                 .enumerate()
                 .map(|(i, f)| {
                     json!({
-                        "bytesCompleted": file_done(s, f.length),
+                        "name": f.path.to_string_lossy(),
+                        "length": f.length,
+                        "bytesCompleted": done_by_file[i],
+                    })
+                })
+                .collect()
+        }),
+        "fileStats" => Value::Array({
+            files_done(t)
+                .iter()
+                .enumerate()
+                .map(|(i, done)| {
+                    json!({
+                        "bytesCompleted": done,
                         "wanted": t.files_unwanted.binary_search(&(i as u32)).is_err(),
                         "priority": priority(t, i as u32),
                     })
                 })
-                .collect(),
-        ),
+                .collect()
+        }),
         "wanted" => Value::Array(
             (0..files().len())
                 .map(|i| json!(u8::from(t.files_unwanted.binary_search(&(i as u32)).is_err())))
@@ -694,15 +737,69 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
     Some(v)
 }
 
-/// Bytes of a file on disk: its whole length once the torrent is complete;
-/// before, its share of the bytes we have (the status does not break
-/// progress down by file).
-fn file_done(s: &swarm_net::TorrentStatus, length: u64) -> u64 {
-    if s.complete || s.total_length == 0 {
-        return length;
+/// Each file's bytes in verified pieces (pad files left out, as the
+/// file list): from the status's piece map (none for a torrent of more
+/// than `PIECE_MAP_PIECES_MAX` pieces: then all or nothing, by whether
+/// every piece is there). O(pieces + files).
+fn files_done(t: &TorrentView) -> Vec<u64> {
+    let Some(spec) = &t.spec else {
+        return Vec::new();
+    };
+    let s = &t.status;
+    let have = s.piece_map.as_ref().and_then(|m| hex::decode(&m.have).ok());
+    let pl = u64::from(spec.lengths.piece_length()).max(1);
+    let has = |p: u64| match &have {
+        Some(bits) => bits
+            .get((p / 8) as usize)
+            .is_some_and(|b| b & (0x80 >> (p % 8)) != 0),
+        None => s.pieces_total > 0 && s.pieces_have == s.pieces_total,
+    };
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    for f in &spec.files {
+        let end = start + f.length;
+        if !f.attr.pad {
+            let mut done = 0;
+            if f.length > 0 {
+                for p in start / pl..=(end - 1) / pl {
+                    if has(p) {
+                        done += end.min((p + 1) * pl) - start.max(p * pl);
+                    }
+                }
+            }
+            out.push(done);
+        }
+        start = end;
     }
-    let done = s.total_length - s.left.min(s.total_length);
-    (u128::from(length) * u128::from(done) / u128::from(s.total_length)) as u64
+    out
+}
+
+/// `seedRatioLimit`: a ratio, at least 0.
+fn ratio_arg(args: &Value) -> Result<Option<f64>, RpcError> {
+    match args.get("seedRatioLimit") {
+        None => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|r| *r >= 0.0)
+            .map(Some)
+            .ok_or_else(|| bad("seedRatioLimit must be a number >= 0")),
+    }
+}
+
+/// A seeding mode (`seedRatioMode`, `seedIdleMode`): 0 global, 1 own, 2 none.
+fn mode(args: &Value, name: &str) -> Result<Option<u8>, RpcError> {
+    match args.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|m| *m <= 2)
+            .map(|m| Some(m as u8))
+            .ok_or_else(|| {
+                bad(format!(
+                    "{name} must be 0 (global), 1 (this torrent's) or 2 (none)"
+                ))
+            }),
+    }
 }
 
 /// A file's priority as Transmission numbers it: -1 low, 0 normal, 1 high.

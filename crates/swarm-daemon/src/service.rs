@@ -25,7 +25,9 @@ use swarm_wire::metainfo::Metainfo;
 use tokio::sync::Mutex;
 
 use crate::DaemonError;
-use crate::state::{Settings, StateDir, StateFile, TorrentRecord};
+use crate::state::{
+    SEED_IDLE_DEFAULT_MIN, SEED_RATIO_DEFAULT, Settings, StateDir, StateFile, TorrentRecord,
+};
 
 /// How often [`Daemon::reconcile`] runs on its own.
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
@@ -64,6 +66,8 @@ struct Entry {
     stop_after_check: bool,
     /// Check all the data at the next start (verify).
     verify_next: bool,
+    /// Complete and running, no traffic since then (idle seeding limit).
+    idle_since: Option<std::time::Instant>,
 }
 
 impl Entry {
@@ -105,6 +109,14 @@ pub struct TorrentView {
     pub files_low: Vec<u32>,
     pub download_limit: Option<u64>,
     pub upload_limit: Option<u64>,
+    /// Connections this torrent may have (the endpoint's per-torrent cap).
+    pub peer_limit: usize,
+    /// Seeding limits as Transmission shows them: mode 0 the session's, 1
+    /// the torrent's own, 2 none; the limit in force or that would be.
+    pub seed_ratio_mode: u8,
+    pub seed_ratio_limit: f64,
+    pub seed_idle_mode: u8,
+    pub seed_idle_limit_min: u32,
     /// The library's status (state, progress, rates, neighbours).
     pub status: TorrentStatus,
     /// None: a magnet link whose metadata is not known yet.
@@ -203,6 +215,31 @@ fn apply_file_changes(
         set(&mut record.files_low, &l, &[]);
     }
     Ok(())
+}
+
+/// A change of seeding limits (`torrent-set`'s `seedRatioLimit`,
+/// `seedRatioMode`, `seedIdleLimit`, `seedIdleMode`); `None`: unchanged.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeedChanges {
+    pub ratio_limit: Option<f64>,
+    pub ratio_mode: Option<u8>,
+    pub idle_limit_min: Option<u32>,
+    pub idle_mode: Option<u8>,
+}
+
+/// The seed ratio and idle time (seconds) a complete torrent stops at.
+fn seed_limits(r: &TorrentRecord, s: &Settings) -> (Option<f64>, Option<u64>) {
+    let ratio = match r.seed_ratio_mode {
+        1 => Some(r.seed_ratio_limit.unwrap_or(SEED_RATIO_DEFAULT)),
+        2 => None,
+        _ => s.seed_ratio_limit,
+    };
+    let idle_min = match r.seed_idle_mode {
+        1 => Some(r.seed_idle_limit_min.unwrap_or(SEED_IDLE_DEFAULT_MIN)),
+        2 => None,
+        _ => s.idle_seeding_limit_min,
+    };
+    (ratio, idle_min.map(|m| u64::from(m) * 60))
 }
 
 /// Which torrents a request names.
@@ -382,6 +419,12 @@ fn idle_status(spec: &TorrentSpec, state: &StateDir, record: &TorrentRecord) -> 
     {
         s.pieces_have = have.count_ones();
         s.have_length = pads.real_bytes_present(&have);
+        // What each file holds (`bytesCompleted`), while it does not run.
+        s.piece_map = Some(Arc::new(swarm_net::status::PieceMap {
+            have: hex::encode(have.as_bytes()),
+            downloading: Vec::new(),
+            availability: Vec::new(),
+        }));
         s.left = wanted_length
             - pads
                 .real_bytes_wanted(&have, wanted.as_ref())
@@ -417,6 +460,7 @@ impl Daemon {
                     queued: false,
                     stop_after_check: false,
                     verify_next: false,
+                    idle_since: None,
                 })
             } else {
                 std::fs::read(&path)
@@ -431,6 +475,7 @@ impl Daemon {
                         queued: false,
                         stop_after_check: false,
                         verify_next: false,
+                        idle_since: None,
                     })
             };
             match entry {
@@ -679,6 +724,10 @@ impl Daemon {
             files_low: Vec::new(),
             download_limit: None,
             upload_limit: None,
+            seed_ratio_mode: 0,
+            seed_ratio_limit: None,
+            seed_idle_mode: 0,
+            seed_idle_limit_min: None,
             magnet: magnet.as_ref().map(|_| extras.magnet.clone()),
         };
         let last = match &spec {
@@ -696,6 +745,7 @@ impl Daemon {
                 queued: false,
                 stop_after_check: false,
                 verify_next: false,
+                idle_since: None,
             },
         );
         if let Err(e) = self.save_records(&inner, &[id]) {
@@ -800,6 +850,39 @@ impl Daemon {
                         && let Some(h) = &e.handle
                     {
                         h.set_rate_limits(e.record.upload_limit, e.record.download_limit);
+                    }
+                }
+            }
+            self.save_records(&inner, &chosen)?;
+            chosen.len()
+        };
+        self.reconcile().await;
+        Ok(n)
+    }
+
+    /// Sets torrents' seeding limits (kept in the record; acted on by
+    /// [`Daemon::reconcile`]).
+    pub async fn set_seeding(&self, ids: &Ids, ch: &SeedChanges) -> Result<usize, DaemonError> {
+        if *ch == SeedChanges::default() {
+            return Ok(0);
+        }
+        let n = {
+            let mut inner = self.inner.lock().await;
+            let chosen = Self::select(&inner, ids);
+            for id in &chosen {
+                if let Some(e) = inner.torrents.get_mut(id) {
+                    let r = &mut e.record;
+                    if let Some(l) = ch.ratio_limit {
+                        r.seed_ratio_limit = Some(l);
+                    }
+                    if let Some(m) = ch.ratio_mode {
+                        r.seed_ratio_mode = m;
+                    }
+                    if let Some(l) = ch.idle_limit_min {
+                        r.seed_idle_limit_min = Some(l);
+                    }
+                    if let Some(m) = ch.idle_mode {
+                        r.seed_idle_mode = m;
                     }
                 }
             }
@@ -931,7 +1014,12 @@ impl Daemon {
     /// Every torrent, by id.
     pub async fn list(&self) -> Vec<TorrentView> {
         let inner = self.inner.lock().await;
-        inner.torrents.values().map(view).collect()
+        let peers = self.client.torrent_connections_max();
+        inner
+            .torrents
+            .values()
+            .map(|e| view(e, &inner.settings, peers))
+            .collect()
     }
 
     /// The torrents `ids` names.
@@ -939,7 +1027,14 @@ impl Daemon {
         let inner = self.inner.lock().await;
         Self::select(&inner, ids)
             .iter()
-            .filter_map(|id| inner.torrents.get(id).map(view))
+            .filter_map(|id| {
+                let e = inner.torrents.get(id)?;
+                Some(view(
+                    e,
+                    &inner.settings,
+                    self.client.torrent_connections_max(),
+                ))
+            })
             .collect()
     }
 
@@ -993,6 +1088,15 @@ impl Daemon {
             let (state, complete) = e.state();
             if complete && e.record.done_unix.is_none() && e.handle.is_some() {
                 e.record.done_unix = Some(now_unix());
+                changed.push(e.record.id);
+            }
+            if complete
+                && e.is_running()
+                && !e.record.paused
+                && seed_limit_reached(e, &inner.settings)
+            {
+                // Stopped as Transmission does: paused, finished.
+                e.record.paused = true;
                 changed.push(e.record.id);
             }
             let check_done = e.stop_after_check
@@ -1105,7 +1209,62 @@ fn apply_settings(client: &Client, s: &Settings) {
     }
 }
 
-fn view(e: &Entry) -> TorrentView {
+/// Whether a complete, running torrent reached its seed ratio or idle
+/// time (the ratio: uploaded over downloaded in this run, or over what it
+/// has if it downloaded nothing, as Transmission's). Notes when it went idle.
+fn seed_limit_reached(e: &mut Entry, settings: &Settings) -> bool {
+    let (ratio_max, idle_max) = seed_limits(&e.record, settings);
+    let Some(h) = &e.handle else {
+        return false;
+    };
+    let (ratio, active) = {
+        let s = h.status_ref();
+        let base = if s.downloaded > 0 {
+            s.downloaded
+        } else {
+            s.have_length
+        };
+        let ratio = if base == 0 {
+            0.0
+        } else {
+            s.uploaded as f64 / base as f64
+        };
+        (ratio, s.upload_rate >= 1.0 || s.download_rate >= 1.0)
+    };
+    if active {
+        e.idle_since = None;
+    }
+    let idle = e
+        .idle_since
+        .get_or_insert_with(std::time::Instant::now)
+        .elapsed();
+    let by_ratio = ratio_max.is_some_and(|m| ratio >= m);
+    let by_idle = idle_max.is_some_and(|m| idle.as_secs() >= m);
+    if by_ratio || by_idle {
+        tracing::info!(
+            id = e.record.id,
+            ratio,
+            idle_s = idle.as_secs(),
+            by_ratio,
+            by_idle,
+            "seeding limit reached: stopped"
+        );
+    }
+    by_ratio || by_idle
+}
+
+fn view(e: &Entry, settings: &Settings, peer_limit: usize) -> TorrentView {
+    let (ratio, idle) = seed_limits(&e.record, settings);
+    let ratio = match e.record.seed_ratio_mode {
+        1 | 2 => e.record.seed_ratio_limit,
+        _ => ratio.or(settings.seed_ratio_value),
+    };
+    let idle_min = match e.record.seed_idle_mode {
+        1 | 2 => e.record.seed_idle_limit_min,
+        _ => idle
+            .map(|s| (s / 60) as u32)
+            .or(settings.idle_seeding_value_min),
+    };
     TorrentView {
         id: e.record.id,
         download_dir: e.record.download_dir.clone(),
@@ -1118,6 +1277,11 @@ fn view(e: &Entry) -> TorrentView {
         files_low: e.record.files_low.clone(),
         download_limit: e.record.download_limit,
         upload_limit: e.record.upload_limit,
+        peer_limit,
+        seed_ratio_mode: e.record.seed_ratio_mode,
+        seed_ratio_limit: ratio.unwrap_or(SEED_RATIO_DEFAULT),
+        seed_idle_mode: e.record.seed_idle_mode,
+        seed_idle_limit_min: idle_min.unwrap_or(SEED_IDLE_DEFAULT_MIN),
         status: e.status(),
         spec: e.spec.clone(),
         extras: e.extras.clone(),

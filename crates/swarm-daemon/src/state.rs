@@ -48,16 +48,35 @@ pub struct Settings {
     /// Connections over all torrents at most (none: the endpoint's 500).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_limit_global: Option<u32>,
+    /// A complete torrent stops once it uploaded this many times what it
+    /// downloaded (Transmission's `seedRatioLimit` with `seedRatioLimited`);
+    /// the value is kept while off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_ratio_limit: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_ratio_value: Option<f64>,
+    /// A complete torrent stops after this many minutes without traffic
+    /// (`idle-seeding-limit` with `idle-seeding-limit-enabled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_seeding_limit_min: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_seeding_value_min: Option<u32>,
 }
+
+/// Transmission's default seed ratio limit (shown while none is set).
+pub const SEED_RATIO_DEFAULT: f64 = 2.0;
+/// Transmission's default idle seeding limit, minutes.
+pub const SEED_IDLE_DEFAULT_MIN: u32 = 30;
 
 impl Settings {
     /// Sets a global limit as Transmission's `session-set` does: `value`
     /// (bytes/s) is kept even while the limit is off; `enabled` switches it.
-    pub fn set_limit(
-        limit: &mut Option<u64>,
-        kept: &mut Option<u64>,
-        value: Option<u64>,
+    pub fn set_limit<T: Copy>(
+        limit: &mut Option<T>,
+        kept: &mut Option<T>,
+        value: Option<T>,
         enabled: Option<bool>,
+        default: T,
     ) {
         if let Some(v) = value {
             *kept = Some(v);
@@ -66,7 +85,7 @@ impl Settings {
             }
         }
         match enabled {
-            Some(true) => *limit = Some(limit.or(*kept).unwrap_or(100_000)),
+            Some(true) => *limit = Some(limit.or(*kept).unwrap_or(default)),
             Some(false) => {
                 *kept = limit.or(*kept);
                 *limit = None;
@@ -107,6 +126,16 @@ pub struct TorrentRecord {
     pub download_limit: Option<u64>,
     #[serde(default)]
     pub upload_limit: Option<u64>,
+    /// Seed ratio: 0 the session's, 1 this torrent's `seed_ratio_limit`, 2
+    /// none (Transmission's `seedRatioMode`); the same for idle seeding.
+    #[serde(default)]
+    pub seed_ratio_mode: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_ratio_limit: Option<f64>,
+    #[serde(default)]
+    pub seed_idle_mode: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_idle_limit_min: Option<u32>,
     /// Added as a magnet link (kept until its metadata is known, and after).
     #[serde(default)]
     pub magnet: Option<String>,
@@ -353,6 +382,10 @@ mod tests {
             files_low: vec![0],
             download_limit: Some(5),
             upload_limit: None,
+            seed_ratio_mode: 1,
+            seed_ratio_limit: Some(1.5),
+            seed_idle_mode: 2,
+            seed_idle_limit_min: None,
             magnet: None,
         };
         s.save_record(&record).unwrap();

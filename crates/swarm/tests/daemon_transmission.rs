@@ -481,6 +481,12 @@ fn transmission_remote_skips_a_file_that_is_then_not_on_disk_and_gets_it_later()
         let got = &files["arguments"]["torrents"][0];
         assert_eq!(got["files"][1]["name"], "skip-tree/b.bin", "{got}");
         assert_eq!(got["fileStats"][1]["wanted"], false, "{got}");
+        // Real bytes per file: a.bin whole; of b.bin, nothing (hybrid: no
+        // shared piece) or its bytes in the shared pieces 2 and 5 (v1:
+        // 49152 - 40000 + 90000 - 81920).
+        assert_eq!(got["fileStats"][0]["bytesCompleted"], 40_000, "{got}");
+        let b_done = if i == 0 { 0 } else { 9_152 + 8_080 };
+        assert_eq!(got["fileStats"][1]["bytesCompleted"], b_done, "{got}");
         assert!(
             got["sizeWhenDone"].as_u64() < got["totalSize"].as_u64(),
             "{got}"
@@ -609,4 +615,71 @@ fn session_and_torrent_limits_take_effect_on_the_running_daemon_without_a_restar
         "{}",
         d.proc.log_tail()
     );
+}
+
+#[test]
+fn a_torrent_stops_at_its_seed_ratio_or_idle_time_as_transmission_does() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-seedlimits");
+    let d = daemon_in(&t, "daemon", vec![]);
+    // Two torrents whose data is already in place: complete once checked.
+    for i in 0..2u64 {
+        let name = format!("s{i}.bin");
+        let c = data::single_file(&t.sub("content"), &name, 40_000, 40 + i);
+        let tf = make_torrent(
+            &c,
+            &t.path().join(format!("s{i}.torrent")),
+            PIECE_16_KIB,
+            &[],
+        );
+        std::fs::create_dir_all(&d.download_dir).unwrap();
+        std::fs::copy(&c, d.download_dir.join(&name)).unwrap();
+        assert!(d.remote(&["-a", &tf.path.display().to_string()]).ok);
+    }
+    for id in [1, 2] {
+        wait_row(&d, id, "seeding", |r| {
+            r.contains("100%") && (r.contains("Seeding") || r.contains("Idle"))
+        });
+    }
+    let fields = |id: u32| {
+        daemon::rpc(
+            d.http,
+            &serde_json::json!({"method": "torrent-get", "arguments": {"ids": [id],
+                "fields": ["seedRatioLimit", "seedRatioMode", "seedIdleLimit", "seedIdleMode", "isFinished", "peer-limit"]}}),
+        )["arguments"]["torrents"][0]
+            .clone()
+    };
+    let before = fields(1);
+    assert_eq!(before["seedRatioMode"], 0, "{before}");
+    assert_eq!(before["seedRatioLimit"], 2.0, "{before}");
+    assert_eq!(before["peer-limit"], 50, "{before}");
+    // Torrent 1: its own ratio, 0 (reached at once: nothing uploaded,
+    // 0 >= 0): transmission-remote -sr.
+    assert!(d.remote(&["-t", "1", "-sr", "0"]).ok);
+    let row = wait_row(&d, 1, "finished at its seed ratio", |r| {
+        r.contains("Finished")
+    });
+    assert!(row.contains("100%"), "{row}");
+    let after = fields(1);
+    assert_eq!(after["seedRatioMode"], 1, "{after}");
+    assert_eq!(after["seedRatioLimit"], 0.0, "{after}");
+    assert_eq!(after["isFinished"], true, "{after}");
+    // Torrent 2 seeds on meanwhile; then the session's idle limit (0 min:
+    // idle since it completed) stops it too.
+    let two = list_row(&d.remote(&["-l"]).text(), 2).unwrap_or_default();
+    assert!(!two.contains("Finished"), "{two}");
+    let set = daemon::rpc(
+        d.http,
+        &serde_json::json!({"method": "session-set", "arguments": {"idle-seeding-limit-enabled": true, "idle-seeding-limit": 0}}),
+    );
+    assert_eq!(set["result"], "success", "{set}");
+    wait_row(&d, 2, "finished at the idle limit", |r| {
+        r.contains("Finished")
+    });
+    let s = daemon::rpc(d.http, &serde_json::json!({"method": "session-get"}))["arguments"].clone();
+    assert_eq!(s["idle-seeding-limit-enabled"], true, "{s}");
+    assert_eq!(s["idle-seeding-limit"], 0, "{s}");
+    assert_eq!(fields(2)["seedIdleMode"], 0);
 }

@@ -211,6 +211,8 @@ pub struct Client {
     rebalance_task: Option<JoinHandle<()>>,
     torrents: Mutex<BTreeMap<InfoHash, Registered>>,
     dht: Option<crate::dht::DhtHandle>,
+    /// The endpoint's cap on one torrent's connections.
+    torrent_connections_max: usize,
     counters: Arc<Counters>,
 }
 
@@ -282,6 +284,7 @@ impl Client {
             rebalance_task,
             torrents: Mutex::new(BTreeMap::new()),
             dht: config.dht,
+            torrent_connections_max: config.endpoint.torrent_connections_max,
             counters: Arc::default(),
         })
     }
@@ -302,6 +305,11 @@ impl Client {
     /// connections idle longest close at once.
     pub fn set_connections_max(&self, n: usize) {
         let _ = self.driver.send(DriverCmd::SetConnectionsMax { n });
+    }
+
+    /// Connections one torrent may have (the endpoint's cap).
+    pub fn torrent_connections_max(&self) -> usize {
+        self.torrent_connections_max
     }
 
     /// Where peers reach us.
