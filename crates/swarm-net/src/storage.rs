@@ -156,6 +156,33 @@ struct PoolState {
     tick: u64,
 }
 
+impl PoolState {
+    /// Keeps `file`, just opened, as file `index`'s handle and returns the
+    /// one kept: if another job opened the same file meanwhile, its handle
+    /// stays (either is right) and nothing is evicted; otherwise the least
+    /// recently used handle goes when the pool is full. (Evicting before
+    /// looking left the pool one short of full each time two jobs opened
+    /// the same file at once: a parallel check ended with 63 of 64.)
+    fn insert(&mut self, index: usize, file: Arc<File>) -> Arc<File> {
+        let tick = self.tick;
+        if let Some((kept, used)) = self.open.get_mut(&index) {
+            *used = tick;
+            return kept.clone();
+        }
+        if self.open.len() >= FILE_HANDLES_MAX
+            && let Some(lru) = self
+                .open
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(i, _)| *i)
+        {
+            self.open.remove(&lru);
+        }
+        self.open.insert(index, (file.clone(), tick));
+        file
+    }
+}
+
 impl FilePool {
     /// The handle of file `index` (opened if it is not): an `Arc`, so a
     /// handle evicted while in use stays valid until its user is done.
@@ -172,23 +199,7 @@ impl FilePool {
         // Opened outside the lock: an open may block on a slow disk.
         let file = Arc::new(self.open(f)?);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.open.len() >= FILE_HANDLES_MAX
-            && let Some(lru) = st
-                .open
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(i, _)| *i)
-        {
-            st.open.remove(&lru);
-        }
-        let tick = st.tick;
-        // Two jobs may have opened it at once: keep one, either is right.
-        Ok(st
-            .open
-            .entry(index)
-            .or_insert_with(|| (file, tick))
-            .0
-            .clone())
+        Ok(st.insert(index, file))
     }
 
     fn open(&self, f: &StoredFile) -> io::Result<File> {
@@ -1492,6 +1503,25 @@ mod tests {
         let meta = s.file_metadata();
         assert!(meta[1].is_none() && meta[3].is_none());
         assert!(meta[0].as_ref().unwrap().is_ok());
+    }
+
+    #[test]
+    fn two_jobs_opening_one_file_at_once_keep_the_pool_full() {
+        let dir = tempdir();
+        let file = || Arc::new(File::create(dir.path().join("f")).unwrap());
+        let mut st = PoolState::default();
+        for i in 0..FILE_HANDLES_MAX {
+            st.tick += 1;
+            st.insert(i, file());
+        }
+        // Both jobs missed file X under the lock and opened it; each then
+        // keeps its handle.
+        st.tick += 1;
+        let first = st.insert(FILE_HANDLES_MAX, file());
+        let second = st.insert(FILE_HANDLES_MAX, file());
+        assert!(Arc::ptr_eq(&first, &second), "one handle kept for X");
+        assert_eq!(st.open.len(), FILE_HANDLES_MAX, "one eviction, not two");
+        assert!(!st.open.contains_key(&0), "the least recently used went");
     }
 
     #[test]
