@@ -91,9 +91,10 @@ enum Experiment {
     Dht(DhtArgs),
 }
 
+/// Where an experiment writes, and its seed: every `swarm sim` subcommand's.
 #[derive(Debug, Args)]
-struct DhtArgs {
-    /// Output folder for the CSV file and charts.
+struct Output {
+    /// Output folder for the CSV files and charts.
     #[arg(short, long, default_value = ".")]
     out: PathBuf,
     /// Draw PNG charts instead of SVG.
@@ -102,6 +103,12 @@ struct DhtArgs {
     /// Seed of the run: same seed, same results.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+}
+
+#[derive(Debug, Args)]
+struct DhtArgs {
+    #[command(flatten)]
+    output: Output,
     /// The smallest DHT (sizes: it, then 3,000, 10,000, 30,000, … below
     /// --max-nodes, then --max-nodes).
     #[arg(long, default_value_t = 1000)]
@@ -151,7 +158,7 @@ impl DhtArgs {
         }
         let minutes = |m: u64| swarm_dht::Duration::from_secs(m.saturating_mul(60));
         Ok(swarm_sim::dht::DhtScenario {
-            seed: self.seed,
+            seed: self.output.seed,
             nodes: self.min_nodes,
             lookups: self.lookups,
             latency_ms,
@@ -164,15 +171,8 @@ impl DhtArgs {
 
 #[derive(Debug, Args)]
 struct Common {
-    /// Output folder for the CSV files and charts.
-    #[arg(short, long, default_value = ".")]
-    out: PathBuf,
-    /// Draw PNG charts instead of SVG.
-    #[arg(long)]
-    png: bool,
-    /// Seed of the run: same seed, same results.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[command(flatten)]
+    output: Output,
     /// Pieces in the torrent.
     #[arg(long, default_value_t = 64)]
     pieces: u32,
@@ -215,7 +215,7 @@ impl Common {
             ));
         }
         Ok(Scenario {
-            seed: self.seed,
+            seed: self.output.seed,
             pieces: self.pieces,
             piece_len: self.piece_size as u32,
             seed_up: seed_upload as f64,
@@ -248,8 +248,8 @@ fn progress_bar(name: &str) -> indicatif::ProgressBar {
 
 fn run_dht(args: &DhtArgs) -> Result<()> {
     let base = args.scenario()?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    let out = &args.output.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let bar = progress_bar("dht");
     let sizes = swarm_sim::dht::dht_sizes(args.min_nodes, args.max_nodes);
     let mut progress = |done: usize, total: usize, frac: f64| {
@@ -260,7 +260,7 @@ fn run_dht(args: &DhtArgs) -> Result<()> {
     };
     let report = swarm_sim::dht::experiment(&base, &sizes, &mut progress);
     bar.finish_and_clear();
-    write_report(&report, &args.out, "dht", args.png)?;
+    write_report(&report, out, "dht", args.output.png)?;
     super::print_stdout(&report.summary)
 }
 
@@ -272,7 +272,7 @@ pub fn run(args: SimArgs) -> Result<()> {
         Experiment::Dht(d) => return run_dht(d),
     };
     let base = common.scenario()?;
-    let (out, png) = (common.out.clone(), common.png);
+    let (out, png) = (common.output.out.clone(), common.output.png);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let bar = progress_bar(name);
     let mut progress = |done: usize, total: usize, frac: f64| {
