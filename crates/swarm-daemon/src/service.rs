@@ -781,16 +781,20 @@ impl Daemon {
         }
     }
 
-    /// Marks torrents to run (or not) and lets [`Daemon::reconcile`] act.
-    pub async fn set_paused(&self, ids: &Ids, paused: bool) -> Result<usize, DaemonError> {
+    /// Applies `edit` to each torrent `ids` selects, under the lock, saves
+    /// their records and lets [`Daemon::reconcile`] act: how many were
+    /// selected. An error from `edit` ends it before anything is saved.
+    async fn edit_records(
+        &self,
+        ids: &Ids,
+        mut edit: impl FnMut(&mut Entry) -> Result<(), DaemonError>,
+    ) -> Result<usize, DaemonError> {
         let n = {
             let mut inner = self.inner.lock().await;
             let chosen = Self::select(&inner, ids);
             for id in &chosen {
                 if let Some(e) = inner.torrents.get_mut(id) {
-                    e.record.paused = paused;
-                    e.stop_after_check = false;
-                    e.verify_next = false;
+                    edit(e)?;
                 }
             }
             self.save_records(&inner, &chosen)?;
@@ -798,6 +802,17 @@ impl Daemon {
         };
         self.reconcile().await;
         Ok(n)
+    }
+
+    /// Marks torrents to run (or not) and lets [`Daemon::reconcile`] act.
+    pub async fn set_paused(&self, ids: &Ids, paused: bool) -> Result<usize, DaemonError> {
+        self.edit_records(ids, |e| {
+            e.record.paused = paused;
+            e.stop_after_check = false;
+            e.verify_next = false;
+            Ok(())
+        })
+        .await
     }
 
     /// Checks the data again: the torrent stops, its resume record is
@@ -834,30 +849,22 @@ impl Daemon {
         if download.is_none() && upload.is_none() {
             return Ok(0);
         }
-        let n = {
-            let mut inner = self.inner.lock().await;
-            let chosen = Self::select(&inner, ids);
-            for id in &chosen {
-                if let Some(e) = inner.torrents.get_mut(id) {
-                    let before = (e.record.download_limit, e.record.upload_limit);
-                    if let Some(d) = download {
-                        e.record.download_limit = d;
-                    }
-                    if let Some(u) = upload {
-                        e.record.upload_limit = u;
-                    }
-                    if before != (e.record.download_limit, e.record.upload_limit)
-                        && let Some(h) = &e.handle
-                    {
-                        h.set_rate_limits(e.record.upload_limit, e.record.download_limit);
-                    }
-                }
+        self.edit_records(ids, |e| {
+            let before = (e.record.download_limit, e.record.upload_limit);
+            if let Some(d) = download {
+                e.record.download_limit = d;
             }
-            self.save_records(&inner, &chosen)?;
-            chosen.len()
-        };
-        self.reconcile().await;
-        Ok(n)
+            if let Some(u) = upload {
+                e.record.upload_limit = u;
+            }
+            if before != (e.record.download_limit, e.record.upload_limit)
+                && let Some(h) = &e.handle
+            {
+                h.set_rate_limits(e.record.upload_limit, e.record.download_limit);
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Sets torrents' seeding limits (kept in the record; acted on by
@@ -866,31 +873,23 @@ impl Daemon {
         if *ch == SeedChanges::default() {
             return Ok(0);
         }
-        let n = {
-            let mut inner = self.inner.lock().await;
-            let chosen = Self::select(&inner, ids);
-            for id in &chosen {
-                if let Some(e) = inner.torrents.get_mut(id) {
-                    let r = &mut e.record;
-                    if let Some(l) = ch.ratio_limit {
-                        r.seed_ratio_limit = Some(l);
-                    }
-                    if let Some(m) = ch.ratio_mode {
-                        r.seed_ratio_mode = m;
-                    }
-                    if let Some(l) = ch.idle_limit_min {
-                        r.seed_idle_limit_min = Some(l);
-                    }
-                    if let Some(m) = ch.idle_mode {
-                        r.seed_idle_mode = m;
-                    }
-                }
+        self.edit_records(ids, |e| {
+            let r = &mut e.record;
+            if let Some(l) = ch.ratio_limit {
+                r.seed_ratio_limit = Some(l);
             }
-            self.save_records(&inner, &chosen)?;
-            chosen.len()
-        };
-        self.reconcile().await;
-        Ok(n)
+            if let Some(m) = ch.ratio_mode {
+                r.seed_ratio_mode = m;
+            }
+            if let Some(l) = ch.idle_limit_min {
+                r.seed_idle_limit_min = Some(l);
+            }
+            if let Some(m) = ch.idle_mode {
+                r.seed_idle_mode = m;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Chooses files: skips them, wants them again, sets their priority
@@ -903,34 +902,25 @@ impl Daemon {
         if ch.is_empty() {
             return Ok(0);
         }
-        let n = {
-            let mut inner = self.inner.lock().await;
-            let chosen = Self::select(&inner, ids);
-            for id in &chosen {
-                let Some(e) = inner.torrents.get_mut(id) else {
-                    continue;
-                };
-                let Some(spec) = &e.spec else {
-                    return Err(DaemonError::BadRequest(format!(
-                        "{} has no file list yet (its metadata is being fetched)",
-                        e.record.name
-                    )));
-                };
-                let count = spec.files.iter().filter(|f| !f.attr.pad).count() as u32;
-                let before = e.record.clone();
-                apply_file_changes(&mut e.record, count, ch)?;
-                if e.record != before {
-                    tracing::info!(id, skipped = ?e.record.files_unwanted, high = ?e.record.files_high, low = ?e.record.files_low, "files chosen");
-                    if let Some(h) = &e.handle {
-                        h.stop();
-                    }
+        self.edit_records(ids, |e| {
+            let Some(spec) = &e.spec else {
+                return Err(DaemonError::BadRequest(format!(
+                    "{} has no file list yet (its metadata is being fetched)",
+                    e.record.name
+                )));
+            };
+            let count = spec.files.iter().filter(|f| !f.attr.pad).count() as u32;
+            let before = e.record.clone();
+            apply_file_changes(&mut e.record, count, ch)?;
+            if e.record != before {
+                tracing::info!(id = e.record.id, skipped = ?e.record.files_unwanted, high = ?e.record.files_high, low = ?e.record.files_low, "files chosen");
+                if let Some(h) = &e.handle {
+                    h.stop();
                 }
             }
-            self.save_records(&inner, &chosen)?;
-            chosen.len()
-        };
-        self.reconcile().await;
-        Ok(n)
+            Ok(())
+        })
+        .await
     }
 
     /// Points torrents at another folder (`location`, under an allowed
