@@ -1227,9 +1227,8 @@ mod writeback {
         // length 0 mean the whole file. Its result is advice only (the
         // resume record's `fdatasync` is what makes data durable), so an
         // error is ignored.
-        let _ = unsafe {
-            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE)
-        };
+        let _ =
+            unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -1380,7 +1379,13 @@ mod tests {
         for &i in &order {
             let vp = spec.lengths.validate_piece_index(i as u32).unwrap();
             let done = s.verify_and_write(vp, &blocks_of(&d[i * mib..(i + 1) * mib]));
-            assert_eq!(done, StorageDone::PieceVerified { piece: vp, ok: true });
+            assert_eq!(
+                done,
+                StorageDone::PieceVerified {
+                    piece: vp,
+                    ok: true
+                }
+            );
             started.push(s.writebacks_started());
         }
         // The first file starts its write-back at its 16th and 32nd MiB
@@ -1400,7 +1405,10 @@ mod tests {
         drop(s);
         let s = Storage::open(dir.path(), &spec, OpenMode::Existing).unwrap();
         assert!(s.check(false, &|_| {}).is_all_set());
-        assert_eq!(std::fs::read(dir.path().join("t/d0/f0")).unwrap(), &d[..40 * mib]);
+        assert_eq!(
+            std::fs::read(dir.path().join("t/d0/f0")).unwrap(),
+            &d[..40 * mib]
+        );
     }
 
     #[test]
