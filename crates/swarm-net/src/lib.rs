@@ -43,7 +43,7 @@ use swarm_engine::PeerId;
 
 pub use client::{AddOptions, Client, ClientConfig, PeerFeed, TorrentHandle};
 pub use spec::{FileSpec, TorrentSpec};
-pub use status::{NeighbourStatus, PieceMap, TorrentState, TorrentStatus};
+pub use status::{NeighbourStatus, PieceMap, TorrentState, TorrentStatus, TrackerStatus};
 pub use storage::{OpenMode, Storage};
 
 /// What went wrong in a driver, phrased for the user.

@@ -942,7 +942,15 @@ impl Simulation {
         self.last_completion = Some(self.now);
         self.announce(p, Event::Completed);
         let sp = &mut self.peers[p];
-        let at = match self.sc.departure {
+        // A client-server leecher is a web client: done, it closes its
+        // connection (staying, it held one of the server's connection
+        // slots until idle eviction, 20 s, and kept the next client out).
+        let departure = if self.sc.client_server {
+            Departure::OnCompletion
+        } else {
+            self.sc.departure
+        };
+        let at = match departure {
             Departure::OnCompletion => Some(self.now),
             Departure::SeedFor(d) => Some(self.now + d),
             Departure::Stay => None,

@@ -683,3 +683,90 @@ fn a_torrent_stops_at_its_seed_ratio_or_idle_time_as_transmission_does() {
     assert_eq!(s["idle-seeding-limit"], 0, "{s}");
     assert_eq!(fields(2)["seedIdleMode"], 0);
 }
+
+#[test]
+fn tracker_stats_say_what_opentracker_answered_and_why_an_unreachable_tracker_failed() {
+    if !(require_program(daemon::TRANSMISSION_REMOTE)
+        && require_program("opentracker")
+        && require_swarm_subcommand(&swarm_bin(), "daemon"))
+    {
+        return;
+    }
+    let t = TestDir::new("daemon-trackers");
+    let tracker_addr = free_addr();
+    // Nothing listens on the second tracker's port: its connection is refused.
+    let dead = format!("http://{}/announce", free_addr());
+    let d = daemon_in(&t, "daemon", vec![]);
+    let mut torrents = Vec::new();
+    for (i, url) in [format!("http://{tracker_addr}/announce"), dead.clone()]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("tr{i}.bin");
+        let c = data::single_file(&t.sub("content"), &name, 40_000, 50 + i as u64);
+        let tf = make_torrent(
+            &c,
+            &t.path().join(format!("tr{i}.torrent")),
+            PIECE_16_KIB,
+            std::slice::from_ref(url),
+        );
+        // Its data in place: it seeds once checked.
+        std::fs::create_dir_all(&d.download_dir).unwrap();
+        std::fs::copy(&c, d.download_dir.join(&name)).unwrap();
+        torrents.push(tf);
+    }
+    let _tracker = Opentracker::start_at(
+        &t.sub("tracker"),
+        tracker_addr,
+        &[&torrents[0].info_hash_hex],
+    );
+    for tf in &torrents {
+        assert!(d.remote(&["-a", &tf.path.display().to_string()]).ok);
+    }
+    let stats = |id: u32| {
+        daemon::rpc(
+            d.http,
+            &serde_json::json!({"method": "torrent-get", "arguments": {"ids": [id], "fields": ["trackerStats"]}}),
+        )["arguments"]["torrents"][0]["trackerStats"][0]
+            .clone()
+    };
+    let mut last = serde_json::Value::Null;
+    let answered = wait_until(DEADLINE, || {
+        last = stats(1);
+        last["hasAnnounced"] == true && last["seederCount"].as_i64() >= Some(1)
+    });
+    assert!(
+        answered,
+        "opentracker's answer reaches trackerStats: {last}\n{}",
+        d.proc.log_tail()
+    );
+    assert_eq!(last["lastAnnounceSucceeded"], true, "{last}");
+    assert_eq!(last["lastAnnounceResult"], "Success", "{last}");
+    assert_eq!(last["host"], format!("http://{tracker_addr}"), "{last}");
+    assert_eq!(last["leecherCount"], 0, "{last}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = last["lastAnnounceTime"].as_u64().unwrap_or(0);
+    assert!(at > 0 && at <= now, "a time of this run: {last}");
+    assert!(
+        last["nextAnnounceTime"].as_u64() > Some(at),
+        "the next announce is due later: {last}"
+    );
+
+    let failed = wait_until(DEADLINE, || {
+        last = stats(2);
+        last["hasAnnounced"] == true
+    });
+    assert!(failed, "the dead tracker was tried: {last}");
+    assert_eq!(last["lastAnnounceSucceeded"], false, "{last}");
+    let why = last["lastAnnounceResult"].as_str().unwrap_or_default();
+    assert!(!why.is_empty() && why != "Success", "{last}");
+    assert_eq!(last["seederCount"], -1, "{last}");
+    // transmission-remote shows both.
+    let shown = d.remote(&["-t", "1", "-it"]).text();
+    assert!(shown.contains("Got a list of"), "{shown}");
+    let shown = d.remote(&["-t", "2", "-it"]).text();
+    assert!(shown.contains("Got an error"), "{shown}");
+}

@@ -37,7 +37,7 @@ use crate::conn::{self, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
 pub(crate) mod announce;
 use crate::ratelimit::RateLimiter;
 use crate::resume::{ResumeSaver, ResumeStore};
-use crate::status::{NeighbourStatus, TorrentState, TorrentStatus};
+use crate::status::{NeighbourStatus, TorrentState, TorrentStatus, TrackerStatus};
 use crate::storage::Storage;
 use crate::tracker::{AnnounceStats, TrackerClient, TrackerConfig};
 use crate::{NetError, TorrentSpec};
@@ -240,6 +240,7 @@ pub(crate) fn spawn(
         status_tx,
         stats_tx,
         tracker: None,
+        trackers: Vec::new(),
         started_complete,
         fatal: None,
         storage_queue: std::collections::VecDeque::new(),
@@ -299,6 +300,8 @@ pub(crate) enum Input {
     AnnounceStarted,
     Figures(Figures),
     Storage(Vec<StorageDone>),
+    /// The tracker task announced: each tracker's last outcome.
+    Trackers(Vec<TrackerStatus>),
 }
 
 struct Session {
@@ -332,6 +335,8 @@ struct Session {
     status_tx: watch::Sender<TorrentStatus>,
     stats_tx: watch::Sender<AnnounceStats>,
     tracker: Option<TrackerTask>,
+    /// Each tracker's last announce, as the tracker task last reported.
+    trackers: Vec<TrackerStatus>,
     started_complete: bool,
     fatal: Option<String>,
     /// Storage jobs waiting for a slot, oldest first.
@@ -583,6 +588,7 @@ impl Session {
                     availability: self.core.availability().to_vec(),
                 })
             }),
+            trackers: self.trackers.clone(),
         }
     }
 
@@ -719,6 +725,7 @@ impl Session {
             }
             Input::AnnounceStarted => self.start_tracker(),
             Input::Figures(f) => self.figures = f,
+            Input::Trackers(t) => self.trackers = t,
             Input::Storage(results) => {
                 self.storage_running -= 1;
                 for done in results {
@@ -771,6 +778,7 @@ impl Session {
             rx,
             self.stats_tx.subscribe(),
             self.link.clone(),
+            self.input_tx.clone(),
         ));
         self.tracker = Some(TrackerTask { tx, task });
     }
