@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use swarm_wire::peer::Message;
 
 use super::{HASH_FAILURES_BAN, PeerKey, StorageDone, TorrentCore, TorrentEvent, UnchokeCandidate};
-use crate::unchoke::ChokeDecision;
 use crate::time::Instant;
+use crate::unchoke::ChokeDecision;
 use crate::unchoke::RechokeContext;
 
 impl TorrentCore {
@@ -221,7 +221,10 @@ impl TorrentCore {
         // than the rest). Acting on one peer never changes another's
         // choke state, so this is the same as testing each in turn.
         let in_order = decisions.len() == self.peers.len()
-            && decisions.iter().zip(self.peers.keys()).all(|(d, k)| d.peer == *k);
+            && decisions
+                .iter()
+                .zip(self.peers.keys())
+                .all(|(d, k)| d.peer == *k);
         let changed: Vec<&ChokeDecision> = if in_order {
             decisions
                 .iter()
