@@ -321,6 +321,14 @@ async fn torrent_set(app: &AppState, args: &Value) -> Result<Value, RpcError> {
         },
         idle_mode: mode(args, "seedIdleMode")?,
     };
+    if let Some(v) = args.get("peer-limit") {
+        let n = v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| bad("peer-limit must be a number of connections, at least 1"))?;
+        app.daemon.set_peer_limit(&ids, n).await?;
+    }
     app.daemon.set_seeding(&ids, &seeding).await?;
     app.daemon.set_files(&ids, &changes).await?;
     app.daemon.set_limits(&ids, down, up).await?;
@@ -617,13 +625,13 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
         "rateUpload" => json!(s.upload_rate as u64),
         "eta" => json!(eta()),
         "etaIdle" => json!(-1),
-        "uploadRatio" => json!(if s.downloaded == 0 && done == 0 {
+        "uploadRatio" => json!(if t.downloaded_ever == 0 && done == 0 {
             -1.0
         } else {
-            s.uploaded as f64 / (done.max(s.downloaded).max(1)) as f64
+            t.uploaded_ever as f64 / (done.max(t.downloaded_ever).max(1)) as f64
         }),
-        "downloadedEver" => json!(s.downloaded),
-        "uploadedEver" => json!(s.uploaded),
+        "downloadedEver" => json!(t.downloaded_ever),
+        "uploadedEver" => json!(t.uploaded_ever),
         "corruptEver" => json!(s.wasted),
         "peersConnected" => json!(s.peers),
         "peersGettingFromUs" => json!(s.neighbours.iter().filter(|n| n.upload_rate > 0.0).count()),

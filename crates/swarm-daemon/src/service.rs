@@ -29,6 +29,11 @@ use crate::state::{
     SEED_IDLE_DEFAULT_MIN, SEED_RATIO_DEFAULT, Settings, StateDir, StateFile, TorrentRecord,
 };
 
+/// How often the running torrents' byte counts (uploaded and downloaded
+/// ever) are saved in their records, besides when a run ends: what a
+/// SIGKILL can lose of them (Transmission saves every 5 minutes too).
+pub const EVER_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+
 /// How often [`Daemon::reconcile`] runs on its own.
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -68,6 +73,9 @@ struct Entry {
     verify_next: bool,
     /// Complete and running, no traffic since then (idle seeding limit).
     idle_since: Option<std::time::Instant>,
+    /// Bytes (uploaded, downloaded) before the current (or last) run of
+    /// this process: what its status counts starts from there.
+    ever_base: (u64, u64),
 }
 
 impl Entry {
@@ -93,6 +101,35 @@ impl Entry {
     fn is_running(&self) -> bool {
         self.handle.is_some() && !self.state().0.is_final()
     }
+
+    /// Bytes (uploaded, downloaded) over every run: the record's from
+    /// before this run, and this run's.
+    fn ever(&self) -> (u64, u64) {
+        let (up, down) = match &self.handle {
+            Some(h) => {
+                let s = h.status_ref();
+                (s.uploaded, s.downloaded)
+            }
+            None => (self.last.uploaded, self.last.downloaded),
+        };
+        (self.ever_base.0 + up, self.ever_base.1 + down)
+    }
+
+    /// Notes the counts so far in the record (to be saved): whether they
+    /// changed.
+    fn note_ever(&mut self) -> bool {
+        let (up, down) = self.ever();
+        let changed = (up, down) != (self.record.uploaded_ever, self.record.downloaded_ever);
+        (self.record.uploaded_ever, self.record.downloaded_ever) = (up, down);
+        changed
+    }
+
+    /// A run ended with `last`, its final status: its counts go to the
+    /// record (to be saved).
+    fn end_run(&mut self, last: TorrentStatus) {
+        self.last = last;
+        self.note_ever();
+    }
 }
 
 /// One torrent as the API shows it.
@@ -109,8 +146,13 @@ pub struct TorrentView {
     pub files_low: Vec<u32>,
     pub download_limit: Option<u64>,
     pub upload_limit: Option<u64>,
-    /// Connections this torrent may have (the endpoint's per-torrent cap).
+    /// Connections this torrent may have (its own cap, or the endpoint's
+    /// per-torrent cap).
     pub peer_limit: usize,
+    /// Payload bytes over every run (Transmission's `uploadedEver`,
+    /// `downloadedEver`); the status's are this run's.
+    pub uploaded_ever: u64,
+    pub downloaded_ever: u64,
     /// Seeding limits as Transmission shows them: mode 0 the session's, 1
     /// the torrent's own, 2 none; the limit in force or that would be.
     pub seed_ratio_mode: u8,
@@ -319,6 +361,8 @@ struct Inner {
     next_id: u32,
     settings: Settings,
     torrents: BTreeMap<u32, Entry>,
+    /// When the running torrents' byte counts were last saved.
+    ever_saved: std::time::Instant,
 }
 
 /// Seconds since the Unix epoch.
@@ -461,6 +505,7 @@ impl Daemon {
                     stop_after_check: false,
                     verify_next: false,
                     idle_since: None,
+                    ever_base: (record.uploaded_ever, record.downloaded_ever),
                 })
             } else {
                 std::fs::read(&path)
@@ -476,6 +521,7 @@ impl Daemon {
                         stop_after_check: false,
                         verify_next: false,
                         idle_since: None,
+                        ever_base: (record.uploaded_ever, record.downloaded_ever),
                     })
             };
             match entry {
@@ -498,6 +544,7 @@ impl Daemon {
                 next_id,
                 settings: file.settings,
                 torrents,
+                ever_saved: std::time::Instant::now(),
             }),
             started_unix: now_unix(),
             closing: Default::default(),
@@ -729,6 +776,9 @@ impl Daemon {
             seed_idle_mode: 0,
             seed_idle_limit_min: None,
             magnet: magnet.as_ref().map(|_| extras.magnet.clone()),
+            peer_limit: None,
+            uploaded_ever: 0,
+            downloaded_ever: 0,
         };
         let last = match &spec {
             Some(spec) => idle_status(spec, &self.state, &record),
@@ -746,6 +796,7 @@ impl Daemon {
                 stop_after_check: false,
                 verify_next: false,
                 idle_since: None,
+                ever_base: (0, 0),
             },
         );
         if let Err(e) = self.save_records(&inner, &[id]) {
@@ -867,6 +918,22 @@ impl Daemon {
         .await
     }
 
+    /// Sets torrents' own cap on connections (Transmission's `peer-limit`),
+    /// in force at once for running ones (the connections idle longest
+    /// close) and kept in the record.
+    pub async fn set_peer_limit(&self, ids: &Ids, n: u32) -> Result<usize, DaemonError> {
+        let n = n.max(1);
+        self.edit_records(ids, |e| {
+            e.record.peer_limit = Some(n);
+            if let Some(ih) = swarm_wire::InfoHash::from_hex(&e.record.info_hash) {
+                self.client
+                    .set_torrent_connections_max(&ih, Some(n as usize));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Sets torrents' seeding limits (kept in the record; acted on by
     /// [`Daemon::reconcile`]).
     pub async fn set_seeding(&self, ids: &Ids, ch: &SeedChanges) -> Result<usize, DaemonError> {
@@ -948,7 +1015,7 @@ impl Daemon {
             if let Some(h) = e.handle.take() {
                 h.stop();
                 if let Ok(last) = h.join().await {
-                    e.last = last;
+                    e.end_run(last);
                 }
             }
             if move_data && let Some(spec) = &e.spec {
@@ -1055,6 +1122,11 @@ impl Daemon {
         };
         match added {
             Ok(h) => {
+                if let Some(n) = e.record.peer_limit {
+                    self.client
+                        .set_torrent_connections_max(&h.info_hash(), Some(n as usize));
+                }
+                e.ever_base = (e.record.uploaded_ever, e.record.downloaded_ever);
                 e.handle = Some(h);
                 e.queued = false;
             }
@@ -1105,7 +1177,8 @@ impl Daemon {
                 && e.state().0.is_final()
                 && let Some(h) = e.handle.take()
             {
-                e.last = h.status();
+                e.end_run(h.status());
+                changed.push(e.record.id);
                 // The task ends right after its final status (it leaves the
                 // endpoint first): wait for it, so that a restart of the
                 // same torrent cannot race its removal.
@@ -1143,6 +1216,14 @@ impl Daemon {
                 _ => tracing::warn!(path = %path.display(), "not this magnet's metadata"),
             }
         }
+        if inner.ever_saved.elapsed() >= EVER_SAVE_INTERVAL {
+            inner.ever_saved = std::time::Instant::now();
+            for e in inner.torrents.values_mut().filter(|e| e.handle.is_some()) {
+                if e.note_ever() {
+                    changed.push(e.record.id);
+                }
+            }
+        }
         let limit = inner.settings.download_queue_size.map(|k| k as usize);
         let mut downloading = inner
             .torrents
@@ -1174,19 +1255,34 @@ impl Daemon {
     pub async fn shutdown(&self) {
         self.closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let handles: Vec<TorrentHandle> = {
+        let handles: Vec<(u32, TorrentHandle)> = {
             let mut inner = self.inner.lock().await;
             inner
                 .torrents
                 .values_mut()
-                .filter_map(|e| e.handle.take())
+                .filter_map(|e| Some((e.record.id, e.handle.take()?)))
                 .collect()
         };
-        for h in &handles {
+        for (_, h) in &handles {
             h.stop();
         }
-        for h in handles {
-            let _ = h.join().await;
+        let mut ended = Vec::new();
+        for (id, h) in handles {
+            if let Ok(last) = h.join().await {
+                ended.push((id, last));
+            }
+        }
+        // Their byte counts, for the seed ratio of the next run.
+        let mut inner = self.inner.lock().await;
+        let mut changed = Vec::new();
+        for (id, last) in ended {
+            if let Some(e) = inner.torrents.get_mut(&id) {
+                e.end_run(last);
+                changed.push(id);
+            }
+        }
+        if let Err(err) = self.save_records(&inner, &changed) {
+            tracing::error!("saving the state: {err}");
         }
     }
 }
@@ -1201,24 +1297,21 @@ fn apply_settings(client: &Client, s: &Settings) {
 }
 
 /// Whether a complete, running torrent reached its seed ratio or idle
-/// time (the ratio: uploaded over downloaded in this run, or over what it
-/// has if it downloaded nothing, as Transmission's). Notes when it went idle.
+/// time (the ratio: uploaded over downloaded over every run, or over what
+/// it has if it downloaded nothing, as Transmission's). Notes when it went idle.
 fn seed_limit_reached(e: &mut Entry, settings: &Settings) -> bool {
     let (ratio_max, idle_max) = seed_limits(&e.record, settings);
     let Some(h) = &e.handle else {
         return false;
     };
+    let (up, down) = e.ever();
     let (ratio, active) = {
         let s = h.status_ref();
-        let base = if s.downloaded > 0 {
-            s.downloaded
-        } else {
-            s.have_length
-        };
+        let base = if down > 0 { down } else { s.have_length };
         let ratio = if base == 0 {
             0.0
         } else {
-            s.uploaded as f64 / base as f64
+            up as f64 / base as f64
         };
         (ratio, s.upload_rate >= 1.0 || s.download_rate >= 1.0)
     };
@@ -1268,7 +1361,9 @@ fn view(e: &Entry, settings: &Settings, peer_limit: usize) -> TorrentView {
         files_low: e.record.files_low.clone(),
         download_limit: e.record.download_limit,
         upload_limit: e.record.upload_limit,
-        peer_limit,
+        peer_limit: e.record.peer_limit.map_or(peer_limit, |n| n as usize),
+        uploaded_ever: e.ever().0,
+        downloaded_ever: e.ever().1,
         seed_ratio_mode: e.record.seed_ratio_mode,
         seed_ratio_limit: ratio.unwrap_or(SEED_RATIO_DEFAULT),
         seed_idle_mode: e.record.seed_idle_mode,

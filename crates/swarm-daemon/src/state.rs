@@ -139,6 +139,18 @@ pub struct TorrentRecord {
     /// Added as a magnet link (kept until its metadata is known, and after).
     #[serde(default)]
     pub magnet: Option<String>,
+    /// Its own cap on connections (Transmission's `peer-limit`; none: the
+    /// endpoint's per-torrent cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_limit: Option<u32>,
+    /// Payload bytes uploaded and downloaded over every run before the
+    /// current one (Transmission's `uploadedEver`/`downloadedEver` less
+    /// this run's): the seed ratio counts across restarts. Saved when a run
+    /// ends and every [`crate::service::EVER_SAVE_INTERVAL`] while it runs.
+    #[serde(default)]
+    pub uploaded_ever: u64,
+    #[serde(default)]
+    pub downloaded_ever: u64,
 }
 
 /// `state.json`.
@@ -387,6 +399,9 @@ mod tests {
             seed_idle_mode: 2,
             seed_idle_limit_min: None,
             magnet: None,
+            peer_limit: Some(3),
+            uploaded_ever: 10,
+            downloaded_ever: 20,
         };
         s.save_record(&record).unwrap();
         let mut state = StateFile::default();

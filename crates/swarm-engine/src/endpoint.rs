@@ -259,6 +259,13 @@ struct TorrentEntry {
     conns: BTreeSet<PeerKey>,
     /// Accepted connections by peer id (the duplicate rule).
     peer_ids: BTreeMap<PeerId, PeerKey>,
+    /// Its own cap on connections (none: `torrent_connections_max`).
+    connections_max: Option<usize>,
+}
+
+/// A torrent's cap on connections: its own, or the endpoint's.
+fn cap_of(t: &TorrentEntry, config: &EndpointConfig) -> usize {
+    t.connections_max.unwrap_or(config.torrent_connections_max)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -344,6 +351,7 @@ impl Endpoint {
                 candidates: BTreeMap::new(),
                 conns: BTreeSet::new(),
                 peer_ids: BTreeMap::new(),
+                connections_max: None,
             },
         );
         self.actions.push_back(Action::Announce {
@@ -629,7 +637,7 @@ impl Endpoint {
         // Our own dials already hold their torrent slot; incoming ones need
         // one, from an idle connection if there is no free one.
         if !outgoing && old_loses.is_none() {
-            if t.conns.len() >= self.config.torrent_connections_max {
+            if t.conns.len() >= cap_of(t, &self.config) {
                 let victim = self.idle_victim(now, Some(info_hash));
                 return victim
                     .map(|v| Some((v, Refusal::Idle)))
@@ -718,6 +726,43 @@ impl Endpoint {
     /// The cap on connections in all.
     pub fn connections_max(&self) -> usize {
         self.config.connections_max
+    }
+
+    /// `torrent`'s own cap on connections (at least 1; `None`: the
+    /// endpoint's `torrent_connections_max`): over it, its connections
+    /// that made progress longest ago close first (`TorrentFull`), so the
+    /// cap holds at once. Unknown torrents are ignored.
+    pub fn set_torrent_connections_max(
+        &mut self,
+        now: Instant,
+        torrent: InfoHash,
+        n: Option<usize>,
+    ) {
+        let Some(t) = self.torrents.get_mut(&torrent) else {
+            return;
+        };
+        t.connections_max = n.map(|n| n.max(1));
+        let cap = cap_of(t, &self.config);
+        while let Some(t) = self.torrents.get(&torrent)
+            && t.conns.len() > cap
+        {
+            let Some(conn) = t
+                .conns
+                .iter()
+                .filter_map(|k| Some((self.conns.get(k)?.progress, *k)))
+                .min()
+                .map(|(_, k)| k)
+            else {
+                break;
+            };
+            self.close(now, conn, Refusal::TorrentFull);
+        }
+        self.dial_ready(now);
+    }
+
+    /// The cap on `torrent`'s connections in force (none: not known).
+    pub fn torrent_connections_max(&self, torrent: InfoHash) -> Option<usize> {
+        self.torrents.get(&torrent).map(|t| cap_of(t, &self.config))
     }
 
     /// Refuses `ip` from now on: its connections close, its candidates go.
@@ -840,7 +885,7 @@ impl Endpoint {
             if !t.running || !t.candidates.contains_key(&addr) {
                 continue;
             }
-            if t.conns.len() >= self.config.torrent_connections_max
+            if t.conns.len() >= cap_of(t, &self.config)
                 || self.ip_count(addr.ip()) >= self.config.ip_connections_max
             {
                 let later = now + self.config.full_retry_delay;
@@ -1000,7 +1045,7 @@ impl Endpoint {
         let mut queued = 0;
         for (hash, t) in &self.torrents {
             assert!(t.candidates.len() <= self.config.candidates_max);
-            assert!(t.conns.len() <= self.config.torrent_connections_max || !t.running);
+            assert!(t.conns.len() <= cap_of(t, &self.config) || !t.running);
             for k in &t.conns {
                 assert_eq!(self.conns[k].torrent, Some(*hash));
             }

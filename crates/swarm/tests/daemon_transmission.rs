@@ -902,3 +902,107 @@ fn changing_the_file_choice_mid_download_does_not_restart_the_torrent() {
         d.proc.log_tail()
     );
 }
+
+#[test]
+fn a_torrents_peer_limit_caps_its_connections_at_once_and_is_read_back() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-peerlimit");
+    let content = data::single_file(&t.sub("seed"), "pl.bin", 2_000_000, 65);
+    let torrent = make_torrent(&content, &t.path().join("pl.torrent"), PIECE_16_KIB, &[]);
+    let d = daemon_in(&t, "daemon", vec![]);
+    assert!(d.remote(&["-a", &torrent.path.display().to_string()]).ok);
+    // Slowly (20 kB/s): it keeps downloading, so both seeders stay.
+    assert!(d.remote(&["-t", "1", "-d", "20"]).ok);
+    let _seeders: Vec<_> = (0..2)
+        .map(|i| {
+            lt_seed(
+                &t.logs(),
+                &format!("lt-seed-{i}"),
+                &torrent,
+                &t.sub("seed"),
+                free_addr(),
+                &[d.peers],
+            )
+        })
+        .collect();
+    let peers = |d: &daemon::Daemon| {
+        torrent_fields(d, &["peersConnected"])["peersConnected"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(DEADLINE, || peers(&d) == 2),
+        "both seeders connect\n{}",
+        d.proc.log_tail()
+    );
+    // transmission-remote -t 1 -pr 1: torrent-set peer-limit.
+    assert!(d.remote(&["-t", "1", "-pr", "1"]).ok);
+    assert_eq!(torrent_fields(&d, &["peer-limit"])["peer-limit"], 1);
+    assert!(
+        wait_until(Duration::from_secs(10), || peers(&d) == 1),
+        "one connection closes at once\n{}",
+        d.proc.log_tail()
+    );
+    // The other seeder redials every 2 s: refused while the cap holds.
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(peers(&d) <= 1, "the cap holds");
+    }
+    // Raised again: the second seeder gets back in.
+    assert!(d.remote(&["-t", "1", "-pr", "5"]).ok);
+    assert_eq!(torrent_fields(&d, &["peer-limit"])["peer-limit"], 5);
+    assert!(
+        wait_until(DEADLINE, || peers(&d) == 2),
+        "both again under the raised cap\n{}",
+        d.proc.log_tail()
+    );
+}
+
+#[test]
+fn downloaded_ever_and_the_seed_ratio_count_every_run_across_a_restart() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-ever");
+    let content = data::single_file(&t.sub("seed"), "ever.bin", 300_000, 66);
+    let torrent = make_torrent(&content, &t.path().join("e.torrent"), PIECE_16_KIB, &[]);
+    let d = daemon_in(&t, "daemon", vec![]);
+    assert!(d.remote(&["-a", &torrent.path.display().to_string()]).ok);
+    let seeder = lt_seed(
+        &t.logs(),
+        "lt-seed",
+        &torrent,
+        &t.sub("seed"),
+        free_addr(),
+        &[d.peers],
+    );
+    wait_row(&d, 1, "downloaded", |r| r.contains("100%"));
+    let ever =
+        |d: &daemon::Daemon| torrent_fields(d, &["uploadedEver", "downloadedEver", "uploadRatio"]);
+    let mut got = serde_json::Value::Null;
+    let counted = wait_until(DEADLINE, || {
+        got = ever(&d);
+        got["downloadedEver"].as_u64() >= Some(300_000)
+    });
+    assert!(counted, "{got}");
+    drop(seeder);
+    let mut d = d;
+    assert!(d.terminate().is_some_and(|s| s.success()));
+
+    // After a restart this run has downloaded nothing; the counts over
+    // both runs are still there (and the ratio is over them).
+    let d = daemon_in(&t, "daemon-again", vec![]);
+    wait_row(&d, 1, "seeding again", |r| r.contains("100%"));
+    let again = ever(&d);
+    assert_eq!(again["downloadedEver"], got["downloadedEver"], "{again}");
+    assert_eq!(again["uploadRatio"], got["uploadRatio"], "{again}");
+    let record = std::fs::read_to_string(
+        d.state
+            .join("torrents")
+            .join(format!("{}.json", torrent.info_hash_hex)),
+    )
+    .unwrap();
+    assert!(record.contains("\"downloaded_ever\""), "{record}");
+}

@@ -737,3 +737,38 @@ fn lowering_the_connection_cap_closes_the_excess_at_once_and_raising_it_dials_ag
     let again = dials(&drain(&mut e));
     assert!(!again.is_empty() && again.len() <= 4, "{again:?}");
 }
+
+#[test]
+fn a_torrents_own_connection_cap_closes_its_excess_and_holds_for_new_dials() {
+    let mut e = endpoint(EndpointConfig::default());
+    e.add_torrent(at(0), T2).unwrap();
+    drain(&mut e);
+    for t in [T1, T2] {
+        e.handle_peers(at(0), t, PeerSource::Tracker, (2..8).map(|i| addr(i, 6881)));
+    }
+    let first = dials(&drain(&mut e));
+    assert_eq!(first.len(), 12);
+    e.set_torrent_connections_max(at(1), T1, Some(2));
+    let closed = closes(&drain(&mut e));
+    assert_eq!(closed.len(), 4, "{closed:?}");
+    assert!(closed.iter().all(|(_, r)| *r == Refusal::TorrentFull));
+    assert_eq!(e.torrent_connections_max(T1), Some(2));
+    assert_eq!(
+        e.torrent_connections_max(T2),
+        Some(50),
+        "the other keeps the default"
+    );
+    assert_eq!(e.torrent_connections(&T2).unwrap().dialling, 6);
+    // Later dials keep within it.
+    e.handle_timeout(at(600));
+    drain(&mut e);
+    e.check_invariants();
+    let t1 = e.torrent_connections(&T1).unwrap();
+    assert!(t1.connected + t1.dialling <= 2, "{t1:?}");
+    // Back to the default: dialled again.
+    e.set_torrent_connections_max(at(601), T1, None);
+    e.handle_timeout(at(1200));
+    let again = dials(&drain(&mut e));
+    assert!(!again.is_empty(), "{again:?}");
+    assert_eq!(e.torrent_connections_max(T1), Some(50));
+}

@@ -71,6 +71,11 @@ pub(crate) enum DriverCmd {
     SetConnectionsMax {
         n: usize,
     },
+    /// A torrent's own cap (`Client::set_torrent_connections_max`).
+    SetTorrentConnectionsMax {
+        info_hash: InfoHash,
+        n: Option<usize>,
+    },
     /// These connections made progress (see [`Endpoint::handle_progress`]).
     Progress {
         conns: Vec<PeerKey>,
@@ -142,6 +147,10 @@ pub(crate) struct Driver {
     pub(crate) pending: HashMap<PeerKey, AbortHandle>,
     /// Established connections and the torrent whose session holds them.
     pub(crate) attached: HashMap<PeerKey, InfoHash>,
+    /// Torrents' own connection caps, kept while they are stopped or
+    /// checking (the endpoint forgets a torrent when it stops): one entry
+    /// per torrent given a cap, until it is set back to none.
+    pub(crate) torrent_caps: HashMap<InfoHash, usize>,
 }
 
 impl Driver {
@@ -227,6 +236,10 @@ impl Driver {
                     self.sessions.insert(info_hash, session);
                     // What the session starts with.
                     self.figures.insert(info_hash, Figures::default());
+                    if let Some(&n) = self.torrent_caps.get(&info_hash) {
+                        self.endpoint
+                            .set_torrent_connections_max(now, info_hash, Some(n));
+                    }
                     self.endpoint
                         .handle_peers(now, info_hash, PeerSource::Cli, peers);
                 }
@@ -248,6 +261,13 @@ impl Driver {
             }
             DriverCmd::Ban { ip } => self.endpoint.ban(now, ip),
             DriverCmd::SetConnectionsMax { n } => self.endpoint.set_connections_max(now, n),
+            DriverCmd::SetTorrentConnectionsMax { info_hash, n } => {
+                match n {
+                    Some(n) => self.torrent_caps.insert(info_hash, n),
+                    None => self.torrent_caps.remove(&info_hash),
+                };
+                self.endpoint.set_torrent_connections_max(now, info_hash, n);
+            }
             DriverCmd::Progress { conns } => {
                 for conn in conns {
                     self.endpoint.handle_progress(now, conn);

@@ -255,6 +255,7 @@ impl Client {
             figures: Default::default(),
             pending: Default::default(),
             attached: Default::default(),
+            torrent_caps: Default::default(),
         };
         let driver_task = tokio::spawn(driver.run());
         let upload_limit = Arc::new(FairShare::with_limit(config.upload_limit));
@@ -310,6 +311,18 @@ impl Client {
     /// Connections one torrent may have (the endpoint's cap).
     pub fn torrent_connections_max(&self) -> usize {
         self.torrent_connections_max
+    }
+
+    /// A torrent's own cap on connections (`None`: back to
+    /// [`Client::torrent_connections_max`]), from now on: over it, its
+    /// connections idle longest close at once. Kept while the torrent is
+    /// stopped or checking, until set back to `None` (or the torrent is
+    /// removed with [`Client::remove`]).
+    pub fn set_torrent_connections_max(&self, info_hash: &InfoHash, n: Option<usize>) {
+        let _ = self.driver.send(DriverCmd::SetTorrentConnectionsMax {
+            info_hash: *info_hash,
+            n,
+        });
     }
 
     /// Where peers reach us.
@@ -479,6 +492,7 @@ impl Client {
             torrents.remove(info_hash)?
         };
         registered.stop.send_replace(true);
+        self.set_torrent_connections_max(info_hash, None);
         let mut status = registered.status;
         let last = status.wait_for(|s| s.state.is_final()).await.ok()?.clone();
         Some(last)
