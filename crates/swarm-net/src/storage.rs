@@ -748,9 +748,10 @@ impl Storage {
     /// The engine's `ReadBlock` job.
     pub fn read_block(&self, block: BlockInfo) -> Result<Bytes, NetError> {
         let start = self.lengths.piece_offset(block.piece) + u64::from(block.offset);
-        let mut buf = vec![0u8; block.length as usize];
+        // A recycled buffer: no page faults or zeroing a block.
+        let mut buf = crate::blocks::buffer(block.length as usize);
         self.read_range(start, &mut buf)?;
-        Ok(Bytes::from(buf))
+        Ok(crate::blocks::freeze(buf))
     }
 
     /// Reads `buf.len()` bytes at torrent offset `start` (pads read as
