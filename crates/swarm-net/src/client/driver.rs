@@ -36,7 +36,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::conn::{self, ConnError, Handshaken};
 use crate::listener::Acceptor;
-use crate::session::{Figures, Input};
+use crate::session::{self, Dormant, Figures, Input};
 
 /// A candidate that fails this many dials in a row is reported once at the
 /// default log level, with the reason.
@@ -66,6 +66,16 @@ pub(crate) enum DriverCmd {
     },
     Ban {
         ip: IpAddr,
+    },
+    /// A session goes to sleep (see [`Dormant`]); `inputs`: its input
+    /// channel, with what came since it decided to.
+    Sleep {
+        dormant: Box<Dormant>,
+        inputs: mpsc::UnboundedReceiver<Input>,
+    },
+    /// Wake this torrent's session if it sleeps (it was asked to stop).
+    Wake {
+        info_hash: InfoHash,
     },
     /// A new cap on connections in all (`Client::set_connections_max`).
     SetConnectionsMax {
@@ -117,6 +127,17 @@ impl DriverLink {
         let _ = self.tx.send(DriverCmd::Ban { ip });
     }
 
+    /// The torrent leaves the endpoint (its session ended).
+    pub(crate) fn remove(&self) {
+        let _ = self.tx.send(DriverCmd::Remove {
+            info_hash: self.info_hash,
+        });
+    }
+
+    pub(crate) fn sleep(&self, dormant: Box<Dormant>, inputs: mpsc::UnboundedReceiver<Input>) {
+        let _ = self.tx.send(DriverCmd::Sleep { dormant, inputs });
+    }
+
     pub(crate) fn peers(&self, source: PeerSource, addrs: Vec<SocketAddr>) {
         let _ = self.tx.send(DriverCmd::Peers {
             info_hash: self.info_hash,
@@ -124,6 +145,15 @@ impl DriverLink {
             addrs,
         });
     }
+}
+
+/// A torrent's session, as the driver holds it.
+pub(crate) enum Slot {
+    /// Its task runs: inputs go down this channel.
+    Awake(mpsc::UnboundedSender<Input>),
+    /// It sleeps: plain data, woken (its task spawned again) by the first
+    /// input for it.
+    Asleep(Box<Dormant>),
 }
 
 pub(crate) struct Driver {
@@ -135,7 +165,7 @@ pub(crate) struct Driver {
     pub(crate) epoch: Instant,
     pub(crate) rx: mpsc::UnboundedReceiver<DriverCmd>,
     pub(crate) tx: mpsc::UnboundedSender<DriverCmd>,
-    pub(crate) sessions: HashMap<InfoHash, mpsc::UnboundedSender<Input>>,
+    pub(crate) sessions: HashMap<InfoHash, Slot>,
     /// The figures each session was last sent.
     pub(crate) figures: HashMap<InfoHash, Figures>,
     /// Connections whose setup task (dial, handshake read, answer) runs.
@@ -182,10 +212,11 @@ impl Driver {
     }
 
     /// Sends each session its figures if they changed since the last it
-    /// got (an idle torrent is not woken for nothing).
+    /// got (an idle torrent is not woken for nothing, a sleeping one not
+    /// at all: its status is updated in place).
     fn send_figures(&mut self) {
         let banned = self.endpoint.bans();
-        for (hash, session) in &self.sessions {
+        for (hash, slot) in &mut self.sessions {
             let connecting = self
                 .endpoint
                 .torrent_connections(hash)
@@ -193,8 +224,28 @@ impl Driver {
             let figures = Figures { connecting, banned };
             if self.figures.get(hash) != Some(&figures) {
                 self.figures.insert(*hash, figures);
-                let _ = session.send(Input::Figures(figures));
+                match slot {
+                    Slot::Awake(session) => {
+                        let _ = session.send(Input::Figures(figures));
+                    }
+                    Slot::Asleep(d) => d.set_figures(figures),
+                }
             }
+        }
+    }
+
+    /// The input channel of `torrent`'s session, woken first if it sleeps.
+    fn session(&mut self, torrent: &InfoHash) -> Option<&mpsc::UnboundedSender<Input>> {
+        let slot = self.sessions.get_mut(torrent)?;
+        if matches!(slot, Slot::Asleep(_)) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            if let Slot::Asleep(d) = std::mem::replace(slot, Slot::Awake(tx.clone())) {
+                session::wake(d, (tx, rx));
+            }
+        }
+        match slot {
+            Slot::Awake(tx) => Some(tx),
+            Slot::Asleep(_) => None,
         }
     }
 
@@ -224,7 +275,7 @@ impl Driver {
             } => {
                 let added = self.endpoint.add_torrent(now, info_hash);
                 if added.is_ok() {
-                    self.sessions.insert(info_hash, session);
+                    self.sessions.insert(info_hash, Slot::Awake(session));
                     // What the session starts with.
                     self.figures.insert(info_hash, Figures::default());
                     self.endpoint
@@ -245,6 +296,27 @@ impl Driver {
             DriverCmd::Closed { conn } => {
                 self.attached.remove(&conn);
                 self.endpoint.handle_closed(now, conn);
+            }
+            DriverCmd::Sleep { dormant, inputs } => {
+                let info_hash = dormant.info_hash();
+                let Some(slot) = self.sessions.get_mut(&info_hash) else {
+                    // Cannot be: only the session itself leaves.
+                    tracing::warn!(%info_hash, "a session slept after leaving the endpoint");
+                    return;
+                };
+                // Counted asleep even if it wakes at once (the wake counts).
+                dormant.asleep();
+                match slot {
+                    // An input came after it decided to sleep, or it was
+                    // stopped meanwhile: it goes on, on the same channel.
+                    Slot::Awake(tx) if !inputs.is_empty() || dormant.stopping() => {
+                        session::wake(dormant, (tx.clone(), inputs));
+                    }
+                    _ => *slot = Slot::Asleep(dormant),
+                }
+            }
+            DriverCmd::Wake { info_hash } => {
+                self.session(&info_hash);
             }
             DriverCmd::Ban { ip } => self.endpoint.ban(now, ip),
             DriverCmd::SetConnectionsMax { n } => self.endpoint.set_connections_max(now, n),
@@ -372,12 +444,10 @@ impl Driver {
     }
 
     fn attach(&mut self, conn: PeerKey, torrent: InfoHash, h: Handshaken) {
-        let Some(session) = self.sessions.get(&torrent) else {
-            let now = self.now();
-            self.endpoint.handle_closed(now, conn);
-            return;
-        };
-        if session.send(Input::Attach(conn, Box::new(h))).is_ok() {
+        let sent = self
+            .session(&torrent)
+            .is_some_and(|s| s.send(Input::Attach(conn, Box::new(h))).is_ok());
+        if sent {
             self.attached.insert(conn, torrent);
         } else {
             let now = self.now();
@@ -430,14 +500,14 @@ impl Driver {
                         task.abort();
                     } else if let Some(torrent) = self.attached.remove(&conn) {
                         tracing::debug!(?conn, %reason, "closing");
-                        if let Some(s) = self.sessions.get(&torrent) {
+                        if let Some(s) = self.session(&torrent) {
                             let _ = s.send(Input::Close(conn));
                         }
                     }
                 }
                 Action::Announce { torrent, event } => match event {
                     AnnounceEvent::Started => {
-                        if let Some(s) = self.sessions.get(&torrent) {
+                        if let Some(s) = self.session(&torrent) {
                             let _ = s.send(Input::AnnounceStarted);
                         }
                     }
