@@ -235,7 +235,6 @@ pub(crate) fn spawn(
     dht_source: Option<DhtSource>,
     inputs: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
 ) {
-    let started_complete = have.count_ones() == spec.lengths.num_pieces();
     let resume = config.resume.clone().map(ResumeSaver::new);
     let dormant = Dormant {
         spec,
@@ -251,10 +250,12 @@ pub(crate) fn spawn(
         resume,
         tracker: None,
         dht_source,
-        started_complete,
+        started_complete: false,
         figures: Figures::default(),
     };
     let mut session = build(Box::new(dormant), inputs);
+    // Everything wanted is there: `Completed` will never come from the core.
+    session.started_complete = session.core.is_complete();
     // The first status anyone reads is the real one (the pieces found on
     // disk), not the checking one.
     session.publish();
