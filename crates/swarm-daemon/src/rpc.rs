@@ -730,17 +730,7 @@ pub fn torrent_field(t: &TorrentView, field: &str, now: u64) -> Option<Value> {
                 .collect(),
         ),
         "trackers" => Value::Array(trackers(t).collect()),
-        "trackerStats" => Value::Array(
-            trackers(t)
-                .map(|mut tr| {
-                    tr["host"] = tr["announce"].clone();
-                    tr["lastAnnounceSucceeded"] = json!(true);
-                    tr["seederCount"] = json!(-1);
-                    tr["leecherCount"] = json!(-1);
-                    tr
-                })
-                .collect(),
-        ),
+        "trackerStats" => Value::Array(trackers(t).map(|tr| tracker_stats(t, tr)).collect()),
         "peers" => Value::Array(
             s.neighbours
                 .iter()
@@ -862,6 +852,51 @@ fn trackers(t: &TorrentView) -> impl Iterator<Item = Value> + '_ {
                 "tier": tier,
             })
         })
+}
+
+/// One tracker's `trackerStats` entry: `tr` (its `trackers` entry) with
+/// what the tracker task last reported for its URL (Transmission 3.00's
+/// fields; counts are -1 and times 0 until it answers).
+fn tracker_stats(t: &TorrentView, mut tr: Value) -> Value {
+    let url = tr["announce"].as_str().unwrap_or_default();
+    let last = t.status.trackers.iter().find(|s| s.url == url);
+    let running = matches!(
+        t.status.state,
+        TorrentState::Downloading | TorrentState::Seeding
+    );
+    let count = |n: Option<u32>| n.map_or(-1, i64::from);
+    // Scheme, host and port, as Transmission shows it.
+    tr["host"] = json!(match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)),
+        None => url.to_string(),
+    });
+    tr["isBackup"] = json!(false);
+    tr["hasAnnounced"] = json!(last.is_some());
+    tr["lastAnnounceSucceeded"] = json!(last.is_some_and(|l| l.last_announce_succeeded));
+    tr["lastAnnounceResult"] = json!(last.map_or("", |l| l.last_announce_result.as_str()));
+    tr["lastAnnounceTime"] = json!(last.map_or(0, |l| l.last_announce_unix));
+    tr["lastAnnounceStartTime"] = tr["lastAnnounceTime"].clone();
+    tr["lastAnnounceTimedOut"] = json!(last.is_some_and(|l| l.last_announce_timed_out));
+    tr["lastAnnouncePeerCount"] = json!(last.map_or(0, |l| l.last_announce_peers));
+    tr["seederCount"] = json!(count(last.and_then(|l| l.seeders)));
+    tr["leecherCount"] = json!(count(last.and_then(|l| l.leechers)));
+    tr["downloadCount"] = json!(-1);
+    // 0 inactive, 1 waiting for its time (Transmission's tr_tracker_state).
+    tr["announceState"] = json!(u8::from(running));
+    tr["nextAnnounceTime"] = json!(if running {
+        last.and_then(|l| l.next_announce_unix).unwrap_or(0)
+    } else {
+        0
+    });
+    tr["hasScraped"] = json!(false);
+    tr["scrapeState"] = json!(0);
+    tr["lastScrapeSucceeded"] = json!(false);
+    tr["lastScrapeResult"] = json!("");
+    tr["lastScrapeTime"] = json!(0);
+    tr["lastScrapeTimedOut"] = json!(false);
+    tr["lastScrapeStartTime"] = json!(0);
+    tr["nextScrapeTime"] = json!(0);
+    tr
 }
 
 /// Transmission's peer flags: D downloading from it, U uploading to it,

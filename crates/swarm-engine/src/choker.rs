@@ -211,7 +211,10 @@ impl Choker {
                 .iter()
                 .map(|&c| (class(c), waiting_since(c), c))
                 .collect();
-            keyed.sort_by(|(ca, wa, a), (cb, wb, b)| {
+            // Every order here ends with the peer key: a total order, so an
+            // unstable sort gives the one result (without a stable sort's
+            // buffer).
+            keyed.sort_unstable_by(|(ca, wa, a), (cb, wb, b)| {
                 ca.cmp(cb)
                     .then_with(|| {
                         if *ca == 1 {
@@ -226,7 +229,7 @@ impl Choker {
                 *slot = c;
             }
         } else {
-            eligible.sort_by(|a, b| {
+            eligible.sort_unstable_by(|a, b| {
                 b.download_rate
                     .total_cmp(&a.download_rate)
                     .then(b.unchoked.cmp(&a.unchoked))
@@ -359,7 +362,7 @@ impl Unchoker for Choker {
                     !c.interested && self.is_new(now, c) && self.snubbed_for(now, c).is_none()
                 })
                 .collect();
-            fresh.sort_by(|a, b| {
+            fresh.sort_unstable_by(|a, b| {
                 b.unchoked
                     .cmp(&a.unchoked)
                     .then(b.connected_at.cmp(&a.connected_at))
@@ -495,7 +498,9 @@ impl Unchoker for Choker {
             });
         }
         // Candidates come sorted by key from the core: then this is a check.
-        memo.sort_by_key(|&(k, _)| k);
+        if !memo.is_sorted_by_key(|&(k, _)| k) {
+            memo.sort_by_key(|&(k, _)| k);
+        }
         self.memo = memo;
         self.check_decisions(now, peers, &out);
         out

@@ -23,6 +23,7 @@
 //! - [`magnet`]: fetching a magnet link's metadata from peers (BEP 9).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod blocks;
 pub mod client;
 pub mod conn;
 pub mod dht;
@@ -43,7 +44,7 @@ use swarm_engine::PeerId;
 
 pub use client::{AddOptions, Client, ClientConfig, PeerFeed, TorrentHandle};
 pub use spec::{FileSpec, TorrentSpec};
-pub use status::{NeighbourStatus, PieceMap, TorrentState, TorrentStatus};
+pub use status::{NeighbourStatus, PieceMap, TorrentState, TorrentStatus, TrackerStatus};
 pub use storage::{OpenMode, Storage};
 
 /// What went wrong in a driver, phrased for the user.

@@ -172,12 +172,20 @@ pub(crate) async fn fetch(
                             phase.tracker.clone(),
                         );
                         let (tx, rx) = mpsc::unbounded_channel();
-                        let task = tokio::spawn(announce::tracker_task(client, rx, stats_rx.clone(), link.clone()));
+                        // Tracker outcomes are not shown while fetching
+                        // metadata: their receiver is dropped.
+                        let outcomes = mpsc::unbounded_channel().0;
+                        let task = tokio::spawn(announce::tracker_task(client, rx, stats_rx.clone(), link.clone(), outcomes));
                         tracker = Some((tx, AbortOnDrop(task)));
                     }
                 }
                 Some(Input::Figures(f)) => connecting = f.connecting,
-                Some(Input::Storage(_)) => {}
+                Some(
+                    Input::Storage(_)
+                    | Input::Trackers(_)
+                    | Input::SetPriorities(_)
+                    | Input::Rechosen(_),
+                ) => {}
             },
             Some(input) = peer_rx.recv() => match input {
                 PeerInput::Messages(key, msgs) => {

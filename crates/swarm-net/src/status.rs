@@ -106,6 +106,36 @@ pub struct TorrentStatus {
     /// daemon serves it on a torrent's own page.
     #[serde(skip)]
     pub piece_map: Option<std::sync::Arc<PieceMap>>,
+    /// The trackers announced to so far (none before the first announce,
+    /// nor for a torrent without trackers), in the order last tried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trackers: Vec<TrackerStatus>,
+}
+
+/// One tracker's last announce, as the tracker task saw it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TrackerStatus {
+    /// The announce URL, as the torrent lists it.
+    pub url: String,
+    /// Its tier in the announce-list (BEP 12), from 0.
+    pub tier: usize,
+    /// Seconds since the Unix epoch of its last announce's answer (or
+    /// failure).
+    pub last_announce_unix: u64,
+    pub last_announce_succeeded: bool,
+    /// `Success`, or why it failed (the tracker's `failure reason`, a
+    /// timeout, a refused connection...).
+    pub last_announce_result: String,
+    /// The last announce got no answer in time.
+    pub last_announce_timed_out: bool,
+    /// Peers in its last answer.
+    pub last_announce_peers: u32,
+    /// Seeders and leechers, as its last answer said (if it said).
+    pub seeders: Option<u32>,
+    pub leechers: Option<u32>,
+    /// Seconds since the Unix epoch when the next regular announce is due
+    /// (none after `stopped`).
+    pub next_announce_unix: Option<u64>,
 }
 
 /// Torrents of more pieces than this get no [`PieceMap`] (it costs 4

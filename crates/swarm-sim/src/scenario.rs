@@ -56,7 +56,8 @@ pub struct Scenario {
     pub arrival: Arrival,
     pub departure: Departure,
     pub seed_departure: SeedDeparture,
-    /// Client-server mode: leechers only ever learn of the seeds.
+    /// Client-server mode: leechers only ever learn of the seeds, and leave
+    /// when done (whatever `departure` says), as web clients do.
     pub client_server: bool,
     /// Hashing (and writing) a piece costs `piece_len / rate`, one piece at
     /// a time per peer; `None`: instant. Reading a block is always instant.

@@ -140,6 +140,8 @@ pub struct Simulation {
     /// When a sample last saw the upload count move.
     progress_at: Instant,
     since_check: u64,
+    /// `pump`'s scratch list of the connection directions it wrote to.
+    touched: Vec<(u32, u8)>,
 }
 
 /// The seed a peer's core draws from: the run's seed and its index, mixed.
@@ -246,6 +248,7 @@ impl Simulation {
             samples: Vec::new(),
             progress_at: Instant::ZERO,
             since_check: 0,
+            touched: Vec::new(),
         }
     }
 
@@ -523,10 +526,8 @@ impl Simulation {
         let (Some(core), Some(ep)) = (sp.core.as_ref(), sp.endpoint.as_mut()) else {
             return;
         };
-        for st in core.peer_stats(self.now) {
-            if st.am_interested || st.peer_interested {
-                ep.handle_progress(self.now, st.peer);
-            }
+        for peer in core.busy_peers() {
+            ep.handle_progress(self.now, peer);
         }
     }
 
@@ -714,7 +715,9 @@ impl Simulation {
                 TorrentEvent::Fatal(e) => panic!("peer {p}: fatal engine error: {e}"),
             }
         }
-        let mut touched: Vec<(u32, u8)> = Vec::new();
+        // The connections written to, in order (a scratch buffer kept
+        // between calls: this runs for nearly every event).
+        let mut touched = std::mem::take(&mut self.touched);
         while let Some((key, msg)) = self.peers[p].core.as_mut().and_then(|c| c.poll_transmit()) {
             let Some(&c) = self.peers[p].keys.get(&key) else {
                 continue;
@@ -738,9 +741,11 @@ impl Simulation {
                 touched.push((c, dir));
             }
         }
-        for (c, dir) in touched {
+        for &(c, dir) in &touched {
             self.flush(c, dir);
         }
+        touched.clear();
+        self.touched = touched;
         if let Some(t) = self.peers[p].core.as_ref().and_then(|c| c.poll_timeout()) {
             let t = t.max(self.now);
             let sp = &mut self.peers[p];
@@ -781,7 +786,8 @@ impl Simulation {
                 d.wire.push_back((at, seq, msg));
                 if d.wire_event_at != Some(at) {
                     d.wire_event_at = Some(at);
-                    self.q.push(at, Ev::Arrive(c, dir));
+                    // Always `now` plus the one delay: in time order.
+                    self.q.push_in_order(at, Ev::Arrive(c, dir));
                 }
             }
         }
@@ -936,7 +942,15 @@ impl Simulation {
         self.last_completion = Some(self.now);
         self.announce(p, Event::Completed);
         let sp = &mut self.peers[p];
-        let at = match self.sc.departure {
+        // A client-server leecher is a web client: done, it closes its
+        // connection (staying, it held one of the server's connection
+        // slots until idle eviction, 20 s, and kept the next client out).
+        let departure = if self.sc.client_server {
+            Departure::OnCompletion
+        } else {
+            self.sc.departure
+        };
+        let at = match departure {
             Departure::OnCompletion => Some(self.now),
             Departure::SeedFor(d) => Some(self.now + d),
             Departure::Stay => None,

@@ -87,6 +87,18 @@ impl TorrentCore {
             .collect()
     }
 
+    /// The peers where either side is interested (`am_interested`, or
+    /// `peer_interested` as [`PeerStats`] counts it), in `PeerKey` order:
+    /// what a driver reports to its endpoint as busy each tick, without
+    /// building every peer's [`PeerStats`] (rates, queue target, choke
+    /// decision) only to read two flags.
+    pub fn busy_peers(&self) -> impl Iterator<Item = PeerKey> + '_ {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.am_interested || p.peer_interested || self.super_seed_wants(p))
+            .map(|(&k, _)| k)
+    }
+
     pub fn peer(&self, now: Instant, key: PeerKey) -> Option<PeerStats> {
         let p = self.peers.get(&key)?;
         Some(PeerStats {

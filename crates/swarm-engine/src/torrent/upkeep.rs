@@ -8,6 +8,7 @@ use swarm_wire::peer::Message;
 
 use super::{HASH_FAILURES_BAN, PeerKey, StorageDone, TorrentCore, TorrentEvent, UnchokeCandidate};
 use crate::time::Instant;
+use crate::unchoke::ChokeDecision;
 use crate::unchoke::RechokeContext;
 
 impl TorrentCore {
@@ -214,7 +215,27 @@ impl TorrentCore {
         };
         let decisions = self.unchoker.rechoke(now, ctx, &candidates, &mut self.rng);
         debug_assert_eq!(decisions.len(), candidates.len(), "one decision per peer");
-        for d in &decisions {
+        // The peers whose state changes, found in one pass: decisions come
+        // in candidate order, which is key order, like `peers` (most
+        // rechokes change one peer or none; a lookup per peer cost more
+        // than the rest). Acting on one peer never changes another's
+        // choke state, so this is the same as testing each in turn.
+        let in_order = decisions.len() == self.peers.len()
+            && decisions
+                .iter()
+                .zip(self.peers.keys())
+                .all(|(d, k)| d.peer == *k);
+        let changed: Vec<&ChokeDecision> = if in_order {
+            decisions
+                .iter()
+                .zip(self.peers.values())
+                .filter(|(d, p)| d.state.is_unchoked() == p.am_choking)
+                .map(|(d, _)| d)
+                .collect()
+        } else {
+            decisions.iter().collect()
+        };
+        for d in changed {
             let want = d.state.is_unchoked();
             if let Some(p) = self.peers.get_mut(&d.peer) {
                 if want && p.am_choking {
@@ -229,7 +250,9 @@ impl TorrentCore {
         }
         self.choke_decisions = decisions;
         // In candidate order, which is key order: then this only checks.
-        self.choke_decisions.sort_by_key(|d| d.peer);
+        if !self.choke_decisions.is_sorted_by_key(|d| d.peer) {
+            self.choke_decisions.sort_by_key(|d| d.peer);
+        }
         self.last_rechoke = Some(now);
     }
 

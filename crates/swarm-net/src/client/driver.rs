@@ -67,13 +67,13 @@ pub(crate) enum DriverCmd {
     Ban {
         ip: IpAddr,
     },
-    /// A session goes to sleep (see [`Dormant`]); `inputs`: its input
-    /// channel, with what came since it decided to.
+    /// A session goes to sleep (see [`Dormant`]), with its input channel
+    /// (and what came since it decided to).
     Sleep {
         dormant: Box<Dormant>,
-        inputs: mpsc::UnboundedReceiver<Input>,
     },
-    /// Wake this torrent's session if it sleeps (it was asked to stop).
+    /// Wake this torrent's session if it sleeps (it was asked to stop, or
+    /// an input waits in its channel).
     Wake {
         info_hash: InfoHash,
     },
@@ -134,8 +134,16 @@ impl DriverLink {
         });
     }
 
-    pub(crate) fn sleep(&self, dormant: Box<Dormant>, inputs: mpsc::UnboundedReceiver<Input>) {
-        let _ = self.tx.send(DriverCmd::Sleep { dormant, inputs });
+    pub(crate) fn sleep(&self, dormant: Box<Dormant>) {
+        let _ = self.tx.send(DriverCmd::Sleep { dormant });
+    }
+
+    /// Wakes the session if it sleeps: an input was sent to its channel
+    /// from outside the driver.
+    pub(crate) fn wake(&self) {
+        let _ = self.tx.send(DriverCmd::Wake {
+            info_hash: self.info_hash,
+        });
     }
 
     pub(crate) fn peers(&self, source: PeerSource, addrs: Vec<SocketAddr>) {
@@ -152,7 +160,7 @@ pub(crate) enum Slot {
     /// Its task runs: inputs go down this channel.
     Awake(mpsc::UnboundedSender<Input>),
     /// It sleeps: plain data, woken (its task spawned again) by the first
-    /// input for it.
+    /// input the driver has for it, or a `Wake`.
     Asleep(Box<Dormant>),
 }
 
@@ -237,10 +245,10 @@ impl Driver {
     /// The input channel of `torrent`'s session, woken first if it sleeps.
     fn session(&mut self, torrent: &InfoHash) -> Option<&mpsc::UnboundedSender<Input>> {
         let slot = self.sessions.get_mut(torrent)?;
-        if matches!(slot, Slot::Asleep(_)) {
-            let (tx, rx) = mpsc::unbounded_channel();
-            if let Slot::Asleep(d) = std::mem::replace(slot, Slot::Awake(tx.clone())) {
-                session::wake(d, (tx, rx));
+        if let Slot::Asleep(d) = slot {
+            let tx = d.input().clone();
+            if let Slot::Asleep(d) = std::mem::replace(slot, Slot::Awake(tx)) {
+                session::wake(d);
             }
         }
         match slot {
@@ -297,7 +305,7 @@ impl Driver {
                 self.attached.remove(&conn);
                 self.endpoint.handle_closed(now, conn);
             }
-            DriverCmd::Sleep { dormant, inputs } => {
+            DriverCmd::Sleep { dormant } => {
                 let info_hash = dormant.info_hash();
                 let Some(slot) = self.sessions.get_mut(&info_hash) else {
                     // Cannot be: only the session itself leaves.
@@ -306,13 +314,12 @@ impl Driver {
                 };
                 // Counted asleep even if it wakes at once (the wake counts).
                 dormant.asleep();
-                match slot {
-                    // An input came after it decided to sleep, or it was
-                    // stopped meanwhile: it goes on, on the same channel.
-                    Slot::Awake(tx) if !inputs.is_empty() || dormant.stopping() => {
-                        session::wake(dormant, (tx.clone(), inputs));
-                    }
-                    _ => *slot = Slot::Asleep(dormant),
+                // An input came after it decided to sleep, or it was
+                // stopped meanwhile: it goes on.
+                if dormant.must_wake() {
+                    session::wake(dormant);
+                } else {
+                    *slot = Slot::Asleep(dormant);
                 }
             }
             DriverCmd::Wake { info_hash } => {

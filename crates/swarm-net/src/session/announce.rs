@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use swarm_engine::PeerSource;
 
+use super::Input;
 use crate::client::DriverLink;
 use crate::tracker::{AnnounceStats, TrackerClient};
 
@@ -25,12 +26,14 @@ pub(crate) enum TrackerCommand {
 }
 
 /// Announces `started`, then regularly, `completed` when told, and `stopped`
-/// when stopped; hands every peer list to the endpoint driver.
+/// when stopped; hands every peer list to the endpoint driver and each
+/// announce's outcome (per tracker) to the session, for its status.
 pub(crate) async fn tracker_task(
     mut client: TrackerClient,
     mut commands: mpsc::UnboundedReceiver<TrackerCommand>,
     stats: watch::Receiver<AnnounceStats>,
     out: DriverLink,
+    session: mpsc::UnboundedSender<Input>,
 ) {
     let mut event = Event::Started;
     let mut announced = false;
@@ -72,6 +75,8 @@ pub(crate) async fn tracker_task(
                 }
             }
         };
+        let _ = session.send(Input::Trackers(client.statuses()));
+        out.wake(); // if it sleeps
         match result {
             Ok(r) => {
                 announced = true;

@@ -35,10 +35,10 @@ use crate::client::{DhtSource, DriverLink};
 use crate::conn::{self, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
 
 pub(crate) mod announce;
-use crate::TorrentSpec;
+use crate::{NetError, TorrentSpec};
 use crate::ratelimit::RateLimiter;
 use crate::resume::{ResumeSaver, ResumeStore};
-use crate::status::{NeighbourStatus, TorrentState, TorrentStatus};
+use crate::status::{NeighbourStatus, TorrentState, TorrentStatus, TrackerStatus};
 use crate::storage::Storage;
 use crate::tracker::{AnnounceStats, TrackerClient, TrackerConfig};
 use announce::{TrackerCommand, TrackerTask, tracker_task};
@@ -158,15 +158,19 @@ struct Totals {
     hash_failures: u32,
 }
 
-/// A torrent's session while it sleeps: plain data, no task, no channel,
-/// held by the endpoint driver (`ClientConfig::sleep_when_idle`). A session
-/// goes to sleep when it has nothing to do (no connection, no storage job,
-/// no piece in progress, its resume record saved, its rates at zero) and
-/// wakes, a new core built from its pieces, when the driver has an input
-/// for it (a peer's connection, an announce) or it is stopped. Its tracker
-/// task (if it has trackers) runs on meanwhile and hands its peers to the
-/// endpoint, which dials them: a connection wakes the session.
+/// A torrent's session while it sleeps: plain data, no task, held by the
+/// endpoint driver (`ClientConfig::sleep_when_idle`). A session goes to
+/// sleep when it has nothing to do (no connection, no storage job, no
+/// piece in progress, its resume record saved, its rates at zero, no input
+/// waiting) and wakes, a new core built from its pieces, when the driver
+/// has an input for it (a peer's connection, an announce) or is told to
+/// wake it (`DriverCmd::Wake`: after a stop, or an input sent by the handle
+/// or the tracker task, which wait in its channel). Its tracker task (if it
+/// has trackers) runs on meanwhile and hands its peers to the endpoint,
+/// which dials them: a connection wakes the session.
 pub(crate) struct Dormant {
+    /// Its input channel (the torrent's, for its whole life).
+    inputs: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
     spec: Arc<TorrentSpec>,
     storage: Arc<Storage>,
     have: Bitfield,
@@ -179,12 +183,18 @@ pub(crate) struct Dormant {
     added: Instant,
     resume: Option<ResumeSaver>,
     tracker: Option<TrackerTask>,
+    trackers: Vec<TrackerStatus>,
     dht_source: Option<DhtSource>,
     started_complete: bool,
     figures: Figures,
 }
 
 impl Dormant {
+    /// Whether it must wake at once: stopped, or an input waits.
+    pub(crate) fn must_wake(&self) -> bool {
+        *self.stop.borrow() || !self.inputs.1.is_empty()
+    }
+
     pub(crate) fn info_hash(&self) -> swarm_engine::InfoHash {
         self.link.info_hash
     }
@@ -197,9 +207,9 @@ impl Dormant {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether it was asked to stop (then it must wake to end).
-    pub(crate) fn stopping(&self) -> bool {
-        *self.stop.borrow()
+    /// Where its inputs go (they wait there while it sleeps).
+    pub(crate) fn input(&self) -> &mpsc::UnboundedSender<Input> {
+        &self.inputs.0
     }
 
     /// The endpoint's figures changed while it sleeps: shown at once,
@@ -237,6 +247,7 @@ pub(crate) fn spawn(
 ) {
     let resume = config.resume.clone().map(ResumeSaver::new);
     let dormant = Dormant {
+        inputs,
         spec,
         storage,
         have,
@@ -249,11 +260,12 @@ pub(crate) fn spawn(
         added,
         resume,
         tracker: None,
+        trackers: Vec::new(),
         dht_source,
         started_complete: false,
         figures: Figures::default(),
     };
-    let mut session = build(Box::new(dormant), inputs);
+    let mut session = build(Box::new(dormant));
     // Everything wanted is there: `Completed` will never come from the core.
     session.started_complete = session.core.is_complete();
     // The first status anyone reads is the real one (the pieces found on
@@ -269,25 +281,20 @@ pub(crate) fn spawn(
 }
 
 /// Wakes a sleeping session: its task again, with a new core.
-pub(crate) fn wake(
-    dormant: Box<Dormant>,
-    inputs: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
-) {
+pub(crate) fn wake(dormant: Box<Dormant>) {
     tracing::debug!(torrent = %dormant.spec.name, "session woken");
     dormant
         .config
         .counters
         .session_wakes
         .fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(build(dormant, inputs).run());
+    tokio::spawn(build(dormant).run());
 }
 
 /// A session from its plain data.
-fn build(
-    d: Box<Dormant>,
-    (input_tx, input_rx): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
-) -> Session {
+fn build(d: Box<Dormant>) -> Session {
     let Dormant {
+        inputs: (input_tx, input_rx),
         spec,
         storage,
         have,
@@ -300,6 +307,7 @@ fn build(
         added,
         resume,
         tracker,
+        trackers,
         dht_source,
         started_complete,
         figures,
@@ -365,12 +373,15 @@ fn build(
         status_tx,
         stats_tx,
         tracker,
+        trackers,
         dht_source,
         started_complete,
         fatal: None,
         storage_queue: std::collections::VecDeque::new(),
         storage_running: 0,
         verify_backlog: 0,
+        rechoose: false,
+        reopening: false,
     }
 }
 
@@ -420,6 +431,12 @@ pub(crate) enum Input {
     AnnounceStarted,
     Figures(Figures),
     Storage(Vec<StorageDone>),
+    /// The tracker task announced: each tracker's last outcome.
+    Trackers(Vec<TrackerStatus>),
+    /// A new priority for each file ([`crate::TorrentHandle::set_file_priorities`]).
+    SetPriorities(Vec<swarm_engine::Priority>),
+    /// Storage opened again for the new file choice (or why it could not be).
+    Rechosen(Box<Result<Storage, NetError>>),
 }
 
 struct Session {
@@ -455,6 +472,8 @@ struct Session {
     status_tx: watch::Sender<TorrentStatus>,
     stats_tx: watch::Sender<AnnounceStats>,
     tracker: Option<TrackerTask>,
+    /// Each tracker's last announce, as the tracker task last reported.
+    trackers: Vec<TrackerStatus>,
     /// The DHT's lookups for this torrent (ended with it).
     dht_source: Option<DhtSource>,
     started_complete: bool,
@@ -464,6 +483,11 @@ struct Session {
     storage_running: usize,
     /// Bytes of pieces handed to storage and not yet answered.
     verify_backlog: usize,
+    /// The file choice changed: storage is to be opened again for it once
+    /// its running jobs are done (no job starts meanwhile).
+    rechoose: bool,
+    /// Storage is being opened again (the only storage job running).
+    reopening: bool,
 }
 
 /// Work for the blocking pool.
@@ -568,13 +592,15 @@ impl Session {
     fn may_sleep(&self) -> bool {
         self.config.sleep_when_idle
             && self.conns.is_empty()
+            && !self.rechoose
+            && !self.reopening
             && self.fatal.is_none()
             && self.core.pieces_downloading().is_empty()
     }
 
     /// Hands the session to the driver as plain data; the driver wakes it
-    /// at once if an input came meanwhile (it is in `input_rx`) or it was
-    /// stopped.
+    /// at once if an input came meanwhile (it waits in the channel) or it
+    /// was stopped.
     fn sleep(self) {
         let s = self.core.stats(self.now());
         let totals = Totals {
@@ -585,6 +611,7 @@ impl Session {
         };
         let link = self.link.clone();
         let dormant = Box::new(Dormant {
+            inputs: (self.input_tx, self.input_rx),
             have: self.core.have().clone(),
             spec: self.spec,
             storage: self.storage,
@@ -597,11 +624,12 @@ impl Session {
             added: self.added,
             resume: self.resume,
             tracker: self.tracker,
+            trackers: self.trackers,
             dht_source: self.dht_source,
             started_complete: self.started_complete,
             figures: self.figures,
         });
-        link.sleep(dormant, self.input_rx);
+        link.sleep(dormant);
     }
 
     async fn shutdown(mut self) {
@@ -661,7 +689,7 @@ impl Session {
                 return;
             }
             match tokio::time::timeout_at(deadline, self.input_rx.recv()).await {
-                Ok(Some(input @ Input::Storage(_))) => {
+                Ok(Some(input @ (Input::Storage(_) | Input::Rechosen(_)))) => {
                     self.on_input(input);
                     self.drain();
                 }
@@ -751,6 +779,7 @@ impl Session {
                     availability: self.core.availability().to_vec(),
                 })
             }),
+            trackers: self.trackers.clone(),
         }
     }
 
@@ -887,6 +916,27 @@ impl Session {
             }
             Input::AnnounceStarted => self.start_tracker(),
             Input::Figures(f) => self.figures = f,
+            Input::Trackers(t) => self.trackers = t,
+            Input::SetPriorities(p) => self.set_priorities(p),
+            Input::Rechosen(result) => {
+                self.storage_running -= 1;
+                self.reopening = false;
+                match *result {
+                    Ok(storage) => {
+                        tracing::info!(torrent = %self.spec.name, "storage follows the new file choice");
+                        self.storage = Arc::new(storage);
+                        // Record the files as they are now (one may be new).
+                        if let Some(r) = &mut self.resume {
+                            r.resave_soon();
+                        }
+                    }
+                    Err(e) => {
+                        let error = format!("applying the new file choice: {e}");
+                        tracing::error!(%error, "torrent stopped");
+                        self.fatal.get_or_insert(error);
+                    }
+                }
+            }
             Input::Storage(results) => {
                 self.storage_running -= 1;
                 for done in results {
@@ -939,6 +989,7 @@ impl Session {
             rx,
             self.stats_tx.subscribe(),
             self.link.clone(),
+            self.input_tx.clone(),
         ));
         self.tracker = Some(TrackerTask { tx, task });
     }
@@ -1110,8 +1161,83 @@ impl Session {
         }
     }
 
-    /// Hands queued storage jobs to the blocking pool, up to [`STORAGE_JOBS_MAX`].
+    /// A new file choice: the picker takes the new piece priorities at
+    /// once (and the status the new wanted size); storage is opened again
+    /// for it once no storage job runs (see [`Session::start_storage_jobs`]).
+    fn set_priorities(&mut self, files: Vec<swarm_engine::Priority>) {
+        if files == self.config.file_priorities {
+            return;
+        }
+        let now = self.now();
+        self.core
+            .set_priorities(now, &self.spec.piece_priorities(&files));
+        self.wanted = self.spec.wanted_pieces(&files);
+        self.wanted_length = self
+            .wanted
+            .as_ref()
+            .map_or(self.pads.real_total(), |w| self.pads.real_bytes_present(w));
+        tracing::info!(
+            torrent = %self.spec.name,
+            skipped = files.iter().filter(|&&p| p == swarm_engine::Priority::Skip).count(),
+            "new file choice: applied without a restart"
+        );
+        self.config.file_priorities = files;
+        self.rechoose = true;
+        self.publish();
+    }
+
+    /// Which files storage keeps out of the download now: the skipped ones,
+    /// except those with a skipped piece still being downloaded (blocks
+    /// requested before the change may complete it, and it must be
+    /// writable): they stay on disk as they are.
+    fn files_to_keep_out(&self) -> Vec<bool> {
+        let pl = u64::from(self.lengths.piece_length());
+        let skipped_piece = self.spec.piece_priorities(&self.config.file_priorities);
+        let downloading: Vec<u32> = self
+            .core
+            .pieces_downloading()
+            .into_iter()
+            .filter(|&p| skipped_piece.get(p as usize) == Some(&swarm_engine::Priority::Skip))
+            .collect();
+        let mut start = 0u64;
+        self.spec
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let (first, end) = (start / pl, start + f.length);
+                start = end;
+                self.config.file_priorities.get(i) == Some(&swarm_engine::Priority::Skip)
+                    && !(f.length > 0
+                        && downloading
+                            .iter()
+                            .any(|&p| u64::from(p) >= first && u64::from(p) <= (end - 1) / pl))
+            })
+            .collect()
+    }
+
+    /// Hands queued storage jobs to the blocking pool, up to
+    /// [`STORAGE_JOBS_MAX`]; after a new file choice, first opens storage
+    /// again for it (once no job runs; none starts meanwhile).
     fn start_storage_jobs(&mut self) {
+        if self.reopening {
+            return;
+        }
+        if self.rechoose {
+            if self.storage_running > 0 {
+                return;
+            }
+            self.rechoose = false;
+            self.reopening = true;
+            self.storage_running += 1;
+            let (storage, tx) = (self.storage.clone(), self.input_tx.clone());
+            let (spec, skipped) = (self.spec.clone(), self.files_to_keep_out());
+            tokio::task::spawn_blocking(move || {
+                let reopened = storage.rechoose(&spec, skipped);
+                let _ = tx.send(Input::Rechosen(Box::new(reopened)));
+            });
+            return;
+        }
         while self.storage_running < STORAGE_JOBS_MAX {
             let Some(job) = self.storage_queue.pop_front() else {
                 break;

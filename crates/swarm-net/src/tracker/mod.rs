@@ -25,6 +25,8 @@ use swarm_wire::tracker::{
 use swarm_wire::{InfoHash, PeerId};
 use tokio::time::Instant;
 
+use crate::status::TrackerStatus;
+
 mod http;
 mod udp;
 
@@ -135,14 +137,18 @@ enum Transport {
 
 struct Tracker {
     url: String,
+    /// Its tier in the announce-list as given (tiers keep their order).
+    tier: usize,
     transport: Transport,
     /// `tracker id` from this tracker's last response, sent back as `trackerid`.
     tracker_id: Option<Vec<u8>>,
+    /// Its last announce (none before the first): what the user sees.
+    last: Option<TrackerStatus>,
 }
 
 impl Tracker {
     /// `None` for URLs we cannot announce to (wss, unknown schemes, bad URLs).
-    fn parse(url: &str) -> Option<Tracker> {
+    fn parse(url: &str, tier: usize) -> Option<Tracker> {
         let parsed = url::Url::parse(url).ok()?;
         let transport = match parsed.scheme() {
             "http" | "https" => Transport::Http,
@@ -156,8 +162,10 @@ impl Tracker {
         };
         Some(Tracker {
             url: url.to_owned(),
+            tier,
             transport,
             tracker_id: None,
+            last: None,
         })
     }
 }
@@ -199,11 +207,12 @@ impl TrackerClient {
         let mut kept = 0usize;
         let tiers: Vec<Vec<Tracker>> = tiers
             .iter()
-            .map(|tier| {
+            .enumerate()
+            .map(|(tier_index, tier)| {
                 let mut trackers: Vec<Tracker> = tier
                     .iter()
                     .filter_map(|url| {
-                        let t = Tracker::parse(url);
+                        let t = Tracker::parse(url, tier_index);
                         if t.is_none() {
                             tracing::info!(%url, "tracker URL not usable; skipped");
                         }
@@ -236,6 +245,21 @@ impl TrackerClient {
             failures_in_a_row: 0,
             stopped: false,
         }
+    }
+
+    /// Each tracker's last announce (those never announced to left out),
+    /// in the order they will be tried next.
+    pub fn statuses(&self) -> Vec<TrackerStatus> {
+        let next = self.next_announce_in().map(|d| now_unix() + d.as_secs());
+        self.tiers
+            .iter()
+            .flatten()
+            .filter_map(|t| {
+                let mut s = t.last.clone()?;
+                s.next_announce_unix = next;
+                Some(s)
+            })
+            .collect()
     }
 
     /// The tiers' URLs in the order they will be tried next.
@@ -326,6 +350,7 @@ impl TrackerClient {
                         .await
                     }
                 };
+                tracker.last = Some(outcome(&tracker.url, tracker.tier, &result));
                 match result {
                     Ok(response) => {
                         if let Some(id) = &response.tracker_id {
@@ -434,4 +459,38 @@ impl TrackerClient {
         self.failures_in_a_row = 0;
         self.stopped = event == Event::Stopped;
     }
+}
+
+/// Seconds since the Unix epoch (what the user's tracker times are in).
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What the user sees of one tracker's announce `result`.
+fn outcome(
+    url: &str,
+    tier: usize,
+    result: &Result<AnnounceResponse, TrackerError>,
+) -> TrackerStatus {
+    let mut s = TrackerStatus {
+        url: url.to_owned(),
+        tier,
+        last_announce_unix: now_unix(),
+        ..TrackerStatus::default()
+    };
+    match result {
+        Ok(r) => {
+            s.last_announce_succeeded = true;
+            s.last_announce_result = "Success".to_owned();
+            s.last_announce_peers = r.peers.len() as u32;
+            (s.seeders, s.leechers) = (r.complete, r.incomplete);
+        }
+        Err(e) => {
+            s.last_announce_result = e.to_string();
+            s.last_announce_timed_out = matches!(e, TrackerError::Timeout);
+        }
+    }
+    s
 }
