@@ -35,12 +35,12 @@ use crate::client::{DhtSource, DriverLink};
 use crate::conn::{self, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
 
 pub(crate) mod announce;
-use crate::{NetError, TorrentSpec};
 use crate::ratelimit::RateLimiter;
 use crate::resume::{ResumeSaver, ResumeStore};
 use crate::status::{NeighbourStatus, TorrentState, TorrentStatus, TrackerStatus};
 use crate::storage::Storage;
 use crate::tracker::{AnnounceStats, TrackerClient, TrackerConfig};
+use crate::{NetError, TorrentSpec};
 use announce::{TrackerCommand, TrackerTask, tracker_task};
 
 /// Batches of messages the readers may queue ahead of the session (all the
