@@ -44,7 +44,7 @@ pub(crate) struct Peer {
     pub interesting: u32,
 
     // Our requests to it.
-    pub in_flight: BTreeSet<BlockInfo>,
+    pub in_flight: BlockSet,
     cancelled_order: VecDeque<BlockInfo>,
     cancelled: BTreeSet<BlockInfo>,
     /// Its BEP 10 `reqq`, if it sent one.
@@ -72,7 +72,7 @@ pub(crate) struct Peer {
     // Its requests to us.
     pub requests: VecDeque<BlockInfo>,
     /// Requests being read whose data we will send (a cancel removes one).
-    pub reading: BTreeSet<BlockInfo>,
+    pub reading: BlockSet,
     /// `ReadBlock` events not answered yet, cancelled ones included: what
     /// the driver holds in memory for this peer.
     pub reads_outstanding: usize,
@@ -99,7 +99,7 @@ impl Peer {
             peer_unchoked_at: now,
             am_interested_at: now,
             interesting: 0,
-            in_flight: BTreeSet::new(),
+            in_flight: BlockSet::default(),
             cancelled_order: VecDeque::new(),
             cancelled: BTreeSet::new(),
             reqq: None,
@@ -113,7 +113,7 @@ impl Peer {
             offered: Vec::new(),
             turn_pieces: 0,
             requests: VecDeque::new(),
-            reading: BTreeSet::new(),
+            reading: BlockSet::default(),
             reads_outstanding: 0,
             send_buffer_full: false,
             download: RateEstimator::new(),
@@ -192,6 +192,68 @@ impl Peer {
         if self.am_choking {
             assert!(self.requests.is_empty() && self.reading.is_empty());
         }
+    }
+}
+
+/// A set of blocks in order (piece, offset): a sorted `Vec`. Our requests
+/// in flight to a peer and its requests being read are a few dozen blocks,
+/// inserted and removed for every block: a `BTreeSet` allocated and freed
+/// nodes for them (~5% of the simulator's instructions); a search and a
+/// short move in one buffer is cheaper. Iterates in the same order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BlockSet(Vec<BlockInfo>);
+
+impl BlockSet {
+    /// Adds `b`; false if it was there.
+    pub fn insert(&mut self, b: BlockInfo) -> bool {
+        match self.0.binary_search(&b) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, b);
+                true
+            }
+        }
+    }
+
+    /// Removes `b`; false if it was not there.
+    pub fn remove(&mut self, b: &BlockInfo) -> bool {
+        match self.0.binary_search(b) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn contains(&self, b: &BlockInfo) -> bool {
+        self.0.binary_search(b).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl IntoIterator for BlockSet {
+    type Item = BlockInfo;
+    type IntoIter = std::vec::IntoIter<BlockInfo>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a BlockSet {
+    type Item = &'a BlockInfo;
+    type IntoIter = std::slice::Iter<'a, BlockInfo>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
     }
 }
 
@@ -309,5 +371,30 @@ mod tests {
             .collect();
         assert_eq!(pairs, vec![(1, 1, false), (3, 33, false), (9, 9, true)]);
         assert_eq!(m.values().count(), 3);
+    }
+
+    #[test]
+    fn block_set_is_a_sorted_set() {
+        let lengths = swarm_wire::Lengths::new(4 * 32768, 32768).expect("lengths");
+        let block = |piece: u32, k: u32| {
+            let vp = lengths.validate_piece_index(piece).expect("piece");
+            lengths.block(vp, k).expect("block")
+        };
+        let mut s = BlockSet::default();
+        assert!(s.is_empty());
+        for (p, k) in [(2, 1), (0, 1), (2, 0), (1, 0)] {
+            assert!(s.insert(block(p, k)));
+        }
+        assert!(!s.insert(block(0, 1)));
+        assert_eq!(s.len(), 4);
+        assert!(s.contains(&block(2, 0)) && !s.contains(&block(3, 0)));
+        assert!(s.remove(&block(2, 0)) && !s.remove(&block(2, 0)));
+        let order: Vec<(u32, u32)> = (&s)
+            .into_iter()
+            .map(|b| (b.piece.get(), b.offset))
+            .collect();
+        assert_eq!(order, vec![(0, 16384), (1, 0), (2, 16384)]);
+        let owned: Vec<BlockInfo> = s.clone().into_iter().collect();
+        assert_eq!(owned, (&s).into_iter().copied().collect::<Vec<_>>());
     }
 }
