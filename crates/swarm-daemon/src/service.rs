@@ -893,11 +893,11 @@ impl Daemon {
     }
 
     /// Chooses files: skips them, wants them again, sets their priority
-    /// (kept in the record). A running torrent whose choice changed restarts
-    /// to apply it (its data is not checked again: the resume record
-    /// vouches for it; a file wanted again is created and takes its bytes
-    /// back from the parts file). A magnet link without its metadata yet
-    /// has no files: an error.
+    /// (kept in the record). A running torrent applies a new choice without
+    /// a restart (its peers and counters stay; a file wanted again is
+    /// created and takes its bytes back from the parts file: see
+    /// `TorrentHandle::set_file_priorities`). A magnet link without its
+    /// metadata yet has no files: an error.
     pub async fn set_files(&self, ids: &Ids, ch: &FileChanges) -> Result<usize, DaemonError> {
         if ch.is_empty() {
             return Ok(0);
@@ -914,8 +914,9 @@ impl Daemon {
             apply_file_changes(&mut e.record, count, ch)?;
             if e.record != before {
                 tracing::info!(id = e.record.id, skipped = ?e.record.files_unwanted, high = ?e.record.files_high, low = ?e.record.files_low, "files chosen");
-                if let Some(h) = &e.handle {
-                    h.stop();
+                match &e.handle {
+                    Some(h) => h.set_file_priorities(file_priorities(spec, &e.record)),
+                    None => e.last = idle_status(spec, &self.state, &e.record),
                 }
             }
             Ok(())

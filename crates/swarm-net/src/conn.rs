@@ -287,7 +287,8 @@ pub async fn read_loop(
 /// buffer pinned all of it (256 KiB) until the block was on disk; the reader
 /// then needed a new buffer every read, and glibc's arenas kept the freed
 /// ones: peak RSS 26-28 MiB for one peer, where the blocks themselves are
-/// about 10. The copy costs one memcpy of the payload in the reader's task.
+/// about 10. The copy costs one memcpy of the payload in the reader's task,
+/// into a recycled buffer ([`crate::blocks`]).
 fn own_block(msg: Message) -> Message {
     match msg {
         Message::Piece {
@@ -297,7 +298,7 @@ fn own_block(msg: Message) -> Message {
         } => Message::Piece {
             piece,
             offset,
-            data: bytes::Bytes::copy_from_slice(&data),
+            data: crate::blocks::copy_of(&data),
         },
         other => other,
     }

@@ -23,6 +23,7 @@
 //! - [`magnet`]: fetching a magnet link's metadata from peers (BEP 9).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod blocks;
 pub mod client;
 pub mod conn;
 pub mod dht;

@@ -180,7 +180,12 @@ pub(crate) async fn fetch(
                     }
                 }
                 Some(Input::Figures(f)) => connecting = f.connecting,
-                Some(Input::Storage(_) | Input::Trackers(_)) => {}
+                Some(
+                    Input::Storage(_)
+                    | Input::Trackers(_)
+                    | Input::SetPriorities(_)
+                    | Input::Rechosen(_),
+                ) => {}
             },
             Some(input) = peer_rx.recv() => match input {
                 PeerInput::Messages(key, msgs) => {

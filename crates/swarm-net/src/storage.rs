@@ -35,7 +35,8 @@
 //! touches two real files or more (at most two a file), piece `slots[k]`
 //! at offset `k × piece length`, a sparse file, no header; so it needs no
 //! index of its own to survive a crash. A file un-skipped later is created
-//! at the next open and its bytes moved out of the parts file into it
+//! at the next open (or [`Storage::rechoose`], for a running download) and
+//! its bytes moved out of the parts file into it
 //! (synced before the parts file is deleted, once no file is in it). A
 //! skipped file already on disk keeps its bytes there. Costs 4 bytes a
 //! shared piece and one handle.
@@ -260,6 +261,10 @@ pub struct Storage {
     pool: FilePool,
     /// Where skipped files' shared bytes live (none: nothing skipped).
     parts: Option<PartsFile>,
+    /// The folder the files lie in, and where the parts file goes (set
+    /// when opened with a [`Skipping`]): what [`Storage::rechoose`] needs.
+    root: PathBuf,
+    parts_path: Option<PathBuf>,
     /// Write-backs started ([`Storage::writebacks_started`]).
     writebacks: AtomicU64,
 }
@@ -338,6 +343,7 @@ impl Storage {
             spec.piece_hashes.clone(),
             mode,
         )?;
+        storage.parts_path = skipping.map(|sk| sk.parts.clone());
         if mode == OpenMode::Create
             && let Some(sk) = skipping
         {
@@ -420,8 +426,38 @@ impl Storage {
                 state: Mutex::new(PoolState::default()),
             },
             parts: None,
+            root: root.to_path_buf(),
+            parts_path: None,
             writebacks: AtomicU64::new(0),
         })
+    }
+
+    /// The same files opened again for a new choice of skipped files
+    /// (`skipped`, by file index, pads included), for a running download:
+    /// the caller runs no other job on this storage meanwhile and uses the
+    /// returned one from then on. What this one wrote is synced first (the
+    /// new one starts with nothing dirty). Then as at a start: a newly
+    /// skipped file that holds no data is deleted and its shared bytes go
+    /// to the parts file; one that holds data keeps it on disk; a file
+    /// wanted again is created and takes its bytes back from the parts
+    /// file, which is deleted once no file is in it. Only for storage
+    /// opened with a [`Skipping`] in `Create` mode.
+    pub fn rechoose(&self, spec: &TorrentSpec, skipped: Vec<bool>) -> Result<Storage, NetError> {
+        let parts = match (&self.parts_path, self.pool.mode) {
+            (Some(p), OpenMode::Create) => p.clone(),
+            _ => {
+                return Err(NetError::Fatal(
+                    "files can be chosen only for a download opened with a parts file".into(),
+                ));
+            }
+        };
+        self.sync_data()?;
+        Storage::open_skipping(
+            &self.root,
+            spec,
+            OpenMode::Create,
+            Some(&Skipping { skipped, parts }),
+        )
     }
 
     /// Marks the skipped files not on disk as kept in the parts file, and
@@ -712,9 +748,10 @@ impl Storage {
     /// The engine's `ReadBlock` job.
     pub fn read_block(&self, block: BlockInfo) -> Result<Bytes, NetError> {
         let start = self.lengths.piece_offset(block.piece) + u64::from(block.offset);
-        let mut buf = vec![0u8; block.length as usize];
+        // A recycled buffer: no page faults or zeroing a block.
+        let mut buf = crate::blocks::buffer(block.length as usize);
         self.read_range(start, &mut buf)?;
-        Ok(Bytes::from(buf))
+        Ok(crate::blocks::freeze(buf))
     }
 
     /// Reads `buf.len()` bytes at torrent offset `start` (pads read as
@@ -1898,6 +1935,46 @@ mod tests {
         assert_eq!(have, vec![0, 1]);
         write_pieces(&s, &spec, &d, &[2, 3]);
         assert!(s.check(false, &|_| {}).is_all_set());
+    }
+
+    #[test]
+    fn rechoosing_files_of_an_open_storage_moves_bytes_without_losing_a_verified_piece() {
+        // As above: piece 0 is f0|f1|f2, piece 1 f2|f3, pieces 2, 3 f3 alone.
+        let d = data(64);
+        let spec = spec(&[10, 4, 10, 40], 16, &d);
+        let dir = tempdir();
+        let file = |i: usize| dir.path().join(&spec.files[i].path);
+        let parts = dir.path().join("state/t.parts");
+        let sk = skipping(dir.path(), &[], 4);
+        // Everything wanted at first: every file created (sparse).
+        let s = Storage::open_skipping(dir.path(), &spec, OpenMode::Create, Some(&sk)).unwrap();
+        assert!(file(1).exists() && file(3).exists());
+        write_pieces(&s, &spec, &d, &[0]);
+        // f1 (written) and f3 (holds no data yet) skipped while running.
+        let s = s.rechoose(&spec, sk_vec(&[1, 3], 4)).unwrap();
+        assert!(file(1).exists(), "a skipped file with data keeps it");
+        assert!(!file(3).exists(), "a skipped file without data goes");
+        assert!(s.is_in_parts(3) && !s.is_in_parts(1));
+        // Piece 1's share of f3 goes to the parts file.
+        write_pieces(&s, &spec, &d, &[1]);
+        assert!(parts.exists() && !file(3).exists());
+        let have: Vec<u32> = s.check(false, &|_| {}).iter_ones().collect();
+        assert_eq!(have, vec![0, 1]);
+        // f3 wanted again: created with its bytes of piece 1; no parts file.
+        let s = s.rechoose(&spec, sk_vec(&[], 4)).unwrap();
+        assert_eq!(&std::fs::read(file(3)).unwrap()[..8], &d[24..32]);
+        assert!(!parts.exists(), "no file left in the parts file");
+        let have: Vec<u32> = s.check(true, &|_| {}).iter_ones().collect();
+        assert_eq!(have, vec![0, 1], "no verified piece lost");
+        write_pieces(&s, &spec, &d, &[2, 3]);
+        assert!(s.check(false, &|_| {}).is_all_set());
+        // A storage opened without a parts file cannot choose files.
+        let plain = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
+        assert!(plain.rechoose(&spec, sk_vec(&[1], 4)).is_err());
+    }
+
+    fn sk_vec(skipped: &[usize], n: usize) -> Vec<bool> {
+        (0..n).map(|i| skipped.contains(&i)).collect()
     }
 
     #[test]

@@ -538,6 +538,13 @@ fn transmission_remote_skips_a_file_that_is_then_not_on_disk_and_gets_it_later()
         wait_row(&d, (i + 1) as u32, "back at 100%", |r| r.contains("100%"));
     }
     assert!(!parts.exists(), "no skipped file left: no parts file");
+    // -G and -g applied to the running torrents: neither restarted.
+    assert_eq!(
+        d.proc.stderr().matches("session started").count(),
+        2,
+        "{}",
+        d.proc.log_tail()
+    );
 }
 
 /// `torrent-get` fields of torrent 1 (one RPC call).
@@ -769,4 +776,129 @@ fn tracker_stats_say_what_opentracker_answered_and_why_an_unreachable_tracker_fa
     assert!(shown.contains("Got a list of"), "{shown}");
     let shown = d.remote(&["-t", "2", "-it"]).text();
     assert!(shown.contains("Got an error"), "{shown}");
+}
+
+/// A bigger `SKIP_TREE`: long enough at the test's rate limit to change
+/// the choice mid-download.
+const RECHOOSE_TREE: &[(&str, u64)] = &[("a.bin", 400_000), ("b.bin", 500_000), ("c.bin", 300_001)];
+
+#[test]
+fn changing_the_file_choice_mid_download_does_not_restart_the_torrent() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-rechoose");
+    let content = data::tree(&t.sub("seed"), "rechoose-tree", RECHOOSE_TREE, 64);
+    let torrent = make_torrent(&content, &t.path().join("r.torrent"), PIECE_16_KIB, &[]);
+    let d = daemon_in(&t, "daemon", vec![]);
+    // 150 kB/s: the 1.2 MB take ~8 s, long enough to act mid-way.
+    assert!(d.remote(&["-d", "150"]).ok);
+    let _seeder = lt_seed(
+        &t.logs(),
+        "lt-seed",
+        &torrent,
+        &t.sub("seed"),
+        free_addr(),
+        &[d.peers],
+    );
+    assert!(d.remote(&["-a", &torrent.path.display().to_string()]).ok);
+    let fields = [
+        "haveValid",
+        "percentDone",
+        "secondsDownloading",
+        "secondsSeeding",
+        "peersConnected",
+        "sizeWhenDone",
+        "totalSize",
+        "downloadedEver",
+        "corruptEver",
+        "fileStats",
+    ];
+    // Every poll: what is verified never shrinks.
+    let mut have_seen = 0;
+    let mut poll = |d: &daemon::Daemon| {
+        let got = torrent_fields(d, &fields);
+        let have = got["haveValid"].as_u64().unwrap_or(0);
+        assert!(have >= have_seen, "a verified piece was lost: {got}");
+        have_seen = have;
+        got
+    };
+    let mut got = serde_json::Value::Null;
+    let midway = wait_until(DEADLINE, || {
+        got = poll(&d);
+        got["haveValid"].as_u64() > Some(0) && got["percentDone"].as_f64() < Some(0.5)
+    });
+    assert!(midway, "the download is under way: {got}");
+    let before = got.clone();
+
+    // Skip b.bin mid-download.
+    assert!(d.remote(&["-t", "1", "-G", "1"]).ok);
+    let mut got = serde_json::Value::Null;
+    let applied = wait_until(Duration::from_secs(10), || {
+        got = poll(&d);
+        got["sizeWhenDone"].as_u64() < got["totalSize"].as_u64()
+    });
+    assert!(applied, "the running torrent takes the choice: {got}");
+    assert!(
+        got["secondsDownloading"].as_u64() >= before["secondsDownloading"].as_u64()
+            && got["peersConnected"].as_u64() >= Some(1),
+        "not restarted: {got} (before: {before})"
+    );
+    assert!(d.remote(&["-D"]).ok);
+    let mut got = serde_json::Value::Null;
+    let wanted_done = wait_until(DEADLINE, || {
+        got = poll(&d);
+        got["percentDone"].as_f64() == Some(1.0)
+    });
+    assert!(wanted_done, "what is wanted completes: {got}");
+    assert_eq!(got["fileStats"][1]["wanted"], false, "{got}");
+    let root = d.download_dir.join("rechoose-tree");
+    for name in ["a.bin", "c.bin"] {
+        assert_eq!(
+            std::fs::read(root.join(name)).unwrap(),
+            std::fs::read(content.join(name)).unwrap(),
+            "{name} is identical"
+        );
+    }
+
+    // Wanted again: the rest of b.bin comes, still without a restart.
+    assert!(d.remote(&["-t", "1", "-g", "1"]).ok);
+    let whole = wait_until(DEADLINE, || {
+        poll(&d);
+        compare_tree(&content, &root).is_ok()
+    });
+    assert!(
+        whole,
+        "every file identical: {:?}\n{}",
+        compare_tree(&content, &root),
+        d.proc.log_tail()
+    );
+    let got = poll(&d);
+    // Complete, its time counts as seeding (the session's time since it
+    // started: it would be ~0 after a restart).
+    let secs = |v: &serde_json::Value| {
+        v["secondsDownloading"].as_u64().unwrap_or(0) + v["secondsSeeding"].as_u64().unwrap_or(0)
+    };
+    assert!(secs(&got) >= secs(&before), "not restarted: {got}");
+    // Nothing fetched twice: this one session downloaded each byte once.
+    let total = got["totalSize"].as_u64().unwrap();
+    let fetched = got["downloadedEver"].as_u64().unwrap() - got["corruptEver"].as_u64().unwrap();
+    assert!(
+        fetched <= total,
+        "{fetched} bytes fetched for {total}: {got}"
+    );
+    let log = d.proc.stderr();
+    assert_eq!(
+        log.matches("session started").count(),
+        1,
+        "one session from start to end\n{}",
+        d.proc.log_tail()
+    );
+    assert_eq!(
+        log.matches("new file choice: applied without a restart")
+            .count(),
+        2,
+        "{}",
+        d.proc.log_tail()
+    );
 }

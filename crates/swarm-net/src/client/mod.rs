@@ -136,8 +136,8 @@ pub struct AddOptions {
     /// Each file's priority, by index in the torrent (pads included; empty
     /// or short: `Normal`). A `Skip` file is not fetched, nor created: its
     /// bytes that share a piece with a wanted file go to the parts file
-    /// beside the resume record. Applies at start (the daemon restarts a
-    /// torrent to change it).
+    /// beside the resume record. [`TorrentHandle::set_file_priorities`]
+    /// changes it while the torrent runs.
     pub file_priorities: Vec<swarm_engine::Priority>,
 }
 
@@ -421,6 +421,9 @@ impl Client {
             tx: self.driver.clone(),
             info_hash,
         };
+        // The session's inputs: made now, so that the handle can send it
+        // commands (a new file choice) that wait while it checks.
+        let (input_tx, input_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run_torrent(
             source,
             options,
@@ -430,6 +433,7 @@ impl Client {
             status_tx,
             stop_tx.clone(),
             added,
+            (input_tx.clone(), input_rx),
         ));
         torrents.insert(
             info_hash,
@@ -446,6 +450,7 @@ impl Client {
             task,
             added,
             limits: own,
+            input: input_tx,
         })
     }
 
@@ -507,6 +512,8 @@ pub struct TorrentHandle {
     added: Instant,
     /// Its own rate limits (upload, download), beside the process's.
     limits: (Arc<RateLimiter>, Arc<RateLimiter>),
+    /// Its session's inputs (commands wait there until it runs).
+    input: mpsc::UnboundedSender<session::Input>,
 }
 
 impl TorrentHandle {
@@ -520,6 +527,18 @@ impl TorrentHandle {
     /// Its own rate limits: (upload, download), bytes/s.
     pub fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
         (self.limits.0.limit(), self.limits.1.limit())
+    }
+
+    /// A new priority for each file (as [`AddOptions::file_priorities`]),
+    /// applied by the running session without a restart: the picker takes
+    /// the new piece priorities at once (interest recounted, completion if
+    /// everything wanted is there); storage is opened again for the new
+    /// choice once its running jobs are done (a file wanted again is created
+    /// and takes its bytes back from the parts file; one skipped that holds
+    /// no data is deleted). While the torrent checks (or fetches a magnet's
+    /// metadata) the change waits for the session.
+    pub fn set_file_priorities(&self, priorities: Vec<swarm_engine::Priority>) {
+        let _ = self.input.send(session::Input::SetPriorities(priorities));
     }
 
     pub fn info_hash(&self) -> InfoHash {
@@ -735,6 +754,10 @@ async fn run_torrent(
     status_tx: watch::Sender<TorrentStatus>,
     stop_tx: Arc<watch::Sender<bool>>,
     added: Instant,
+    (input_tx, input_rx): (
+        mpsc::UnboundedSender<session::Input>,
+        mpsc::UnboundedReceiver<session::Input>,
+    ),
 ) -> Result<TorrentStatus, NetError> {
     let mut stop = stop_tx.subscribe();
     drop(stop_tx);
@@ -805,7 +828,6 @@ async fn run_torrent(
     let driver = link.tx.clone();
     // The torrent joins the endpoint before its session publishes a running
     // status: whoever sees `seeding` can connect to it.
-    let (input_tx, input_rx) = mpsc::unbounded_channel();
     if let Err(e) = join_endpoint(&link, input_tx.clone(), options.peers.clone()).await {
         return fail(&status_tx, e);
     }

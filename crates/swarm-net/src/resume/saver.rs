@@ -57,6 +57,14 @@ impl ResumeSaver {
         self.next_due = Instant::now();
     }
 
+    /// Saves soon even if the pieces did not change (the files did: one
+    /// was created, or left for the parts file).
+    pub(crate) fn resave_soon(&mut self) {
+        self.saved = None;
+        self.failed = None;
+        self.next_due = Instant::now();
+    }
+
     /// Collects a finished save's result, if any.
     fn poll(&mut self) {
         use tokio::sync::oneshot::error::TryRecvError;

@@ -246,6 +246,8 @@ pub(crate) fn spawn(
         storage_queue: std::collections::VecDeque::new(),
         storage_running: 0,
         verify_backlog: 0,
+        rechoose: false,
+        reopening: false,
     };
     // The first status anyone reads is the real one (the pieces found on
     // disk), not the checking one.
@@ -302,6 +304,10 @@ pub(crate) enum Input {
     Storage(Vec<StorageDone>),
     /// The tracker task announced: each tracker's last outcome.
     Trackers(Vec<TrackerStatus>),
+    /// A new priority for each file ([`crate::TorrentHandle::set_file_priorities`]).
+    SetPriorities(Vec<swarm_engine::Priority>),
+    /// Storage opened again for the new file choice (or why it could not be).
+    Rechosen(Box<Result<Storage, NetError>>),
 }
 
 struct Session {
@@ -344,6 +350,11 @@ struct Session {
     storage_running: usize,
     /// Bytes of pieces handed to storage and not yet answered.
     verify_backlog: usize,
+    /// The file choice changed: storage is to be opened again for it once
+    /// its running jobs are done (no job starts meanwhile).
+    rechoose: bool,
+    /// Storage is being opened again (the only storage job running).
+    reopening: bool,
 }
 
 /// Work for the blocking pool.
@@ -498,7 +509,7 @@ impl Session {
                 return;
             }
             match tokio::time::timeout_at(deadline, self.input_rx.recv()).await {
-                Ok(Some(input @ Input::Storage(_))) => {
+                Ok(Some(input @ (Input::Storage(_) | Input::Rechosen(_)))) => {
                     self.on_input(input);
                     self.drain();
                 }
@@ -726,6 +737,26 @@ impl Session {
             Input::AnnounceStarted => self.start_tracker(),
             Input::Figures(f) => self.figures = f,
             Input::Trackers(t) => self.trackers = t,
+            Input::SetPriorities(p) => self.set_priorities(p),
+            Input::Rechosen(result) => {
+                self.storage_running -= 1;
+                self.reopening = false;
+                match *result {
+                    Ok(storage) => {
+                        tracing::info!(torrent = %self.spec.name, "storage follows the new file choice");
+                        self.storage = Arc::new(storage);
+                        // Record the files as they are now (one may be new).
+                        if let Some(r) = &mut self.resume {
+                            r.resave_soon();
+                        }
+                    }
+                    Err(e) => {
+                        let error = format!("applying the new file choice: {e}");
+                        tracing::error!(%error, "torrent stopped");
+                        self.fatal.get_or_insert(error);
+                    }
+                }
+            }
             Input::Storage(results) => {
                 self.storage_running -= 1;
                 for done in results {
@@ -950,8 +981,83 @@ impl Session {
         }
     }
 
-    /// Hands queued storage jobs to the blocking pool, up to [`STORAGE_JOBS_MAX`].
+    /// A new file choice: the picker takes the new piece priorities at
+    /// once (and the status the new wanted size); storage is opened again
+    /// for it once no storage job runs (see [`Session::start_storage_jobs`]).
+    fn set_priorities(&mut self, files: Vec<swarm_engine::Priority>) {
+        if files == self.config.file_priorities {
+            return;
+        }
+        let now = self.now();
+        self.core
+            .set_priorities(now, &self.spec.piece_priorities(&files));
+        self.wanted = self.spec.wanted_pieces(&files);
+        self.wanted_length = self
+            .wanted
+            .as_ref()
+            .map_or(self.pads.real_total(), |w| self.pads.real_bytes_present(w));
+        tracing::info!(
+            torrent = %self.spec.name,
+            skipped = files.iter().filter(|&&p| p == swarm_engine::Priority::Skip).count(),
+            "new file choice: applied without a restart"
+        );
+        self.config.file_priorities = files;
+        self.rechoose = true;
+        self.publish();
+    }
+
+    /// Which files storage keeps out of the download now: the skipped ones,
+    /// except those with a skipped piece still being downloaded (blocks
+    /// requested before the change may complete it, and it must be
+    /// writable): they stay on disk as they are.
+    fn files_to_keep_out(&self) -> Vec<bool> {
+        let pl = u64::from(self.lengths.piece_length());
+        let skipped_piece = self.spec.piece_priorities(&self.config.file_priorities);
+        let downloading: Vec<u32> = self
+            .core
+            .pieces_downloading()
+            .into_iter()
+            .filter(|&p| skipped_piece.get(p as usize) == Some(&swarm_engine::Priority::Skip))
+            .collect();
+        let mut start = 0u64;
+        self.spec
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let (first, end) = (start / pl, start + f.length);
+                start = end;
+                self.config.file_priorities.get(i) == Some(&swarm_engine::Priority::Skip)
+                    && !(f.length > 0
+                        && downloading
+                            .iter()
+                            .any(|&p| u64::from(p) >= first && u64::from(p) <= (end - 1) / pl))
+            })
+            .collect()
+    }
+
+    /// Hands queued storage jobs to the blocking pool, up to
+    /// [`STORAGE_JOBS_MAX`]; after a new file choice, first opens storage
+    /// again for it (once no job runs; none starts meanwhile).
     fn start_storage_jobs(&mut self) {
+        if self.reopening {
+            return;
+        }
+        if self.rechoose {
+            if self.storage_running > 0 {
+                return;
+            }
+            self.rechoose = false;
+            self.reopening = true;
+            self.storage_running += 1;
+            let (storage, tx) = (self.storage.clone(), self.input_tx.clone());
+            let (spec, skipped) = (self.spec.clone(), self.files_to_keep_out());
+            tokio::task::spawn_blocking(move || {
+                let reopened = storage.rechoose(&spec, skipped);
+                let _ = tx.send(Input::Rechosen(Box::new(reopened)));
+            });
+            return;
+        }
         while self.storage_running < STORAGE_JOBS_MAX {
             let Some(job) = self.storage_queue.pop_front() else {
                 break;
