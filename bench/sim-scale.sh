@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The simulator's scale benchmark (issue 12): one homogeneous flash crowd
 # (one seed, N leechers, 1 MiB/s up, 4 MiB/s down, 256 KiB pieces of 16 KiB
-# blocks, every peer a real swarm TorrentCore) per size, reporting wall
-# time, events/s, peak RSS and the simulated figures (last completion
-# against the P2P bound, upload utilisation).
+# blocks, every peer a real swarm TorrentCore) per size, reporting wall and
+# CPU time (and how long the run waited for a core: the machine's load),
+# events per CPU-second, CPU time per block delivered, peak RSS and the
+# simulated figures (last completion against the P2P bound, upload
+# utilisation). A run is deterministic: two builds that print different
+# simulated lines do not simulate the same thing.
 #
 #   bench/sim-scale.sh                       # 100x100, 1000x1000, 10000x1000
 #   SIZES="200x200 1000x1000" bench/sim-scale.sh
 #   BEFORE=/tmp/scale-old bench/sim-scale.sh # also an older build, same sizes
 #
 # Run it on an idle machine: it is single-threaded, and a loaded core makes
-# the wall times meaningless (the simulated figures do not change: a run is
-# deterministic). ROUNDS (1) repeats each size, interleaving the builds.
+# the wall times meaningless (the CPU time less so; the simulated figures do
+# not change). ROUNDS (1) repeats each size, interleaving the builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-"100x100 1000x1000 10000x1000"}

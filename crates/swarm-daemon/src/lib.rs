@@ -109,6 +109,9 @@ pub async fn run(
         listen: config.listen,
         download_limit: config.download_limit,
         upload_limit: config.upload_limit,
+        // Many torrents, most of them idle: an idle one costs its plain
+        // data, no task (ARCHITECTURE.md).
+        sleep_when_idle: true,
         ..swarm_net::ClientConfig::default()
     };
     if let Some(n) = config.max_connections {

@@ -1113,7 +1113,7 @@ impl Daemon {
             self.state.remove_resume(&e.record.info_hash);
         }
         let added = match (&e.spec, &e.record.magnet) {
-            (Some(spec), _) => self.client.add_torrent((**spec).clone(), options),
+            (Some(spec), _) => self.client.add_torrent(spec.clone(), options),
             (None, Some(link)) => match swarm_wire::Magnet::parse(link) {
                 Ok(m) => self.client.add_magnet(m, options),
                 Err(err) => Err(swarm_net::NetError::BadTorrent(err.to_string())),

@@ -61,11 +61,23 @@ async fn settle(client: &Client, step: Duration, steps: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_seeding_torrents_wake_nothing_and_publish_nothing() {
+    idle_torrents(false).await;
+}
+
+/// As the daemon runs them: idle sessions sleep (no task at all), and a
+/// peer that connects to one wakes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_seeding_torrents_sleep_and_a_peer_wakes_one() {
+    idle_torrents(true).await;
+}
+
+async fn idle_torrents(sleep_when_idle: bool) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).expect("data dir");
     let client = Client::start(ClientConfig {
         listen: Some("127.0.0.1:0".parse().expect("addr")),
+        sleep_when_idle,
         ..ClientConfig::default()
     })
     .await
@@ -140,6 +152,15 @@ async fn idle_seeding_torrents_wake_nothing_and_publish_nothing() {
         assert!(a.status.elapsed_s >= b.status.elapsed_s + 2.0);
     }
 
+    if sleep_when_idle {
+        assert_eq!(
+            counters.sessions_asleep(),
+            TORRENTS as u64,
+            "every idle session sleeps"
+        );
+        peer_wakes(&daemon, &after[1]).await;
+    }
+
     // An idle torrent still answers at once: stopped, its status says so.
     let first = after[0].id;
     daemon
@@ -160,4 +181,61 @@ async fn idle_seeding_torrents_wake_nothing_and_publish_nothing() {
     }
     assert!(stopped, "a paused idle torrent stops");
     daemon.shutdown().await;
+}
+
+/// A peer connects to a sleeping torrent: the endpoint routes its
+/// handshake, the session wakes, answers and sends what it has.
+async fn peer_wakes(daemon: &Daemon, view: &swarm_daemon::service::TorrentView) {
+    use swarm_wire::peer::Handshake;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let info_hash = swarm_wire::InfoHash::from_hex(&view.status.info_hash).expect("info-hash");
+    let counters = daemon.client().counters();
+    let wakes = counters.session_wakes.load(Ordering::Relaxed);
+    let mut sock = tokio::net::TcpStream::connect(daemon.client().listen_addr())
+        .await
+        .expect("connect");
+    let ours = Handshake::new(info_hash, swarm_wire::PeerId(*b"-XX0001-idlecostpeer"));
+    sock.write_all(&ours.to_bytes()).await.expect("handshake");
+    let mut theirs = [0u8; 68];
+    tokio::time::timeout(Duration::from_secs(10), sock.read_exact(&mut theirs))
+        .await
+        .expect("answered in time")
+        .expect("its handshake");
+    assert_eq!(&theirs[28..48], &info_hash.0[..], "the torrent answers");
+    // Its first message says what it has: all of it (a bitfield, or BEP
+    // 6's have-all: id 14). Keep-alives (length 0) skipped.
+    let pieces = view.status.pieces_total;
+    let (id, payload) = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut len = [0u8; 4];
+            sock.read_exact(&mut len).await.expect("a message length");
+            let len = u32::from_be_bytes(len) as usize;
+            if len == 0 {
+                continue;
+            }
+            assert!(
+                len <= 1 + pieces.div_ceil(8) as usize,
+                "a first message of {len} bytes"
+            );
+            let mut msg = vec![0u8; len];
+            sock.read_exact(&mut msg).await.expect("a message");
+            return (msg[0], msg[1..].to_vec());
+        }
+    })
+    .await
+    .expect("a first message in time");
+    match id {
+        14 => {}
+        5 => assert_eq!(
+            payload.iter().map(|x| x.count_ones()).sum::<u32>(),
+            pieces,
+            "a full bitfield"
+        ),
+        other => panic!("first message id {other}"),
+    }
+    assert!(
+        counters.session_wakes.load(Ordering::Relaxed) > wakes,
+        "the session woke for the peer"
+    );
+    assert!(counters.sessions_asleep() < TORRENTS as u64);
 }

@@ -102,7 +102,12 @@ impl RateEstimator {
             for j in 0..outside {
                 // Age of the bucket below the head: oldest first, or newest first.
                 let age = if newest_first { j } else { n - 1 - j };
-                sum -= self.buckets[((h + n - age) % n) as usize];
+                // (h + n - age) mod n, without a division: it is in [1, 2n).
+                let mut i = h + n - age;
+                if i >= n {
+                    i -= n;
+                }
+                sum -= self.buckets[i as usize];
             }
             sum
         };

@@ -52,14 +52,14 @@
 //!   ([`TorrentCore::send_buffer_full`] until [`TorrentCore::send_buffer_drained`]):
 //!   a deep queue costs 12 bytes a request, not its data.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use swarm_wire::lengths::Lengths;
 use swarm_wire::peer::{BLOCK_LEN, Message};
 
 use crate::bitfield::Bitfield;
 use crate::choker::Choker;
-use crate::peer::Peer;
+use crate::peer::{Peer, PeerMap};
 use crate::picker::{PiecePicker, Received};
 use crate::rate::RateEstimator;
 use crate::rng::Rng;
@@ -128,7 +128,7 @@ pub struct TorrentCore {
     lengths: Lengths,
     picker: PiecePicker,
     rng: Rng,
-    peers: BTreeMap<PeerKey, Peer>,
+    peers: PeerMap,
     unchoker: Box<dyn Unchoker + Send>,
     /// The last rechoke's decisions, sorted by peer (the candidates' order;
     /// gone peers are skipped when read). A `Vec`, not a map: a rechoke
@@ -190,7 +190,7 @@ impl TorrentCore {
             lengths,
             picker,
             rng: Rng::new(rng_seed),
-            peers: BTreeMap::new(),
+            peers: PeerMap::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             now,
@@ -568,7 +568,15 @@ impl TorrentCore {
         if p.in_flight.remove(&block) {
             self.picker.cancel_request(block, key);
             // Others first, so the rejecting peer is not asked again at once.
-            let others: Vec<PeerKey> = self.peers.keys().copied().filter(|&k| k != key).collect();
+            // Only those `fill_requests` would act on (a fill never changes
+            // whether another peer chokes us or interests us): a choke from
+            // a BEP 6 peer rejects a whole pipeline, one message a block.
+            let others: Vec<PeerKey> = self
+                .peers
+                .iter()
+                .filter(|&(&k, p)| k != key && p.may_request())
+                .map(|(&k, _)| k)
+                .collect();
             for k in others {
                 self.fill_requests(k);
             }
@@ -698,7 +706,7 @@ impl TorrentCore {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        if p.peer_choking || !p.am_interested {
+        if !p.may_request() {
             return;
         }
         let target = p.queue_target(now, &self.config);
@@ -728,8 +736,13 @@ impl TorrentCore {
     /// Tops up every pipeline; snubbed peers last, so freed blocks go to
     /// peers that deliver.
     fn refill_all(&mut self) {
-        let mut keys: Vec<(bool, PeerKey)> =
-            self.peers.iter().map(|(&k, p)| (p.snubbed, k)).collect();
+        // Only the peers `fill_requests` acts on (see `on_reject`).
+        let mut keys: Vec<(bool, PeerKey)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.may_request())
+            .map(|(&k, p)| (p.snubbed, k))
+            .collect();
         keys.sort();
         for (_, k) in keys {
             self.fill_requests(k);

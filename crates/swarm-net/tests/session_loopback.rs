@@ -186,6 +186,82 @@ async fn leecher_gets_a_single_file_of_big_pieces() {
 /// A peer that asks for a deep queue of blocks but never reads them costs a
 /// bounded buffer: blocks stop being read for it once its send buffer is
 /// full, and its requests wait as requests (12 bytes each), not as data.
+/// Waits (bounded) until `n` sessions of `client` sleep.
+async fn wait_asleep(client: &Client, n: u64) {
+    for _ in 0..300 {
+        if client.counters().sessions_asleep() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{} sessions asleep, not {n}",
+        client.counters().sessions_asleep()
+    );
+}
+
+/// A seeder whose idle session sleeps (no task: plain data in the driver)
+/// wakes for a leecher that connects, serves it all, and a stop reaches it
+/// asleep as awake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeping_seed_wakes_for_a_peer_and_stops_asleep() {
+    let files = [("a.bin", 300_000), ("b.bin", 70_000)];
+    let total: usize = files.iter().map(|f| f.1).sum();
+    let data = content(total, 77);
+    let spec = spec_of(&files, &data, 32 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let (seed_dir, leech_dir) = (dir.path().join("seed"), dir.path().join("leech"));
+    write_tree(&seed_dir, &files, &data);
+    let seed_client = Client::start(ClientConfig {
+        listen: Some("127.0.0.2:0".parse().unwrap()),
+        sleep_when_idle: true,
+        ..ClientConfig::default()
+    })
+    .await
+    .unwrap();
+    let seeder = seed(&seed_client, &spec, &seed_dir).await;
+    // A second torrent, stopped while it sleeps.
+    let other_files = [("c.bin", 40_000)];
+    let other_data = content(40_000, 78);
+    let other = named_spec("other", &other_files, &other_data, 16 * 1024);
+    write_named(&seed_dir, "other", &other_files, &other_data);
+    let other_handle = seed(&seed_client, &other, &seed_dir).await;
+    wait_asleep(&seed_client, 2).await;
+
+    let leech_client = client("127.0.0.3").await;
+    let leecher = leech_client
+        .add_torrent(
+            spec.clone(),
+            leech_options(&leech_dir, seed_client.listen_addr()),
+        )
+        .unwrap();
+    wait_complete(&leecher).await;
+    assert!(read_tree(&leech_dir, &files) == data, "same bytes");
+    assert!(
+        seed_client
+            .counters()
+            .session_wakes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1,
+        "the seeder woke for the leecher"
+    );
+
+    other_handle.stop();
+    let last = tokio::time::timeout(DEADLINE, other_handle.join())
+        .await
+        .expect("a sleeping torrent stops")
+        .unwrap();
+    assert!(last.is_final);
+    assert_eq!(last.state, TorrentState::Completed);
+    leecher.stop();
+    leecher.join().await.unwrap();
+    seeder.stop();
+    let seeded = seeder.join().await.unwrap();
+    assert!(seeded.uploaded >= total as u64, "{seeded:?}");
+    leech_client.shutdown().await;
+    seed_client.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_does_not_read_costs_a_bounded_buffer() {
     use swarm_engine::PEER_REQUESTS_MAX;

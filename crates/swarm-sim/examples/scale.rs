@@ -1,6 +1,7 @@
 //! The simulator's scale benchmark: one homogeneous flash crowd of N
 //! leechers and one seed over a torrent of P pieces (256 KiB, 16 KiB
-//! blocks), reporting wall time, events per second and peak memory.
+//! blocks), reporting wall and CPU time, events per CPU-second, CPU time
+//! per 16 KiB block delivered, and peak memory.
 //!
 //! `cargo run --release -p swarm-sim --example scale -- LEECHERS PIECES [PIECE_KIB [SEED [SUPER_SEED]]]`
 //! (SUPER_SEED 1: the seed super-seeds). Diagnostics from the environment:
@@ -17,6 +18,17 @@ fn peak_rss_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// This thread's time on a core and waiting for one, in seconds, from
+/// `/proc/self/schedstat` (ns): on a shared machine the CPU time is the
+/// figure to compare, and the wait says how loaded the machine was.
+fn cpu_and_wait_secs() -> (f64, f64) {
+    let s = std::fs::read_to_string("/proc/self/schedstat").unwrap_or_default();
+    let mut f = s
+        .split_whitespace()
+        .map(|x| x.parse::<f64>().map_or(f64::NAN, |ns| ns / 1e9));
+    (f.next().unwrap_or(f64::NAN), f.next().unwrap_or(f64::NAN))
 }
 
 fn main() {
@@ -48,19 +60,25 @@ fn main() {
     // A benchmark harness, not engine code: it may read the wall clock.
     #[allow(clippy::disallowed_methods)]
     let start = std::time::Instant::now();
+    let (cpu0, wait0) = cpu_and_wait_secs();
     let out = Simulation::new(sc.clone()).run(|_| {});
     let wall = start.elapsed().as_secs_f64();
+    let (cpu1, wait1) = cpu_and_wait_secs();
+    let (cpu, wait) = (cpu1 - cpu0, wait1 - wait0);
     let last = out
         .last_completion
         .map_or(f64::NAN, swarm_sim::outcome::secs);
     println!(
-        "leechers {} pieces {} x {} KiB: wall {:.2} s, {} events, {:.0} events/s, peak RSS {:.0} MiB, queue peak {}",
+        "leechers {} pieces {} x {} KiB: wall {:.2} s, cpu {:.2} s (waited {:.2} s for a core), {} events, {:.0} events/cpu-s, {:.2} us/block, peak RSS {:.0} MiB, queue peak {}",
         sc.leechers,
         sc.pieces,
         sc.piece_len / 1024,
         wall,
+        cpu,
+        wait,
         out.events,
-        out.events as f64 / wall,
+        out.events as f64 / cpu,
+        cpu * 1e6 / (out.uploaded as f64 / f64::from(swarm_wire::peer::BLOCK_LEN)).max(1.0),
         peak_rss_mib(),
         out.events_peak
     );

@@ -404,6 +404,31 @@ fn with_a_download_queue_of_one_the_second_torrent_waits_queued() {
         &serde_json::json!({"method": "session-get", "arguments": {"fields": ["download-queue-size", "download-queue-enabled"]}}),
     );
     assert_eq!(got["arguments"]["download-queue-size"], 1, "{got}");
+    // The table format: the field names, then one row per torrent (an
+    // unknown field is null there), and a tag comes back.
+    let table = daemon::rpc(
+        d.http,
+        &serde_json::json!({"method": "torrent-get", "tag": 7, "arguments": {"format": "table", "fields": ["id", "nosuchfield", "name"]}}),
+    );
+    assert_eq!(table["result"], "success", "{table}");
+    assert_eq!(table["tag"], 7, "{table}");
+    let rows = table["arguments"]["torrents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(rows.len(), 3, "names and two torrents: {table}");
+    assert_eq!(rows[0], serde_json::json!(["id", "nosuchfield", "name"]));
+    assert_eq!(rows[1][0], 1, "{table}");
+    assert!(rows[1][1].is_null() && rows[2][2].is_string(), "{table}");
+    let objects = daemon::rpc(
+        d.http,
+        &serde_json::json!({"method": "torrent-get", "arguments": {"ids": [2], "fields": ["id", "nosuchfield"]}}),
+    );
+    assert_eq!(
+        objects["arguments"]["torrents"],
+        serde_json::json!([{"id": 2}]),
+        "an unknown field is left out"
+    );
     // Malformed requests get a clear answer, not a crash.
     let unknown = daemon::rpc(d.http, &serde_json::json!({"method": "torrent-frobnicate"}));
     assert_eq!(unknown["result"], "method name not recognized");

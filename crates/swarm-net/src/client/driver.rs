@@ -36,7 +36,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::conn::{self, ConnError, Handshaken};
 use crate::listener::Acceptor;
-use crate::session::{Figures, Input};
+use crate::session::{self, Dormant, Figures, Input};
 
 /// A candidate that fails this many dials in a row is reported once at the
 /// default log level, with the reason.
@@ -66,6 +66,16 @@ pub(crate) enum DriverCmd {
     },
     Ban {
         ip: IpAddr,
+    },
+    /// A session goes to sleep (see [`Dormant`]), with its input channel
+    /// (and what came since it decided to).
+    Sleep {
+        dormant: Box<Dormant>,
+    },
+    /// Wake this torrent's session if it sleeps (it was asked to stop, or
+    /// an input waits in its channel).
+    Wake {
+        info_hash: InfoHash,
     },
     /// A new cap on connections in all (`Client::set_connections_max`).
     SetConnectionsMax {
@@ -122,6 +132,25 @@ impl DriverLink {
         let _ = self.tx.send(DriverCmd::Ban { ip });
     }
 
+    /// The torrent leaves the endpoint (its session ended).
+    pub(crate) fn remove(&self) {
+        let _ = self.tx.send(DriverCmd::Remove {
+            info_hash: self.info_hash,
+        });
+    }
+
+    pub(crate) fn sleep(&self, dormant: Box<Dormant>) {
+        let _ = self.tx.send(DriverCmd::Sleep { dormant });
+    }
+
+    /// Wakes the session if it sleeps: an input was sent to its channel
+    /// from outside the driver.
+    pub(crate) fn wake(&self) {
+        let _ = self.tx.send(DriverCmd::Wake {
+            info_hash: self.info_hash,
+        });
+    }
+
     pub(crate) fn peers(&self, source: PeerSource, addrs: Vec<SocketAddr>) {
         let _ = self.tx.send(DriverCmd::Peers {
             info_hash: self.info_hash,
@@ -129,6 +158,15 @@ impl DriverLink {
             addrs,
         });
     }
+}
+
+/// A torrent's session, as the driver holds it.
+pub(crate) enum Slot {
+    /// Its task runs: inputs go down this channel.
+    Awake(mpsc::UnboundedSender<Input>),
+    /// It sleeps: plain data, woken (its task spawned again) by the first
+    /// input the driver has for it, or a `Wake`.
+    Asleep(Box<Dormant>),
 }
 
 pub(crate) struct Driver {
@@ -140,7 +178,7 @@ pub(crate) struct Driver {
     pub(crate) epoch: Instant,
     pub(crate) rx: mpsc::UnboundedReceiver<DriverCmd>,
     pub(crate) tx: mpsc::UnboundedSender<DriverCmd>,
-    pub(crate) sessions: HashMap<InfoHash, mpsc::UnboundedSender<Input>>,
+    pub(crate) sessions: HashMap<InfoHash, Slot>,
     /// The figures each session was last sent.
     pub(crate) figures: HashMap<InfoHash, Figures>,
     /// Connections whose setup task (dial, handshake read, answer) runs.
@@ -191,10 +229,11 @@ impl Driver {
     }
 
     /// Sends each session its figures if they changed since the last it
-    /// got (an idle torrent is not woken for nothing).
+    /// got (an idle torrent is not woken for nothing, a sleeping one not
+    /// at all: its status is updated in place).
     fn send_figures(&mut self) {
         let banned = self.endpoint.bans();
-        for (hash, session) in &self.sessions {
+        for (hash, slot) in &mut self.sessions {
             let connecting = self
                 .endpoint
                 .torrent_connections(hash)
@@ -202,8 +241,28 @@ impl Driver {
             let figures = Figures { connecting, banned };
             if self.figures.get(hash) != Some(&figures) {
                 self.figures.insert(*hash, figures);
-                let _ = session.send(Input::Figures(figures));
+                match slot {
+                    Slot::Awake(session) => {
+                        let _ = session.send(Input::Figures(figures));
+                    }
+                    Slot::Asleep(d) => d.set_figures(figures),
+                }
             }
+        }
+    }
+
+    /// The input channel of `torrent`'s session, woken first if it sleeps.
+    fn session(&mut self, torrent: &InfoHash) -> Option<&mpsc::UnboundedSender<Input>> {
+        let slot = self.sessions.get_mut(torrent)?;
+        if let Slot::Asleep(d) = slot {
+            let tx = d.input().clone();
+            if let Slot::Asleep(d) = std::mem::replace(slot, Slot::Awake(tx)) {
+                session::wake(d);
+            }
+        }
+        match slot {
+            Slot::Awake(tx) => Some(tx),
+            Slot::Asleep(_) => None,
         }
     }
 
@@ -233,7 +292,7 @@ impl Driver {
             } => {
                 let added = self.endpoint.add_torrent(now, info_hash);
                 if added.is_ok() {
-                    self.sessions.insert(info_hash, session);
+                    self.sessions.insert(info_hash, Slot::Awake(session));
                     // What the session starts with.
                     self.figures.insert(info_hash, Figures::default());
                     if let Some(&n) = self.torrent_caps.get(&info_hash) {
@@ -258,6 +317,26 @@ impl Driver {
             DriverCmd::Closed { conn } => {
                 self.attached.remove(&conn);
                 self.endpoint.handle_closed(now, conn);
+            }
+            DriverCmd::Sleep { dormant } => {
+                let info_hash = dormant.info_hash();
+                let Some(slot) = self.sessions.get_mut(&info_hash) else {
+                    // Cannot be: only the session itself leaves.
+                    tracing::warn!(%info_hash, "a session slept after leaving the endpoint");
+                    return;
+                };
+                // Counted asleep even if it wakes at once (the wake counts).
+                dormant.asleep();
+                // An input came after it decided to sleep, or it was
+                // stopped meanwhile: it goes on.
+                if dormant.must_wake() {
+                    session::wake(dormant);
+                } else {
+                    *slot = Slot::Asleep(dormant);
+                }
+            }
+            DriverCmd::Wake { info_hash } => {
+                self.session(&info_hash);
             }
             DriverCmd::Ban { ip } => self.endpoint.ban(now, ip),
             DriverCmd::SetConnectionsMax { n } => self.endpoint.set_connections_max(now, n),
@@ -392,12 +471,10 @@ impl Driver {
     }
 
     fn attach(&mut self, conn: PeerKey, torrent: InfoHash, h: Handshaken) {
-        let Some(session) = self.sessions.get(&torrent) else {
-            let now = self.now();
-            self.endpoint.handle_closed(now, conn);
-            return;
-        };
-        if session.send(Input::Attach(conn, Box::new(h))).is_ok() {
+        let sent = self
+            .session(&torrent)
+            .is_some_and(|s| s.send(Input::Attach(conn, Box::new(h))).is_ok());
+        if sent {
             self.attached.insert(conn, torrent);
         } else {
             let now = self.now();
@@ -450,14 +527,14 @@ impl Driver {
                         task.abort();
                     } else if let Some(torrent) = self.attached.remove(&conn) {
                         tracing::debug!(?conn, %reason, "closing");
-                        if let Some(s) = self.sessions.get(&torrent) {
+                        if let Some(s) = self.session(&torrent) {
                             let _ = s.send(Input::Close(conn));
                         }
                     }
                 }
                 Action::Announce { torrent, event } => match event {
                     AnnounceEvent::Started => {
-                        if let Some(s) = self.sessions.get(&torrent) {
+                        if let Some(s) = self.session(&torrent) {
                             let _ = s.send(Input::AnnounceStarted);
                         }
                     }

@@ -90,6 +90,11 @@ pub struct ClientConfig {
     /// The DHT node: every public torrent looks its peers up and announces
     /// itself there (BEP 5). `None`: no DHT (`--no-dht`).
     pub dht: Option<crate::dht::DhtHandle>,
+    /// An idle torrent's session sleeps: no task, no channel, only its
+    /// plain data, until a peer connects, an announce is due or it is
+    /// stopped (`session::Dormant`). The daemon's many torrents need it;
+    /// a command that runs a few gains nothing.
+    pub sleep_when_idle: bool,
 }
 
 impl Default for ClientConfig {
@@ -103,6 +108,7 @@ impl Default for ClientConfig {
             tracker: TrackerConfig::default(),
             rng_seed: rand::random(),
             dht: None,
+            sleep_when_idle: false,
         }
     }
 }
@@ -214,6 +220,7 @@ pub struct Client {
     /// The endpoint's cap on one torrent's connections.
     torrent_connections_max: usize,
     counters: Arc<Counters>,
+    sleep_when_idle: bool,
 }
 
 /// What the client's torrents have done so far, over all of them: the
@@ -224,6 +231,21 @@ pub struct Counters {
     pub session_wakeups: std::sync::atomic::AtomicU64,
     /// Statuses published (a session publishes when its status changed).
     pub publications: std::sync::atomic::AtomicU64,
+    /// Times a session went to sleep, and times one was woken
+    /// (`ClientConfig::sleep_when_idle`): their difference is how many
+    /// sleep now.
+    pub session_sleeps: std::sync::atomic::AtomicU64,
+    pub session_wakes: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    /// Sessions asleep now.
+    pub fn sessions_asleep(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Wakes first: a session counted awake, never asleep, by a race.
+        let wakes = self.session_wakes.load(Relaxed);
+        self.session_sleeps.load(Relaxed).saturating_sub(wakes)
+    }
 }
 
 impl Drop for Client {
@@ -287,6 +309,7 @@ impl Client {
             dht: config.dht,
             torrent_connections_max: config.endpoint.torrent_connections_max,
             counters: Arc::default(),
+            sleep_when_idle: config.sleep_when_idle,
         })
     }
 
@@ -352,11 +375,13 @@ impl Client {
     /// Starts a torrent: checks its data, then runs it. Returns at once;
     /// the handle's status says `checking` until the check is done.
     /// Refused if the torrent is already added (and not yet removed).
+    /// The spec may be shared (`Arc`): the torrent keeps no copy of its own.
     pub fn add_torrent(
         &self,
-        spec: TorrentSpec,
+        spec: impl Into<Arc<TorrentSpec>>,
         options: AddOptions,
     ) -> Result<TorrentHandle, NetError> {
+        let spec = spec.into();
         spec.validate()?;
         self.add(Source::Spec(spec), options)
     }
@@ -429,6 +454,7 @@ impl Client {
             dht: self.dht.clone().filter(|_| !options.private),
             counters: self.counters.clone(),
             file_priorities: options.file_priorities.clone(),
+            sleep_when_idle: self.sleep_when_idle,
         };
         let link = DriverLink {
             tx: self.driver.clone(),
@@ -463,6 +489,7 @@ impl Client {
             task,
             added,
             limits: own,
+            driver: self.driver.clone(),
             input: input_tx,
         })
     }
@@ -481,7 +508,13 @@ impl Client {
         let torrents = self.torrents.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = torrents.get(info_hash) {
             r.stop.send_replace(true);
+            self.wake(*info_hash);
         }
+    }
+
+    /// A sleeping session wakes (to see that it was stopped).
+    fn wake(&self, info_hash: InfoHash) {
+        let _ = self.driver.send(DriverCmd::Wake { info_hash });
     }
 
     /// Stops a torrent, waits for its final status and forgets it (its
@@ -493,6 +526,7 @@ impl Client {
         };
         registered.stop.send_replace(true);
         self.set_torrent_connections_max(info_hash, None);
+        self.wake(*info_hash);
         let mut status = registered.status;
         let last = status.wait_for(|s| s.state.is_final()).await.ok()?.clone();
         Some(last)
@@ -501,14 +535,15 @@ impl Client {
     /// Stops every torrent, waits for their final statuses, then stops the
     /// endpoint driver and closes the listener.
     pub async fn shutdown(mut self) {
-        let registered: Vec<Registered> = {
+        let registered: Vec<(InfoHash, Registered)> = {
             let mut torrents = self.torrents.lock().unwrap_or_else(|e| e.into_inner());
-            std::mem::take(&mut *torrents).into_values().collect()
+            std::mem::take(&mut *torrents).into_iter().collect()
         };
-        for r in &registered {
+        for (info_hash, r) in &registered {
             r.stop.send_replace(true);
+            self.wake(*info_hash);
         }
-        for r in registered {
+        for (_, r) in registered {
             let mut status = r.status;
             let _ = status.wait_for(|s| s.state.is_final()).await;
         }
@@ -522,10 +557,14 @@ pub struct TorrentHandle {
     info_hash: InfoHash,
     status: watch::Receiver<TorrentStatus>,
     stop: Arc<watch::Sender<bool>>,
-    task: JoinHandle<Result<TorrentStatus, NetError>>,
+    /// The torrent's start (metadata, check): ends when its session starts
+    /// (or it failed first, with why).
+    task: JoinHandle<Result<(), NetError>>,
     added: Instant,
     /// Its own rate limits (upload, download), beside the process's.
     limits: (Arc<RateLimiter>, Arc<RateLimiter>),
+    /// Wakes its session if it sleeps.
+    driver: mpsc::UnboundedSender<DriverCmd>,
     /// Its session's inputs (commands wait there until it runs).
     input: mpsc::UnboundedSender<session::Input>,
 }
@@ -553,6 +592,10 @@ impl TorrentHandle {
     /// metadata) the change waits for the session.
     pub fn set_file_priorities(&self, priorities: Vec<swarm_engine::Priority>) {
         let _ = self.input.send(session::Input::SetPriorities(priorities));
+        // A sleeping session wakes for it.
+        let _ = self.driver.send(DriverCmd::Wake {
+            info_hash: self.info_hash,
+        });
     }
 
     pub fn info_hash(&self) -> InfoHash {
@@ -585,21 +628,33 @@ impl TorrentHandle {
     /// record, announce `stopped`.
     pub fn stop(&self) {
         self.stop.send_replace(true);
+        let _ = self.driver.send(DriverCmd::Wake {
+            info_hash: self.info_hash,
+        });
     }
 
     /// Waits for the torrent to end; its final status, or why it failed
     /// (the final status, state `failed`, says it too).
-    pub async fn join(self) -> Result<TorrentStatus, NetError> {
+    pub async fn join(mut self) -> Result<TorrentStatus, NetError> {
         match self.task.await {
-            Ok(r) => r,
-            Err(e) => Err(NetError::Fatal(format!("torrent task: {e}"))),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(NetError::Fatal(format!("torrent task: {e}"))),
+        }
+        let last = match self.status.wait_for(|s| s.is_final).await {
+            Ok(s) => s.clone(),
+            Err(_) => return Err(NetError::Fatal("the torrent's session is gone".into())),
+        };
+        match (last.state, &last.error) {
+            (TorrentState::Failed, Some(e)) => Err(NetError::Fatal(e.clone())),
+            _ => Ok(last),
         }
     }
 }
 
 /// What a torrent is added from.
 enum Source {
-    Spec(TorrentSpec),
+    Spec(Arc<TorrentSpec>),
     /// Metadata first ([`crate::magnet`]).
     Magnet(swarm_wire::Magnet),
 }
@@ -656,7 +711,7 @@ async fn join_endpoint(
 
 /// The DHT as a peer source: lookups (that announce us) until the torrent
 /// leaves (the tasks are aborted on drop); their peers go to the endpoint.
-struct DhtSource([JoinHandle<()>; 2]);
+pub(crate) struct DhtSource([JoinHandle<()>; 2]);
 
 impl DhtSource {
     fn start(dht: crate::dht::DhtHandle, link: &DriverLink, listen_port: u16) -> DhtSource {
@@ -772,7 +827,7 @@ async fn run_torrent(
         mpsc::UnboundedSender<session::Input>,
         mpsc::UnboundedReceiver<session::Input>,
     ),
-) -> Result<TorrentStatus, NetError> {
+) -> Result<(), NetError> {
     let mut stop = stop_tx.subscribe();
     drop(stop_tx);
     let fail = |status_tx: &watch::Sender<TorrentStatus>, e: NetError| {
@@ -790,7 +845,7 @@ async fn run_torrent(
             s.elapsed_s = added.elapsed().as_secs_f64();
             s.is_final = true;
         });
-        Ok(status_tx.borrow().clone())
+        Ok(())
     };
     let spec = match source {
         Source::Spec(spec) => spec,
@@ -811,7 +866,7 @@ async fn run_torrent(
                 Ok(None) => return stopped(&status_tx),
                 Err(e) => return fail(&status_tx, e),
             };
-            let spec = TorrentSpec::from_metainfo(&meta);
+            let spec = Arc::new(TorrentSpec::from_metainfo(&meta));
             if let Err(e) = spec.validate() {
                 return fail(&status_tx, e);
             }
@@ -838,8 +893,6 @@ async fn run_torrent(
         Err(e) => return fail(&status_tx, e),
     };
     config.resume = resume;
-    let info_hash = spec.info_hash;
-    let driver = link.tx.clone();
     // The torrent joins the endpoint before its session publishes a running
     // status: whoever sees `seeding` can connect to it.
     if let Err(e) = join_endpoint(&link, input_tx.clone(), options.peers.clone()).await {
@@ -849,27 +902,24 @@ async fn run_torrent(
     let dht_source = dht
         .filter(|_| !options.private)
         .map(|d| DhtSource::start(d, &link, config.listen_port));
-    let session = session::spawn(
-        &spec,
-        storage,
-        have,
-        config,
-        status_tx.clone(),
-        link,
-        stop,
-        added,
-        (input_tx, input_rx),
-    );
     tracing::info!(
         name = %spec.name,
         info_hash = %spec.info_hash_hex(),
         "started"
     );
-    // The session holds its own copies: while it runs (a seed may run for
-    // months) this task keeps only what it needs to end.
-    drop((spec, options, status_tx));
-    let result = session.join().await;
-    drop(dht_source);
-    let _ = driver.send(DriverCmd::Remove { info_hash });
-    result
+    // From here the session owns the torrent (its end included: it leaves
+    // the endpoint, then publishes its final status); this task ends.
+    session::spawn(
+        spec,
+        storage,
+        have,
+        config,
+        status_tx,
+        link,
+        stop,
+        added,
+        dht_source,
+        (input_tx, input_rx),
+    );
+    Ok(())
 }

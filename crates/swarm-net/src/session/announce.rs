@@ -76,6 +76,7 @@ pub(crate) async fn tracker_task(
             }
         };
         let _ = session.send(Input::Trackers(client.statuses()));
+        out.wake(); // if it sleeps
         match result {
             Ok(r) => {
                 announced = true;

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::client::DriverLink;
+use crate::client::{DhtSource, DriverLink};
 use crate::conn::{self, Handshaken, PeerInput, SEND_BUFFER_HIGH_BYTES};
 
 pub(crate) mod announce;
@@ -120,6 +120,9 @@ pub struct SessionConfig {
     pub counters: Arc<crate::client::Counters>,
     /// Each file's priority (`AddOptions::file_priorities`).
     pub file_priorities: Vec<swarm_engine::Priority>,
+    /// An idle session goes to sleep (see [`Dormant`]):
+    /// `ClientConfig::sleep_when_idle`.
+    pub sleep_when_idle: bool,
 }
 
 impl Default for SessionConfig {
@@ -140,22 +143,85 @@ impl Default for SessionConfig {
             dht: None,
             counters: Arc::default(),
             file_priorities: Vec::new(),
+            sleep_when_idle: false,
         }
     }
 }
 
-/// Controls a running session.
-pub(crate) struct SessionHandle {
-    task: JoinHandle<Result<TorrentStatus, NetError>>,
+/// What a session adds to its core's totals: those of its earlier
+/// wakes (a session that wakes builds a fresh core).
+#[derive(Clone, Copy, Debug, Default)]
+struct Totals {
+    downloaded: u64,
+    uploaded: u64,
+    wasted: u64,
+    hash_failures: u32,
 }
 
-impl SessionHandle {
-    /// Waits for the session to end; its last status, or why it failed.
-    pub(crate) async fn join(self) -> Result<TorrentStatus, NetError> {
-        match self.task.await {
-            Ok(r) => r,
-            Err(e) => Err(NetError::Fatal(format!("session task: {e}"))),
-        }
+/// A torrent's session while it sleeps: plain data, no task, held by the
+/// endpoint driver (`ClientConfig::sleep_when_idle`). A session goes to
+/// sleep when it has nothing to do (no connection, no storage job, no
+/// piece in progress, its resume record saved, its rates at zero, no input
+/// waiting) and wakes, a new core built from its pieces, when the driver
+/// has an input for it (a peer's connection, an announce) or is told to
+/// wake it (`DriverCmd::Wake`: after a stop, or an input sent by the handle
+/// or the tracker task, which wait in its channel). Its tracker task (if it
+/// has trackers) runs on meanwhile and hands its peers to the endpoint,
+/// which dials them: a connection wakes the session.
+pub(crate) struct Dormant {
+    /// Its input channel (the torrent's, for its whole life).
+    inputs: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
+    spec: Arc<TorrentSpec>,
+    storage: Arc<Storage>,
+    have: Bitfield,
+    totals: Totals,
+    config: SessionConfig,
+    status_tx: watch::Sender<TorrentStatus>,
+    stats_tx: watch::Sender<AnnounceStats>,
+    link: DriverLink,
+    stop: watch::Receiver<bool>,
+    added: Instant,
+    resume: Option<ResumeSaver>,
+    tracker: Option<TrackerTask>,
+    trackers: Vec<TrackerStatus>,
+    dht_source: Option<DhtSource>,
+    started_complete: bool,
+    figures: Figures,
+}
+
+impl Dormant {
+    /// Whether it must wake at once: stopped, or an input waits.
+    pub(crate) fn must_wake(&self) -> bool {
+        *self.stop.borrow() || !self.inputs.1.is_empty()
+    }
+
+    pub(crate) fn info_hash(&self) -> swarm_engine::InfoHash {
+        self.link.info_hash
+    }
+
+    /// Counts it asleep (the driver holds it now).
+    pub(crate) fn asleep(&self) {
+        self.config
+            .counters
+            .session_sleeps
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Where its inputs go (they wait there while it sleeps).
+    pub(crate) fn input(&self) -> &mpsc::UnboundedSender<Input> {
+        &self.inputs.0
+    }
+
+    /// The endpoint's figures changed while it sleeps: shown at once,
+    /// without waking it.
+    pub(crate) fn set_figures(&mut self, figures: Figures) {
+        self.figures = figures;
+        self.status_tx.send_if_modified(|s| {
+            let changed = (s.connecting, s.banned) != (figures.connecting, figures.banned);
+            s.connecting = figures.connecting;
+            s.banned = figures.banned;
+            changed
+        });
     }
 }
 
@@ -163,11 +229,12 @@ impl SessionHandle {
 /// on disk; `status`: where it publishes (the torrent's status channel, made
 /// before the check); `link`: the endpoint driver, told of closed
 /// connections, bans and peers; `stop`: set to true, the session closes its
-/// connections, saves the resume record and announces `stopped`; `inputs`:
-/// the channel the driver was given when the torrent was added.
+/// connections, saves the resume record, announces `stopped`, leaves the
+/// endpoint and publishes its final status; `inputs`: the channel the
+/// driver was given when the torrent was added.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn(
-    spec: &TorrentSpec,
+    spec: Arc<TorrentSpec>,
     storage: Arc<Storage>,
     have: Bitfield,
     config: SessionConfig,
@@ -175,8 +242,76 @@ pub(crate) fn spawn(
     link: DriverLink,
     stop: watch::Receiver<bool>,
     added: Instant,
-    (input_tx, input_rx): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
-) -> SessionHandle {
+    dht_source: Option<DhtSource>,
+    inputs: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
+) {
+    let resume = config.resume.clone().map(ResumeSaver::new);
+    let dormant = Dormant {
+        inputs,
+        spec,
+        storage,
+        have,
+        totals: Totals::default(),
+        config,
+        status_tx,
+        stats_tx: watch::channel(AnnounceStats::default()).0,
+        link,
+        stop,
+        added,
+        resume,
+        tracker: None,
+        trackers: Vec::new(),
+        dht_source,
+        started_complete: false,
+        figures: Figures::default(),
+    };
+    let mut session = build(Box::new(dormant));
+    // Everything wanted is there: `Completed` will never come from the core.
+    session.started_complete = session.core.is_complete();
+    // The first status anyone reads is the real one (the pieces found on
+    // disk), not the checking one.
+    session.publish();
+    tracing::info!(
+        torrent = %session.spec.name,
+        pieces = session.lengths.num_pieces(),
+        have = session.core.have().count_ones(),
+        "session started"
+    );
+    tokio::spawn(session.run());
+}
+
+/// Wakes a sleeping session: its task again, with a new core.
+pub(crate) fn wake(dormant: Box<Dormant>) {
+    tracing::debug!(torrent = %dormant.spec.name, "session woken");
+    dormant
+        .config
+        .counters
+        .session_wakes
+        .fetch_add(1, Ordering::Relaxed);
+    tokio::spawn(build(dormant).run());
+}
+
+/// A session from its plain data.
+fn build(d: Box<Dormant>) -> Session {
+    let Dormant {
+        inputs: (input_tx, input_rx),
+        spec,
+        storage,
+        have,
+        totals,
+        config,
+        status_tx,
+        stats_tx,
+        link,
+        stop,
+        added,
+        resume,
+        tracker,
+        trackers,
+        dht_source,
+        started_complete,
+        figures,
+    } = *d;
     let epoch = Instant::now();
     let lengths = spec.lengths;
     let mut core = TorrentCore::new(
@@ -200,10 +335,7 @@ pub(crate) fn spawn(
     let wanted_length = wanted
         .as_ref()
         .map_or(pads.real_total(), |w| pads.real_bytes_present(w));
-    let started_complete = core.is_complete();
     let (peer_tx, peer_rx) = mpsc::channel(PEER_CHANNEL_LEN);
-    let (stats_tx, _) = watch::channel(AnnounceStats::default());
-    let resume = config.resume.clone().map(ResumeSaver::new);
     let ext_config = ExtensionsConfig {
         private: config.private,
         no_pex: config.no_pex,
@@ -216,7 +348,7 @@ pub(crate) fn spawn(
         Some(info) => Extensions::with_metadata(info.clone(), ext_config),
         None => Extensions::without_metadata(ext_config),
     };
-    let mut session = Session {
+    Session {
         ext,
         resume,
         core,
@@ -224,13 +356,14 @@ pub(crate) fn spawn(
         pads,
         wanted,
         wanted_length,
-        spec: spec.clone(),
+        spec,
         storage,
         config,
         epoch,
         added,
+        totals,
         conns: std::collections::HashMap::new(),
-        figures: Figures::default(),
+        figures,
         link,
         peer_tx,
         peer_rx,
@@ -239,8 +372,9 @@ pub(crate) fn spawn(
         stop,
         status_tx,
         stats_tx,
-        tracker: None,
-        trackers: Vec::new(),
+        tracker,
+        trackers,
+        dht_source,
         started_complete,
         fatal: None,
         storage_queue: std::collections::VecDeque::new(),
@@ -248,12 +382,7 @@ pub(crate) fn spawn(
         verify_backlog: 0,
         rechoose: false,
         reopening: false,
-    };
-    // The first status anyone reads is the real one (the pieces found on
-    // disk), not the checking one.
-    session.publish();
-    let task = tokio::spawn(session.run());
-    SessionHandle { task }
+    }
 }
 
 struct Conn {
@@ -324,12 +453,14 @@ struct Session {
     wanted: Option<Bitfield>,
     /// Real bytes of the wanted pieces.
     wanted_length: u64,
-    spec: TorrentSpec,
+    spec: Arc<TorrentSpec>,
     storage: Arc<Storage>,
     config: SessionConfig,
     epoch: Instant,
     /// When the torrent was added (the status's `elapsed_s`).
     added: Instant,
+    /// The totals of its earlier wakes (this core counts from zero).
+    totals: Totals,
     conns: std::collections::HashMap<PeerKey, Conn>,
     figures: Figures,
     link: DriverLink,
@@ -343,6 +474,8 @@ struct Session {
     tracker: Option<TrackerTask>,
     /// Each tracker's last announce, as the tracker task last reported.
     trackers: Vec<TrackerStatus>,
+    /// The DHT's lookups for this torrent (ended with it).
+    dht_source: Option<DhtSource>,
     started_complete: bool,
     fatal: Option<String>,
     /// Storage jobs waiting for a slot, oldest first.
@@ -379,13 +512,7 @@ impl Session {
         self.epoch + Duration::from_micros(t.0)
     }
 
-    async fn run(mut self) -> Result<TorrentStatus, NetError> {
-        tracing::info!(
-            torrent = %self.spec.name,
-            pieces = self.lengths.num_pieces(),
-            have = self.core.have().count_ones(),
-            "session started"
-        );
+    async fn run(mut self) {
         if self.started_complete {
             // Nothing to download: `Completed` will never come from the core.
             self.publish();
@@ -400,6 +527,12 @@ impl Session {
                 break;
             }
             let busy = self.busy();
+            // Nothing to do and nothing waiting: sleep (as plain data, in
+            // the driver) until an input comes.
+            if !busy && self.may_sleep() && self.input_rx.is_empty() {
+                self.sleep();
+                return;
+            }
             // The core and the extensions time out peers, rechoke them and
             // send them keep-alives: without peers there is nothing to time
             // (the core's first timeout after a peer connects comes at once).
@@ -450,10 +583,56 @@ impl Session {
         }
         // Boxed: the running future would otherwise hold room for a second
         // `Session` (the one moved into `shutdown`) all its life.
-        Box::pin(self.shutdown()).await
+        Box::pin(self.shutdown()).await;
     }
 
-    async fn shutdown(mut self) -> Result<TorrentStatus, NetError> {
+    /// It may sleep when idle (see [`Dormant`]): allowed, nothing in
+    /// memory that a new core would lose (connections, pieces in
+    /// progress), not failed.
+    fn may_sleep(&self) -> bool {
+        self.config.sleep_when_idle
+            && self.conns.is_empty()
+            && !self.rechoose
+            && !self.reopening
+            && self.fatal.is_none()
+            && self.core.pieces_downloading().is_empty()
+    }
+
+    /// Hands the session to the driver as plain data; the driver wakes it
+    /// at once if an input came meanwhile (it waits in the channel) or it
+    /// was stopped.
+    fn sleep(self) {
+        let s = self.core.stats(self.now());
+        let totals = Totals {
+            downloaded: self.totals.downloaded + s.downloaded,
+            uploaded: self.totals.uploaded + s.uploaded,
+            wasted: self.totals.wasted + s.wasted,
+            hash_failures: self.totals.hash_failures + s.hash_failures,
+        };
+        let link = self.link.clone();
+        let dormant = Box::new(Dormant {
+            inputs: (self.input_tx, self.input_rx),
+            have: self.core.have().clone(),
+            spec: self.spec,
+            storage: self.storage,
+            totals,
+            config: self.config,
+            status_tx: self.status_tx,
+            stats_tx: self.stats_tx,
+            link: self.link,
+            stop: self.stop,
+            added: self.added,
+            resume: self.resume,
+            tracker: self.tracker,
+            trackers: self.trackers,
+            dht_source: self.dht_source,
+            started_complete: self.started_complete,
+            figures: self.figures,
+        });
+        link.sleep(dormant);
+    }
+
+    async fn shutdown(mut self) {
         for (_, c) in self.conns.drain() {
             c.close();
         }
@@ -472,14 +651,16 @@ impl Session {
                 task.abort();
             }
         }
+        // The torrent leaves the endpoint before its final status is
+        // published: whoever waits for that (to add it again) comes after.
+        drop(self.dht_source.take());
+        self.link.remove();
         let mut status = self.status();
         status.is_final = true;
         match self.fatal.take() {
             Some(error) => {
                 status.state = TorrentState::Failed;
-                status.error = Some(error.clone());
-                self.status_tx.send_replace(status);
-                Err(NetError::Fatal(error))
+                status.error = Some(error);
             }
             None => {
                 status.state = if status.complete {
@@ -487,10 +668,9 @@ impl Session {
                 } else {
                     TorrentState::Stopped
                 };
-                self.status_tx.send_replace(status.clone());
-                Ok(status)
             }
         }
+        self.status_tx.send_replace(status);
     }
 
     /// At exit: lets the piece checks and writes already handed out finish
@@ -578,15 +758,15 @@ impl Session {
             have_length: have_bytes,
             wanted_length: self.wanted_length,
             left: self.wanted_length - wanted_have.min(self.wanted_length),
-            downloaded: s.downloaded,
-            uploaded: s.uploaded,
-            wasted: s.wasted,
+            downloaded: self.totals.downloaded + s.downloaded,
+            uploaded: self.totals.uploaded + s.uploaded,
+            wasted: self.totals.wasted + s.wasted,
             download_rate: s.download_rate,
             upload_rate: s.upload_rate,
             peers: s.peers,
             connecting: self.figures.connecting,
             banned: self.figures.banned,
-            hash_failures: s.hash_failures,
+            hash_failures: self.totals.hash_failures + s.hash_failures,
             listen_port: self.config.listen_port,
             elapsed_s: self.added.elapsed().as_secs_f64(),
             error: self.fatal.clone(),
