@@ -4,10 +4,14 @@
 //! Reads are GETs; writes are POST/DELETE whose bodies (when any) are
 //! JSON and must say `Content-Type: application/json`: a cross-site HTML
 //! form cannot send that, and we answer no CORS preflight.
-//! Live updates: `GET /api/v1/events` is a Server-Sent Events stream of the
-//! torrent list, one `torrents` event a second.
+//! Live updates: `GET /api/v1/events` is a Server-Sent Events stream: the
+//! torrent list at connect, then once a second only what changed (see
+//! [`diff`]).
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -19,14 +23,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::DaemonError;
 use crate::http::AppState;
 use crate::service::{AddRequest, AddSource, FileChanges, IdRef, Ids, TorrentView};
 
-/// How often the event stream sends the torrent list.
+/// How often the event stream sends what changed.
 pub const EVENTS_INTERVAL: Duration = Duration::from_secs(1);
+/// Event streams open at once at most (each holds the list it last sent).
+pub const EVENTS_CLIENTS_MAX: usize = 64;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -290,23 +296,147 @@ async fn action(
     }
 }
 
-/// The torrent list every [`EVENTS_INTERVAL`] as `torrents` events.
-async fn events(
-    State(app): State<AppState>,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let stream = futures_util::stream::unfold(
-        (app, None::<tokio::time::Interval>),
-        |(app, tick)| async move {
-            let mut tick = tick.unwrap_or_else(|| tokio::time::interval(EVENTS_INTERVAL));
-            tick.tick().await;
-            let views = app.daemon.list().await;
-            let list: Vec<Summary> = views.iter().map(|view| Summary { view }).collect();
-            let data = serde_json::to_string(&json!({"torrents": list})).unwrap_or_default();
-            let event = Event::default().event("torrents").data(data);
-            Some((Ok(event), (app, Some(tick))))
-        },
-    );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+/// The torrents as a client of the event stream last saw them, by id.
+type Snapshot = BTreeMap<u32, Map<String, Value>>;
+
+/// The torrent list as the event stream sends it (summaries, by id).
+async fn snapshot(app: &AppState) -> Snapshot {
+    app.daemon
+        .list()
+        .await
+        .iter()
+        .filter_map(|view| match serde_json::to_value(Summary { view }) {
+            Ok(Value::Object(m)) => Some((view.id, m)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What changed from `before` to `now`: `{"added": [whole torrents],
+/// "changed": [{"id", and each field that changed; of "status", only its
+/// fields that changed}], "removed": [ids]}` (a field that is gone is
+/// null); none if nothing changed.
+pub fn diff(before: &Snapshot, now: &Snapshot) -> Option<Value> {
+    let removed: Vec<u32> = before
+        .keys()
+        .filter(|id| !now.contains_key(id))
+        .copied()
+        .collect();
+    let mut added = Vec::new();
+    let mut changed = Vec::new();
+    for (id, t) in now {
+        let Some(old) = before.get(id) else {
+            added.push(Value::Object(t.clone()));
+            continue;
+        };
+        let mut fields = fields_changed(old, t);
+        if let (Some(Value::Object(a)), Some(Value::Object(b))) =
+            (old.get("status"), t.get("status"))
+        {
+            let status = fields_changed(a, b);
+            fields.remove("status");
+            if !status.is_empty() {
+                fields.insert("status".into(), Value::Object(status));
+            }
+        }
+        if !fields.is_empty() {
+            fields.insert("id".into(), json!(id));
+            changed.push(Value::Object(fields));
+        }
+    }
+    if added.is_empty() && changed.is_empty() && removed.is_empty() {
+        return None;
+    }
+    Some(json!({"added": added, "changed": changed, "removed": removed}))
+}
+
+/// The fields of `b` that differ from `a`'s, and `a`'s that `b` lacks (null).
+fn fields_changed(a: &Map<String, Value>, b: &Map<String, Value>) -> Map<String, Value> {
+    let mut out: Map<String, Value> = b
+        .iter()
+        .filter(|(k, v)| a.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for k in a.keys().filter(|k| !b.contains_key(*k)) {
+        out.insert(k.clone(), Value::Null);
+    }
+    out
+}
+
+/// One place among the [`EVENTS_CLIENTS_MAX`] event streams, given back
+/// when the stream ends.
+struct EventsSlot(Arc<AtomicUsize>);
+
+impl EventsSlot {
+    fn take(count: &Arc<AtomicUsize>) -> Option<EventsSlot> {
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < EVENTS_CLIENTS_MAX).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| EventsSlot(count.clone()))
+    }
+}
+
+impl Drop for EventsSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One client's stream: what it saw last (see [`diff`]).
+struct EventsClient {
+    app: AppState,
+    seen: Option<Snapshot>,
+    tick: Option<tokio::time::Interval>,
+    _slot: EventsSlot,
+}
+
+/// The torrent list at connect (a `torrents` event), then every
+/// [`EVENTS_INTERVAL`] what changed since (a `diff` event; none when
+/// nothing did). Each client costs its last snapshot; the stream is
+/// pulled, so nothing queues for a slow one: it gets the changes since
+/// what it last received.
+async fn events(State(app): State<AppState>) -> Response {
+    let Some(slot) = EventsSlot::take(&app.events_clients) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{EVENTS_CLIENTS_MAX} event streams are open, the limit: close one"),
+        );
+    };
+    let client = EventsClient {
+        app,
+        seen: None,
+        tick: None,
+        _slot: slot,
+    };
+    let stream = futures_util::stream::unfold(client, |mut c| async move {
+        loop {
+            c.tick
+                .get_or_insert_with(|| tokio::time::interval(EVENTS_INTERVAL))
+                .tick()
+                .await;
+            let now = snapshot(&c.app).await;
+            let event = match &c.seen {
+                None => {
+                    let list: Vec<&Map<String, Value>> = now.values().collect();
+                    let data = serde_json::to_string(&json!({ "torrents": list }));
+                    Event::default()
+                        .event("torrents")
+                        .data(data.unwrap_or_default())
+                }
+                Some(before) => match diff(before, &now) {
+                    Some(d) => Event::default().event("diff").data(d.to_string()),
+                    None => continue,
+                },
+            };
+            c.seen = Some(now);
+            return Some((Ok::<_, Infallible>(event), c));
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 async fn ui_index() -> Response {

@@ -93,6 +93,8 @@ pub struct AppState {
     pub session_id: Arc<str>,
     /// Where the HTTP server listens.
     pub http_addr: SocketAddr,
+    /// Event streams open now (at most [`crate::api::EVENTS_CLIENTS_MAX`]).
+    pub events_clients: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -109,6 +111,7 @@ impl AppState {
             auth: auth.map(Arc::new),
             session_id: session_id.into(),
             http_addr,
+            events_clients: Arc::default(),
         }
     }
 }

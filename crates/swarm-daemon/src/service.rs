@@ -76,6 +76,10 @@ struct Entry {
     /// Bytes (uploaded, downloaded) before the current (or last) run of
     /// this process: what its status counts starts from there.
     ever_base: (u64, u64),
+    /// Time spent downloading and seeding over every run, counted up to
+    /// `counted_at` (by [`Entry::count_time`], at each reconcile).
+    active: (Duration, Duration),
+    counted_at: Option<std::time::Instant>,
 }
 
 impl Entry {
@@ -115,13 +119,38 @@ impl Entry {
         (self.ever_base.0 + up, self.ever_base.1 + down)
     }
 
-    /// Notes the counts so far in the record (to be saved): whether they
-    /// changed.
+    /// Notes the counts so far in the record (to be saved): whether the
+    /// byte counts changed (the times alone do not make a save worth it:
+    /// an idle seed's time moves every second).
     fn note_ever(&mut self) -> bool {
         let (up, down) = self.ever();
         let changed = (up, down) != (self.record.uploaded_ever, self.record.downloaded_ever);
         (self.record.uploaded_ever, self.record.downloaded_ever) = (up, down);
+        self.record.seconds_downloading = self.active.0.as_secs();
+        self.record.seconds_seeding = self.active.1.as_secs();
         changed
+    }
+
+    /// Adds the time since it was last counted to its downloading or
+    /// seeding time, as its state says (Transmission counts a torrent's
+    /// seconds in the state it runs in; stopped, queued or checking count
+    /// for neither).
+    fn count_time(&mut self, now: std::time::Instant) {
+        let since = self.counted_at.take();
+        if !self.is_running() {
+            return;
+        }
+        self.counted_at = Some(now);
+        let Some(since) = since else { return };
+        let spent = now.saturating_duration_since(since);
+        match self.state().0 {
+            TorrentState::Downloading | TorrentState::Metadata => self.active.0 += spent,
+            TorrentState::Seeding => self.active.1 += spent,
+            _ => {}
+        }
+        // Whenever the record is saved, it has them.
+        self.record.seconds_downloading = self.active.0.as_secs();
+        self.record.seconds_seeding = self.active.1.as_secs();
     }
 
     /// A run ended with `last`, its final status: its counts go to the
@@ -153,6 +182,10 @@ pub struct TorrentView {
     /// `downloadedEver`); the status's are this run's.
     pub uploaded_ever: u64,
     pub downloaded_ever: u64,
+    /// Seconds spent downloading and seeding over every run
+    /// (Transmission's `secondsDownloading`, `secondsSeeding`).
+    pub seconds_downloading: u64,
+    pub seconds_seeding: u64,
     /// Seeding limits as Transmission shows them: mode 0 the session's, 1
     /// the torrent's own, 2 none; the limit in force or that would be.
     pub seed_ratio_mode: u8,
@@ -365,6 +398,14 @@ struct Inner {
     ever_saved: std::time::Instant,
 }
 
+/// A record's downloading and seeding times.
+fn active_of(r: &TorrentRecord) -> (Duration, Duration) {
+    (
+        Duration::from_secs(r.seconds_downloading),
+        Duration::from_secs(r.seconds_seeding),
+    )
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> u64 {
     SystemTime::now()
@@ -506,6 +547,8 @@ impl Daemon {
                     verify_next: false,
                     idle_since: None,
                     ever_base: (record.uploaded_ever, record.downloaded_ever),
+                    active: active_of(&record),
+                    counted_at: None,
                 })
             } else {
                 std::fs::read(&path)
@@ -522,6 +565,8 @@ impl Daemon {
                         verify_next: false,
                         idle_since: None,
                         ever_base: (record.uploaded_ever, record.downloaded_ever),
+                        active: active_of(&record),
+                        counted_at: None,
                     })
             };
             match entry {
@@ -779,6 +824,8 @@ impl Daemon {
             peer_limit: None,
             uploaded_ever: 0,
             downloaded_ever: 0,
+            seconds_downloading: 0,
+            seconds_seeding: 0,
         };
         let last = match &spec {
             Some(spec) => idle_status(spec, &self.state, &record),
@@ -797,6 +844,8 @@ impl Daemon {
                 verify_next: false,
                 idle_since: None,
                 ever_base: (0, 0),
+                active: (Duration::ZERO, Duration::ZERO),
+                counted_at: None,
             },
         );
         if let Err(e) = self.save_records(&inner, &[id]) {
@@ -1146,8 +1195,10 @@ impl Daemon {
         let mut inner = self.inner.lock().await;
         let inner = &mut *inner;
         let mut changed = Vec::new();
+        let now = std::time::Instant::now();
         // Stops and completions first: they free download slots.
         for e in inner.torrents.values_mut() {
+            e.count_time(now);
             let (state, complete) = e.state();
             if complete && e.record.done_unix.is_none() && e.handle.is_some() {
                 e.record.done_unix = Some(now_unix());
@@ -1364,6 +1415,8 @@ fn view(e: &Entry, settings: &Settings, peer_limit: usize) -> TorrentView {
         peer_limit: e.record.peer_limit.map_or(peer_limit, |n| n as usize),
         uploaded_ever: e.ever().0,
         downloaded_ever: e.ever().1,
+        seconds_downloading: e.active.0.as_secs(),
+        seconds_seeding: e.active.1.as_secs(),
         seed_ratio_mode: e.record.seed_ratio_mode,
         seed_ratio_limit: ratio.unwrap_or(SEED_RATIO_DEFAULT),
         seed_idle_mode: e.record.seed_idle_mode,

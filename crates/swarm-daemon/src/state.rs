@@ -151,6 +151,14 @@ pub struct TorrentRecord {
     pub uploaded_ever: u64,
     #[serde(default)]
     pub downloaded_ever: u64,
+    /// Seconds it spent downloading (a magnet's metadata too) and seeding
+    /// over every run (Transmission's `secondsDownloading`,
+    /// `secondsSeeding`): kept once complete. Saved with the record (at
+    /// the end of a run, and whenever it is saved for another reason).
+    #[serde(default)]
+    pub seconds_downloading: u64,
+    #[serde(default)]
+    pub seconds_seeding: u64,
 }
 
 /// `state.json`.
@@ -402,6 +410,8 @@ mod tests {
             peer_limit: Some(3),
             uploaded_ever: 10,
             downloaded_ever: 20,
+            seconds_downloading: 30,
+            seconds_seeding: 40,
         };
         s.save_record(&record).unwrap();
         let mut state = StateFile::default();

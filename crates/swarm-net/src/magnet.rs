@@ -116,6 +116,8 @@ pub(crate) async fn fetch(
         left: 1,
         ..AnnounceStats::default()
     });
+    // The tracker task's outcomes (`Input::Trackers`).
+    let (outcomes_tx, mut outcomes_rx) = mpsc::unbounded_channel::<Input>();
     let mut connecting = 0;
     let mut tick = tokio::time::interval(STATUS_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -172,10 +174,9 @@ pub(crate) async fn fetch(
                             phase.tracker.clone(),
                         );
                         let (tx, rx) = mpsc::unbounded_channel();
-                        // Tracker outcomes are not shown while fetching
-                        // metadata: their receiver is dropped.
-                        let outcomes = mpsc::unbounded_channel().0;
-                        let task = tokio::spawn(announce::tracker_task(client, rx, stats_rx.clone(), link.clone(), outcomes));
+                        // Its outcomes come back on `outcomes_tx`: shown
+                        // in the status while the metadata is fetched.
+                        let task = tokio::spawn(announce::tracker_task(client, rx, stats_rx.clone(), link.clone(), outcomes_tx.clone()));
                         tracker = Some((tx, AbortOnDrop(task)));
                     }
                 }
@@ -187,6 +188,11 @@ pub(crate) async fn fetch(
                     | Input::Rechosen(_),
                 ) => {}
             },
+            Some(input) = outcomes_rx.recv() => {
+                if let Input::Trackers(t) = input {
+                    status_tx.send_modify(|s| s.trackers = t);
+                }
+            }
             Some(input) = peer_rx.recv() => match input {
                 PeerInput::Messages(key, msgs) => {
                     if let Some(c) = conns.get_mut(&key) {

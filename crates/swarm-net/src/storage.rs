@@ -37,7 +37,10 @@
 //! index of its own to survive a crash. A file un-skipped later is created
 //! at the next open (or [`Storage::rechoose`], for a running download) and
 //! its bytes moved out of the parts file into it
-//! (synced before the parts file is deleted, once no file is in it). A
+//! (synced before the parts file is deleted, once no file is in it). The
+//! move is redone at every open, byte by byte where the file reads zero
+//! and the parts file does not (both hold only verified bytes or holes),
+//! so a kill anywhere in it loses nothing: the restart finishes it. A
 //! skipped file already on disk keeps its bytes there. Costs 4 bytes a
 //! shared piece and one handle.
 //!
@@ -352,18 +355,13 @@ impl Storage {
         match mode {
             OpenMode::Create => {
                 check_paths(root, &storage.files)?;
-                let mut created = Vec::new();
-                for (i, f) in storage.files.iter().enumerate() {
+                for f in storage.files.iter() {
                     if f.attr.pad || f.in_parts {
                         continue;
                     }
-                    let existed = std::fs::symlink_metadata(&f.path).is_ok();
                     create_file(root, spec, f)?;
-                    if !existed {
-                        created.push(i);
-                    }
                 }
-                storage.take_from_parts(&created)?;
+                storage.take_from_parts()?;
             }
             OpenMode::Existing | OpenMode::ReadOnly => {
                 for f in storage.files.iter().filter(|f| !f.attr.pad) {
@@ -510,47 +508,81 @@ impl Storage {
         Ok(())
     }
 
-    /// Moves the bytes of the files just `created` (wanted again) out of the
-    /// parts file into them; deletes the parts file once no file is in it.
-    fn take_from_parts(&mut self, created: &[usize]) -> Result<(), NetError> {
+    /// Moves the bytes of wanted files out of the parts file: a file wanted
+    /// again takes its shared bytes back; the parts file is deleted once no
+    /// file is in it. Byte by byte, where the file reads zero and the parts
+    /// file does not: both hold only bytes of verified pieces or holes, so
+    /// this is right whatever a kill interrupted (the file created and
+    /// nothing moved, a torn move), and writes nothing when all is moved.
+    /// Each file written is synced before the parts file can go.
+    fn take_from_parts(&mut self) -> Result<(), NetError> {
         let Some(parts) = &self.parts else {
             return Ok(());
         };
         let pl = u64::from(self.lengths.piece_length());
-        let mut buf = Vec::new();
-        for &i in created {
-            let f = &self.files[i];
-            if f.attr.pad || f.length == 0 {
+        let (mut kept, mut here) = (Vec::new(), Vec::new());
+        let mut written = Vec::new();
+        for (i, f) in self.files.iter().enumerate() {
+            if f.attr.pad || f.in_parts || f.attr.symlink.is_some() || f.length == 0 {
                 continue;
             }
-            let (end, mut wrote) = (f.start + f.length, false);
-            for piece in [f.start / pl, (end - 1) / pl] {
+            let end = f.start + f.length;
+            let (first, last) = (f.start / pl, (end - 1) / pl);
+            let mut file: Option<File> = None;
+            for piece in [first, last]
+                .into_iter()
+                .take(if first == last { 1 } else { 2 })
+            {
                 let Ok(k) = parts.slots.binary_search(&(piece as u32)) else {
                     continue;
                 };
                 let lo = f.start.max(piece * pl);
                 let hi = end.min((piece + 1) * pl);
-                buf.resize((hi - lo) as usize, 0);
+                kept.resize((hi - lo) as usize, 0);
                 parts
                     .file
-                    .read_exact_at(&mut buf, k as u64 * pl + (lo - piece * pl))
+                    .read_exact_at(&mut kept, k as u64 * pl + (lo - piece * pl))
                     .map_err(|e| io_err(&parts.path, e))?;
-                if buf.iter().all(|&b| b == 0) {
-                    continue; // a hole: nothing was kept
+                if kept.iter().all(|&b| b == 0) {
+                    continue; // a hole: nothing kept for this file
                 }
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&f.path)
+                let file = match &mut file {
+                    Some(file) => file,
+                    None => file.insert(
+                        OpenOptions::new()
+                            .read(true)
+                            .write(true)
+                            .open(&f.path)
+                            .map_err(|e| io_err(&f.path, e))?,
+                    ),
+                };
+                here.resize(kept.len(), 0);
+                file.read_exact_at(&mut here, lo - f.start)
                     .map_err(|e| io_err(&f.path, e))?;
-                file.write_all_at(&buf, lo - f.start)
-                    .and_then(|()| file.sync_data())
-                    .map_err(|e| io_err(&f.path, e))?;
-                wrote = true;
+                let mut changed = false;
+                for (h, &k) in here.iter_mut().zip(&kept) {
+                    if *h == 0 && k != 0 {
+                        *h = k;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    file.write_all_at(&here, lo - f.start)
+                        .map_err(|e| io_err(&f.path, e))?;
+                    if written.last() != Some(&i) {
+                        written.push(i);
+                    }
+                }
             }
-            if wrote {
+            if written.last() == Some(&i)
+                && let Some(file) = &file
+            {
+                file.sync_data().map_err(|e| io_err(&f.path, e))?;
                 tracing::info!(file = %f.path.display(), "bytes moved out of the parts file");
-                self.files[i].had_data = true;
             }
+        }
+        for i in written {
+            self.files[i].had_data = true;
         }
         if !self.needs_parts(&parts.slots) {
             let path = parts.path.clone();
@@ -1971,6 +2003,70 @@ mod tests {
         // A storage opened without a parts file cannot choose files.
         let plain = Storage::open(dir.path(), &spec, OpenMode::Create).unwrap();
         assert!(plain.rechoose(&spec, sk_vec(&[1], 4)).is_err());
+    }
+
+    #[test]
+    fn a_kill_while_a_file_takes_its_bytes_from_the_parts_file_loses_no_verified_piece() {
+        // Piece 0 is f0|f1|f2, piece 1 f2|f3, pieces 2, 3 f3 alone; f1 and
+        // f3 skipped, pieces 0 and 1 verified: f1's share of piece 0 and
+        // f3's of piece 1 are in the parts file.
+        let d = data(64);
+        let spec = spec(&[10, 4, 10, 40], 16, &d);
+        let file = |dir: &Path, i: usize| dir.join(&spec.files[i].path);
+        // Where a kill can leave a file wanted again (the daemon's record
+        // says wanted, the storage had begun): created at its size and
+        // nothing moved yet, or part of its bytes moved (a torn write).
+        // A file left as the kill found it: created at its length, and
+        // with `torn` the first 3 bytes of its share of a shared piece
+        // (`share`) moved.
+        let kill = |f: &Path, len: u64, share: &[u8], torn: bool| {
+            let file = std::fs::File::create(f).unwrap();
+            file.set_len(len).unwrap();
+            if torn {
+                file.write_all_at(&share[..3], 0).unwrap();
+            }
+        };
+        let kills = [
+            ("created, nothing moved", false),
+            ("created, 3 of its shared bytes moved", true),
+        ];
+        for (what, torn) in kills {
+            let dir = tempdir();
+            let root = dir.path();
+            let s = Storage::open_skipping(
+                root,
+                &spec,
+                OpenMode::Create,
+                Some(&skipping(root, &[1, 3], 4)),
+            )
+            .unwrap();
+            write_pieces(&s, &spec, &d, &[0, 1]);
+            s.sync_data().unwrap();
+            drop(s);
+            assert!(!file(root, 1).exists() && !file(root, 3).exists());
+            std::fs::create_dir_all(file(root, 3).parent().unwrap()).unwrap();
+            kill(&file(root, 1), 4, &d[10..14], torn);
+            kill(&file(root, 3), 40, &d[24..32], torn);
+            // The restart: both wanted now.
+            let s = Storage::open_skipping(
+                root,
+                &spec,
+                OpenMode::Create,
+                Some(&skipping(root, &[], 4)),
+            )
+            .unwrap();
+            let have: Vec<u32> = s.check(true, &|_| {}).iter_ones().collect();
+            assert_eq!(have, vec![0, 1], "{what}: no verified piece lost");
+            assert_eq!(
+                &std::fs::read(file(root, 3)).unwrap()[..8],
+                &d[24..32],
+                "{what}"
+            );
+            assert!(
+                !root.join("state/t.parts").exists(),
+                "{what}: parts file gone"
+            );
+        }
     }
 
     fn sk_vec(skipped: &[usize], n: usize) -> Vec<bool> {

@@ -1031,3 +1031,284 @@ fn downloaded_ever_and_the_seed_ratio_count_every_run_across_a_restart() {
     .unwrap();
     assert!(record.contains("\"downloaded_ever\""), "{record}");
 }
+
+/// The payload bytes a libtorrent peer received, from its last status
+/// line (`total_payload_download`: every payload byte, redundant ones too).
+fn lt_payload_received(peer: &Peer) -> u64 {
+    peer.proc
+        .json_lines()
+        .iter()
+        .filter_map(|v| v["payload_download"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+/// A libtorrent leecher downloads the whole torrent from the daemon
+/// (seeding); what it received, payload only, and once it has stopped.
+fn leech_from(t: &TestDir, d: &daemon::Daemon, torrent: &TorrentFile, name: &str) -> u64 {
+    let mut leecher = swarm_testkit::peers::lt_leech(
+        &t.logs(),
+        name,
+        torrent,
+        &t.sub(name),
+        free_addr(),
+        &[d.peers],
+    );
+    wait_all_complete(&mut [&mut leecher], DEADLINE);
+    assert_same_tree(
+        &d.download_dir.join(&torrent.name),
+        &leecher.content(torrent),
+    );
+    // Its count once complete (it prints a line at the state change and
+    // every 0.5 s): a seed with a seed for a neighbour gets nothing more.
+    let n = leecher.proc.json_lines().len();
+    wait_until(DEADLINE, || leecher.proc.json_lines().len() >= n + 2);
+    let got = lt_payload_received(&leecher);
+    drop(leecher);
+    got
+}
+
+/// Above what the leechers received, the daemon may have counted blocks
+/// it queued that never reached them (a connection closed under them, an
+/// end-game duplicate cancelled): a few blocks at most.
+const UPLOAD_SLACK_BYTES: u64 = 4 * 16 * 1024;
+
+#[test]
+fn uploaded_ever_counts_what_a_libtorrent_leecher_received_across_a_restart() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-upload");
+    let mut d = daemon_in(&t, "daemon", vec![]);
+    // The daemon seeds data already in its download folder. Small: the
+    // whole upload takes less than the session's status interval (the case
+    // that showed 0 uploaded).
+    let content = data::single_file(&d.download_dir, "up.bin", 300_000 + 777, 67);
+    let torrent = make_torrent(&content, &t.path().join("up.torrent"), PIECE_16_KIB, &[]);
+    assert!(d.remote(&["-a", &torrent.path.display().to_string()]).ok);
+    wait_row(&d, 1, "seeding what it has", |r| r.contains("100%"));
+    // Its resume record saved: the seed has nothing left to do and sleeps,
+    // so the leecher wakes it (as idle seeds in a daemon are).
+    let record = d
+        .state
+        .join("resume")
+        .join(format!("{}.resume", torrent.info_hash_hex));
+    assert!(
+        wait_until(DEADLINE, || record.exists()),
+        "{}",
+        record.display()
+    );
+    let uploaded =
+        |d: &daemon::Daemon| torrent_fields(d, &["uploadedEver"])["uploadedEver"].as_u64();
+
+    let first = leech_from(&t, &d, &torrent, "lt-leech-1");
+    assert!(first >= torrent.total_size, "libtorrent received {first}");
+    let mut shown = None;
+    let counted = wait_until(Duration::from_secs(20), || {
+        shown = uploaded(&d);
+        shown >= Some(first)
+    });
+    assert!(
+        counted,
+        "uploadedEver {shown:?} after libtorrent received {first} payload bytes\n{}",
+        d.proc.log_tail()
+    );
+    let up1 = shown.unwrap_or(0);
+    assert!(
+        up1 <= first + UPLOAD_SLACK_BYTES,
+        "uploadedEver {up1}, libtorrent received {first}"
+    );
+
+    // Kept across a restart, and this run's uploads add to it.
+    assert!(d.terminate().is_some_and(|s| s.success()));
+    let d = daemon_in(&t, "daemon-again", vec![]);
+    wait_row(&d, 1, "seeding again", |r| r.contains("100%"));
+    assert_eq!(uploaded(&d), Some(up1), "uploadedEver after the restart");
+    let second = leech_from(&t, &d, &torrent, "lt-leech-2");
+    let counted = wait_until(Duration::from_secs(20), || {
+        shown = uploaded(&d);
+        shown >= Some(up1 + second)
+    });
+    assert!(
+        counted,
+        "uploadedEver {shown:?}: {up1} before the restart, and libtorrent received {second} since\n{}",
+        d.proc.log_tail()
+    );
+    assert!(
+        shown.unwrap_or(0) <= up1 + second + UPLOAD_SLACK_BYTES,
+        "uploadedEver {shown:?}: {up1} + {second} received"
+    );
+}
+
+/// `torrent-get`'s `trackerStats[0]` of torrent `id`.
+fn tracker_stat(d: &daemon::Daemon, id: u32) -> serde_json::Value {
+    daemon::rpc(
+        d.http,
+        &serde_json::json!({"method": "torrent-get", "arguments": {"ids": [id], "fields": ["trackerStats", "status"]}}),
+    )["arguments"]["torrents"][0]["trackerStats"][0]
+        .clone()
+}
+
+#[test]
+fn tracker_stats_show_a_magnets_announces_and_the_final_stopped_one() {
+    if !(require_program(daemon::TRANSMISSION_REMOTE)
+        && require_python_libtorrent()
+        && require_program("opentracker")
+        && require_swarm_subcommand(&swarm_bin(), "daemon"))
+    {
+        return;
+    }
+    let t = TestDir::new("daemon-tracker-stop");
+    let tracker_addr = free_addr();
+    let url = format!("http://{tracker_addr}/announce");
+    let d = daemon_in(&t, "daemon", vec![]);
+    // 1: seeds (its data in place); 2: a magnet link nobody has the
+    // metadata of, so it stays fetching it.
+    let seeded = data::single_file(&d.download_dir, "stop.bin", 40_000, 71);
+    let seeded = make_torrent(
+        &seeded,
+        &t.path().join("stop.torrent"),
+        PIECE_16_KIB,
+        std::slice::from_ref(&url),
+    );
+    let other = data::single_file(&t.sub("nowhere"), "meta.bin", 40_000, 72);
+    let other = make_torrent(&other, &t.path().join("meta.torrent"), PIECE_16_KIB, &[]);
+    let tracker = Opentracker::start_at(
+        &t.sub("tracker"),
+        tracker_addr,
+        &[&seeded.info_hash_hex, &other.info_hash_hex],
+    );
+    assert!(d.remote(&["-a", &seeded.path.display().to_string()]).ok);
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&dn=meta.bin&tr={}",
+        other.info_hash_hex,
+        url.replace(':', "%3A").replace('/', "%2F")
+    );
+    assert!(d.remote(&["-a", &magnet]).ok);
+
+    // The magnet's announces show while its metadata is fetched.
+    let mut last = serde_json::Value::Null;
+    let shown = wait_until(DEADLINE, || {
+        last = tracker_stat(&d, 2);
+        last["hasAnnounced"] == true
+    });
+    assert!(
+        shown,
+        "the magnet's announce in trackerStats: {last}\n{}",
+        d.proc.log_tail()
+    );
+    assert_eq!(last["lastAnnounceSucceeded"], true, "{last}");
+    let meta = torrent_fields_of(&d, 2, &["metadataPercentComplete"]);
+    assert_eq!(
+        meta["metadataPercentComplete"], 0.0,
+        "still fetching: {meta}"
+    );
+
+    // The final `stopped` announce's outcome: the tracker is gone, so it
+    // fails, and trackerStats says so once the torrent stopped.
+    let answered = wait_until(DEADLINE, || {
+        last = tracker_stat(&d, 1);
+        last["lastAnnounceSucceeded"] == true
+    });
+    assert!(answered, "{last}");
+    let started_at = last["lastAnnounceTime"].as_u64().unwrap_or(0);
+    drop(tracker);
+    assert!(d.remote(&["-t", "1", "-S"]).ok);
+    let stopped = wait_until(DEADLINE, || {
+        last = tracker_stat(&d, 1);
+        last["lastAnnounceSucceeded"] == false
+    });
+    assert!(
+        stopped,
+        "the stopped announce's failure in trackerStats: {last}\n{}",
+        d.proc.log_tail()
+    );
+    let why = last["lastAnnounceResult"].as_str().unwrap_or_default();
+    assert!(!why.is_empty() && why != "Success", "{last}");
+    assert!(
+        last["lastAnnounceTime"].as_u64() >= Some(started_at),
+        "{last}"
+    );
+    assert_eq!(last["nextAnnounceTime"], 0, "stopped: none due: {last}");
+    assert_eq!(
+        torrent_fields_of(&d, 1, &["status"])["status"],
+        0,
+        "stopped"
+    );
+}
+
+/// `torrent-get` fields of torrent `id`.
+fn torrent_fields_of(d: &daemon::Daemon, id: u32, fields: &[&str]) -> serde_json::Value {
+    daemon::rpc(
+        d.http,
+        &serde_json::json!({"method": "torrent-get", "arguments": {"ids": [id], "fields": fields}}),
+    )["arguments"]["torrents"][0]
+        .clone()
+}
+
+#[test]
+fn seconds_downloading_and_seeding_add_up_over_runs_and_stay_once_complete() {
+    if !ready() {
+        return;
+    }
+    let t = TestDir::new("daemon-seconds");
+    let content = data::single_file(&t.sub("seed"), "secs.bin", 300_000, 68);
+    let torrent = make_torrent(&content, &t.path().join("s.torrent"), PIECE_16_KIB, &[]);
+    let mut d = daemon_in(&t, "daemon", vec![]);
+    assert!(d.remote(&["-a", &torrent.path.display().to_string()]).ok);
+    let secs = |d: &daemon::Daemon| {
+        let v = torrent_fields(d, &["secondsDownloading", "secondsSeeding"]);
+        (
+            v["secondsDownloading"].as_u64().unwrap_or(0),
+            v["secondsSeeding"].as_u64().unwrap_or(0),
+        )
+    };
+    // Downloading (no peer yet) counts as downloading, as in Transmission.
+    let mut got = (0, 0);
+    let counting = wait_until(DEADLINE, || {
+        got = secs(&d);
+        got.0 >= 2
+    });
+    assert!(
+        counting,
+        "secondsDownloading grows while it downloads: {got:?}"
+    );
+    assert_eq!(got.1, 0, "not seeding yet");
+    let _seeder = lt_seed(
+        &t.logs(),
+        "lt-seed",
+        &torrent,
+        &t.sub("seed"),
+        free_addr(),
+        &[d.peers],
+    );
+    wait_row(&d, 1, "downloaded", |r| r.contains("100%"));
+    // Once complete: the downloading time stays, the seeding time grows.
+    let seeding = wait_until(DEADLINE, || {
+        got = secs(&d);
+        got.1 >= 2
+    });
+    assert!(seeding, "secondsSeeding grows once complete: {got:?}");
+    let downloading = got.0;
+    assert!(downloading >= 2, "kept once complete: {got:?}");
+    let info = d.remote(&["-t", "1", "-i"]).text();
+    assert!(
+        info.contains("Downloading Time:") && info.contains("Seeding Time:"),
+        "{info}"
+    );
+    let before = secs(&d);
+    assert_eq!(before.0, downloading, "{before:?}");
+
+    // Kept across a restart, and they go on from there.
+    assert!(d.terminate().is_some_and(|s| s.success()));
+    let d = daemon_in(&t, "daemon-again", vec![]);
+    wait_row(&d, 1, "seeding again", |r| r.contains("100%"));
+    let again = secs(&d);
+    assert_eq!(again.0, downloading, "downloading time kept: {again:?}");
+    assert!(
+        again.1 >= before.1,
+        "seeding time kept: {again:?}, before {before:?}"
+    );
+    let more = wait_until(DEADLINE, || secs(&d).1 > before.1);
+    assert!(more, "and seeding time goes on: {:?}", secs(&d));
+}

@@ -208,3 +208,118 @@ fn whole_pieces(original: &Path, partial: &Path, piece_len: u32) -> BTreeSet<u64
         .map(|(i, _)| i as u64)
         .collect()
 }
+
+/// Three files; with 256 KiB pieces a.bin|b.bin and b.bin|c.bin share a
+/// piece each, whose b.bin bytes go to the parts file while b.bin is
+/// skipped.
+const SKIP_TREE: &[(&str, u64)] = &[
+    ("a.bin", 3 * 1024 * 1024 + 1_111),
+    ("b.bin", 2 * 1024 * 1024 + 2_222),
+    ("c.bin", 3 * 1024 * 1024 + 3_333),
+];
+/// The seeder's cap for the skipping test: a.bin and c.bin take 6 s.
+const SKIP_SEED_RATE: u64 = 1024 * 1024;
+
+#[test]
+fn heavy_daemon_sigkilled_with_a_skipped_file_and_right_after_wanting_it_refetches_nothing() {
+    if !(require_program(daemon::TRANSMISSION_REMOTE)
+        && require_python_libtorrent()
+        && require_swarm_subcommand(&swarm_bin(), "daemon"))
+    {
+        return;
+    }
+    let t = TestDir::new("daemon-crash-skip");
+    let content = data::tree(&t.sub("seed"), "tree", SKIP_TREE, 91);
+    let torrent = make_torrent(&content, &t.path().join("t.torrent"), PIECE_256_KIB, &[]);
+    let listen = free_addr();
+    let opts = DaemonOpts {
+        listen,
+        state: &t.sub("state"),
+        download_dir: &t.sub("downloads"),
+        extra: vec![],
+        rust_log: Some("info,swarm_net::session=trace"),
+    };
+    let root = opts.download_dir.join("tree");
+    let skipped = root.join("b.bin");
+    let parts = opts
+        .state
+        .join("resume")
+        .join(format!("{}.parts", torrent.info_hash_hex));
+    let mut d = start_daemon(&swarm_bin(), &t.logs(), "daemon-1", &opts);
+    let r = d.remote(&["-a", &torrent.path.display().to_string(), "--start-paused"]);
+    assert!(r.ok && r.text().contains("success"), "-a: {r:?}");
+    let r = d.remote(&["-t", "1", "-G", "1"]);
+    assert!(r.ok && r.text().contains("success"), "-G 1: {r:?}");
+    assert!(d.remote(&["-t", "1", "-s"]).ok);
+    let _seeder = lt_seed_capped(
+        &t.logs(),
+        "lt-seed",
+        &torrent,
+        &t.sub("seed"),
+        free_addr(),
+        &[listen],
+        SKIP_SEED_RATE,
+    );
+
+    // 1. Killed while it downloads with b.bin skipped.
+    let mut last = String::new();
+    let midway = wait_until(DEADLINE, || {
+        last = d.remote(&["-l"]).text();
+        percent(&last, 1).is_some_and(|p| (10..100).contains(&p))
+    });
+    assert!(midway, "downloading:\n{last}\n{}", d.proc.log_tail());
+    d.proc.kill();
+    let mut runs = vec![completed(&d.proc.stderr())];
+    assert!(!skipped.exists(), "the skipped file is not created");
+
+    // 2. Restarted; b.bin wanted again (-g 1) and killed at once.
+    let mut d = start_daemon(&swarm_bin(), &t.logs(), "daemon-2", &opts);
+    let resumed = wait_until(DEADLINE, || {
+        d.proc.stderr().contains("piece completed")
+            || percent(&d.remote(&["-l"]).text(), 1) == Some(100)
+    });
+    assert!(resumed, "downloading again\n{}", d.proc.log_tail());
+    assert!(!skipped.exists(), "the skipped file is not created");
+    let r = d.remote(&["-t", "1", "-g", "1"]);
+    assert!(r.ok && r.text().contains("success"), "-g 1: {r:?}");
+    d.proc.kill();
+    runs.push(completed(&d.proc.stderr()));
+
+    // 3. Restarted: it completes, every file identical.
+    let d = start_daemon(&swarm_bin(), &t.logs(), "daemon-3", &opts);
+    let done = wait_until(DEADLINE, || {
+        last = d.remote(&["-l"]).text();
+        percent(&last, 1) == Some(100) && compare_tree(&content, &root).is_ok()
+    });
+    assert!(
+        done,
+        "complete after the restarts: {:?}\n{last}\n{}",
+        compare_tree(&content, &root),
+        d.proc.log_tail()
+    );
+    assert!(!parts.exists(), "no skipped file left: no parts file");
+    runs.push(completed(&d.proc.stderr()));
+
+    // No piece verified in one run completed again in a later one.
+    let runs: Vec<BTreeSet<u64>> = runs
+        .into_iter()
+        .map(|mut r| r.remove(&torrent.name).unwrap_or_default())
+        .collect();
+    eprintln!(
+        "pieces completed per run: {:?} of {}",
+        runs.iter().map(BTreeSet::len).collect::<Vec<_>>(),
+        torrent.num_pieces
+    );
+    assert!(!runs[0].is_empty(), "the first run verified pieces");
+    for later in 1..runs.len() {
+        for earlier in 0..later {
+            let again: Vec<&u64> = runs[earlier].intersection(&runs[later]).collect();
+            assert!(
+                again.is_empty(),
+                "pieces run {} verified were fetched again in run {}: {again:?}",
+                earlier + 1,
+                later + 1
+            );
+        }
+    }
+}

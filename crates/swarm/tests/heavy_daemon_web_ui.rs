@@ -1,11 +1,14 @@
 //! The daemon's web UI in a real browser: headless Chromium (Debian's
 //! `chromium`, driven through `chromedriver` over WebDriver) opens the UI,
-//! adds a torrent through the page's file input, opens the torrent's page
+//! adds a torrent (paused) through the page's file input, skips one of its
+//! files on the torrent's page (the daemon's RPC then says it is not
+//! wanted), starts it from the list, opens the torrent's page
 //! while it downloads from a rate-capped libtorrent seeder (a libtorrent
 //! leecher joins too), finds the
 //! neighbour table with a choke state and its reason and the piece map
 //! with live values (the count of pieces had grows without a reload), and
-//! sees the torrent complete. The screenshot it takes mid-download is
+//! sees the torrent complete: the wanted files identical, the skipped one
+//! not on disk. The screenshot it takes mid-download is
 //! written to the test folder; with SWARM_UPDATE_DOCS=1 also to
 //! docs/daemon-ui.png (the README shows that one).
 //!
@@ -16,13 +19,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use swarm_testkit::daemon::{DaemonOpts, start_daemon};
+use swarm_testkit::daemon::{self, DaemonOpts, start_daemon};
 use swarm_testkit::peers::{lt_leech, lt_seed_capped, require_swarm_subcommand};
 use swarm_testkit::webdriver::{self, Browser};
 use swarm_testkit::{data, *};
 
 const DEADLINE: Duration = Duration::from_secs(120);
-const SIZE: u64 = 5 * 1024 * 1024 + 777;
+/// The torrent's files: the big one to watch, and one the page skips.
+const FILES: &[(&str, u64)] = &[
+    ("disc.iso", 5 * 1024 * 1024 + 777),
+    ("extras.bin", 700_000),
+    ("readme.txt", 5_000),
+];
+/// The file the page skips.
+const SKIPPED: &str = "extras.bin";
 /// The seeder's cap: the download takes ~10 s, time to watch it.
 const SEED_RATE: u64 = 512 * 1024;
 
@@ -42,7 +52,7 @@ fn wait_js(b: &Browser, what: &str, script: &str, ok: impl Fn(&Value) -> bool) -
 }
 
 #[test]
-fn heavy_web_ui_adds_a_torrent_and_shows_neighbours_and_a_live_piece_map() {
+fn heavy_web_ui_adds_a_torrent_skips_a_file_and_shows_neighbours_and_a_live_piece_map() {
     if !(require_program(webdriver::CHROMIUM)
         && require_program(webdriver::CHROMEDRIVER)
         && require_python_libtorrent()
@@ -51,7 +61,7 @@ fn heavy_web_ui_adds_a_torrent_and_shows_neighbours_and_a_live_piece_map() {
         return;
     }
     let t = TestDir::new("daemon-ui");
-    let content = data::single_file(&t.sub("seed"), "ubuntu-like.iso", SIZE, 97);
+    let content = data::tree(&t.sub("seed"), "ubuntu-like", FILES, 97);
     let torrent = make_torrent(
         &content,
         &t.path().join("ubuntu-like.torrent"),
@@ -99,18 +109,79 @@ fn heavy_web_ui_adds_a_torrent_and_shows_neighbours_and_a_live_piece_map() {
         |v| v == "live",
     );
 
-    // Add the torrent through the page's form.
+    // Add the torrent through the page's form, paused.
     let input = b.find("#add-file").expect("the file input");
     b.send_keys(&input, &torrent.path.display().to_string());
+    b.click(&b.find("#add-paused").expect("the paused box"));
     b.click(&b.find("#add-submit").expect("the Add button"));
     wait_js(
         &b,
-        "the torrent in the list",
-        "const a = document.querySelector('#torrents tbody tr a.name'); return a ? a.textContent : null",
-        |v| v == torrent.name.as_str(),
+        "the torrent in the list, stopped",
+        "const r = document.querySelector('#torrents tbody tr'); \
+         return r ? [r.querySelector('a.name').textContent, r.dataset.state] : null",
+        |v| v[0] == torrent.name.as_str() && v[1] == "stopped",
     );
 
-    // Its page, while it downloads.
+    // On its page, skip a file: the daemon says so, and the page too.
+    b.click(
+        &b.find("#torrents tbody tr a.name")
+            .expect("the torrent's link"),
+    );
+    // Its index in the torrent (libtorrent chose the order), as the RPC
+    // and the page number files.
+    let rpc_files = |fields: &str| {
+        daemon::rpc(
+            d.http,
+            &serde_json::json!({"method": "torrent-get", "arguments": {"ids": [1], "fields": [fields]}}),
+        )["arguments"]["torrents"][0][fields]
+            .clone()
+    };
+    let names = rpc_files("files");
+    let skipped = (0..FILES.len())
+        .find(|&i| {
+            names[i]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(SKIPPED))
+        })
+        .unwrap_or_else(|| panic!("{SKIPPED} in {names}"));
+    let file_row = format!("#files tbody tr[data-index='{skipped}']");
+    wait_js(
+        &b,
+        "the file list",
+        &format!(
+            "const r = document.querySelector(\"{file_row}\"); return r ? r.dataset.wanted : null"
+        ),
+        |v| v == "true",
+    );
+    b.click(
+        &b.find(&format!("{file_row} input.want"))
+            .expect("the file's wanted box"),
+    );
+    let mut stats = Value::Null;
+    let done = wait_until(DEADLINE, || {
+        stats = rpc_files("fileStats");
+        stats[skipped]["wanted"] == false
+    });
+    assert!(done, "the daemon skips the file: {stats}");
+    assert!(
+        (0..FILES.len()).all(|i| (stats[i]["wanted"] == true) == (i != skipped)),
+        "only that one: {stats}"
+    );
+    wait_js(
+        &b,
+        "the file skipped on the page",
+        &format!(
+            "const r = document.querySelector(\"{file_row}\"); return r ? r.dataset.wanted : null"
+        ),
+        |v| v == "false",
+    );
+
+    // Started from the list; its page, while it downloads.
+    b.goto(&format!("http://{}/#/", d.http));
+    b.click(
+        &b.find("#torrents tbody tr button.start")
+            .expect("the Start button"),
+    );
     b.click(
         &b.find("#torrents tbody tr a.name")
             .expect("the torrent's link"),
@@ -178,5 +249,19 @@ fn heavy_web_ui_adds_a_torrent_and_shows_neighbours_and_a_live_piece_map() {
         "const r = document.querySelector('#torrents tbody tr'); return r ? r.dataset.state : null",
         |v| v == "seeding",
     );
-    assert_same_tree(&content, &t.sub("downloads").join(&torrent.name));
+    let got = t.sub("downloads").join(&torrent.name);
+    for (name, _) in FILES {
+        if *name == SKIPPED {
+            assert!(
+                !got.join(name).exists(),
+                "the skipped {name} is not on disk"
+            );
+        } else {
+            assert_eq!(
+                std::fs::read(got.join(name)).unwrap(),
+                std::fs::read(content.join(name)).unwrap(),
+                "{name} is identical"
+            );
+        }
+    }
 }

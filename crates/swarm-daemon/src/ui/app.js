@@ -1,5 +1,6 @@
 // swarm's web UI: plain JavaScript modules, no build step. The torrent list
-// comes live over Server-Sent Events (/api/v1/events); a torrent's page
+// comes live over Server-Sent Events (/api/v1/events: the list, then what
+// changed each second); a torrent's page
 // polls /api/v1/torrents/ID every second (files, trackers, neighbours,
 // piece map).
 
@@ -73,11 +74,33 @@ function renderList(torrents) {
   $("#empty").hidden = torrents.length > 0;
 }
 
+// The list as the event stream left it: a snapshot at connect (`torrents`),
+// then only what changed (`diff`: added, changed fields, removed ids).
+let torrents = new Map();
+function applyDiff(d) {
+  for (const id of d.removed) torrents.delete(id);
+  for (const t of d.added) torrents.set(t.id, t);
+  for (const c of d.changed) {
+    const t = torrents.get(c.id);
+    if (!t) continue;
+    for (const [k, v] of Object.entries(c)) {
+      if (k === "status") Object.assign(t.status, v);
+      else t[k] = v;
+    }
+  }
+}
+const shown = () => [...torrents.values()].sort((a, b) => a.id - b.id);
+
 function listen() {
   const es = new EventSource("/api/v1/events");
   es.addEventListener("torrents", (ev) => {
     $("#conn").textContent = "live";
-    renderList(JSON.parse(ev.data).torrents);
+    torrents = new Map(JSON.parse(ev.data).torrents.map((t) => [t.id, t]));
+    renderList(shown());
+  });
+  es.addEventListener("diff", (ev) => {
+    applyDiff(JSON.parse(ev.data));
+    renderList(shown());
   });
   es.onerror = () => { $("#conn").textContent = "reconnecting…"; };
 }
@@ -156,7 +179,19 @@ function renderTorrent(t) {
     el("td", { class: "num" }, rate(n.upload_rate)),
     el("td", { class: "num" }, n.pieces),
     el("td", {}, [n.unchokes_us ? "unchokes us" : "chokes us", n.interested ? "interested" : "", n.we_are_interested ? "we want" : "", n.outgoing ? "out" : "in"].filter(Boolean).join(", ")))));
-  $("#files tbody").replaceChildren(...t.files.map((f) => el("tr", {},
+  // Rebuilt only when the files changed: a box being clicked stays put.
+  const files = JSON.stringify(t.files);
+  if (files !== shownFiles) {
+    shownFiles = files;
+    renderFiles(t);
+  }
+  $("#trackers").replaceChildren(...(t.trackers.flat().length ? t.trackers.flatMap((tier, i) => tier.map((u) => el("li", {}, `tier ${i}: ${u}`)))
+    : [el("li", { class: "muted" }, "no trackers")]));
+}
+
+let shownFiles = null;
+function renderFiles(t) {
+  $("#files tbody").replaceChildren(...t.files.map((f) => el("tr", { "data-index": f.index, "data-wanted": f.wanted },
     el("td", { class: "num" }, f.index), el("td", {}, f.path), el("td", { class: "num" }, bytes(f.length)),
     el("td", {}, el("label", {},
       el("input", { type: "checkbox", class: "want", "data-index": f.index, ...(f.wanted ? { checked: "" } : {}),
@@ -164,8 +199,6 @@ function renderTorrent(t) {
           body: JSON.stringify(ev.target.checked ? { wanted: [f.index] } : { skipped: [f.index] }) }) }),
       f.wanted ? " wanted" : " skipped")),
     el("td", {}, f.priority))));
-  $("#trackers").replaceChildren(...(t.trackers.flat().length ? t.trackers.flatMap((tier, i) => tier.map((u) => el("li", {}, `tier ${i}: ${u}`)))
-    : [el("li", { class: "muted" }, "no trackers")]));
 }
 
 function showTorrent(id) {
@@ -178,6 +211,7 @@ function showTorrent(id) {
 
 function route() {
   clearInterval(pageTimer);
+  shownFiles = null;
   say("");
   const m = location.hash.match(/^#\/torrent\/(\d+)$/);
   if (m) return showTorrent(m[1]);

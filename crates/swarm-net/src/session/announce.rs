@@ -27,7 +27,8 @@ pub(crate) enum TrackerCommand {
 
 /// Announces `started`, then regularly, `completed` when told, and `stopped`
 /// when stopped; hands every peer list to the endpoint driver and each
-/// announce's outcome (per tracker) to the session, for its status.
+/// announce's outcome (per tracker, the `stopped` one too) to the session,
+/// for its status.
 pub(crate) async fn tracker_task(
     mut client: TrackerClient,
     mut commands: mpsc::UnboundedReceiver<TrackerCommand>,
@@ -92,5 +93,7 @@ pub(crate) async fn tracker_task(
         if let Err(e) = client.announce(Event::Stopped, current).await {
             tracing::info!(error = %e, "stopped announce failed");
         }
+        // Its outcome too: the session's final status shows it.
+        let _ = session.send(Input::Trackers(client.statuses()));
     }
 }

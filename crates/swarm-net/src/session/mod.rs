@@ -526,12 +526,20 @@ impl Session {
             if *self.stop.borrow() {
                 break;
             }
-            let busy = self.busy();
+            let mut busy = self.busy();
             // Nothing to do and nothing waiting: sleep (as plain data, in
             // the driver) until an input comes.
             if !busy && self.may_sleep() && self.input_rx.is_empty() {
-                self.sleep();
-                return;
+                // What it shows first: a peer may have come, taken blocks
+                // and gone between two housekeeping rounds, and a sleeping
+                // session publishes nothing (its uploads stayed unshown).
+                // Shown rates above zero keep it awake until they fall.
+                self.publish();
+                busy = self.busy();
+                if !busy {
+                    self.sleep();
+                    return;
+                }
             }
             // The core and the extensions time out peers, rechoke them and
             // send them keep-alives: without peers there is nothing to time
@@ -649,6 +657,12 @@ impl Session {
                 .is_err()
             {
                 task.abort();
+            }
+            // The `stopped` announce's outcome, for the final status.
+            while let Ok(input) = self.input_rx.try_recv() {
+                if let Input::Trackers(t) = input {
+                    self.trackers = t;
+                }
             }
         }
         // The torrent leaves the endpoint before its final status is
