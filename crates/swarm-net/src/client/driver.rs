@@ -14,7 +14,9 @@
 //!   (`Stopped` is announced by the session as it ends);
 //! - peers from trackers, `--peer`, and any [`super::PeerFeed`] (DHT, PEX)
 //!   → [`Endpoint::handle_peers`]; a closed connection →
-//!   `handle_closed`; a core's ban → [`Endpoint::ban`].
+//!   `handle_closed`; a core's ban → [`Endpoint::ban`]; the torrent
+//!   seeding, a peer that has every piece → [`Endpoint::set_seeding`],
+//!   [`Endpoint::handle_peer_seed`].
 //!
 //! Only connection setup and teardown pass through here: established
 //! connections' messages go from their reader tasks straight to their
@@ -90,6 +92,15 @@ pub(crate) enum DriverCmd {
     Progress {
         conns: Vec<PeerKey>,
     },
+    /// Whether the torrent seeds ([`Endpoint::set_seeding`]).
+    Seeding {
+        info_hash: InfoHash,
+        seeding: bool,
+    },
+    /// This connection's peer has every piece ([`Endpoint::handle_peer_seed`]).
+    PeerSeed {
+        conn: PeerKey,
+    },
     Dialled {
         conn: PeerKey,
         torrent: InfoHash,
@@ -126,6 +137,17 @@ impl DriverLink {
         if !conns.is_empty() {
             let _ = self.tx.send(DriverCmd::Progress { conns });
         }
+    }
+
+    pub(crate) fn seeding(&self, seeding: bool) {
+        let _ = self.tx.send(DriverCmd::Seeding {
+            info_hash: self.info_hash,
+            seeding,
+        });
+    }
+
+    pub(crate) fn peer_seed(&self, conn: PeerKey) {
+        let _ = self.tx.send(DriverCmd::PeerSeed { conn });
     }
 
     pub(crate) fn ban(&self, ip: IpAddr) {
@@ -352,6 +374,10 @@ impl Driver {
                     self.endpoint.handle_progress(now, conn);
                 }
             }
+            DriverCmd::Seeding { info_hash, seeding } => {
+                self.endpoint.set_seeding(now, info_hash, seeding);
+            }
+            DriverCmd::PeerSeed { conn } => self.endpoint.handle_peer_seed(now, conn),
             DriverCmd::Dialled {
                 conn,
                 torrent,

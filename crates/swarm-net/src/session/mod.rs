@@ -376,6 +376,7 @@ fn build(d: Box<Dormant>) -> Session {
         trackers,
         dht_source,
         started_complete,
+        told_seeding: None,
         fatal: None,
         storage_queue: std::collections::VecDeque::new(),
         storage_running: 0,
@@ -477,6 +478,9 @@ struct Session {
     /// The DHT's lookups for this torrent (ended with it).
     dht_source: Option<DhtSource>,
     started_complete: bool,
+    /// What the endpoint was last told of `is_complete` (none: not yet,
+    /// in this wake).
+    told_seeding: Option<bool>,
     fatal: Option<String>,
     /// Storage jobs waiting for a slot, oldest first.
     storage_queue: std::collections::VecDeque<StorageJob>,
@@ -1084,6 +1088,7 @@ impl Session {
                         }
                     }
                 }
+                TorrentEvent::PeerSeed(peer) => self.link.peer_seed(peer),
                 TorrentEvent::PieceCompleted(p) => {
                     tracing::trace!(piece = p.get(), torrent = %self.spec.name, "piece completed");
                 }
@@ -1104,6 +1109,13 @@ impl Session {
                     self.fatal.get_or_insert(error);
                 }
             }
+        }
+        // The endpoint's seed rule: told when the torrent completes, and
+        // again if more files are wanted.
+        let seeding = self.core.is_complete();
+        if self.told_seeding != Some(seeding) {
+            self.told_seeding = Some(seeding);
+            self.link.seeding(seeding);
         }
         if !reads.is_empty() {
             // One job for every read of this round: a job per 16 KiB block
