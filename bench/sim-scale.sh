@@ -30,7 +30,9 @@ for r in $(seq "$ROUNDS"); do
     p=${size#*x}
     for bin in "${BINS[@]}"; do
       echo "== round $r, $n leechers x $p pieces, $bin"
-      "$bin" "$n" "$p" 256 1 "$SUPER" | head -5
+      # sed, not head: head exits after five lines and the run dies of
+      # a broken pipe (pipefail then stops the script).
+      "$bin" "$n" "$p" 256 1 "$SUPER" | sed -n 1,5p
     done
   done
 done

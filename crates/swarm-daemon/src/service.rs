@@ -41,6 +41,12 @@ pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
 /// status and, running, a session task).
 pub const TORRENTS_MAX: usize = 10_000;
 
+/// What one more torrent held seeding and asleep may cost in heap bytes
+/// (as requested from the allocator): its metainfo, record, status,
+/// sleeping session, storage and its entries in the maps (ARCHITECTURE.md
+/// has the measured breakdown). `tests/idle_heap.rs` counts it.
+pub const IDLE_TORRENT_HEAP_MAX_BYTES: usize = 6 * 1024;
+
 /// What the metainfo says beyond what the drivers need (for `-i` and the UI).
 #[derive(Clone, Debug, Serialize)]
 pub struct MetaExtras {
@@ -62,7 +68,8 @@ struct Entry {
     extras: Arc<MetaExtras>,
     /// The torrent in the client (running, or stopping: its status says).
     handle: Option<TorrentHandle>,
-    /// The status to show while there is no handle.
+    /// The status to show while there is no handle (empty while there is
+    /// one: the handle's is the one shown).
     last: TorrentStatus,
     /// Waiting for a download slot.
     queued: bool,
@@ -393,7 +400,9 @@ pub struct Daemon {
 struct Inner {
     next_id: u32,
     settings: Settings,
-    torrents: BTreeMap<u32, Entry>,
+    /// Boxed: a B-tree's nodes hold 11 slots, about half of them empty,
+    /// and an entry is ~0.7 KB.
+    torrents: BTreeMap<u32, Box<Entry>>,
     /// When the running torrents' byte counts were last saved.
     ever_saved: std::time::Instant,
 }
@@ -571,7 +580,7 @@ impl Daemon {
             };
             match entry {
                 Ok(e) => {
-                    torrents.insert(record.id, e);
+                    torrents.insert(record.id, Box::new(e));
                 }
                 // One unreadable torrent must not keep the others down: it
                 // is left out (and its record kept on disk until the next
@@ -833,7 +842,7 @@ impl Daemon {
         };
         inner.torrents.insert(
             id,
-            Entry {
+            Box::new(Entry {
                 record,
                 spec: spec.map(Arc::new),
                 extras: Arc::new(extras),
@@ -846,7 +855,7 @@ impl Daemon {
                 ever_base: (0, 0),
                 active: (Duration::ZERO, Duration::ZERO),
                 counted_at: None,
-            },
+            }),
         );
         if let Err(e) = self.save_records(&inner, &[id]) {
             inner.torrents.remove(&id);
@@ -1063,9 +1072,10 @@ impl Daemon {
             }
             if let Some(h) = e.handle.take() {
                 h.stop();
-                if let Ok(last) = h.join().await {
-                    e.end_run(last);
-                }
+                // Its final status (a failed one too: `join` says why).
+                let last = h.watch();
+                let _ = h.join().await;
+                e.end_run(last.borrow().clone());
             }
             if move_data && let Some(spec) = &e.spec {
                 move_data_files(&e.record.download_dir, &to, spec).map_err(|err| {
@@ -1087,10 +1097,10 @@ impl Daemon {
 
     /// Removes torrents; with `delete_data` their files too.
     pub async fn remove(&self, ids: &Ids, delete_data: bool) -> Result<usize, DaemonError> {
-        let removed: Vec<Entry> = {
+        let removed: Vec<Box<Entry>> = {
             let mut inner = self.inner.lock().await;
             let chosen = Self::select(&inner, ids);
-            let removed: Vec<Entry> = chosen
+            let removed: Vec<Box<Entry>> = chosen
                 .iter()
                 .filter_map(|id| inner.torrents.remove(id))
                 .collect();
@@ -1178,6 +1188,9 @@ impl Daemon {
                 e.ever_base = (e.record.uploaded_ever, e.record.downloaded_ever);
                 e.handle = Some(h);
                 e.queued = false;
+                // The handle's status is shown from now on (its strings
+                // and piece map would be a second copy).
+                e.last = TorrentStatus::default();
             }
             Err(err) => {
                 tracing::error!(id = e.record.id, "cannot start: {err}");

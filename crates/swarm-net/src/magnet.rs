@@ -116,8 +116,6 @@ pub(crate) async fn fetch(
         left: 1,
         ..AnnounceStats::default()
     });
-    // The tracker task's outcomes (`Input::Trackers`).
-    let (outcomes_tx, mut outcomes_rx) = mpsc::unbounded_channel::<Input>();
     let mut connecting = 0;
     let mut tick = tokio::time::interval(STATUS_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -174,25 +172,20 @@ pub(crate) async fn fetch(
                             phase.tracker.clone(),
                         );
                         let (tx, rx) = mpsc::unbounded_channel();
-                        // Its outcomes come back on `outcomes_tx`: shown
+                        // Its outcomes come here (`Input::Trackers`): shown
                         // in the status while the metadata is fetched.
-                        let task = tokio::spawn(announce::tracker_task(client, rx, stats_rx.clone(), link.clone(), outcomes_tx.clone()));
+                        let task = tokio::spawn(announce::tracker_task(client, rx, stats_rx.clone(), link.clone()));
                         tracker = Some((tx, AbortOnDrop(task)));
                     }
                 }
                 Some(Input::Figures(f)) => connecting = f.connecting,
+                Some(Input::Trackers(t)) => status_tx.send_modify(|s| s.trackers = t),
                 Some(
                     Input::Storage(_)
-                    | Input::Trackers(_)
                     | Input::SetPriorities(_)
                     | Input::Rechosen(_),
                 ) => {}
             },
-            Some(input) = outcomes_rx.recv() => {
-                if let Input::Trackers(t) = input {
-                    status_tx.send_modify(|s| s.trackers = t);
-                }
-            }
             Some(input) = peer_rx.recv() => match input {
                 PeerInput::Messages(key, msgs) => {
                     if let Some(c) = conns.get_mut(&key) {
@@ -270,9 +263,9 @@ pub(crate) async fn fetch(
     fetched
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -1,7 +1,7 @@
 //! The discrete-event loop: swarm's `TorrentCore`s joined by modelled links
 //! in virtual time. See the crate docs for the model.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use swarm_engine::rng::Rng;
@@ -81,6 +81,47 @@ struct Conn {
     dirs: [Dir; 2],
 }
 
+/// A peer's endpoint keys to its connections. An endpoint numbers its
+/// connections 1, 2, 3, … (`Endpoint` hands out increasing keys), so a key
+/// indexes a `Vec`: a lookup (several for every message a core sends) reads
+/// one slot, where a `BTreeMap` walked nodes scattered in memory (a cache
+/// miss each at a thousand peers). One `u32` per key its endpoint ever
+/// handed out: bounded by the connections the peer ever had (dials and
+/// accepts over the run), [`KEYS_PER_PEER_MAX`] asserted.
+#[derive(Default)]
+struct KeyTable(Vec<u32>);
+
+/// Keys one peer's endpoint may hand out in a run (4 bytes each in its
+/// [`KeyTable`]: 4 MiB at most): far above what a run dials and accepts.
+const KEYS_PER_PEER_MAX: u64 = 1 << 20;
+
+impl KeyTable {
+    const NONE: u32 = u32::MAX;
+
+    fn get(&self, key: PeerKey) -> Option<u32> {
+        usize::try_from(key.0)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .copied()
+            .filter(|&c| c != Self::NONE)
+    }
+
+    fn insert(&mut self, key: PeerKey, conn: u32) {
+        assert!(key.0 < KEYS_PER_PEER_MAX, "{key:?}: too many keys");
+        let i = key.0 as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, Self::NONE);
+        }
+        self.0[i] = conn;
+    }
+
+    fn remove(&mut self, key: PeerKey) {
+        if let Some(slot) = usize::try_from(key.0).ok().and_then(|i| self.0.get_mut(i)) {
+            *slot = Self::NONE;
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Presence {
     NotYet,
@@ -93,7 +134,7 @@ struct SimPeer {
     /// Its connection policy: whom to dial, whom to accept, what to close.
     endpoint: Option<Endpoint>,
     /// Its endpoint's keys, to connections.
-    keys: BTreeMap<PeerKey, u32>,
+    keys: KeyTable,
     endpoint_timer: Option<Instant>,
     up: Link,
     down: Link,
@@ -199,7 +240,7 @@ impl Simulation {
             peers.push(SimPeer {
                 core: None,
                 endpoint: None,
-                keys: BTreeMap::new(),
+                keys: KeyTable::default(),
                 endpoint_timer: None,
                 up: Link::new(up),
                 down: Link::new(down),
@@ -427,6 +468,7 @@ impl Simulation {
         endpoint
             .add_torrent(self.now, INFO_HASH)
             .expect("a new endpoint takes one torrent");
+        endpoint.set_seeding(self.now, INFO_HASH, seed);
         let sp = &mut self.peers[p];
         sp.core = Some(core);
         sp.endpoint = Some(endpoint);
@@ -495,7 +537,7 @@ impl Simulation {
             match action {
                 Action::Dial { conn, addr, .. } => self.dial(p, conn, addr),
                 Action::Close { conn, .. } => {
-                    if let Some(&c) = self.peers[p].keys.get(&conn) {
+                    if let Some(c) = self.peers[p].keys.get(conn) {
                         self.close(c);
                     }
                 }
@@ -650,7 +692,7 @@ impl Simulation {
             let other = ends[1 - k];
             let sp = &mut self.peers[e];
             sp.conns.retain(|&x| x != c);
-            sp.keys.remove(&key);
+            sp.keys.remove(key);
             if established && let Some(i) = sp.neighbours.iter().position(|&x| x == other) {
                 sp.neighbours.swap_remove(i);
             }
@@ -696,7 +738,7 @@ impl Simulation {
                     }
                 },
                 TorrentEvent::Disconnect { peer, .. } => {
-                    if let Some(&c) = self.peers[p].keys.get(&peer) {
+                    if let Some(c) = self.peers[p].keys.get(peer) {
                         self.close(c);
                     }
                 }
@@ -711,7 +753,19 @@ impl Simulation {
                         }
                     }
                 }
-                TorrentEvent::Completed => self.completed(p),
+                TorrentEvent::PeerSeed(peer) => {
+                    if let Some(ep) = self.peers[p].endpoint.as_mut() {
+                        ep.handle_peer_seed(self.now, peer);
+                        self.pump_endpoint(p);
+                    }
+                }
+                TorrentEvent::Completed => {
+                    if let Some(ep) = self.peers[p].endpoint.as_mut() {
+                        ep.set_seeding(self.now, INFO_HASH, true);
+                        self.pump_endpoint(p);
+                    }
+                    self.completed(p);
+                }
                 TorrentEvent::Fatal(e) => panic!("peer {p}: fatal engine error: {e}"),
             }
         }
@@ -719,7 +773,7 @@ impl Simulation {
         // between calls: this runs for nearly every event).
         let mut touched = std::mem::take(&mut self.touched);
         while let Some((key, msg)) = self.peers[p].core.as_mut().and_then(|c| c.poll_transmit()) {
-            let Some(&c) = self.peers[p].keys.get(&key) else {
+            let Some(c) = self.peers[p].keys.get(key) else {
                 continue;
             };
             let conn = &mut self.conns[c as usize];

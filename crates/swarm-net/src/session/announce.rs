@@ -17,7 +17,8 @@ use crate::tracker::{AnnounceStats, TrackerClient};
 
 pub(crate) struct TrackerTask {
     pub(super) tx: mpsc::UnboundedSender<TrackerCommand>,
-    pub(super) task: JoinHandle<()>,
+    /// Ends with each tracker's last outcome (the `stopped` announce's).
+    pub(super) task: JoinHandle<Vec<crate::status::TrackerStatus>>,
 }
 
 pub(crate) enum TrackerCommand {
@@ -27,15 +28,15 @@ pub(crate) enum TrackerCommand {
 
 /// Announces `started`, then regularly, `completed` when told, and `stopped`
 /// when stopped; hands every peer list to the endpoint driver and each
-/// announce's outcome (per tracker, the `stopped` one too) to the session,
-/// for its status.
+/// announce's outcome (per tracker) to the session, for its status. Ends
+/// with the trackers' last outcomes, the `stopped` announce's included
+/// (the session's final status shows them).
 pub(crate) async fn tracker_task(
     mut client: TrackerClient,
     mut commands: mpsc::UnboundedReceiver<TrackerCommand>,
     stats: watch::Receiver<AnnounceStats>,
     out: DriverLink,
-    session: mpsc::UnboundedSender<Input>,
-) {
+) -> Vec<crate::status::TrackerStatus> {
     let mut event = Event::Started;
     let mut announced = false;
     let mut due_now = true;
@@ -76,8 +77,8 @@ pub(crate) async fn tracker_task(
                 }
             }
         };
-        let _ = session.send(Input::Trackers(client.statuses()));
-        out.wake(); // if it sleeps
+        // Through the driver: it wakes the session if it sleeps.
+        out.input(Input::Trackers(client.statuses()));
         match result {
             Ok(r) => {
                 announced = true;
@@ -93,7 +94,6 @@ pub(crate) async fn tracker_task(
         if let Err(e) = client.announce(Event::Stopped, current).await {
             tracing::info!(error = %e, "stopped announce failed");
         }
-        // Its outcome too: the session's final status shows it.
-        let _ = session.send(Input::Trackers(client.statuses()));
     }
+    client.statuses()
 }
