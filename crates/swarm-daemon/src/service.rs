@@ -41,6 +41,12 @@ pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
 /// status and, running, a session task).
 pub const TORRENTS_MAX: usize = 10_000;
 
+/// What one more torrent held seeding and asleep may cost in heap bytes
+/// (as requested from the allocator): its metainfo, record, status,
+/// sleeping session, storage and its entries in the maps (ARCHITECTURE.md
+/// has the measured breakdown). `tests/idle_heap.rs` counts it.
+pub const IDLE_TORRENT_HEAP_MAX_BYTES: usize = 6 * 1024;
+
 /// What the metainfo says beyond what the drivers need (for `-i` and the UI).
 #[derive(Clone, Debug, Serialize)]
 pub struct MetaExtras {
@@ -62,7 +68,8 @@ struct Entry {
     extras: Arc<MetaExtras>,
     /// The torrent in the client (running, or stopping: its status says).
     handle: Option<TorrentHandle>,
-    /// The status to show while there is no handle.
+    /// The status to show while there is no handle (empty while there is
+    /// one: the handle's is the one shown).
     last: TorrentStatus,
     /// Waiting for a download slot.
     queued: bool,
@@ -360,7 +367,9 @@ pub struct Daemon {
 struct Inner {
     next_id: u32,
     settings: Settings,
-    torrents: BTreeMap<u32, Entry>,
+    /// Boxed: a B-tree's nodes hold 11 slots, about half of them empty,
+    /// and an entry is ~0.7 KB.
+    torrents: BTreeMap<u32, Box<Entry>>,
     /// When the running torrents' byte counts were last saved.
     ever_saved: std::time::Instant,
 }
@@ -526,7 +535,7 @@ impl Daemon {
             };
             match entry {
                 Ok(e) => {
-                    torrents.insert(record.id, e);
+                    torrents.insert(record.id, Box::new(e));
                 }
                 // One unreadable torrent must not keep the others down: it
                 // is left out (and its record kept on disk until the next
@@ -786,7 +795,7 @@ impl Daemon {
         };
         inner.torrents.insert(
             id,
-            Entry {
+            Box::new(Entry {
                 record,
                 spec: spec.map(Arc::new),
                 extras: Arc::new(extras),
@@ -797,7 +806,7 @@ impl Daemon {
                 verify_next: false,
                 idle_since: None,
                 ever_base: (0, 0),
-            },
+            }),
         );
         if let Err(e) = self.save_records(&inner, &[id]) {
             inner.torrents.remove(&id);
@@ -1014,9 +1023,10 @@ impl Daemon {
             }
             if let Some(h) = e.handle.take() {
                 h.stop();
-                if let Ok(last) = h.join().await {
-                    e.end_run(last);
-                }
+                // Its final status (a failed one too: `join` says why).
+                let last = h.watch();
+                let _ = h.join().await;
+                e.end_run(last.borrow().clone());
             }
             if move_data && let Some(spec) = &e.spec {
                 move_data_files(&e.record.download_dir, &to, spec).map_err(|err| {
@@ -1038,10 +1048,10 @@ impl Daemon {
 
     /// Removes torrents; with `delete_data` their files too.
     pub async fn remove(&self, ids: &Ids, delete_data: bool) -> Result<usize, DaemonError> {
-        let removed: Vec<Entry> = {
+        let removed: Vec<Box<Entry>> = {
             let mut inner = self.inner.lock().await;
             let chosen = Self::select(&inner, ids);
-            let removed: Vec<Entry> = chosen
+            let removed: Vec<Box<Entry>> = chosen
                 .iter()
                 .filter_map(|id| inner.torrents.remove(id))
                 .collect();
@@ -1129,6 +1139,9 @@ impl Daemon {
                 e.ever_base = (e.record.uploaded_ever, e.record.downloaded_ever);
                 e.handle = Some(h);
                 e.queued = false;
+                // The handle's status is shown from now on (its strings
+                // and piece map would be a second copy).
+                e.last = TorrentStatus::default();
             }
             Err(err) => {
                 tracing::error!(id = e.record.id, "cannot start: {err}");

@@ -4,60 +4,18 @@
 //! window, not by timing anything: before this was built, each torrent woke
 //! and published once a second (`TORRENTS × WINDOW_S` at least).
 
+mod common;
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sha1::{Digest, Sha1};
-use swarm_daemon::service::{AddRequest, AddSource, Daemon, Ids, ServiceConfig};
-use swarm_daemon::state::StateDir;
-use swarm_net::{Client, ClientConfig, TorrentState};
-use swarm_wire::{NewContent, TorrentBuilder};
+use common::{add_seeding, settle, start_daemon};
+use swarm_daemon::service::{Daemon, Ids};
+use swarm_net::TorrentState;
 
 const TORRENTS: usize = 40;
-const PIECE_BYTES: usize = 16 * 1024;
 /// The window over which idle torrents are watched.
 const WINDOW: Duration = Duration::from_secs(3);
-
-/// A small file of pseudo-random bytes in `dir` and its torrent.
-fn small_torrent(dir: &std::path::Path, i: usize) -> Vec<u8> {
-    let len = 20_000 + i * 997;
-    let mut x = i as u64 + 1;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    let name = format!("small-{i:03}.bin");
-    std::fs::write(dir.join(&name), &data).expect("write data");
-    let hashes = data
-        .chunks(PIECE_BYTES)
-        .map(|c| Sha1::digest(c).into())
-        .collect();
-    let builder = TorrentBuilder::new(
-        name,
-        PIECE_BYTES as u32,
-        NewContent::File { length: len as u64 },
-        hashes,
-    );
-    builder.build().expect("build torrent").0
-}
-
-/// Reads the counters once a `step` until they stop moving (the start-up's
-/// work: checks, the first resume records), at most `steps` times.
-async fn settle(client: &Client, step: Duration, steps: usize) {
-    let mut last = client.counters().session_wakeups.load(Ordering::Relaxed);
-    for _ in 0..steps {
-        tokio::time::sleep(step).await;
-        let now = client.counters().session_wakeups.load(Ordering::Relaxed);
-        if now == last {
-            return;
-        }
-        last = now;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_seeding_torrents_wake_nothing_and_publish_nothing() {
@@ -73,53 +31,8 @@ async fn idle_seeding_torrents_sleep_and_a_peer_wakes_one() {
 
 async fn idle_torrents(sleep_when_idle: bool) {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
-    let client = Client::start(ClientConfig {
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        sleep_when_idle,
-        ..ClientConfig::default()
-    })
-    .await
-    .expect("client");
-    let state = StateDir::open(&tmp.path().join("state")).expect("state dir");
-    let daemon = Daemon::start(
-        client,
-        state,
-        ServiceConfig {
-            download_dir: data.clone(),
-            allow_dirs: Vec::new(),
-            watch_dir: None,
-        },
-    )
-    .await
-    .expect("daemon");
-    for i in 0..TORRENTS {
-        let added = daemon
-            .add(AddRequest {
-                source: AddSource::Metainfo(small_torrent(&data, i)),
-                download_dir: None,
-                paused: false,
-            })
-            .await
-            .expect("add");
-        assert!(!added.duplicate);
-    }
-    // All seeding (each checked its data): at most 60 s.
-    let mut seeding = 0;
-    for _ in 0..600 {
-        seeding = daemon
-            .list()
-            .await
-            .iter()
-            .filter(|v| v.status.state == TorrentState::Seeding && v.status.complete)
-            .count();
-        if seeding == TORRENTS {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(seeding, TORRENTS, "every torrent checks out and seeds");
+    let daemon = start_daemon(tmp.path(), sleep_when_idle).await;
+    add_seeding(&daemon, tmp.path(), 0..TORRENTS).await;
     let client = daemon.client();
     settle(client, Duration::from_secs(1), 30).await;
 

@@ -15,6 +15,14 @@
 //!   flight; incoming connections still in their handshake, each with a
 //!   deadline (`handshake_timeout`; when they are all taken, a newcomer
 //!   replaces the oldest);
+//! - room for peers that connect to us: a torrent's own dials take at most
+//!   `torrent_outgoing_percent` of its connection cap (see [`EndpointConfig`]);
+//! - seeds: when the torrent seeds (every wanted piece is have:
+//!   [`Endpoint::set_seeding`]) a connection to a peer that has every piece
+//!   ([`Endpoint::handle_peer_seed`]) is of no use to either side: it is
+//!   closed ([`Refusal::BothSeeds`]), and a dialled address that turned out
+//!   to be a seed is not dialled again while we seed (libtorrent's
+//!   `close_redundant_connections`, Transmission's "not if we're both seeds");
 //! - the accept decision: an incoming connection is refused when a cap is
 //!   reached or its address is banned, and its handshake when the
 //!   info-hash is unknown or stopped, the peer id is ours, or the torrent
@@ -135,7 +143,20 @@ pub struct EndpointConfig {
     /// An established connection with no progress for this long is idle:
     /// evicted when a newcomer's handshake finds no room (see the module docs).
     pub idle_timeout: Duration,
+    /// A torrent's own dials (dialling, or established outgoing) take at
+    /// most this percentage of its connection cap, rounded up; the rest of
+    /// the cap is kept for peers that connect to us. Without it, when a
+    /// swarm's peers arrive together each fills its slots with its own
+    /// dials, and the last to arrive find every other peer full. The
+    /// mainline client dialled up to 30 peers and accepted up to 55;
+    /// libtorrent lets an incoming peer replace its lowest-ranked (BEP 40)
+    /// connection instead; 100 turns the share off.
+    pub torrent_outgoing_percent: u32,
 }
+
+/// The default `torrent_outgoing_percent`: 35 of the default 50 slots are
+/// for our dials, 15 for peers that dial us.
+pub const TORRENT_OUTGOING_PERCENT: u32 = 70;
 
 impl Default for EndpointConfig {
     fn default() -> Self {
@@ -155,6 +176,7 @@ impl Default for EndpointConfig {
             full_retry_delay: Duration::from_secs(1),
             bans_max: 10_000,
             idle_timeout: Duration::from_secs(20),
+            torrent_outgoing_percent: TORRENT_OUTGOING_PERCENT,
         }
     }
 }
@@ -206,6 +228,8 @@ pub enum Refusal {
     /// Idle (no progress for `idle_timeout`), closed to make room for a
     /// newcomer.
     Idle,
+    /// We seed and so does the peer: neither has anything for the other.
+    BothSeeds,
 }
 
 impl fmt::Display for Refusal {
@@ -224,6 +248,7 @@ impl fmt::Display for Refusal {
             Refusal::WrongTorrent => "handshake for another torrent",
             Refusal::UnknownConnection => "unknown connection",
             Refusal::Idle => "idle, closed to make room for a new peer",
+            Refusal::BothSeeds => "both seeds, nothing to exchange",
         })
     }
 }
@@ -250,6 +275,8 @@ struct Candidate {
     /// When it may be dialled; meaningless while `conn` is set.
     next_attempt: Instant,
     conn: Option<PeerKey>,
+    /// A connection to it showed every piece: not dialled while we seed.
+    seed: bool,
 }
 
 struct TorrentEntry {
@@ -261,11 +288,29 @@ struct TorrentEntry {
     peer_ids: BTreeMap<PeerId, PeerKey>,
     /// Its own cap on connections (none: `torrent_connections_max`).
     connections_max: Option<usize>,
+    /// Its connections that we dialled (dialling or established).
+    outgoing: usize,
+    /// Every wanted piece is have ([`Endpoint::set_seeding`]).
+    seeding: bool,
+}
+
+impl TorrentEntry {
+    /// Whether a candidate without a connection waits in the dial queue.
+    fn dials(&self, c: &Candidate) -> bool {
+        self.running && !(self.seeding && c.seed)
+    }
 }
 
 /// A torrent's cap on connections: its own, or the endpoint's.
 fn cap_of(t: &TorrentEntry, config: &EndpointConfig) -> usize {
     t.connections_max.unwrap_or(config.torrent_connections_max)
+}
+
+/// A torrent's cap on its own dials: `torrent_outgoing_percent` of its
+/// cap, rounded up (so a cap of 1 still dials).
+fn outgoing_cap_of(t: &TorrentEntry, config: &EndpointConfig) -> usize {
+    let pct = config.torrent_outgoing_percent.min(100) as usize;
+    (cap_of(t, config) * pct).div_ceil(100)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,6 +330,8 @@ struct Conn {
     deadline: Option<Instant>,
     /// Established: its last progress (or its handshake), for eviction.
     progress: Instant,
+    /// The peer has every piece ([`Endpoint::handle_peer_seed`]).
+    peer_seed: bool,
 }
 
 /// The connection policy of one process. See the module docs.
@@ -352,6 +399,8 @@ impl Endpoint {
                 conns: BTreeSet::new(),
                 peer_ids: BTreeMap::new(),
                 connections_max: None,
+                outgoing: 0,
+                seeding: false,
             },
         );
         self.actions.push_back(Action::Announce {
@@ -399,9 +448,12 @@ impl Endpoint {
             return;
         }
         t.running = true;
+        let seeding = t.seeding;
         for (addr, c) in &mut t.candidates {
             c.next_attempt = now;
-            self.queue.insert((now, torrent, *addr));
+            if !(seeding && c.seed) {
+                self.queue.insert((now, torrent, *addr));
+            }
         }
         self.actions.push_back(Action::Announce {
             torrent,
@@ -482,6 +534,7 @@ impl Endpoint {
                     failures: 0,
                     next_attempt: now,
                     conn: None,
+                    seed: false,
                 },
             );
             if t.running {
@@ -529,6 +582,7 @@ impl Endpoint {
                 phase: Phase::Handshaking,
                 deadline: Some(deadline),
                 progress: now,
+                peer_seed: false,
             },
         );
         self.deadlines.insert((deadline, conn));
@@ -670,6 +724,79 @@ impl Endpoint {
             && matches!(c.phase, Phase::Established(_))
         {
             c.progress = c.progress.max(now);
+        }
+    }
+
+    /// Whether `torrent` seeds: every piece it wants is have (a seed, or a
+    /// partial seed that skipped files). Seeding, its connections to seeds
+    /// close ([`Refusal::BothSeeds`]) and the addresses known as seeds are
+    /// not dialled; no longer seeding (more files wanted), they are dialled
+    /// again. The driver calls it when the torrent completes, and whenever
+    /// that changes; unknown torrents are ignored.
+    pub fn set_seeding(&mut self, now: Instant, torrent: InfoHash, seeding: bool) {
+        let Some(t) = self.torrents.get_mut(&torrent) else {
+            return;
+        };
+        if t.seeding == seeding {
+            return;
+        }
+        t.seeding = seeding;
+        let running = t.running;
+        for (addr, c) in &mut t.candidates {
+            if c.seed && c.conn.is_none() && running {
+                if seeding {
+                    self.queue.remove(&(c.next_attempt, torrent, *addr));
+                } else {
+                    c.next_attempt = c.next_attempt.max(now);
+                    self.queue.insert((c.next_attempt, torrent, *addr));
+                }
+            }
+        }
+        if seeding {
+            let seeds: Vec<PeerKey> = t
+                .conns
+                .iter()
+                .copied()
+                .filter(|k| self.conns.get(k).is_some_and(|c| c.peer_seed))
+                .collect();
+            for conn in seeds {
+                self.close(now, conn, Refusal::BothSeeds);
+            }
+        }
+        self.dial_ready(now);
+    }
+
+    /// Whether `torrent` seeds (see [`Endpoint::set_seeding`]).
+    pub fn is_seeding(&self, torrent: &InfoHash) -> bool {
+        self.torrents.get(torrent).is_some_and(|t| t.seeding)
+    }
+
+    /// The peer on `conn` has every piece (its bitfield, have-all, or its
+    /// last have: the core's [`crate::TorrentEvent::PeerSeed`]). If we
+    /// seed too the connection closes ([`Refusal::BothSeeds`]); an address
+    /// we dialled is remembered as a seed, not dialled while we seed.
+    /// Unknown or not-yet-established connections are ignored.
+    pub fn handle_peer_seed(&mut self, now: Instant, conn: PeerKey) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let (Phase::Established(_), Some(hash)) = (c.phase, c.torrent) else {
+            return;
+        };
+        c.peer_seed = true;
+        let (outgoing, addr) = (c.outgoing, c.addr);
+        let Some(t) = self.torrents.get_mut(&hash) else {
+            return;
+        };
+        if outgoing
+            && let Some(cand) = t.candidates.get_mut(&addr)
+            && cand.conn == Some(conn)
+        {
+            cand.seed = true;
+        }
+        if t.seeding {
+            self.close(now, conn, Refusal::BothSeeds);
+            self.dial_ready(now);
         }
     }
 
@@ -886,6 +1013,7 @@ impl Endpoint {
                 continue;
             }
             if t.conns.len() >= cap_of(t, &self.config)
+                || t.outgoing >= outgoing_cap_of(t, &self.config)
                 || self.ip_count(addr.ip()) >= self.config.ip_connections_max
             {
                 let later = now + self.config.full_retry_delay;
@@ -903,6 +1031,7 @@ impl Endpoint {
             let deadline = now + self.config.handshake_timeout;
             if let Some(t) = self.torrents.get_mut(&torrent) {
                 t.conns.insert(conn);
+                t.outgoing += 1;
                 if let Some(c) = t.candidates.get_mut(&addr) {
                     c.conn = Some(conn);
                 }
@@ -916,6 +1045,7 @@ impl Endpoint {
                     phase: Phase::Dialling,
                     deadline: Some(deadline),
                     progress: now,
+                    peer_seed: false,
                 },
             );
             self.deadlines.insert((deadline, conn));
@@ -972,6 +1102,7 @@ impl Endpoint {
         if !c.outgoing {
             return;
         }
+        t.outgoing -= 1;
         let Some(cand) = t.candidates.get_mut(&c.addr) else {
             return;
         };
@@ -994,7 +1125,7 @@ impl Endpoint {
             self.config.reconnect_delay
         };
         cand.next_attempt = now + delay;
-        if t.running {
+        if t.running && !(t.seeding && cand.seed) {
             self.queue.insert((cand.next_attempt, hash, c.addr));
         }
     }
@@ -1049,12 +1180,14 @@ impl Endpoint {
             for k in &t.conns {
                 assert_eq!(self.conns[k].torrent, Some(*hash));
             }
+            let outgoing = t.conns.iter().filter(|k| self.conns[k].outgoing).count();
+            assert_eq!(outgoing, t.outgoing, "outgoing count");
             for (addr, c) in &t.candidates {
                 let in_queue = self.queue.contains(&(c.next_attempt, *hash, *addr));
                 assert_eq!(
                     in_queue,
-                    c.conn.is_none() && t.running,
-                    "queued iff idle: {addr}"
+                    c.conn.is_none() && t.dials(c),
+                    "queued iff idle (and not a seed while we seed): {addr}"
                 );
                 queued += usize::from(in_queue);
                 if let Some(k) = c.conn {

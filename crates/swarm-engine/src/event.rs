@@ -69,6 +69,10 @@ pub enum TorrentEvent {
         reason: String,
         ban: bool,
     },
+    /// This peer has every piece (its bitfield, have-all or last have
+    /// said so), once per connection: for the endpoint's seed rule
+    /// (`Endpoint::handle_peer_seed`).
+    PeerSeed(PeerKey),
     /// A piece passed its hash and is on disk.
     PieceCompleted(ValidPieceIndex),
     /// Every piece is on disk.

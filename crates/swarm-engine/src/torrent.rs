@@ -464,6 +464,9 @@ impl TorrentCore {
             if !self.picker.have().get(piece) && self.picker.is_wanted(piece) {
                 p.interesting += 1;
             }
+            if p.pieces.is_all_set() {
+                self.events.push_back(TorrentEvent::PeerSeed(key));
+            }
             self.super_seed_offer(key);
             self.super_seed_progress(key);
         }
@@ -482,6 +485,7 @@ impl TorrentCore {
             return Ok(());
         };
         p.seen_piece_state = true;
+        let mut became_seed = false;
         for i in bf.iter_ones() {
             if p.pieces.set(i) {
                 if let Some(vp) = self.lengths.validate_piece_index(i) {
@@ -490,7 +494,11 @@ impl TorrentCore {
                 if !self.picker.have().get(i) && self.picker.is_wanted(i) {
                     p.interesting += 1;
                 }
+                became_seed = p.pieces.is_all_set();
             }
+        }
+        if became_seed {
+            self.events.push_back(TorrentEvent::PeerSeed(key));
         }
         self.super_seed_offer(key);
         self.super_seed_progress(key);

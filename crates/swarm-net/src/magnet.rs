@@ -173,9 +173,8 @@ pub(crate) async fn fetch(
                         );
                         let (tx, rx) = mpsc::unbounded_channel();
                         // Tracker outcomes are not shown while fetching
-                        // metadata: their receiver is dropped.
-                        let outcomes = mpsc::unbounded_channel().0;
-                        let task = tokio::spawn(announce::tracker_task(client, rx, stats_rx.clone(), link.clone(), outcomes));
+                        // metadata: they come here, and are dropped.
+                        let task = tokio::spawn(announce::tracker_task(client, rx, stats_rx.clone(), link.clone()));
                         tracker = Some((tx, AbortOnDrop(task)));
                     }
                 }

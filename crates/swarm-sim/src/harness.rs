@@ -109,7 +109,7 @@ impl Node {
                     self.disconnects.push((peer, reason, ban))
                 }
                 TorrentEvent::Completed => self.completed = true,
-                TorrentEvent::PieceCompleted(_) => {}
+                TorrentEvent::PieceCompleted(_) | TorrentEvent::PeerSeed(_) => {}
                 TorrentEvent::Fatal(e) => panic!("fatal: {e}"),
             }
         }

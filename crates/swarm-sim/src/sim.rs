@@ -468,6 +468,7 @@ impl Simulation {
         endpoint
             .add_torrent(self.now, INFO_HASH)
             .expect("a new endpoint takes one torrent");
+        endpoint.set_seeding(self.now, INFO_HASH, seed);
         let sp = &mut self.peers[p];
         sp.core = Some(core);
         sp.endpoint = Some(endpoint);
@@ -752,7 +753,19 @@ impl Simulation {
                         }
                     }
                 }
-                TorrentEvent::Completed => self.completed(p),
+                TorrentEvent::PeerSeed(peer) => {
+                    if let Some(ep) = self.peers[p].endpoint.as_mut() {
+                        ep.handle_peer_seed(self.now, peer);
+                        self.pump_endpoint(p);
+                    }
+                }
+                TorrentEvent::Completed => {
+                    if let Some(ep) = self.peers[p].endpoint.as_mut() {
+                        ep.set_seeding(self.now, INFO_HASH, true);
+                        self.pump_endpoint(p);
+                    }
+                    self.completed(p);
+                }
                 TorrentEvent::Fatal(e) => panic!("peer {p}: fatal engine error: {e}"),
             }
         }

@@ -1177,3 +1177,37 @@ fn skipped_pieces_are_not_fetched_and_done_means_every_wanted_piece() {
     let n = &sim.nodes[1];
     assert_eq!(n.disk, n.truth);
 }
+
+fn peer_seeds(ev: &[TorrentEvent]) -> Vec<PeerKey> {
+    ev.iter()
+        .filter_map(|e| match e {
+            TorrentEvent::PeerSeed(k) => Some(*k),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A peer that has every piece is told once (for the endpoint's seed
+/// rule): by its bitfield, its have-all, or the have that completes it;
+/// never for a peer that lacks a piece, and not again.
+#[test]
+fn a_peer_with_every_piece_is_told_once() {
+    let mut c = leecher(3, K);
+    c.peer_connected(Instant::ZERO, PeerKey(1), SLOW);
+    c.peer_connected(Instant::ZERO, PeerKey(2), FAST);
+    c.peer_connected(Instant::ZERO, PeerKey(3), SLOW);
+    let full = Message::Bitfield(Bitfield::full(3).to_wire());
+    c.handle_message(Instant::ZERO, PeerKey(1), full.clone());
+    c.handle_message(Instant::ZERO, PeerKey(2), Message::HaveAll);
+    c.handle_message(Instant::ZERO, PeerKey(3), Message::Have { piece: 0 });
+    c.handle_message(Instant::ZERO, PeerKey(3), Message::Have { piece: 2 });
+    let (_, ev) = drain(&mut c);
+    assert_eq!(peer_seeds(&ev), vec![PeerKey(1), PeerKey(2)]);
+    c.handle_message(Instant::ZERO, PeerKey(3), Message::Have { piece: 1 });
+    // Late or repeated news of pieces it has: nothing more.
+    c.handle_message(Instant::ZERO, PeerKey(1), full);
+    c.handle_message(Instant::ZERO, PeerKey(3), Message::Have { piece: 1 });
+    let (_, ev) = drain(&mut c);
+    assert_eq!(peer_seeds(&ev), vec![PeerKey(3)]);
+    c.check_invariants();
+}

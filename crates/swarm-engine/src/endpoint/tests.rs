@@ -772,3 +772,96 @@ fn a_torrents_own_connection_cap_closes_its_excess_and_holds_for_new_dials() {
     assert!(!again.is_empty(), "{again:?}");
     assert_eq!(e.torrent_connections_max(T1), Some(50));
 }
+
+/// Everyone arrives at once: without a share kept for incoming peers each
+/// fills all its slots with its own dials, and the last to arrive find
+/// every peer full. A torrent dials at most `torrent_outgoing_percent` of
+/// its cap (35 of 50) and accepts peers that dial it into the rest.
+#[test]
+fn a_torrent_keeps_part_of_its_slots_for_peers_that_dial_it() {
+    let config = EndpointConfig::default();
+    let slots = config.torrent_connections_max;
+    let mut e = endpoint(config.clone());
+    drain(&mut e);
+    let many = (0..100u8).map(|i| SocketAddr::from(([127, 2, 0, i], 6881)));
+    e.handle_peers(at(0), T1, PeerSource::Tracker, many);
+    let mut id = 0;
+    for _ in 0..100 {
+        let d = dials(&drain(&mut e));
+        if d.is_empty() {
+            break;
+        }
+        for (conn, _) in d {
+            id += 1;
+            e.handle_handshake(at(0), conn, T1, peer_id_wide(id))
+                .unwrap();
+        }
+    }
+    let own = slots * 70 / 100;
+    assert_eq!(e.torrent_connections(&T1).unwrap().connected, own);
+    // A second later the candidates left are looked at again: still no dial.
+    e.handle_timeout(at(2));
+    assert!(dials(&drain(&mut e)).is_empty(), "the dial share is used");
+    // The rest of the slots take peers that dial us, then it is full.
+    for i in 0..slots - own {
+        let from = addr(10 + (i / config.ip_connections_max) as u8, 5000 + i as u16);
+        connect_in(&mut e, at(3), from, T1, peer_id_wide(1000 + i as u32))
+            .expect("room kept for incoming peers");
+    }
+    assert_eq!(
+        connect_in(&mut e, at(3), addr(99, 7000), T1, peer_id(250)),
+        Err(Refusal::TorrentFull)
+    );
+    assert_eq!(e.torrent_connections(&T1).unwrap().connected, slots);
+    drain(&mut e);
+}
+
+/// Both sides seeds: the connection is of no use to either. Closed when
+/// we become a seed (for peers already known as seeds) or when a peer
+/// shows every piece while we seed; an address we dialled that was a seed
+/// is not dialled again while we seed, and is once we want pieces again.
+#[test]
+fn seeds_close_their_connections_to_seeds_and_do_not_redial_them() {
+    let config = EndpointConfig::default();
+    let mut e = endpoint(config.clone());
+    drain(&mut e);
+    let (seed, leecher) = (addr(2, 6881), addr(3, 6881));
+    e.handle_peers(at(0), T1, PeerSource::Tracker, [seed, leecher]);
+    let d = dials(&drain(&mut e));
+    assert_eq!(d.len(), 2);
+    let key = |a: SocketAddr| d.iter().find(|x| x.1 == a).unwrap().0;
+    e.handle_handshake(at(0), key(seed), T1, peer_id(2))
+        .unwrap();
+    e.handle_handshake(at(0), key(leecher), T1, peer_id(3))
+        .unwrap();
+    // A seed while we download: kept.
+    e.handle_peer_seed(at(1), key(seed));
+    assert!(closes(&drain(&mut e)).is_empty(), "we want its pieces");
+    // We complete: the seed goes, the leecher stays.
+    e.set_seeding(at(10), T1, true);
+    assert!(e.is_seeding(&T1));
+    assert_eq!(
+        closes(&drain(&mut e)),
+        vec![(key(seed), Refusal::BothSeeds)]
+    );
+    e.handle_closed(at(10), key(seed));
+    assert_eq!(e.torrent_connections(&T1).unwrap().connected, 1);
+    // Long after the reconnect delay: the seed is not dialled again.
+    e.handle_timeout(at(10) + config.reconnect_delay + Duration::from_secs(600));
+    assert!(dials(&drain(&mut e)).is_empty(), "a seed is not redialled");
+    // A peer that dials us and shows every piece while we seed: closed.
+    let k = connect_in(&mut e, at(700), addr(4, 5000), T1, peer_id(4)).unwrap();
+    e.handle_peer_seed(at(700), k);
+    assert_eq!(closes(&drain(&mut e)), vec![(k, Refusal::BothSeeds)]);
+    // The leecher finishes too: closed at once.
+    e.handle_peer_seed(at(701), key(leecher));
+    assert_eq!(
+        closes(&drain(&mut e)),
+        vec![(key(leecher), Refusal::BothSeeds)]
+    );
+    assert_eq!(e.torrent_connections(&T1).unwrap().connected, 0);
+    // More files wanted: we download again, and seeds are worth dialling.
+    e.set_seeding(at(800), T1, false);
+    let again: Vec<SocketAddr> = dials(&drain(&mut e)).into_iter().map(|x| x.1).collect();
+    assert!(again.contains(&seed), "{again:?}");
+}

@@ -14,7 +14,9 @@
 //!   (`Stopped` is announced by the session as it ends);
 //! - peers from trackers, `--peer`, and any [`super::PeerFeed`] (DHT, PEX)
 //!   → [`Endpoint::handle_peers`]; a closed connection →
-//!   `handle_closed`; a core's ban → [`Endpoint::ban`].
+//!   `handle_closed`; a core's ban → [`Endpoint::ban`]; the torrent
+//!   seeding, a peer that has every piece → [`Endpoint::set_seeding`],
+//!   [`Endpoint::handle_peer_seed`].
 //!
 //! Only connection setup and teardown pass through here: established
 //! connections' messages go from their reader tasks straight to their
@@ -46,6 +48,18 @@ const FIGURES_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the driver is told.
 pub(crate) enum DriverCmd {
+    /// A torrent was added: its inputs go to `session` (they wait there
+    /// while it checks) until it leaves (`Remove`).
+    Register {
+        info_hash: InfoHash,
+        session: mpsc::UnboundedSender<Input>,
+    },
+    /// An input for this torrent's session (from its handle, its tracker
+    /// task): woken first if it sleeps.
+    Input {
+        info_hash: InfoHash,
+        input: Input,
+    },
     Add {
         info_hash: InfoHash,
         session: mpsc::UnboundedSender<Input>,
@@ -68,7 +82,8 @@ pub(crate) enum DriverCmd {
         ip: IpAddr,
     },
     /// A session goes to sleep (see [`Dormant`]), with its input channel
-    /// (and what came since it decided to).
+    /// (and what came since it decided to: then it wakes at once; else the
+    /// channel is dropped, and a new one made when it wakes).
     Sleep {
         dormant: Box<Dormant>,
     },
@@ -89,6 +104,15 @@ pub(crate) enum DriverCmd {
     /// These connections made progress (see [`Endpoint::handle_progress`]).
     Progress {
         conns: Vec<PeerKey>,
+    },
+    /// Whether the torrent seeds ([`Endpoint::set_seeding`]).
+    Seeding {
+        info_hash: InfoHash,
+        seeding: bool,
+    },
+    /// This connection's peer has every piece ([`Endpoint::handle_peer_seed`]).
+    PeerSeed {
+        conn: PeerKey,
     },
     Dialled {
         conn: PeerKey,
@@ -128,6 +152,17 @@ impl DriverLink {
         }
     }
 
+    pub(crate) fn seeding(&self, seeding: bool) {
+        let _ = self.tx.send(DriverCmd::Seeding {
+            info_hash: self.info_hash,
+            seeding,
+        });
+    }
+
+    pub(crate) fn peer_seed(&self, conn: PeerKey) {
+        let _ = self.tx.send(DriverCmd::PeerSeed { conn });
+    }
+
     pub(crate) fn ban(&self, ip: IpAddr) {
         let _ = self.tx.send(DriverCmd::Ban { ip });
     }
@@ -143,11 +178,11 @@ impl DriverLink {
         let _ = self.tx.send(DriverCmd::Sleep { dormant });
     }
 
-    /// Wakes the session if it sleeps: an input was sent to its channel
-    /// from outside the driver.
-    pub(crate) fn wake(&self) {
-        let _ = self.tx.send(DriverCmd::Wake {
+    /// An input for the session, woken first if it sleeps.
+    pub(crate) fn input(&self, input: Input) {
+        let _ = self.tx.send(DriverCmd::Input {
             info_hash: self.info_hash,
+            input,
         });
     }
 
@@ -162,10 +197,12 @@ impl DriverLink {
 
 /// A torrent's session, as the driver holds it.
 pub(crate) enum Slot {
-    /// Its task runs: inputs go down this channel.
+    /// Its task runs (or its start: metadata, check): inputs go down this
+    /// channel.
     Awake(mpsc::UnboundedSender<Input>),
-    /// It sleeps: plain data, woken (its task spawned again) by the first
-    /// input the driver has for it, or a `Wake`.
+    /// It sleeps: plain data without a channel, woken (its task spawned
+    /// again, with a new channel) by the first input the driver has for it,
+    /// or a `Wake`.
     Asleep(Box<Dormant>),
 }
 
@@ -254,10 +291,10 @@ impl Driver {
     /// The input channel of `torrent`'s session, woken first if it sleeps.
     fn session(&mut self, torrent: &InfoHash) -> Option<&mpsc::UnboundedSender<Input>> {
         let slot = self.sessions.get_mut(torrent)?;
-        if let Slot::Asleep(d) = slot {
-            let tx = d.input().clone();
-            if let Slot::Asleep(d) = std::mem::replace(slot, Slot::Awake(tx)) {
-                session::wake(d);
+        if let Slot::Asleep(_) = slot {
+            let (tx, rx) = mpsc::unbounded_channel();
+            if let Slot::Asleep(d) = std::mem::replace(slot, Slot::Awake(tx.clone())) {
+                session::wake(d, (tx, rx));
             }
         }
         match slot {
@@ -284,6 +321,15 @@ impl Driver {
     fn on_cmd(&mut self, cmd: DriverCmd) {
         let now = self.now();
         match cmd {
+            DriverCmd::Register { info_hash, session } => {
+                self.sessions.insert(info_hash, Slot::Awake(session));
+                self.figures.insert(info_hash, Figures::default());
+            }
+            DriverCmd::Input { info_hash, input } => {
+                if let Some(s) = self.session(&info_hash) {
+                    let _ = s.send(input);
+                }
+            }
             DriverCmd::Add {
                 info_hash,
                 session,
@@ -328,11 +374,16 @@ impl Driver {
                 // Counted asleep even if it wakes at once (the wake counts).
                 dormant.asleep();
                 // An input came after it decided to sleep, or it was
-                // stopped meanwhile: it goes on.
-                if dormant.must_wake() {
-                    session::wake(dormant);
-                } else {
-                    *slot = Slot::Asleep(dormant);
+                // stopped meanwhile: it goes on, with its channel (and the
+                // sender kept in the slot).
+                match dormant.into_sleep() {
+                    // Asleep: the slot's sender was the channel's last.
+                    Ok(dormant) => *slot = Slot::Asleep(dormant),
+                    Err((dormant, rx)) => match slot {
+                        Slot::Awake(tx) => session::wake(dormant, (tx.clone(), rx)),
+                        // Cannot be: a session sleeps from its task.
+                        Slot::Asleep(_) => tracing::warn!(%info_hash, "a session slept twice"),
+                    },
                 }
             }
             DriverCmd::Wake { info_hash } => {
@@ -352,6 +403,10 @@ impl Driver {
                     self.endpoint.handle_progress(now, conn);
                 }
             }
+            DriverCmd::Seeding { info_hash, seeding } => {
+                self.endpoint.set_seeding(now, info_hash, seeding);
+            }
+            DriverCmd::PeerSeed { conn } => self.endpoint.handle_peer_seed(now, conn),
             DriverCmd::Dialled {
                 conn,
                 torrent,

@@ -186,8 +186,26 @@ impl PeerFeed {
 
 struct Registered {
     status: watch::Receiver<TorrentStatus>,
-    stop: Arc<watch::Sender<bool>>,
+    control: Arc<Control>,
     added: Instant,
+}
+
+/// What a torrent's handle (and the client) share with its start task:
+/// the stop flag, and why the start failed if it did. The start task is
+/// not kept (no `JoinHandle`: a finished task's memory, ~2 KB, would stay
+/// for the torrent's life); its error waits here for
+/// [`TorrentHandle::join`].
+struct Control {
+    stop: watch::Sender<bool>,
+    /// The start's error (metadata, opening, checking), set before the
+    /// final status is published.
+    failure: Mutex<Option<NetError>>,
+}
+
+impl Control {
+    fn stop(&self) {
+        self.stop.send_replace(true);
+    }
 }
 
 /// `status` with the time since the torrent was added brought up to now
@@ -423,7 +441,10 @@ impl Client {
             },
         };
         let (status_tx, status_rx) = watch::channel(first_status);
-        let stop_tx = Arc::new(watch::channel(false).0);
+        let control = Arc::new(Control {
+            stop: watch::channel(false).0,
+            failure: Mutex::new(None),
+        });
         // The torrent's own buckets (limiting nothing without a limit, so
         // that one can be set later), then its shares of the process's.
         let own = (
@@ -460,37 +481,41 @@ impl Client {
             tx: self.driver.clone(),
             info_hash,
         };
-        // The session's inputs: made now, so that the handle can send it
-        // commands (a new file choice) that wait while it checks.
+        // The session's inputs: made now and given to the driver, so that
+        // commands sent through it (a new file choice) wait while the
+        // torrent checks. The driver is the only way in: the channel lives
+        // only while the session is awake (see `session::Dormant`).
         let (input_tx, input_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run_torrent(
+        let _ = self.driver.send(DriverCmd::Register {
+            info_hash,
+            session: input_tx.clone(),
+        });
+        tokio::spawn(run_torrent(
             source,
             options,
             config,
             self.dht.clone(),
             link,
             status_tx,
-            stop_tx.clone(),
+            control.clone(),
             added,
-            (input_tx.clone(), input_rx),
+            (input_tx, input_rx),
         ));
         torrents.insert(
             info_hash,
             Registered {
                 status: status_rx.clone(),
-                stop: stop_tx.clone(),
+                control: control.clone(),
                 added,
             },
         );
         Ok(TorrentHandle {
             info_hash,
             status: status_rx,
-            stop: stop_tx,
-            task,
+            control,
             added,
             limits: own,
             driver: self.driver.clone(),
-            input: input_tx,
         })
     }
 
@@ -507,7 +532,7 @@ impl Client {
     pub fn stop(&self, info_hash: &InfoHash) {
         let torrents = self.torrents.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = torrents.get(info_hash) {
-            r.stop.send_replace(true);
+            r.control.stop();
             self.wake(*info_hash);
         }
     }
@@ -524,7 +549,7 @@ impl Client {
             let mut torrents = self.torrents.lock().unwrap_or_else(|e| e.into_inner());
             torrents.remove(info_hash)?
         };
-        registered.stop.send_replace(true);
+        registered.control.stop();
         self.set_torrent_connections_max(info_hash, None);
         self.wake(*info_hash);
         let mut status = registered.status;
@@ -540,7 +565,7 @@ impl Client {
             std::mem::take(&mut *torrents).into_iter().collect()
         };
         for (info_hash, r) in &registered {
-            r.stop.send_replace(true);
+            r.control.stop();
             self.wake(*info_hash);
         }
         for (_, r) in registered {
@@ -556,17 +581,13 @@ impl Client {
 pub struct TorrentHandle {
     info_hash: InfoHash,
     status: watch::Receiver<TorrentStatus>,
-    stop: Arc<watch::Sender<bool>>,
-    /// The torrent's start (metadata, check): ends when its session starts
-    /// (or it failed first, with why).
-    task: JoinHandle<Result<(), NetError>>,
+    control: Arc<Control>,
     added: Instant,
     /// Its own rate limits (upload, download), beside the process's.
     limits: (Arc<RateLimiter>, Arc<RateLimiter>),
-    /// Wakes its session if it sleeps.
+    /// Its session's inputs go through the endpoint driver (which wakes it
+    /// if it sleeps, and keeps them while it checks).
     driver: mpsc::UnboundedSender<DriverCmd>,
-    /// Its session's inputs (commands wait there until it runs).
-    input: mpsc::UnboundedSender<session::Input>,
 }
 
 impl TorrentHandle {
@@ -591,10 +612,10 @@ impl TorrentHandle {
     /// no data is deleted). While the torrent checks (or fetches a magnet's
     /// metadata) the change waits for the session.
     pub fn set_file_priorities(&self, priorities: Vec<swarm_engine::Priority>) {
-        let _ = self.input.send(session::Input::SetPriorities(priorities));
         // A sleeping session wakes for it.
-        let _ = self.driver.send(DriverCmd::Wake {
+        let _ = self.driver.send(DriverCmd::Input {
             info_hash: self.info_hash,
+            input: session::Input::SetPriorities(priorities),
         });
     }
 
@@ -627,7 +648,7 @@ impl TorrentHandle {
     /// Asks the torrent to stop: close its connections, save its resume
     /// record, announce `stopped`.
     pub fn stop(&self) {
-        self.stop.send_replace(true);
+        self.control.stop();
         let _ = self.driver.send(DriverCmd::Wake {
             info_hash: self.info_hash,
         });
@@ -636,15 +657,20 @@ impl TorrentHandle {
     /// Waits for the torrent to end; its final status, or why it failed
     /// (the final status, state `failed`, says it too).
     pub async fn join(mut self) -> Result<TorrentStatus, NetError> {
-        match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(NetError::Fatal(format!("torrent task: {e}"))),
-        }
         let last = match self.status.wait_for(|s| s.is_final).await {
             Ok(s) => s.clone(),
             Err(_) => return Err(NetError::Fatal("the torrent's session is gone".into())),
         };
+        // A failed start left its error before the final status.
+        let failure = self
+            .control
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(e) = failure {
+            return Err(e);
+        }
         match (last.state, &last.error) {
             (TorrentState::Failed, Some(e)) => Err(NetError::Fatal(e.clone())),
             _ => Ok(last),
@@ -821,31 +847,35 @@ async fn run_torrent(
     dht: Option<crate::dht::DhtHandle>,
     link: DriverLink,
     status_tx: watch::Sender<TorrentStatus>,
-    stop_tx: Arc<watch::Sender<bool>>,
+    control: Arc<Control>,
     added: Instant,
     (input_tx, input_rx): (
         mpsc::UnboundedSender<session::Input>,
         mpsc::UnboundedReceiver<session::Input>,
     ),
-) -> Result<(), NetError> {
-    let mut stop = stop_tx.subscribe();
-    drop(stop_tx);
+) {
+    let mut stop = control.stop.subscribe();
+    // Ended before its session: the driver forgets it (the inputs kept for
+    // it) before the final status, so that whoever adds it again after
+    // seeing that status comes after.
     let fail = |status_tx: &watch::Sender<TorrentStatus>, e: NetError| {
+        link.remove();
+        let error = e.to_string();
+        *control.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
         status_tx.send_modify(|s| {
             s.state = TorrentState::Failed;
-            s.error = Some(e.to_string());
+            s.error = Some(error);
             s.elapsed_s = added.elapsed().as_secs_f64();
             s.is_final = true;
         });
-        Err(e)
     };
     let stopped = |status_tx: &watch::Sender<TorrentStatus>| {
+        link.remove();
         status_tx.send_modify(|s| {
             s.state = TorrentState::Stopped;
             s.elapsed_s = added.elapsed().as_secs_f64();
             s.is_final = true;
         });
-        Ok(())
     };
     let spec = match source {
         Source::Spec(spec) => spec,
@@ -861,6 +891,13 @@ async fn run_torrent(
                 &magnet, &options, &config, &link, &status_tx, &mut stop, added,
             ))
             .await;
+            // The metadata phase left the endpoint (and the driver): the
+            // torrent's own inputs go to its channel again (they wait
+            // there while it checks).
+            let _ = link.tx.send(DriverCmd::Register {
+                info_hash: link.info_hash,
+                session: input_tx.clone(),
+            });
             let (meta, peers) = match resolved {
                 Ok(Some(r)) => r,
                 Ok(None) => return stopped(&status_tx),
@@ -909,6 +946,7 @@ async fn run_torrent(
     );
     // From here the session owns the torrent (its end included: it leaves
     // the endpoint, then publishes its final status); this task ends.
+    drop(control);
     session::spawn(
         spec,
         storage,
@@ -921,5 +959,4 @@ async fn run_torrent(
         dht_source,
         (input_tx, input_rx),
     );
-    Ok(())
 }

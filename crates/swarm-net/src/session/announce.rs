@@ -33,7 +33,6 @@ pub(crate) async fn tracker_task(
     mut commands: mpsc::UnboundedReceiver<TrackerCommand>,
     stats: watch::Receiver<AnnounceStats>,
     out: DriverLink,
-    session: mpsc::UnboundedSender<Input>,
 ) {
     let mut event = Event::Started;
     let mut announced = false;
@@ -75,8 +74,8 @@ pub(crate) async fn tracker_task(
                 }
             }
         };
-        let _ = session.send(Input::Trackers(client.statuses()));
-        out.wake(); // if it sleeps
+        // Through the driver: it wakes the session if it sleeps.
+        out.input(Input::Trackers(client.statuses()));
         match result {
             Ok(r) => {
                 announced = true;

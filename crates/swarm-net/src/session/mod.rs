@@ -163,21 +163,28 @@ struct Totals {
 /// sleep when it has nothing to do (no connection, no storage job, no
 /// piece in progress, its resume record saved, its rates at zero, no input
 /// waiting) and wakes, a new core built from its pieces, when the driver
-/// has an input for it (a peer's connection, an announce) or is told to
-/// wake it (`DriverCmd::Wake`: after a stop, or an input sent by the handle
-/// or the tracker task, which wait in its channel). Its tracker task (if it
-/// has trackers) runs on meanwhile and hands its peers to the endpoint,
-/// which dials them: a connection wakes the session.
+/// has an input for it (a peer's connection, an announce, an input from
+/// the handle or the tracker task: every input goes through the driver) or
+/// is told to wake it (`DriverCmd::Wake`: after a stop). Its tracker task
+/// (if it has trackers) runs on meanwhile and hands its peers to the
+/// endpoint, which dials them: a connection wakes the session.
+///
+/// Asleep it has no input channel: the driver drops it (its last sender
+/// was the driver's) and makes a new one when it wakes. A channel kept
+/// would cost its first block (32 slots, ~1 KB) and hold the ended task's
+/// memory (~6 KB) through the waker it registered last.
 pub(crate) struct Dormant {
-    /// Its input channel (the torrent's, for its whole life).
-    inputs: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
+    /// Its input channel's receiver while the driver takes it over (what
+    /// came since it decided to sleep waits there); none asleep.
+    inputs: Option<mpsc::UnboundedReceiver<Input>>,
     spec: Arc<TorrentSpec>,
     storage: Arc<Storage>,
     have: Bitfield,
     totals: Totals,
     config: SessionConfig,
     status_tx: watch::Sender<TorrentStatus>,
-    stats_tx: watch::Sender<AnnounceStats>,
+    /// What the tracker task announces (none without one).
+    stats_tx: Option<watch::Sender<AnnounceStats>>,
     link: DriverLink,
     stop: watch::Receiver<bool>,
     added: Instant,
@@ -190,9 +197,18 @@ pub(crate) struct Dormant {
 }
 
 impl Dormant {
-    /// Whether it must wake at once: stopped, or an input waits.
-    pub(crate) fn must_wake(&self) -> bool {
-        *self.stop.borrow() || !self.inputs.1.is_empty()
+    /// Asleep, its channel dropped; or, if it must wake at once (stopped,
+    /// or an input came since it decided to sleep), itself and its
+    /// channel's receiver.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn into_sleep(
+        mut self: Box<Self>,
+    ) -> Result<Box<Dormant>, (Box<Dormant>, mpsc::UnboundedReceiver<Input>)> {
+        let rx = self.inputs.take();
+        match rx {
+            Some(rx) if *self.stop.borrow() || !rx.is_empty() => Err((self, rx)),
+            _ => Ok(self),
+        }
     }
 
     pub(crate) fn info_hash(&self) -> swarm_engine::InfoHash {
@@ -205,11 +221,6 @@ impl Dormant {
             .counters
             .session_sleeps
             .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Where its inputs go (they wait there while it sleeps).
-    pub(crate) fn input(&self) -> &mpsc::UnboundedSender<Input> {
-        &self.inputs.0
     }
 
     /// The endpoint's figures changed while it sleeps: shown at once,
@@ -247,14 +258,14 @@ pub(crate) fn spawn(
 ) {
     let resume = config.resume.clone().map(ResumeSaver::new);
     let dormant = Dormant {
-        inputs,
+        inputs: None,
         spec,
         storage,
         have,
         totals: Totals::default(),
         config,
         status_tx,
-        stats_tx: watch::channel(AnnounceStats::default()).0,
+        stats_tx: None,
         link,
         stop,
         added,
@@ -265,7 +276,7 @@ pub(crate) fn spawn(
         started_complete: false,
         figures: Figures::default(),
     };
-    let mut session = build(Box::new(dormant));
+    let mut session = build(Box::new(dormant), inputs);
     // Everything wanted is there: `Completed` will never come from the core.
     session.started_complete = session.core.is_complete();
     // The first status anyone reads is the real one (the pieces found on
@@ -280,21 +291,28 @@ pub(crate) fn spawn(
     tokio::spawn(session.run());
 }
 
-/// Wakes a sleeping session: its task again, with a new core.
-pub(crate) fn wake(dormant: Box<Dormant>) {
+/// Wakes a sleeping session: its task again, with a new core; `inputs`:
+/// its channel (the driver keeps a sender).
+pub(crate) fn wake(
+    dormant: Box<Dormant>,
+    inputs: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
+) {
     tracing::debug!(torrent = %dormant.spec.name, "session woken");
     dormant
         .config
         .counters
         .session_wakes
         .fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(build(dormant).run());
+    tokio::spawn(build(dormant, inputs).run());
 }
 
-/// A session from its plain data.
-fn build(d: Box<Dormant>) -> Session {
+/// A session from its plain data and its input channel.
+fn build(
+    d: Box<Dormant>,
+    (input_tx, input_rx): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
+) -> Session {
     let Dormant {
-        inputs: (input_tx, input_rx),
+        inputs: _,
         spec,
         storage,
         have,
@@ -376,6 +394,7 @@ fn build(d: Box<Dormant>) -> Session {
         trackers,
         dht_source,
         started_complete,
+        told_seeding: None,
         fatal: None,
         storage_queue: std::collections::VecDeque::new(),
         storage_running: 0,
@@ -470,13 +489,17 @@ struct Session {
     input_rx: mpsc::UnboundedReceiver<Input>,
     stop: watch::Receiver<bool>,
     status_tx: watch::Sender<TorrentStatus>,
-    stats_tx: watch::Sender<AnnounceStats>,
+    /// What the tracker task announces (made with it).
+    stats_tx: Option<watch::Sender<AnnounceStats>>,
     tracker: Option<TrackerTask>,
     /// Each tracker's last announce, as the tracker task last reported.
     trackers: Vec<TrackerStatus>,
     /// The DHT's lookups for this torrent (ended with it).
     dht_source: Option<DhtSource>,
     started_complete: bool,
+    /// What the endpoint was last told of `is_complete` (none: not yet,
+    /// in this wake).
+    told_seeding: Option<bool>,
     fatal: Option<String>,
     /// Storage jobs waiting for a slot, oldest first.
     storage_queue: std::collections::VecDeque<StorageJob>,
@@ -610,8 +633,10 @@ impl Session {
             hash_failures: self.totals.hash_failures + s.hash_failures,
         };
         let link = self.link.clone();
+        // Its own sender goes: the driver's is the channel's last.
+        drop(self.input_tx);
         let dormant = Box::new(Dormant {
-            inputs: (self.input_tx, self.input_rx),
+            inputs: Some(self.input_rx),
             have: self.core.have().clone(),
             spec: self.spec,
             storage: self.storage,
@@ -851,12 +876,14 @@ impl Session {
                 .counters
                 .publications
                 .fetch_add(1, Ordering::Relaxed);
-            let shown = self.status_tx.borrow();
-            self.stats_tx.send_replace(AnnounceStats {
-                uploaded: shown.uploaded,
-                downloaded: shown.downloaded,
-                left: shown.left,
-            });
+            if let Some(stats) = &self.stats_tx {
+                let shown = self.status_tx.borrow();
+                stats.send_replace(AnnounceStats {
+                    uploaded: shown.uploaded,
+                    downloaded: shown.downloaded,
+                    left: shown.left,
+                });
+            }
         }
     }
 
@@ -983,14 +1010,17 @@ impl Session {
             self.config.listen_port,
             self.config.tracker.clone(),
         );
+        let stats = {
+            let shown = self.status_tx.borrow();
+            AnnounceStats {
+                uploaded: shown.uploaded,
+                downloaded: shown.downloaded,
+                left: shown.left,
+            }
+        };
+        let stats = self.stats_tx.insert(watch::channel(stats).0).subscribe();
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(tracker_task(
-            client,
-            rx,
-            self.stats_tx.subscribe(),
-            self.link.clone(),
-            self.input_tx.clone(),
-        ));
+        let task = tokio::spawn(tracker_task(client, rx, stats, self.link.clone()));
         self.tracker = Some(TrackerTask { tx, task });
     }
 
@@ -1084,6 +1114,7 @@ impl Session {
                         }
                     }
                 }
+                TorrentEvent::PeerSeed(peer) => self.link.peer_seed(peer),
                 TorrentEvent::PieceCompleted(p) => {
                     tracing::trace!(piece = p.get(), torrent = %self.spec.name, "piece completed");
                 }
@@ -1104,6 +1135,13 @@ impl Session {
                     self.fatal.get_or_insert(error);
                 }
             }
+        }
+        // The endpoint's seed rule: told when the torrent completes, and
+        // again if more files are wanted.
+        let seeding = self.core.is_complete();
+        if self.told_seeding != Some(seeding) {
+            self.told_seeding = Some(seeding);
+            self.link.seeding(seeding);
         }
         if !reads.is_empty() {
             // One job for every read of this round: a job per 16 KiB block
