@@ -453,3 +453,39 @@ async fn ui_file(Path(file): Path<String>) -> Response {
         None => error(StatusCode::NOT_FOUND, format!("no file {file}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(torrents: &[Value]) -> Snapshot {
+        torrents
+            .iter()
+            .map(|t| {
+                let id = t["id"].as_u64().unwrap() as u32;
+                (id, t.as_object().unwrap().clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_diff_names_only_what_changed_and_null_for_what_is_gone() {
+        let before = snap(&[
+            json!({"id": 1, "paused": false, "status": {"state": "checking", "checked": 10, "left": 5}}),
+            json!({"id": 2, "paused": true, "status": {"state": "stopped"}}),
+        ]);
+        assert_eq!(diff(&before, &before), None, "nothing changed: no event");
+        let now = snap(&[
+            json!({"id": 1, "paused": false, "status": {"state": "downloading", "left": 5}}),
+            json!({"id": 3, "paused": false, "status": {"state": "checking"}}),
+        ]);
+        assert_eq!(
+            diff(&before, &now),
+            Some(json!({
+                "added": [{"id": 3, "paused": false, "status": {"state": "checking"}}],
+                "changed": [{"id": 1, "status": {"state": "downloading", "checked": null}}],
+                "removed": [2],
+            }))
+        );
+    }
+}
