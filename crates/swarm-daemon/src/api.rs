@@ -299,14 +299,22 @@ async fn action(
 /// The torrents as a client of the event stream last saw them, by id.
 type Snapshot = BTreeMap<u32, Map<String, Value>>;
 
-/// The torrent list as the event stream sends it (summaries, by id).
+/// The torrent list as the event stream sends it (summaries, by id),
+/// without the status's `elapsed_s`: it changes every second for every
+/// running torrent, so a thousand idle seeds would make a thousand changes
+/// a second (`added_unix` gives it).
 async fn snapshot(app: &AppState) -> Snapshot {
     app.daemon
         .list()
         .await
         .iter()
         .filter_map(|view| match serde_json::to_value(Summary { view }) {
-            Ok(Value::Object(m)) => Some((view.id, m)),
+            Ok(Value::Object(mut m)) => {
+                if let Some(Value::Object(status)) = m.get_mut("status") {
+                    status.remove("elapsed_s");
+                }
+                Some((view.id, m))
+            }
             _ => None,
         })
         .collect()

@@ -157,6 +157,10 @@ async fn the_event_stream_sends_the_list_then_an_add_a_change_and_a_remove_as_di
     assert_eq!(torrents.len(), 1, "{list}");
     assert_eq!(torrents[0]["id"], first["id"]);
     assert_eq!(torrents[0]["status"]["name"], "first.bin");
+    assert!(
+        torrents[0]["status"].get("elapsed_s").is_none(),
+        "no field that changes every second: {list}"
+    );
 
     // An add: the new torrent, whole, and nothing about the other.
     let (code, second) = request(addr, "POST", "/api/v1/torrents", &add("second.bin")).await;
