@@ -476,6 +476,7 @@ impl Simulation {
             .add_torrent(self.now, INFO_HASH)
             .expect("a new endpoint takes one torrent");
         endpoint.set_seeding(self.now, INFO_HASH, seed);
+        endpoint.set_our_addr(addr_of(p));
         let sp = &mut self.peers[p];
         sp.core = Some(core);
         sp.endpoint = Some(endpoint);
