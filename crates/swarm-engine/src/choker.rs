@@ -36,7 +36,9 @@
 //!   interested peer holds go to *new* peers (connected less than
 //!   `optimistic_interval` ago) that have not said they are interested yet,
 //!   incumbents first, then the newest. The core rechokes when a peer
-//!   connects, so such a peer is unchoked at once, before it asks. Unchoking
+//!   connects and when a leecher completes its first piece (before it, it
+//!   has nothing to give and unchokes nobody early), so such a peer is
+//!   unchoked at once, before it asks. Unchoking
 //!   costs nothing (an uninterested peer requests nothing), and a peer that
 //!   is already unchoked when it becomes interested sends its first requests
 //!   with its `interested` instead of a round trip (and, for Transmission,

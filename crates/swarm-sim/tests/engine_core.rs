@@ -145,11 +145,13 @@ fn interest_follows_availability() {
     assert_eq!(ev, vec![TorrentEvent::PieceCompleted(piece)]);
     // The peer has it already: nothing left to want from it, and it hears
     // of our new piece all the same (redundant have, as libtorrent sends).
+    // Our first piece: a free slot unchokes the new peer (preemptive).
     assert_eq!(
         tx,
         vec![
             (PeerKey(1), Message::NotInterested),
-            (PeerKey(1), Message::Have { piece: 2 })
+            (PeerKey(1), Message::Have { piece: 2 }),
+            (PeerKey(1), Message::Unchoke)
         ]
     );
     c.check_invariants();
@@ -298,6 +300,41 @@ fn free_slots_unchoke_new_peers_before_they_ask() {
     l.peer_connected(Instant::ZERO, PeerKey(1), FAST);
     let (tx, _) = drain(&mut l);
     assert_eq!(tx, vec![(PeerKey(1), Message::HaveNone)]);
+    // Its first piece gives it something: the free slots go to its new
+    // peers at once, right after the `have` (a peer that wants the piece
+    // then sends its requests with its `interested`).
+    l.peer_connected(Instant::ZERO, PeerKey(2), FAST);
+    l.handle_message(Instant::ZERO, PeerKey(2), Message::HaveAll);
+    l.handle_message(Instant::ZERO, PeerKey(2), Message::Unchoke);
+    let (tx, _) = drain(&mut l);
+    let (piece, offset, _) = requests(&tx, PeerKey(2))[0];
+    l.handle_message(
+        Instant::ZERO,
+        PeerKey(2),
+        Message::Piece {
+            piece,
+            offset,
+            data: Bytes::from(vec![0; K as usize]),
+        },
+    );
+    let (tx, _) = drain(&mut l);
+    assert!(!tx.contains(&(PeerKey(1), Message::Unchoke)), "{tx:?}");
+    let vp = l.lengths().validate_piece_index(piece).unwrap();
+    l.handle_storage(
+        Instant::ZERO,
+        StorageDone::PieceVerified {
+            piece: vp,
+            ok: true,
+        },
+    );
+    let (tx, _) = drain(&mut l);
+    let at = |m: Message| tx.iter().position(|x| *x == (PeerKey(1), m.clone()));
+    let (have, unchoke) = (at(Message::Have { piece }), at(Message::Unchoke));
+    assert!(
+        have.is_some() && unchoke.is_some() && have < unchoke,
+        "{tx:?}"
+    );
+    l.check_invariants();
 }
 
 #[test]

@@ -97,6 +97,15 @@ impl TorrentCore {
         if wanted && self.picker.is_done() {
             self.events.push_back(TorrentEvent::Completed);
         }
+        // Our first piece: now there is something to give, so free slots
+        // go to new peers at once (the choker's preemptive unchoke), with
+        // the `have`s just sent. A peer that wants the piece then sends its
+        // `interested` and its requests together, instead of waiting for
+        // an unchoke a round trip later (in a flash crowd, every hop of
+        // the first pieces).
+        if self.picker.have().count_ones() == 1 && self.has_free_unchoke_slot() {
+            self.rechoke(false);
+        }
     }
 
     /// A piece failed its hash. The sole sender of a failed piece gets a
