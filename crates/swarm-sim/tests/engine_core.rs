@@ -465,8 +465,8 @@ fn cancel_is_respected_and_choke_drops_queued_requests() {
     );
     let (tx, _) = drain(&mut c);
     assert!(tx.is_empty(), "{tx:?}");
-    // Losing interest frees the slot: the peer is choked and its pending
-    // request is rejected (BEP 6).
+    // Losing interest frees the slot at the next tick: the peer is choked
+    // and its pending request is rejected (BEP 6).
     c.handle_message(
         Instant::ZERO,
         PeerKey(1),
@@ -477,6 +477,9 @@ fn cancel_is_respected_and_choke_drops_queued_requests() {
         },
     );
     c.handle_message(Instant::ZERO, PeerKey(1), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert!(tx.is_empty(), "choked before the tick: {tx:?}");
+    c.handle_timeout(Instant(1_000_000));
     let (tx, _) = drain(&mut c);
     assert_eq!(
         tx,
@@ -531,6 +534,54 @@ fn free_slots_are_filled_between_rounds() {
     assert_eq!(tx, vec![(PeerKey(6), Message::Unchoke)]);
     let p5 = c.peer(Instant::ZERO, PeerKey(5)).unwrap().choke.unwrap();
     assert_eq!(p5.state, Unchoked);
+    c.check_invariants();
+}
+
+/// A peer that loses interest while nobody waits keeps its slot until the
+/// next tick, unless a peer becomes interested first: that one takes the
+/// slot at once. If a choked peer waits, the slot goes to it at once.
+#[test]
+fn a_slot_freed_by_lost_interest_goes_at_once_to_a_new_interest() {
+    let mut c = strict_seeder(4, K);
+    for k in 1..=6 {
+        c.peer_connected(Instant::ZERO, PeerKey(k), SLOW);
+    }
+    drain(&mut c);
+    // All five slots taken (4 regular, 1 optimistic).
+    for k in 1..=5 {
+        c.handle_message(Instant::ZERO, PeerKey(k), Message::Interested);
+    }
+    drain(&mut c);
+    c.handle_message(Instant::ZERO, PeerKey(2), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert!(tx.is_empty(), "nothing before the tick: {tx:?}");
+    // Peer 6 asks: one rechoke chokes 2 and unchokes 6 (as optimistic:
+    // the optimistic peer 5 moves up to 2's regular slot).
+    c.handle_message(Instant::ZERO, PeerKey(6), Message::Interested);
+    let (tx, _) = drain(&mut c);
+    assert_eq!(
+        tx,
+        vec![(PeerKey(2), Message::Choke), (PeerKey(6), Message::Unchoke)]
+    );
+    // Nothing left for the tick to do.
+    c.handle_timeout(Instant(1_000_000));
+    let (tx, _) = drain(&mut c);
+    assert!(
+        tx.iter()
+            .all(|(_, m)| !matches!(m, Message::Choke | Message::Unchoke)),
+        "{tx:?}"
+    );
+    // Peer 2 asks again and waits (no slot free); when peer 3 loses
+    // interest, its slot goes to peer 2 at once.
+    c.handle_message(Instant(1_000_000), PeerKey(2), Message::Interested);
+    let (tx, _) = drain(&mut c);
+    assert!(tx.is_empty(), "{tx:?}");
+    c.handle_message(Instant(1_000_000), PeerKey(3), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert_eq!(
+        tx,
+        vec![(PeerKey(2), Message::Unchoke), (PeerKey(3), Message::Choke)]
+    );
     c.check_invariants();
 }
 
@@ -990,7 +1041,7 @@ fn reads_over_all_peers_are_bounded_per_torrent() {
 
 /// `Choking::Off` unchokes every interested peer at once (tit-for-tat
 /// stops at 4 + 1, `free_slots_are_filled_between_rounds`), and chokes a
-/// peer that loses interest.
+/// peer that loses interest (at the next tick).
 #[test]
 fn choking_off_unchokes_every_interested_peer() {
     let l = Lengths::new(4 * u64::from(K), K).unwrap();
@@ -1011,6 +1062,9 @@ fn choking_off_unchokes_every_interested_peer() {
         .collect();
     assert_eq!(unchoked, (1..=8).map(PeerKey).collect::<Vec<_>>());
     c.handle_message(Instant::ZERO, PeerKey(3), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert!(tx.is_empty(), "choked before the tick: {tx:?}");
+    c.handle_timeout(Instant(1_000_000));
     let (tx, _) = drain(&mut c);
     assert_eq!(tx, vec![(PeerKey(3), Message::Choke)]);
     c.handle_timeout(Instant(11_000_000));

@@ -150,6 +150,10 @@ impl TorrentCore {
             self.next_rechoke = now + self.config.choker.rechoke_interval;
             self.rechoke(true);
         }
+        // Slots of peers that lost interest since (a round did it already).
+        if self.rechoke_pending {
+            self.rechoke(false);
+        }
     }
 
     fn tick(&mut self) {
@@ -263,6 +267,7 @@ impl TorrentCore {
             self.choke_decisions.sort_by_key(|d| d.peer);
         }
         self.last_rechoke = Some(now);
+        self.rechoke_pending = false;
     }
 
     /// Chokes a peer: its queued requests are dropped (BEP 3), or rejected
