@@ -186,9 +186,27 @@ impl Bitfield {
             .any(|(x, y)| x & y != 0)
     }
 
-    /// Indices of the pieces present, ascending.
+    /// Indices of the pieces present, ascending. A byte at a time, its set
+    /// bits by leading zeros (a peer leaving runs this over its pieces;
+    /// a probe per piece cost ~20 instructions each). Spare bits are
+    /// always clear, so every index is below `len`.
     pub fn iter_ones(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.len).filter(|&i| self.get(i))
+        self.bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b != 0)
+            .flat_map(|(i, &b)| {
+                let base = i as u32 * 8;
+                let mut rest = b;
+                std::iter::from_fn(move || {
+                    if rest == 0 {
+                        return None;
+                    }
+                    let k = rest.leading_zeros();
+                    rest &= !(0x80u8 >> k);
+                    Some(base + k)
+                })
+            })
     }
 }
 
@@ -229,6 +247,24 @@ mod tests {
             Bitfield::empty(0).bytes_present(&Lengths::new(0, 16384).unwrap()),
             0
         );
+    }
+
+    #[test]
+    fn iter_ones_lists_exactly_the_set_bits_in_order() {
+        // Patterns over lengths around byte boundaries: every third bit,
+        // the last bit alone, all bits.
+        for len in [1u32, 7, 8, 9, 16, 17, 130] {
+            let mut every_third = Bitfield::empty(len);
+            (0..len).step_by(3).for_each(|i| {
+                every_third.set(i);
+            });
+            let mut last = Bitfield::empty(len);
+            last.set(len - 1);
+            for b in [every_third, last, Bitfield::full(len), Bitfield::empty(len)] {
+                let want: Vec<u32> = (0..len).filter(|&i| b.get(i)).collect();
+                assert_eq!(b.iter_ones().collect::<Vec<_>>(), want, "len {len}");
+            }
+        }
     }
 
     #[test]

@@ -36,7 +36,9 @@
 //!   interested peer holds go to *new* peers (connected less than
 //!   `optimistic_interval` ago) that have not said they are interested yet,
 //!   incumbents first, then the newest. The core rechokes when a peer
-//!   connects, so such a peer is unchoked at once, before it asks. Unchoking
+//!   connects and when a leecher completes its first piece (before it, it
+//!   has nothing to give and unchokes nobody early), so such a peer is
+//!   unchoked at once, before it asks. Unchoking
 //!   costs nothing (an uninterested peer requests nothing), and a peer that
 //!   is already unchoked when it becomes interested sends its first requests
 //!   with its `interested` instead of a round trip (and, for Transmission,
@@ -176,60 +178,80 @@ impl Choker {
         (silent >= self.config.snub_timeout).then_some(silent)
     }
 
-    fn memo_of(&self, peer: PeerKey) -> Option<&Memo> {
-        self.memo
-            .binary_search_by_key(&peer, |&(k, _)| k)
-            .ok()
-            .map(|i| &self.memo[i].1)
+    /// Each candidate's memo, by position: a merge of two key-sorted
+    /// lists (the core passes its peers in key order), or a binary search
+    /// per candidate if they come unsorted. A rechoke reads a peer's memo
+    /// several times; a search each time was most of its cost.
+    fn memos_of(&self, peers: &[UnchokeCandidate]) -> Vec<Option<Memo>> {
+        let sorted = peers.is_sorted_by_key(|c| c.peer);
+        let mut j = 0;
+        peers
+            .iter()
+            .map(|c| {
+                if sorted {
+                    while j < self.memo.len() && self.memo[j].0 < c.peer {
+                        j += 1;
+                    }
+                    self.memo.get(j).filter(|m| m.0 == c.peer).map(|m| m.1)
+                } else {
+                    self.memo
+                        .binary_search_by_key(&c.peer, |&(k, _)| k)
+                        .ok()
+                        .map(|i| self.memo[i].1)
+                }
+            })
+            .collect()
     }
 
-    fn was_regular(&self, c: &UnchokeCandidate) -> bool {
-        c.unchoked
-            && self
-                .memo_of(c.peer)
-                .is_some_and(|m| m.state == ChokeState::Unchoked)
-    }
-
-    /// Orders peers eligible for a regular slot, best first.
-    fn rank(&self, now: Instant, seeding: bool, eligible: &mut [&UnchokeCandidate]) {
+    /// Orders the candidates (by position in `peers`) eligible for a
+    /// regular slot, best first. `was_regular[i]`: candidate `i` held a
+    /// regular slot and is still unchoked.
+    fn rank(
+        &self,
+        now: Instant,
+        seeding: bool,
+        peers: &[UnchokeCandidate],
+        prev: &[Option<Memo>],
+        was_regular: &[bool],
+        eligible: &mut [usize],
+    ) {
         if seeding {
-            let turn_over = |c: &UnchokeCandidate| {
-                self.memo_of(c.peer)
-                    .is_some_and(|m| now.saturating_since(m.turn_start) >= self.config.seed_turn)
+            let turn_over = |i: usize| {
+                prev[i].is_some_and(|m| now.saturating_since(m.turn_start) >= self.config.seed_turn)
             };
-            let class = |c: &UnchokeCandidate| match (self.was_regular(c), turn_over(c)) {
+            let class = |i: usize| match (was_regular[i], turn_over(i)) {
                 (true, false) => 0,
                 (false, _) => 1,
                 (true, true) => 2,
             };
-            let waiting_since = |c: &UnchokeCandidate| {
-                self.memo_of(c.peer)
-                    .map_or(c.connected_at, |m| m.waiting_since)
-            };
+            let waiting_since =
+                |i: usize| prev[i].map_or(peers[i].connected_at, |m| m.waiting_since);
             // The keys once per peer, not per comparison.
-            let mut keyed: Vec<(u8, Instant, &UnchokeCandidate)> = eligible
+            let mut keyed: Vec<(u8, Instant, usize)> = eligible
                 .iter()
-                .map(|&c| (class(c), waiting_since(c), c))
+                .map(|&i| (class(i), waiting_since(i), i))
                 .collect();
             // Every order here ends with the peer key: a total order, so an
             // unstable sort gives the one result (without a stable sort's
             // buffer).
-            keyed.sort_unstable_by(|(ca, wa, a), (cb, wb, b)| {
-                ca.cmp(cb)
+            keyed.sort_unstable_by(|&(ca, wa, a), &(cb, wb, b)| {
+                let (a, b) = (&peers[a], &peers[b]);
+                ca.cmp(&cb)
                     .then_with(|| {
-                        if *ca == 1 {
-                            wa.cmp(wb)
+                        if ca == 1 {
+                            wa.cmp(&wb)
                         } else {
                             b.upload_rate.total_cmp(&a.upload_rate)
                         }
                     })
                     .then(a.peer.cmp(&b.peer))
             });
-            for (slot, (_, _, c)) in eligible.iter_mut().zip(keyed) {
-                *slot = c;
+            for (slot, (_, _, i)) in eligible.iter_mut().zip(keyed) {
+                *slot = i;
             }
         } else {
-            eligible.sort_unstable_by(|a, b| {
+            eligible.sort_unstable_by(|&a, &b| {
+                let (a, b) = (&peers[a], &peers[b]);
                 b.download_rate
                     .total_cmp(&a.download_rate)
                     .then(b.unchoked.cmp(&a.unchoked))
@@ -308,75 +330,76 @@ impl Unchoker for Choker {
         rng: &mut Rng,
     ) -> Vec<ChokeDecision> {
         let slots = self.config.unchoke_slots;
-        // Per candidate, by position in `peers`: snubbing silence and rank.
-        let mut snubbed: Vec<Option<Duration>> = vec![None; peers.len()];
-        let mut eligible: Vec<&UnchokeCandidate> = Vec::new();
+        let n = peers.len();
+        // Per candidate, by position in `peers`: the memo, snubbing
+        // silence, rank and role (indices, not keys: no search per peer).
+        let prev = self.memos_of(peers);
+        let was_regular: Vec<bool> = peers
+            .iter()
+            .zip(&prev)
+            .map(|(c, m)| c.unchoked && m.is_some_and(|m| m.state == ChokeState::Unchoked))
+            .collect();
+        let mut snubbed: Vec<Option<Duration>> = vec![None; n];
+        let mut eligible: Vec<usize> = Vec::new();
         for (i, c) in peers.iter().enumerate().filter(|(_, c)| c.interested) {
             match self.snubbed_for(now, c) {
                 Some(silent) => snubbed[i] = Some(silent),
-                None => eligible.push(c),
+                None => eligible.push(i),
             }
         }
-        self.rank(now, ctx.seeding, &mut eligible);
-        // Rank by peer key (sorted), looked up by binary search.
-        let mut rank_of: Vec<(PeerKey, usize)> = eligible
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.peer, i + 1))
-            .collect();
-        rank_of.sort_unstable();
-        let rank_of = |peer: PeerKey| {
-            rank_of
-                .binary_search_by_key(&peer, |&(k, _)| k)
-                .map_or(0, |i| rank_of[i].1)
-        };
+        self.rank(now, ctx.seeding, peers, &prev, &was_regular, &mut eligible);
+        let mut rank_of = vec![0usize; n];
+        for (r, &i) in eligible.iter().enumerate() {
+            rank_of[i] = r + 1;
+        }
 
         // Regular slots: the best `slots` at a round; between rounds the
         // incumbents stay and free slots go to the best of the others.
-        let mut regular: Vec<PeerKey> = Vec::with_capacity(slots);
+        let mut is_regular = vec![false; n];
+        let mut regular = 0;
         if !ctx.round {
-            regular.extend(
-                eligible
-                    .iter()
-                    .filter(|c| self.was_regular(c))
-                    .take(slots)
-                    .map(|c| c.peer),
-            );
+            for &i in eligible.iter().filter(|&&i| was_regular[i]).take(slots) {
+                is_regular[i] = true;
+                regular += 1;
+            }
         }
-        for c in &eligible {
-            if regular.len() >= slots {
+        for &i in &eligible {
+            if regular >= slots {
                 break;
             }
-            if !regular.contains(&c.peer) {
-                regular.push(c.peer);
+            if !is_regular[i] {
+                is_regular[i] = true;
+                regular += 1;
             }
         }
 
         // Preemptive unchoke: the regular slots left go to new peers that
         // are not interested yet, incumbents first, then the newest.
-        let mut preemptive: Vec<PeerKey> = Vec::new();
-        if self.config.preemptive_unchoke && ctx.have_pieces && regular.len() < slots {
-            let mut fresh: Vec<&UnchokeCandidate> = peers
-                .iter()
-                .filter(|c| {
+        let mut is_preemptive = vec![false; n];
+        if self.config.preemptive_unchoke && ctx.have_pieces && regular < slots {
+            let mut fresh: Vec<usize> = (0..n)
+                .filter(|&i| {
+                    let c = &peers[i];
                     !c.interested && self.is_new(now, c) && self.snubbed_for(now, c).is_none()
                 })
                 .collect();
-            fresh.sort_unstable_by(|a, b| {
+            fresh.sort_unstable_by(|&a, &b| {
+                let (a, b) = (&peers[a], &peers[b]);
                 b.unchoked
                     .cmp(&a.unchoked)
                     .then(b.connected_at.cmp(&a.connected_at))
                     .then(a.peer.cmp(&b.peer))
             });
-            let free = slots - regular.len();
-            preemptive.extend(fresh.into_iter().take(free).map(|c| c.peer));
+            let free = slots - regular;
+            for i in fresh.into_iter().take(free) {
+                is_preemptive[i] = true;
+            }
         }
 
         // The optimistic slot: kept for `optimistic_interval` after the draw
         // unless its peer left, lost interest or won a regular slot.
-        let drawable = |i: usize, c: &UnchokeCandidate| {
-            c.interested && !regular.contains(&c.peer) && snubbed[i].is_none()
-        };
+        let drawable =
+            |i: usize, c: &UnchokeCandidate| c.interested && !is_regular[i] && snubbed[i].is_none();
         let current = self.optimistic.filter(|o| {
             peers
                 .iter()
@@ -412,14 +435,14 @@ impl Unchoker for Choker {
         let mut memo = Vec::with_capacity(peers.len());
         let mut out = Vec::with_capacity(peers.len());
         for (i, c) in peers.iter().enumerate() {
-            let prev = self.memo_of(c.peer).copied();
+            let prev = prev[i];
             let prev_state = prev.map(|m| m.state);
             let since_if = |state: ChokeState| match prev {
                 Some(m) if m.state == state => m.since,
                 _ => now,
             };
-            let rank = rank_of(c.peer);
-            let (state, reason) = if regular.contains(&c.peer) {
+            let rank = rank_of[i];
+            let (state, reason) = if is_regular[i] {
                 let reason = if ctx.seeding {
                     let start = match prev {
                         Some(m) if m.state == ChokeState::Unchoked => m.turn_start,
@@ -445,7 +468,7 @@ impl Unchoker for Choker {
             } else if Some(c.peer) == optimistic {
                 let held = now.saturating_since(since_if(ChokeState::Optimistic));
                 (ChokeState::Optimistic, ChokeReason::Optimistic { held })
-            } else if preemptive.contains(&c.peer) {
+            } else if is_preemptive[i] {
                 (ChokeState::Unchoked, ChokeReason::Preemptive)
             } else if !c.interested {
                 (ChokeState::Choked, ChokeReason::NotInterested)

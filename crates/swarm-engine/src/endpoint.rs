@@ -35,7 +35,11 @@
 //!   process) full, the *idle* established connection with the oldest
 //!   progress is closed ([`Refusal::Idle`]) to make room, so addresses
 //!   that hold connections and do nothing, or reconnect after each drop,
-//!   cannot keep a real peer out.
+//!   cannot keep a real peer out; with none idle, a newcomer whose BEP 40
+//!   priority ([`priority`]) beats the torrent's lowest-priority connection
+//!   takes its place ([`Refusal::LowerPriority`]; once our own address is
+//!   known, [`Endpoint::set_our_addr`]), as libtorrent does, so the peers
+//!   that come last to a swarm of full peers still get in.
 //!
 //! # Idle, defined
 //! The driver reports *progress* with [`Endpoint::handle_progress`]`(now,
@@ -230,6 +234,8 @@ pub enum Refusal {
     Idle,
     /// We seed and so does the peer: neither has anything for the other.
     BothSeeds,
+    /// The torrent was full and a newcomer's BEP 40 priority was higher.
+    LowerPriority,
 }
 
 impl fmt::Display for Refusal {
@@ -249,6 +255,7 @@ impl fmt::Display for Refusal {
             Refusal::UnknownConnection => "unknown connection",
             Refusal::Idle => "idle, closed to make room for a new peer",
             Refusal::BothSeeds => "both seeds, nothing to exchange",
+            Refusal::LowerPriority => "lowest BEP 40 priority, closed for a new peer",
         })
     }
 }
@@ -338,6 +345,8 @@ struct Conn {
 pub struct Endpoint {
     config: EndpointConfig,
     our_id: PeerId,
+    /// Our address as peers see it (for BEP 40 priorities), if known.
+    our_addr: Option<SocketAddr>,
     rng: Rng,
     torrents: BTreeMap<InfoHash, TorrentEntry>,
     conns: BTreeMap<PeerKey, Conn>,
@@ -362,6 +371,7 @@ impl Endpoint {
         Endpoint {
             config,
             our_id,
+            our_addr: None,
             rng: Rng::new(rng_seed),
             torrents: BTreeMap::new(),
             conns: BTreeMap::new(),
@@ -380,6 +390,15 @@ impl Endpoint {
 
     pub fn config(&self) -> &EndpointConfig {
         &self.config
+    }
+
+    /// Our address as peers see it (a listen address that is not
+    /// unspecified, or what peers or trackers report): from then on a full
+    /// torrent lets in a newcomer whose BEP 40 priority is higher than its
+    /// lowest connection's. Unknown, a full torrent refuses newcomers (bar
+    /// idle eviction).
+    pub fn set_our_addr(&mut self, addr: SocketAddr) {
+        self.our_addr = Some(addr);
     }
 
     /// Starts serving `torrent`: it accepts handshakes from now on and asks
@@ -609,7 +628,8 @@ impl Endpoint {
         if !matches!(phase, Phase::Dialling | Phase::Handshaking) {
             return Err(Refusal::UnknownConnection);
         }
-        let verdict = self.judge_handshake(now, outgoing, named, info_hash, peer_id);
+        let addr = c.addr;
+        let verdict = self.judge_handshake(now, (outgoing, addr), named, info_hash, peer_id);
         match verdict {
             Err(refusal) => {
                 let addr = self.conns.get(&conn).map(|c| c.addr);
@@ -661,7 +681,7 @@ impl Endpoint {
     fn judge_handshake(
         &self,
         now: Instant,
-        outgoing: bool,
+        (outgoing, addr): (bool, SocketAddr),
         named: Option<InfoHash>,
         info_hash: InfoHash,
         peer_id: PeerId,
@@ -692,9 +712,12 @@ impl Endpoint {
         // one, from an idle connection if there is no free one.
         if !outgoing && old_loses.is_none() {
             if t.conns.len() >= cap_of(t, &self.config) {
-                let victim = self.idle_victim(now, Some(info_hash));
-                return victim
-                    .map(|v| Some((v, Refusal::Idle)))
+                if let Some(v) = self.idle_victim(now, Some(info_hash)) {
+                    return Ok(Some((v, Refusal::Idle)));
+                }
+                return self
+                    .priority_victim(t, addr)
+                    .map(|v| Some((v, Refusal::LowerPriority)))
                     .ok_or(Refusal::TorrentFull);
             }
             if self.established_and_dialling() >= self.config.connections_max {
@@ -705,6 +728,24 @@ impl Endpoint {
             }
         }
         Ok(old_loses)
+    }
+
+    /// The established connection of `t` with the lowest BEP 40 priority,
+    /// if a newcomer from `addr` has a higher one (our address known).
+    /// Ties: the oldest key.
+    fn priority_victim(&self, t: &TorrentEntry, addr: SocketAddr) -> Option<PeerKey> {
+        let ours = self.our_addr?;
+        let newcomer = priority::priority(ours, addr)?;
+        t.conns
+            .iter()
+            .filter_map(|k| {
+                let c = self.conns.get(k)?;
+                matches!(c.phase, Phase::Established(_)).then_some(())?;
+                Some((priority::priority(ours, c.addr)?, *k))
+            })
+            .min()
+            .filter(|&(p, _)| p < newcomer)
+            .map(|(_, k)| k)
     }
 
     /// The incoming connection whose handshake has waited longest.
@@ -1221,6 +1262,8 @@ fn evict_failed_candidate(
     queue.remove(&(at, hash, addr));
     true
 }
+
+pub mod priority;
 
 #[cfg(test)]
 mod tests;

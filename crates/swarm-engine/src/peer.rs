@@ -272,10 +272,18 @@ impl<'a> IntoIterator for &'a BlockSet {
 /// simulator's profile had those lookups at ~10%). Connecting and leaving
 /// move the peers after the slot, a rare cost; keys come in increasing
 /// order from the drivers, so a connect appends.
+///
+/// The index of the last key found is remembered: handling one message
+/// looks its peer up several times (the message, then interest, requests
+/// and every send), and a compare replaces a binary search's
+/// unpredictable branches and the lines of `keys` it reads.
 #[derive(Default)]
 pub(crate) struct PeerMap {
     keys: Vec<PeerKey>,
     peers: Vec<Peer>,
+    /// Where the last lookup found its key (checked before use: inserts
+    /// and removes move keys).
+    last: std::cell::Cell<usize>,
 }
 
 impl PeerMap {
@@ -287,17 +295,28 @@ impl PeerMap {
         self.keys.len()
     }
 
+    /// The index of `key`, if present.
+    fn find(&self, key: &PeerKey) -> Option<usize> {
+        let last = self.last.get();
+        if self.keys.get(last) == Some(key) {
+            return Some(last);
+        }
+        let i = self.keys.binary_search(key).ok()?;
+        self.last.set(i);
+        Some(i)
+    }
+
     pub fn contains_key(&self, key: &PeerKey) -> bool {
-        self.keys.binary_search(key).is_ok()
+        self.find(key).is_some()
     }
 
     pub fn get(&self, key: &PeerKey) -> Option<&Peer> {
-        let i = self.keys.binary_search(key).ok()?;
+        let i = self.find(key)?;
         self.peers.get(i)
     }
 
     pub fn get_mut(&mut self, key: &PeerKey) -> Option<&mut Peer> {
-        let i = self.keys.binary_search(key).ok()?;
+        let i = self.find(key)?;
         self.peers.get_mut(i)
     }
 

@@ -135,6 +135,10 @@ pub struct TorrentCore {
     /// between rounds runs on interest changes, many a second.
     choke_decisions: Vec<ChokeDecision>,
     last_rechoke: Option<Instant>,
+    /// An unchoked peer lost interest since the last rechoke: its slot is
+    /// filled at the next tick, or at once if a peer becomes interested
+    /// first (see `on_interest`).
+    rechoke_pending: bool,
     transmit: VecDeque<(PeerKey, Message)>,
     events: VecDeque<TorrentEvent>,
     /// Latest time seen in any input.
@@ -184,6 +188,7 @@ impl TorrentCore {
             unchoker,
             choke_decisions: Vec::new(),
             last_rechoke: None,
+            rechoke_pending: false,
             next_tick: now + config.tick_interval,
             next_rechoke: now + config.choker.rechoke_interval,
             config,
@@ -433,20 +438,38 @@ impl TorrentCore {
         unchoked < self.unchoker.max_unchoked()
     }
 
+    /// A choked peer wants data from us (as the choker sees it): a freed
+    /// slot has a taker.
+    fn someone_waits(&self) -> bool {
+        self.peers
+            .values()
+            .any(|p| p.am_choking && (p.peer_interested || self.super_seed_wants(p)))
+    }
+
     fn on_interest(&mut self, key: PeerKey, interested: bool) {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
         p.peer_interested = interested;
-        // Fill a free slot at once, and free the slot of a peer that lost
-        // interest, rather than wait up to a rechoke interval.
-        let rechoke = if interested {
-            self.has_free_unchoke_slot()
-        } else {
-            self.peers.get(&key).is_some_and(|p| !p.am_choking)
-        };
-        if rechoke {
-            self.rechoke(false);
+        // A peer that becomes interested takes a free slot at once (a slot
+        // an uninterested peer still holds counts as free). A peer that
+        // loses interest frees its slot at once if a choked peer wants it;
+        // if nobody waits, it keeps its unchoke (it asks for nothing) until
+        // the next tick or the next interest, whichever comes first, whose
+        // one rechoke frees every such slot. Rechoking at once cost a full
+        // rechoke per lost interest, mostly to choke one idle peer: with
+        // the one at the interest, two per piece a peer takes from us, the
+        // simulator's largest cost.
+        if interested {
+            if self.rechoke_pending || self.has_free_unchoke_slot() {
+                self.rechoke(false);
+            }
+        } else if self.peers.get(&key).is_some_and(|p| !p.am_choking) {
+            if self.someone_waits() {
+                self.rechoke(false);
+            } else {
+                self.rechoke_pending = true;
+            }
         }
     }
 

@@ -170,7 +170,8 @@ pub struct ChokeDecision {
 /// Decides, for every connected peer, whether we unchoke it and why.
 /// Called every `rechoke_interval` (`round: true`), and between rounds when
 /// an interested peer could take a free slot or an unchoked peer left or lost
-/// interest (`round: false`).
+/// interest (`round: false`; lost interest at once only if a choked peer
+/// wants the slot, else at the next tick or interest).
 pub trait Unchoker {
     /// The most peers unchoked at once (regular and optimistic slots): the
     /// core asks for a rechoke between rounds only while fewer are.

@@ -6,7 +6,8 @@
 //! `cargo run --release -p swarm-sim --example scale -- LEECHERS PIECES [PIECE_KIB [SEED [SUPER_SEED]]]`
 //! (SUPER_SEED 1: the seed super-seeds). Diagnostics from the environment:
 //! `SAMPLE_MS` (sample interval), `EVERY` (print every n-th sample),
-//! `SEED_COPIES` (the seed leaves after this many copies), `PICK=random`.
+//! `SEED_COPIES` (the seed leaves after this many copies), `PICK=random`,
+//! `SLOTS` (regular unchoke slots).
 //! (`bench/sim-scale.sh` runs the two sizes).
 
 use swarm_sim::{Scenario, Simulation, bounds};
@@ -52,6 +53,9 @@ fn main() {
     }
     if std::env::var("PICK").is_ok_and(|p| p == "random") {
         sc.engine.picking = swarm_engine::PickStrategy::Random;
+    }
+    if let Some(n) = std::env::var("SLOTS").ok().and_then(|s| s.parse().ok()) {
+        sc.engine.choker.unchoke_slots = n;
     }
     if let Ok(ms) = std::env::var("SAMPLE_MS") {
         sc.sample_interval = swarm_engine::Duration::from_millis(ms.parse().unwrap_or(5000));

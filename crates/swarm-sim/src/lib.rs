@@ -43,7 +43,10 @@
 //! # Discovery and connections
 //! The tracker's own sans-IO registry (`swarm-tracker`) hands out peers,
 //! and each peer's own `swarm_engine::Endpoint` decides whom it dials,
-//! accepts and closes; see [`discovery`].
+//! accepts and closes; see [`discovery`]. Its idle eviction hears of
+//! progress as from swarm-net's session: once a core tick, the connections
+//! that moved a block since the last one or where either side is
+//! interested (and at once when a core sends `interested`).
 //!
 //! # Also here
 //! [`dht`]: lookups in simulated Mainline DHTs of real `swarm_dht`

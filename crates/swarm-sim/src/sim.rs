@@ -78,6 +78,9 @@ struct Conn {
     open: bool,
     /// Both cores know of it (the handshake completed).
     established: bool,
+    /// Whether a block moved on it, sent or received by each end, since
+    /// that end's endpoint last heard of it (see `report_progress`).
+    moved: [bool; 2],
     dirs: [Dir; 2],
 }
 
@@ -141,6 +144,9 @@ struct SimPeer {
     presence: Presence,
     /// Connections, pending dials included.
     conns: Vec<u32>,
+    /// Connections whose `moved` flag for this peer is set: each at most
+    /// once, so never more than the connections it ever had.
+    moved: Vec<u32>,
     neighbours: Vec<usize>,
     timer: Option<Instant>,
     hash_busy_until: Instant,
@@ -246,6 +252,7 @@ impl Simulation {
                 down: Link::new(down),
                 presence: Presence::NotYet,
                 conns: Vec::new(),
+                moved: Vec::new(),
                 neighbours: Vec::new(),
                 timer: None,
                 hash_busy_until: Instant::ZERO,
@@ -422,7 +429,7 @@ impl Simulation {
                     if let Some(core) = self.peers[p].core.as_mut() {
                         core.handle_timeout(self.now);
                         self.pump(p);
-                        self.report_interest(p);
+                        self.report_progress(p);
                     }
                 }
             }
@@ -469,6 +476,7 @@ impl Simulation {
             .add_torrent(self.now, INFO_HASH)
             .expect("a new endpoint takes one torrent");
         endpoint.set_seeding(self.now, INFO_HASH, seed);
+        endpoint.set_our_addr(addr_of(p));
         let sp = &mut self.peers[p];
         sp.core = Some(core);
         sp.endpoint = Some(endpoint);
@@ -561,15 +569,42 @@ impl Simulation {
         }
     }
 
-    /// Tells `p`'s endpoint which connections are busy (either side
-    /// interested): they are not idle, whatever moves on them.
-    fn report_interest(&mut self, p: usize) {
+    /// Tells `p`'s endpoint which connections made progress since its
+    /// last tick, as swarm-net's session does once a tick: a block moved
+    /// either way, or either side is interested (a choked, interested
+    /// leecher waiting for its turn is not idle).
+    fn report_progress(&mut self, p: usize) {
+        let mut moved = std::mem::take(&mut self.peers[p].moved);
+        for &c in &moved {
+            let conn = &mut self.conns[c as usize];
+            let Some(k) = (0..2).find(|&k| conn.ends[k] == p && conn.moved[k]) else {
+                continue;
+            };
+            conn.moved[k] = false;
+            if let (true, Some(key), Some(ep)) =
+                (conn.open, conn.keys[k], self.peers[p].endpoint.as_mut())
+            {
+                ep.handle_progress(self.now, key);
+            }
+        }
+        moved.clear();
+        self.peers[p].moved = moved;
         let sp = &mut self.peers[p];
         let (Some(core), Some(ep)) = (sp.core.as_ref(), sp.endpoint.as_mut()) else {
             return;
         };
         for peer in core.busy_peers() {
             ep.handle_progress(self.now, peer);
+        }
+    }
+
+    /// A block moved on connection `c`, sent or received by its end `k`:
+    /// noted for that end's next tick (`report_progress`).
+    fn note_moved(&mut self, c: u32, k: usize) {
+        let conn = &mut self.conns[c as usize];
+        if !conn.moved[k] {
+            conn.moved[k] = true;
+            self.peers[conn.ends[k]].moved.push(c);
         }
     }
 
@@ -589,6 +624,7 @@ impl Simulation {
             open: true,
             established: false,
             dirs: [Dir::default(), Dir::default()],
+            moved: [false; 2],
         });
         self.peers[a].keys.insert(key, c);
         self.peers[a].conns.push(c);
@@ -880,10 +916,7 @@ impl Simulation {
             self.seed_blocks[*piece as usize] += 1;
         }
         self.peers[from].out.uploaded += u64::from(len);
-        if let (Some(key), Some(ep)) = (conn.keys[dir as usize], self.peers[from].endpoint.as_mut())
-        {
-            ep.handle_progress(now, key);
-        }
+        self.note_moved(c, dir as usize);
         self.flush(c, dir);
         self.seed_may_leave(from);
     }
@@ -896,13 +929,7 @@ impl Simulation {
         let Some((seq, msg)) = conn.dirs[dir as usize].down.pop_front() else {
             return;
         };
-        let to = conn.ends[1 - dir as usize];
-        if let (Some(key), Some(ep)) = (
-            conn.keys[1 - dir as usize],
-            self.peers[to].endpoint.as_mut(),
-        ) {
-            ep.handle_progress(self.now, key);
-        }
+        self.note_moved(c, 1 - dir as usize);
         self.ready(c, dir, seq, msg);
     }
 

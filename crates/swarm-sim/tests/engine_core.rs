@@ -145,11 +145,13 @@ fn interest_follows_availability() {
     assert_eq!(ev, vec![TorrentEvent::PieceCompleted(piece)]);
     // The peer has it already: nothing left to want from it, and it hears
     // of our new piece all the same (redundant have, as libtorrent sends).
+    // Our first piece: a free slot unchokes the new peer (preemptive).
     assert_eq!(
         tx,
         vec![
             (PeerKey(1), Message::NotInterested),
-            (PeerKey(1), Message::Have { piece: 2 })
+            (PeerKey(1), Message::Have { piece: 2 }),
+            (PeerKey(1), Message::Unchoke)
         ]
     );
     c.check_invariants();
@@ -298,6 +300,41 @@ fn free_slots_unchoke_new_peers_before_they_ask() {
     l.peer_connected(Instant::ZERO, PeerKey(1), FAST);
     let (tx, _) = drain(&mut l);
     assert_eq!(tx, vec![(PeerKey(1), Message::HaveNone)]);
+    // Its first piece gives it something: the free slots go to its new
+    // peers at once, right after the `have` (a peer that wants the piece
+    // then sends its requests with its `interested`).
+    l.peer_connected(Instant::ZERO, PeerKey(2), FAST);
+    l.handle_message(Instant::ZERO, PeerKey(2), Message::HaveAll);
+    l.handle_message(Instant::ZERO, PeerKey(2), Message::Unchoke);
+    let (tx, _) = drain(&mut l);
+    let (piece, offset, _) = requests(&tx, PeerKey(2))[0];
+    l.handle_message(
+        Instant::ZERO,
+        PeerKey(2),
+        Message::Piece {
+            piece,
+            offset,
+            data: Bytes::from(vec![0; K as usize]),
+        },
+    );
+    let (tx, _) = drain(&mut l);
+    assert!(!tx.contains(&(PeerKey(1), Message::Unchoke)), "{tx:?}");
+    let vp = l.lengths().validate_piece_index(piece).unwrap();
+    l.handle_storage(
+        Instant::ZERO,
+        StorageDone::PieceVerified {
+            piece: vp,
+            ok: true,
+        },
+    );
+    let (tx, _) = drain(&mut l);
+    let at = |m: Message| tx.iter().position(|x| *x == (PeerKey(1), m.clone()));
+    let (have, unchoke) = (at(Message::Have { piece }), at(Message::Unchoke));
+    assert!(
+        have.is_some() && unchoke.is_some() && have < unchoke,
+        "{tx:?}"
+    );
+    l.check_invariants();
 }
 
 #[test]
@@ -428,8 +465,8 @@ fn cancel_is_respected_and_choke_drops_queued_requests() {
     );
     let (tx, _) = drain(&mut c);
     assert!(tx.is_empty(), "{tx:?}");
-    // Losing interest frees the slot: the peer is choked and its pending
-    // request is rejected (BEP 6).
+    // Losing interest frees the slot at the next tick: the peer is choked
+    // and its pending request is rejected (BEP 6).
     c.handle_message(
         Instant::ZERO,
         PeerKey(1),
@@ -440,6 +477,9 @@ fn cancel_is_respected_and_choke_drops_queued_requests() {
         },
     );
     c.handle_message(Instant::ZERO, PeerKey(1), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert!(tx.is_empty(), "choked before the tick: {tx:?}");
+    c.handle_timeout(Instant(1_000_000));
     let (tx, _) = drain(&mut c);
     assert_eq!(
         tx,
@@ -494,6 +534,54 @@ fn free_slots_are_filled_between_rounds() {
     assert_eq!(tx, vec![(PeerKey(6), Message::Unchoke)]);
     let p5 = c.peer(Instant::ZERO, PeerKey(5)).unwrap().choke.unwrap();
     assert_eq!(p5.state, Unchoked);
+    c.check_invariants();
+}
+
+/// A peer that loses interest while nobody waits keeps its slot until the
+/// next tick, unless a peer becomes interested first: that one takes the
+/// slot at once. If a choked peer waits, the slot goes to it at once.
+#[test]
+fn a_slot_freed_by_lost_interest_goes_at_once_to_a_new_interest() {
+    let mut c = strict_seeder(4, K);
+    for k in 1..=6 {
+        c.peer_connected(Instant::ZERO, PeerKey(k), SLOW);
+    }
+    drain(&mut c);
+    // All five slots taken (4 regular, 1 optimistic).
+    for k in 1..=5 {
+        c.handle_message(Instant::ZERO, PeerKey(k), Message::Interested);
+    }
+    drain(&mut c);
+    c.handle_message(Instant::ZERO, PeerKey(2), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert!(tx.is_empty(), "nothing before the tick: {tx:?}");
+    // Peer 6 asks: one rechoke chokes 2 and unchokes 6 (as optimistic:
+    // the optimistic peer 5 moves up to 2's regular slot).
+    c.handle_message(Instant::ZERO, PeerKey(6), Message::Interested);
+    let (tx, _) = drain(&mut c);
+    assert_eq!(
+        tx,
+        vec![(PeerKey(2), Message::Choke), (PeerKey(6), Message::Unchoke)]
+    );
+    // Nothing left for the tick to do.
+    c.handle_timeout(Instant(1_000_000));
+    let (tx, _) = drain(&mut c);
+    assert!(
+        tx.iter()
+            .all(|(_, m)| !matches!(m, Message::Choke | Message::Unchoke)),
+        "{tx:?}"
+    );
+    // Peer 2 asks again and waits (no slot free); when peer 3 loses
+    // interest, its slot goes to peer 2 at once.
+    c.handle_message(Instant(1_000_000), PeerKey(2), Message::Interested);
+    let (tx, _) = drain(&mut c);
+    assert!(tx.is_empty(), "{tx:?}");
+    c.handle_message(Instant(1_000_000), PeerKey(3), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert_eq!(
+        tx,
+        vec![(PeerKey(2), Message::Unchoke), (PeerKey(3), Message::Choke)]
+    );
     c.check_invariants();
 }
 
@@ -953,7 +1041,7 @@ fn reads_over_all_peers_are_bounded_per_torrent() {
 
 /// `Choking::Off` unchokes every interested peer at once (tit-for-tat
 /// stops at 4 + 1, `free_slots_are_filled_between_rounds`), and chokes a
-/// peer that loses interest.
+/// peer that loses interest (at the next tick).
 #[test]
 fn choking_off_unchokes_every_interested_peer() {
     let l = Lengths::new(4 * u64::from(K), K).unwrap();
@@ -974,6 +1062,9 @@ fn choking_off_unchokes_every_interested_peer() {
         .collect();
     assert_eq!(unchoked, (1..=8).map(PeerKey).collect::<Vec<_>>());
     c.handle_message(Instant::ZERO, PeerKey(3), Message::NotInterested);
+    let (tx, _) = drain(&mut c);
+    assert!(tx.is_empty(), "choked before the tick: {tx:?}");
+    c.handle_timeout(Instant(1_000_000));
     let (tx, _) = drain(&mut c);
     assert_eq!(tx, vec![(PeerKey(3), Message::Choke)]);
     c.handle_timeout(Instant(11_000_000));

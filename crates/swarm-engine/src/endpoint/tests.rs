@@ -865,3 +865,59 @@ fn seeds_close_their_connections_to_seeds_and_do_not_redial_them() {
     let again: Vec<SocketAddr> = dials(&drain(&mut e)).into_iter().map(|x| x.1).collect();
     assert!(again.contains(&seed), "{again:?}");
 }
+
+/// BEP 40: a full torrent whose connections are all busy lets in a
+/// newcomer whose canonical priority beats its lowest connection's, by
+/// closing that one; a lower newcomer is refused, and so is every newcomer
+/// while our own address is unknown (no priorities to compare).
+#[test]
+fn a_full_torrent_trades_its_lowest_priority_connection_for_a_higher_newcomer() {
+    let config = EndpointConfig::default();
+    let (slots, per_ip) = (config.torrent_connections_max, config.ip_connections_max);
+    let ours = SocketAddr::from(([10, 0, 0, 1], 6881));
+    let from = |i: usize| SocketAddr::from(([10, 1, (i / per_ip) as u8, 1], 5000 + i as u16));
+    let prio = |a: SocketAddr| priority::priority(ours, a).unwrap();
+    let fill = |e: &mut Endpoint| {
+        let keys: Vec<PeerKey> = (0..slots)
+            .map(|i| connect_in(e, at(0), from(i), T1, peer_id_wide(i as u32)).unwrap())
+            .collect();
+        for &k in &keys {
+            e.handle_progress(at(30), k); // busy: never idle
+        }
+        drain(e);
+        keys
+    };
+    let lowest = (0..slots).map(|i| prio(from(i))).min().unwrap();
+    let newcomers: Vec<SocketAddr> = (0..=255u8)
+        .map(|x| SocketAddr::from(([10, 2, x, 1], 7000)))
+        .collect();
+    let high = *newcomers.iter().find(|a| prio(**a) > lowest).unwrap();
+    let low = *newcomers.iter().find(|a| prio(**a) < lowest).unwrap();
+
+    // Our address unknown: refused, as before.
+    let mut e = endpoint(config.clone());
+    drain(&mut e);
+    fill(&mut e);
+    assert_eq!(
+        connect_in(&mut e, at(31), high, T1, peer_id(250)),
+        Err(Refusal::TorrentFull)
+    );
+
+    let mut e = endpoint(config);
+    e.set_our_addr(ours);
+    drain(&mut e);
+    let keys = fill(&mut e);
+    assert_eq!(
+        connect_in(&mut e, at(31), low, T1, peer_id(251)),
+        Err(Refusal::TorrentFull),
+        "a lower newcomer stays out"
+    );
+    assert!(closes(&drain(&mut e)).is_empty());
+    connect_in(&mut e, at(31), high, T1, peer_id(250)).expect("a higher newcomer gets in");
+    let victim = (0..slots).min_by_key(|&i| prio(from(i))).unwrap();
+    assert_eq!(
+        closes(&drain(&mut e)),
+        vec![(keys[victim], Refusal::LowerPriority)]
+    );
+    assert_eq!(e.torrent_connections(&T1).unwrap().connected, slots);
+}

@@ -97,6 +97,15 @@ impl TorrentCore {
         if wanted && self.picker.is_done() {
             self.events.push_back(TorrentEvent::Completed);
         }
+        // Our first piece: now there is something to give, so free slots
+        // go to new peers at once (the choker's preemptive unchoke), with
+        // the `have`s just sent. A peer that wants the piece then sends its
+        // `interested` and its requests together, instead of waiting for
+        // an unchoke a round trip later (in a flash crowd, every hop of
+        // the first pieces).
+        if self.picker.have().count_ones() == 1 && self.has_free_unchoke_slot() {
+            self.rechoke(false);
+        }
     }
 
     /// A piece failed its hash. The sole sender of a failed piece gets a
@@ -140,6 +149,10 @@ impl TorrentCore {
         if now >= self.next_rechoke {
             self.next_rechoke = now + self.config.choker.rechoke_interval;
             self.rechoke(true);
+        }
+        // Slots of peers that lost interest since (a round did it already).
+        if self.rechoke_pending {
+            self.rechoke(false);
         }
     }
 
@@ -254,6 +267,7 @@ impl TorrentCore {
             self.choke_decisions.sort_by_key(|d| d.peer);
         }
         self.last_rechoke = Some(now);
+        self.rechoke_pending = false;
     }
 
     /// Chokes a peer: its queued requests are dropped (BEP 3), or rejected

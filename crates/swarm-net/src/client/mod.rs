@@ -283,8 +283,14 @@ impl Client {
             source,
         })?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let mut endpoint = Endpoint::new(config.endpoint.clone(), config.peer_id, config.rng_seed);
+        // A specific listen address is the one peers see (BEP 40 priorities;
+        // on 0.0.0.0 it is not known, and a full torrent refuses newcomers).
+        if !listen_addr.ip().is_unspecified() {
+            endpoint.set_our_addr(listen_addr);
+        }
         let driver = Driver {
-            endpoint: Endpoint::new(config.endpoint.clone(), config.peer_id, config.rng_seed),
+            endpoint,
             listener: crate::listener::Acceptor::new(listener),
             listen_addr,
             our_id: config.peer_id,
