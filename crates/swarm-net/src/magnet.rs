@@ -255,10 +255,21 @@ pub(crate) async fn fetch(
         c.close();
         link.closed(key);
     }
-    if let Some((tx, _task)) = tracker {
-        // Stops it without a `stopped` announce racing the download's
-        // `started` (the task is aborted when `_task` drops).
-        drop(tx);
+    if let Some((tx, mut task)) = tracker {
+        if fetched.is_some() {
+            // Stops it without a `stopped` announce racing the download's
+            // `started` (the task is aborted when `task` drops).
+            drop(tx);
+        } else {
+            // Stopped: `stopped`, as any torrent that announced, and its
+            // outcome in the final status. Bounded as the session's.
+            let _ = tx.send(announce::TrackerCommand::Stop);
+            if let Ok(Ok(last)) =
+                tokio::time::timeout(crate::session::STOP_ANNOUNCE_TIMEOUT, &mut task.0).await
+            {
+                status_tx.send_modify(|s| s.trackers = last);
+            }
+        }
     }
     fetched
 }

@@ -7,7 +7,7 @@
 //! (SUPER_SEED 1: the seed super-seeds). Diagnostics from the environment:
 //! `SAMPLE_MS` (sample interval), `EVERY` (print every n-th sample),
 //! `SEED_COPIES` (the seed leaves after this many copies), `PICK=random`,
-//! `SLOTS` (regular unchoke slots).
+//! `SLOTS` (regular unchoke slots), `UP_KIB` (every upload, KiB/s; downloads 4x).
 //! (`bench/sim-scale.sh` runs the two sizes).
 
 use swarm_sim::{Scenario, Simulation, bounds};
@@ -53,6 +53,13 @@ fn main() {
     }
     if std::env::var("PICK").is_ok_and(|p| p == "random") {
         sc.engine.picking = swarm_engine::PickStrategy::Random;
+    }
+    if let Some(kib) = std::env::var("UP_KIB")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+    {
+        (sc.seed_up, sc.peer_up) = (kib * 1024.0, kib * 1024.0);
+        (sc.seed_down, sc.peer_down) = (4.0 * kib * 1024.0, 4.0 * kib * 1024.0);
     }
     if let Some(n) = std::env::var("SLOTS").ok().and_then(|s| s.parse().ok()) {
         sc.engine.choker.unchoke_slots = n;

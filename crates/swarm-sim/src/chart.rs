@@ -1,7 +1,8 @@
 //! Line charts of experiment results, drawn with plotters: SVG by default,
 //! PNG on request; always a title, labelled axes with units and a legend.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -38,8 +39,51 @@ impl std::error::Error for ChartError {}
 
 const SIZE: (u32, u32) = (960, 600);
 
+/// Where the charts' font is looked for, first found wins (after
+/// `SWARM_CHART_FONT`): Debian's and Ubuntu's, Fedora's and Arch's DejaVu
+/// Sans and Liberation Sans.
+const FONT_FILES: [&str; 5] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
+];
+
+/// Loads the charts' font once (plotters draws text with `ab_glyph` from a
+/// font file, not through fontconfig and FreeType: those libraries would be
+/// linked into, and resident in, every swarm process, the daemon's too, for
+/// a chart that only `swarm sim` draws).
+fn font() -> Result<(), ChartError> {
+    static FONT: OnceLock<Result<(), String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let candidates: Vec<PathBuf> = std::env::var_os("SWARM_CHART_FONT")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(FONT_FILES.iter().map(PathBuf::from))
+            .collect();
+        let Some((path, bytes)) = candidates
+            .iter()
+            .find_map(|p| std::fs::read(p).ok().map(|b| (p, b)))
+        else {
+            return Err(format!(
+                "no font found: set SWARM_CHART_FONT to a .ttf file, or install \
+                 DejaVu Sans (Debian: apt-get install fonts-dejavu-core); looked at {}",
+                FONT_FILES.join(", ")
+            ));
+        };
+        // Read once per process and kept for plotters' 'static font table.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| format!("{}: not a font plotters can read", path.display()))
+    })
+    .clone()
+    .map_err(ChartError)
+}
+
 /// Draws `chart` to `path` (SVG, or PNG when `png`).
 pub fn draw(chart: &Chart, path: &Path, png: bool) -> Result<(), ChartError> {
+    font()?;
     if png {
         let root = BitMapBackend::new(path, SIZE).into_drawing_area();
         draw_on(&root, chart)?;

@@ -90,12 +90,47 @@ fn heavy_homogeneous_swarm_near_the_p2p_bound() {
     // The super-seed's first copy has no piece twice: the swarm holds
     // every piece within 2% of F/u_s (a plain seed: ~1.18x), and the
     // swarm finishes sooner and uses more of its upload. (Issue 12 asks
-    // for 1.10x and 90%: not met. What is left is the leechers' spreading,
-    // see ARCHITECTURE.md: at this size the last completion is 1.17x.)
+    // for 1.10x and 90%: not met, see the 300-leecher test below.)
     let (plain, sup) = (results[0], results[1]);
     assert!(sup.0 < plain.0 && sup.1 > plain.1, "{results:?}");
     assert!(sup.2 <= 1.02, "{results:?}");
     assert!(sup.0 <= 1.20 && sup.1 >= 0.83, "{results:?}");
+}
+
+/// Issue 12's homogeneous swarm (u_i = u_s = 1 MiB/s, d = 4u, 800 pieces
+/// of 64 KiB, F/u_s = 50 s, a super-seed, all arriving at once), at the
+/// largest size CI affords: 300 leechers (~10 s here; the issue's 1,000
+/// take ~60 s in this profile, see ARCHITECTURE.md for their figures). The
+/// last completion against the P2P bound and the upload utilisation. Issue
+/// 12 asks for 1.10x and 90%: not met (1.126x and 89.3% at this size, seed
+/// 1; 1,000 peers: 1.140x and 88.3%); what is left is the ramp (nobody
+/// holds a piece at first, each hop of the first pieces takes ~0.4 s), the
+/// uplinks' idle share in steady state, and a tail of stragglers (see
+/// ARCHITECTURE.md).
+#[test]
+fn heavy_homogeneous_flash_crowd_of_300_near_the_p2p_bound() {
+    let sc = Scenario {
+        leechers: 300,
+        pieces: 800,
+        piece_len: 64 * KIB,
+        check_every: 1_000_000,
+        engine: swarm_engine::TorrentConfig {
+            super_seeding: true,
+            ..Default::default()
+        },
+        ..Scenario::default()
+    };
+    let (_, bound) = bounds::of(&sc);
+    let out = run(sc);
+    let t = secs(out.last_completion);
+    let (ratio, util) = (t / bound, out.upload_utilisation());
+    println!(
+        "300 leechers: last completion {t:.2} s, P2P bound {bound:.2} s, ratio {ratio:.3}, upload utilisation {util:.3}"
+    );
+    assert!(
+        ratio <= 1.15 && util >= 0.87,
+        "ratio {ratio}, utilisation {util}"
+    );
 }
 
 /// The seed leaves after uploading exactly one copy: it super-seeds, so

@@ -1150,7 +1150,7 @@ fn tracker_stat(d: &daemon::Daemon, id: u32) -> serde_json::Value {
 }
 
 #[test]
-fn tracker_stats_show_a_magnets_announces_and_the_final_stopped_one() {
+fn tracker_stats_show_a_magnets_announces_and_the_final_stopped_one_which_a_magnet_sends_too() {
     if !(require_program(daemon::TRANSMISSION_REMOTE)
         && require_python_libtorrent()
         && require_program("opentracker")
@@ -1202,6 +1202,22 @@ fn tracker_stats_show_a_magnets_announces_and_the_final_stopped_one() {
     assert_eq!(
         meta["metadataPercentComplete"], 0.0,
         "still fetching: {meta}"
+    );
+    // Stopped while it fetches: it announces `stopped` as any torrent
+    // does, so the tracker forgets it at once.
+    assert!(
+        tracker.wait_peers(&other.info_hash_hex, 1, DEADLINE),
+        "the tracker knows the magnet's peer"
+    );
+    assert!(d.remote(&["-t", "2", "-S"]).ok);
+    let forgotten = wait_until(DEADLINE, || {
+        tracker.scrape(&other.info_hash_hex) == Some((0, 0))
+    });
+    assert!(
+        forgotten,
+        "after `stopped` the tracker lists no peer: {:?}\n{}",
+        tracker.scrape(&other.info_hash_hex),
+        d.proc.log_tail()
     );
 
     // The final `stopped` announce's outcome: the tracker is gone, so it

@@ -127,6 +127,27 @@ impl ResumeSaver {
         self.running = Some((have.clone(), rx));
     }
 
+    /// A save runs.
+    pub(crate) fn running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Waits for the running save to end (forever if none runs) and
+    /// records its result: the owner task learns at once that the record
+    /// is written (and may sleep), not at its next tick. Cancel-safe: the
+    /// save stays running if this is dropped first.
+    pub(crate) async fn finished(&mut self) {
+        let Some((_, rx)) = &mut self.running else {
+            return std::future::pending().await;
+        };
+        let result = rx
+            .await
+            .unwrap_or_else(|_| Err(NetError::Fatal("resume save job panicked".into())));
+        if let Some((have, _)) = self.running.take() {
+            self.record(have, result);
+        }
+    }
+
     /// At exit: waits for a running save, then saves `have` if it changed.
     pub(crate) async fn finish(&mut self, have: Bitfield, storage: &Arc<Storage>) {
         if let Some((saving, rx)) = self.running.take() {

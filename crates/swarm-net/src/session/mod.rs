@@ -591,6 +591,14 @@ impl Session {
                     self.core.handle_timeout(now);
                     self.ext.handle_timeout(now);
                 }
+                // A resume record written: an idle session sleeps at once
+                // (not a tick later: while torrents are added, each would
+                // stay awake a second, its task, core and channels with it).
+                () = async {
+                    if let Some(r) = &mut self.resume {
+                        r.finished().await;
+                    }
+                }, if self.resume.as_ref().is_some_and(ResumeSaver::running) => {}
                 () = tokio::time::sleep_until(next_housekeeping), if busy => {
                     next_housekeeping = Instant::now() + HOUSEKEEPING_INTERVAL;
                     self.report_progress();
