@@ -196,7 +196,7 @@ struct Registered {
 /// for the torrent's life); its error waits here for
 /// [`TorrentHandle::join`].
 struct Control {
-    stop: watch::Sender<bool>,
+    stop: crate::stop::StopFlag,
     /// The start's error (metadata, opening, checking), set before the
     /// final status is published.
     failure: Mutex<Option<NetError>>,
@@ -204,7 +204,14 @@ struct Control {
 
 impl Control {
     fn stop(&self) {
-        self.stop.send_replace(true);
+        self.stop.stop();
+    }
+}
+
+/// Its handle and the client gone (the last `Arc`): the torrent stops.
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.stop.stop();
     }
 }
 
@@ -448,7 +455,7 @@ impl Client {
         };
         let (status_tx, status_rx) = watch::channel(first_status);
         let control = Arc::new(Control {
-            stop: watch::channel(false).0,
+            stop: crate::stop::StopFlag::default(),
             failure: Mutex::new(None),
         });
         // The torrent's own buckets (limiting nothing without a limit, so
@@ -780,7 +787,7 @@ async fn magnet_metadata(
     config: &SessionConfig,
     link: &DriverLink,
     status_tx: &watch::Sender<TorrentStatus>,
-    stop: &mut watch::Receiver<bool>,
+    stop: &crate::stop::StopFlag,
     added: Instant,
 ) -> Result<Option<(swarm_wire::metainfo::Metainfo, Vec<SocketAddr>)>, NetError> {
     use swarm_wire::metainfo::Metainfo;
@@ -860,7 +867,7 @@ async fn run_torrent(
         mpsc::UnboundedReceiver<session::Input>,
     ),
 ) {
-    let mut stop = control.stop.subscribe();
+    let stop = control.stop.clone();
     // Ended before its session: the driver forgets it (the inputs kept for
     // it) before the final status, so that whoever adds it again after
     // seeing that status comes after.
@@ -894,7 +901,7 @@ async fn run_torrent(
             // Boxed (as the check below): this task lives as long as the
             // torrent, and its future is as large as its largest step.
             let resolved = Box::pin(magnet_metadata(
-                &magnet, &options, &config, &link, &status_tx, &mut stop, added,
+                &magnet, &options, &config, &link, &status_tx, &stop, added,
             ))
             .await;
             // The metadata phase left the endpoint (and the driver): the
@@ -929,7 +936,7 @@ async fn run_torrent(
     };
     let started = tokio::select! {
         r = Box::pin(startup::open_and_check(&spec, &options, &status_tx)) => r,
-        _ = stop.wait_for(|s| *s) => return stopped(&status_tx),
+        () = stop.stopped() => return stopped(&status_tx),
     };
     let (storage, resume, have) = match started {
         Ok(r) => r,
