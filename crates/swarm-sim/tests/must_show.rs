@@ -102,10 +102,11 @@ fn heavy_homogeneous_swarm_near_the_p2p_bound() {
 /// largest size CI affords: 300 leechers (~10 s here; the issue's 1,000
 /// take ~60 s in this profile, see ARCHITECTURE.md for their figures). The
 /// last completion against the P2P bound and the upload utilisation. Issue
-/// 12 asks for 1.10x and 90%: not met (1.143x and 87.9% at this size, seed
-/// 1); what is left is the ramp (nobody holds a piece at first, each hop
-/// of the first pieces takes ~0.4 s), the uplinks' idle share in steady
-/// state, and a tail of stragglers (see ARCHITECTURE.md).
+/// 12 asks for 1.10x and 90%: not met (1.126x and 89.3% at this size, seed
+/// 1; 1,000 peers: 1.140x and 88.3%); what is left is the ramp (nobody
+/// holds a piece at first, each hop of the first pieces takes ~0.4 s), the
+/// uplinks' idle share in steady state, and a tail of stragglers (see
+/// ARCHITECTURE.md).
 #[test]
 fn heavy_homogeneous_flash_crowd_of_300_near_the_p2p_bound() {
     let sc = Scenario {
@@ -127,7 +128,7 @@ fn heavy_homogeneous_flash_crowd_of_300_near_the_p2p_bound() {
         "300 leechers: last completion {t:.2} s, P2P bound {bound:.2} s, ratio {ratio:.3}, upload utilisation {util:.3}"
     );
     assert!(
-        ratio <= 1.16 && util >= 0.865,
+        ratio <= 1.15 && util >= 0.87,
         "ratio {ratio}, utilisation {util}"
     );
 }
