@@ -232,7 +232,12 @@ pub struct Client {
     driver_task: JoinHandle<()>,
     listen_addr: SocketAddr,
     peer_id: PeerId,
-    tracker: TrackerConfig,
+    /// Every torrent's tracker client's (one copy: a sleeping torrent
+    /// keeps its `SessionConfig`), announcing from where we listen.
+    tracker: Arc<TrackerConfig>,
+    /// The last torrent configuration added, shared by the torrents added
+    /// with the same (the daemon's are all alike).
+    torrent_config: Mutex<Arc<TorrentConfig>>,
     /// The process's rate limits, shared fairly by the torrents (each may
     /// be switched on, changed or off at any time: `set_rate_limits`).
     upload_limit: Arc<FairShare>,
@@ -332,7 +337,16 @@ impl Client {
             driver_task,
             listen_addr,
             peer_id: config.peer_id,
-            tracker: config.tracker,
+            tracker: Arc::new({
+                let mut tracker = config.tracker;
+                if tracker.local_ip.is_none() && !listen_addr.ip().is_unspecified() {
+                    // Announce from where we listen, so the tracker hands
+                    // out the address peers can reach us on.
+                    tracker.local_ip = Some(listen_addr.ip());
+                }
+                tracker
+            }),
+            torrent_config: Mutex::default(),
             upload_limit,
             download_limit,
             rebalance_task,
@@ -380,6 +394,18 @@ impl Client {
     }
 
     /// Where peers reach us.
+    /// `config` as one shared copy: the last one added if equal.
+    fn torrent_config(&self, config: &TorrentConfig) -> Arc<TorrentConfig> {
+        let mut last = self
+            .torrent_config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if **last != *config {
+            *last = Arc::new(config.clone());
+        }
+        last.clone()
+    }
+
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen_addr
     }
@@ -466,16 +492,10 @@ impl Client {
         );
         let upload_limits = vec![own.0.clone(), self.upload_limit.join()];
         let download_limits = vec![own.1.clone(), self.download_limit.join()];
-        let mut tracker = self.tracker.clone();
-        if tracker.local_ip.is_none() && !self.listen_addr.ip().is_unspecified() {
-            // Announce from where we listen, so the tracker hands out the
-            // address peers can reach us on.
-            tracker.local_ip = Some(self.listen_addr.ip());
-        }
         let config = SessionConfig {
             peer_id: self.peer_id,
-            torrent: options.torrent.clone(),
-            tracker,
+            torrent: self.torrent_config(&options.torrent),
+            tracker: self.tracker.clone(),
             upload_limits,
             download_limits,
             rng_seed: rand::random(),
@@ -821,7 +841,7 @@ async fn magnet_metadata(
         trackers: magnet.trackers.clone(),
         peer_id: config.peer_id,
         listen_port: config.listen_port,
-        tracker: config.tracker.clone(),
+        tracker: TrackerConfig::clone(&config.tracker),
         dht_port: config.dht_port,
         no_pex: options.no_pex,
     };

@@ -90,8 +90,8 @@ pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     pub peer_id: PeerId,
-    pub torrent: TorrentConfig,
-    pub tracker: TrackerConfig,
+    pub torrent: Arc<TorrentConfig>,
+    pub tracker: Arc<TrackerConfig>,
     /// Rate limits the connections of this torrent take from: its own
     /// (`per torrent`) and the process's.
     pub upload_limits: Vec<Arc<RateLimiter>>,
@@ -129,8 +129,8 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             peer_id: crate::new_peer_id(),
-            torrent: TorrentConfig::default(),
-            tracker: TrackerConfig::default(),
+            torrent: Arc::default(),
+            tracker: Arc::default(),
             upload_limits: Vec::new(),
             download_limits: Vec::new(),
             rng_seed: rand::random(),
@@ -333,7 +333,7 @@ fn build(
     let epoch = Instant::now();
     let lengths = spec.lengths;
     let mut core = TorrentCore::new(
-        config.torrent.clone(),
+        TorrentConfig::clone(&config.torrent),
         lengths,
         have,
         config.rng_seed,
@@ -1020,7 +1020,7 @@ impl Session {
             self.spec.info_hash,
             self.config.peer_id,
             self.config.listen_port,
-            self.config.tracker.clone(),
+            TrackerConfig::clone(&self.config.tracker),
         );
         let stats = {
             let shown = self.status_tx.borrow();
