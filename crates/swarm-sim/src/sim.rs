@@ -53,34 +53,44 @@ enum Ev {
 /// and what reached the receiver out of order (a block still crossing its
 /// downlink holds back the control messages behind it). Messages are
 /// numbered in send order and delivered in that order.
+///
+/// `repr(C)`, in the order an event reads them: a control message's
+/// arrival reads `wire`, `deliver_seq` and `arrived` (the first line),
+/// sending reads `next_seq` and `wire_event_at`, a block `up` and `down`.
 #[derive(Default)]
+#[repr(C)]
 struct Dir {
-    out: VecDeque<Message>,
+    /// Control messages on the way, with their arrival times (in order:
+    /// they all take the same delay).
+    wire: VecDeque<(Instant, u64, Message)>,
+    deliver_seq: u64,
+    arrived: VecDeque<Option<Message>>,
+    next_seq: u64,
+    /// The arrival time of the last `Arrive` event scheduled: messages sent
+    /// at the same instant share one event.
+    wire_event_at: Option<Instant>,
     /// The block crossing the sender's uplink (one at a time).
     up: Option<(u64, Message)>,
     /// Blocks crossing the receiver's downlink, oldest first.
     down: VecDeque<(u64, Message)>,
-    /// Control messages on the way, with their arrival times (in order:
-    /// they all take the same delay).
-    wire: VecDeque<(Instant, u64, Message)>,
-    /// The arrival time of the last `Arrive` event scheduled: messages sent
-    /// at the same instant share one event.
-    wire_event_at: Option<Instant>,
-    next_seq: u64,
-    deliver_seq: u64,
-    arrived: VecDeque<Option<Message>>,
+    out: VecDeque<Message>,
 }
 
+/// `repr(C)`, each on its own cache lines, what every event reads first
+/// (open, ends, keys: one line), then the two directions: at a thousand
+/// peers nearly every event's first touch of its connection is a miss to
+/// memory, and the default layout put `open` on the last line.
+#[repr(C, align(64))]
 struct Conn {
-    ends: [usize; 2],
-    /// Each end's key for it (its endpoint's); `None` until it has one.
-    keys: [Option<PeerKey>; 2],
     open: bool,
     /// Both cores know of it (the handshake completed).
     established: bool,
     /// Whether a block moved on it, sent or received by each end, since
     /// that end's endpoint last heard of it (see `report_progress`).
     moved: [bool; 2],
+    ends: [usize; 2],
+    /// Each end's key for it (its endpoint's); `None` until it has one.
+    keys: [Option<PeerKey>; 2],
     dirs: [Dir; 2],
 }
 
