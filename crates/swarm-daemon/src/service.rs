@@ -68,9 +68,10 @@ struct Entry {
     extras: Arc<MetaExtras>,
     /// The torrent in the client (running, or stopping: its status says).
     handle: Option<TorrentHandle>,
-    /// The status to show while there is no handle (empty while there is
-    /// one: the handle's is the one shown).
-    last: TorrentStatus,
+    /// The status to show while there is no handle (none while there is
+    /// one: the handle's is the one shown; boxed, so a running torrent
+    /// does not hold an empty one: 280 bytes).
+    last: Option<Box<TorrentStatus>>,
     /// Waiting for a download slot.
     queued: bool,
     /// Started only for a check (verify of a paused torrent): stop once
@@ -89,11 +90,24 @@ struct Entry {
     counted_at: Option<std::time::Instant>,
 }
 
+/// What an entry without a handle and without a last status shows.
+static NO_STATUS: std::sync::LazyLock<TorrentStatus> =
+    std::sync::LazyLock::new(TorrentStatus::default);
+
 impl Entry {
+    /// The status shown while there is no handle.
+    fn last(&self) -> &TorrentStatus {
+        self.last.as_deref().unwrap_or(&NO_STATUS)
+    }
+
+    fn last_mut(&mut self) -> &mut TorrentStatus {
+        self.last.get_or_insert_with(Box::default)
+    }
+
     fn status(&self) -> TorrentStatus {
         match &self.handle {
             Some(h) => h.status(),
-            None => self.last.clone(),
+            None => self.last().clone(),
         }
     }
 
@@ -104,7 +118,7 @@ impl Entry {
                 let s = h.status_ref();
                 (s.state, s.complete)
             }
-            None => (self.last.state, self.last.complete),
+            None => (self.last().state, self.last().complete),
         }
     }
 
@@ -121,7 +135,7 @@ impl Entry {
                 let s = h.status_ref();
                 (s.uploaded, s.downloaded)
             }
-            None => (self.last.uploaded, self.last.downloaded),
+            None => (self.last().uploaded, self.last().downloaded),
         };
         (self.ever_base.0 + up, self.ever_base.1 + down)
     }
@@ -163,7 +177,7 @@ impl Entry {
     /// A run ended with `last`, its final status: its counts go to the
     /// record (to be saved).
     fn end_run(&mut self, last: TorrentStatus) {
-        self.last = last;
+        self.last = Some(Box::new(last));
         self.note_ever();
     }
 }
@@ -546,7 +560,7 @@ impl Daemon {
             {
                 // A magnet link whose metadata had not come yet.
                 parse_magnet(link).map(|(_, extras)| Entry {
-                    last: magnet_status(&record.info_hash, &record.name),
+                    last: Some(Box::new(magnet_status(&record.info_hash, &record.name))),
                     record: record.clone(),
                     spec: None,
                     extras: Arc::new(extras),
@@ -564,7 +578,7 @@ impl Daemon {
                     .map_err(|e| DaemonError::State(format!("{}: {e}", path.display())))
                     .and_then(|bytes| parse_metainfo(&bytes))
                     .map(|(spec, extras)| Entry {
-                        last: idle_status(&spec, &state, &record),
+                        last: Some(Box::new(idle_status(&spec, &state, &record))),
                         record: record.clone(),
                         spec: Some(Arc::new(spec)),
                         extras: Arc::new(extras),
@@ -847,7 +861,7 @@ impl Daemon {
                 spec: spec.map(Arc::new),
                 extras: Arc::new(extras),
                 handle: None,
-                last,
+                last: Some(Box::new(last)),
                 queued: false,
                 stop_after_check: false,
                 verify_next: false,
@@ -1041,7 +1055,7 @@ impl Daemon {
                 tracing::info!(id = e.record.id, skipped = ?e.record.files_unwanted, high = ?e.record.files_high, low = ?e.record.files_low, "files chosen");
                 match &e.handle {
                     Some(h) => h.set_file_priorities(file_priorities(spec, &e.record)),
-                    None => e.last = idle_status(spec, &self.state, &e.record),
+                    None => e.last = Some(Box::new(idle_status(spec, &self.state, &e.record))),
                 }
             }
             Ok(())
@@ -1190,12 +1204,12 @@ impl Daemon {
                 e.queued = false;
                 // The handle's status is shown from now on (its strings
                 // and piece map would be a second copy).
-                e.last = TorrentStatus::default();
+                e.last = None;
             }
             Err(err) => {
                 tracing::error!(id = e.record.id, "cannot start: {err}");
-                e.last.state = TorrentState::Failed;
-                e.last.error = Some(err.to_string());
+                e.last_mut().state = TorrentState::Failed;
+                e.last_mut().error = Some(err.to_string());
             }
         }
     }
@@ -1298,7 +1312,7 @@ impl Daemon {
             if e.handle.is_some() || (e.record.paused && !e.verify_next) {
                 continue;
             }
-            let is_download = !e.last.complete;
+            let is_download = !e.last().complete;
             if is_download && !e.verify_next && limit.is_some_and(|k| downloading >= k) {
                 e.queued = true;
                 continue;

@@ -34,6 +34,7 @@ pub mod resume;
 pub mod session;
 pub mod spec;
 pub mod status;
+mod stop;
 pub mod storage;
 pub mod tracker;
 

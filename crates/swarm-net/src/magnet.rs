@@ -93,7 +93,7 @@ pub(crate) async fn fetch(
     link: &DriverLink,
     inputs: &mut mpsc::UnboundedReceiver<Input>,
     status_tx: &watch::Sender<TorrentStatus>,
-    stop: &mut watch::Receiver<bool>,
+    stop: &crate::stop::StopFlag,
     added: Instant,
 ) -> Option<Fetched> {
     let epoch = Instant::now();
@@ -127,7 +127,7 @@ pub(crate) async fn fetch(
             .map(|t| epoch + Duration::from_micros(t.0))
             .unwrap_or_else(|| Instant::now() + STATUS_INTERVAL);
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => break None,
+            () = stop.stopped() => break None,
             input = inputs.recv() => match input {
                 None => break None,
                 Some(Input::Attach(key, h)) => {

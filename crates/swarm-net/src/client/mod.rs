@@ -196,7 +196,7 @@ struct Registered {
 /// for the torrent's life); its error waits here for
 /// [`TorrentHandle::join`].
 struct Control {
-    stop: watch::Sender<bool>,
+    stop: crate::stop::StopFlag,
     /// The start's error (metadata, opening, checking), set before the
     /// final status is published.
     failure: Mutex<Option<NetError>>,
@@ -204,7 +204,14 @@ struct Control {
 
 impl Control {
     fn stop(&self) {
-        self.stop.send_replace(true);
+        self.stop.stop();
+    }
+}
+
+/// Its handle and the client gone (the last `Arc`): the torrent stops.
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.stop.stop();
     }
 }
 
@@ -225,7 +232,12 @@ pub struct Client {
     driver_task: JoinHandle<()>,
     listen_addr: SocketAddr,
     peer_id: PeerId,
-    tracker: TrackerConfig,
+    /// Every torrent's tracker client's (one copy: a sleeping torrent
+    /// keeps its `SessionConfig`), announcing from where we listen.
+    tracker: Arc<TrackerConfig>,
+    /// The last torrent configuration added, shared by the torrents added
+    /// with the same (the daemon's are all alike).
+    torrent_config: Mutex<Arc<TorrentConfig>>,
     /// The process's rate limits, shared fairly by the torrents (each may
     /// be switched on, changed or off at any time: `set_rate_limits`).
     upload_limit: Arc<FairShare>,
@@ -325,7 +337,16 @@ impl Client {
             driver_task,
             listen_addr,
             peer_id: config.peer_id,
-            tracker: config.tracker,
+            tracker: Arc::new({
+                let mut tracker = config.tracker;
+                if tracker.local_ip.is_none() && !listen_addr.ip().is_unspecified() {
+                    // Announce from where we listen, so the tracker hands
+                    // out the address peers can reach us on.
+                    tracker.local_ip = Some(listen_addr.ip());
+                }
+                tracker
+            }),
+            torrent_config: Mutex::default(),
             upload_limit,
             download_limit,
             rebalance_task,
@@ -373,6 +394,18 @@ impl Client {
     }
 
     /// Where peers reach us.
+    /// `config` as one shared copy: the last one added if equal.
+    fn torrent_config(&self, config: &TorrentConfig) -> Arc<TorrentConfig> {
+        let mut last = self
+            .torrent_config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if **last != *config {
+            *last = Arc::new(config.clone());
+        }
+        last.clone()
+    }
+
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen_addr
     }
@@ -448,7 +481,7 @@ impl Client {
         };
         let (status_tx, status_rx) = watch::channel(first_status);
         let control = Arc::new(Control {
-            stop: watch::channel(false).0,
+            stop: crate::stop::StopFlag::default(),
             failure: Mutex::new(None),
         });
         // The torrent's own buckets (limiting nothing without a limit, so
@@ -459,16 +492,10 @@ impl Client {
         );
         let upload_limits = vec![own.0.clone(), self.upload_limit.join()];
         let download_limits = vec![own.1.clone(), self.download_limit.join()];
-        let mut tracker = self.tracker.clone();
-        if tracker.local_ip.is_none() && !self.listen_addr.ip().is_unspecified() {
-            // Announce from where we listen, so the tracker hands out the
-            // address peers can reach us on.
-            tracker.local_ip = Some(self.listen_addr.ip());
-        }
         let config = SessionConfig {
             peer_id: self.peer_id,
-            torrent: options.torrent.clone(),
-            tracker,
+            torrent: self.torrent_config(&options.torrent),
+            tracker: self.tracker.clone(),
             upload_limits,
             download_limits,
             rng_seed: rand::random(),
@@ -780,7 +807,7 @@ async fn magnet_metadata(
     config: &SessionConfig,
     link: &DriverLink,
     status_tx: &watch::Sender<TorrentStatus>,
-    stop: &mut watch::Receiver<bool>,
+    stop: &crate::stop::StopFlag,
     added: Instant,
 ) -> Result<Option<(swarm_wire::metainfo::Metainfo, Vec<SocketAddr>)>, NetError> {
     use swarm_wire::metainfo::Metainfo;
@@ -814,7 +841,7 @@ async fn magnet_metadata(
         trackers: magnet.trackers.clone(),
         peer_id: config.peer_id,
         listen_port: config.listen_port,
-        tracker: config.tracker.clone(),
+        tracker: TrackerConfig::clone(&config.tracker),
         dht_port: config.dht_port,
         no_pex: options.no_pex,
     };
@@ -860,7 +887,7 @@ async fn run_torrent(
         mpsc::UnboundedReceiver<session::Input>,
     ),
 ) {
-    let mut stop = control.stop.subscribe();
+    let stop = control.stop.clone();
     // Ended before its session: the driver forgets it (the inputs kept for
     // it) before the final status, so that whoever adds it again after
     // seeing that status comes after.
@@ -894,7 +921,7 @@ async fn run_torrent(
             // Boxed (as the check below): this task lives as long as the
             // torrent, and its future is as large as its largest step.
             let resolved = Box::pin(magnet_metadata(
-                &magnet, &options, &config, &link, &status_tx, &mut stop, added,
+                &magnet, &options, &config, &link, &status_tx, &stop, added,
             ))
             .await;
             // The metadata phase left the endpoint (and the driver): the
@@ -929,7 +956,7 @@ async fn run_torrent(
     };
     let started = tokio::select! {
         r = Box::pin(startup::open_and_check(&spec, &options, &status_tx)) => r,
-        _ = stop.wait_for(|s| *s) => return stopped(&status_tx),
+        () = stop.stopped() => return stopped(&status_tx),
     };
     let (storage, resume, have) = match started {
         Ok(r) => r,

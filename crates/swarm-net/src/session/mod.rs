@@ -90,8 +90,8 @@ pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     pub peer_id: PeerId,
-    pub torrent: TorrentConfig,
-    pub tracker: TrackerConfig,
+    pub torrent: Arc<TorrentConfig>,
+    pub tracker: Arc<TrackerConfig>,
     /// Rate limits the connections of this torrent take from: its own
     /// (`per torrent`) and the process's.
     pub upload_limits: Vec<Arc<RateLimiter>>,
@@ -129,8 +129,8 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             peer_id: crate::new_peer_id(),
-            torrent: TorrentConfig::default(),
-            tracker: TrackerConfig::default(),
+            torrent: Arc::default(),
+            tracker: Arc::default(),
             upload_limits: Vec::new(),
             download_limits: Vec::new(),
             rng_seed: rand::random(),
@@ -186,7 +186,7 @@ pub(crate) struct Dormant {
     /// What the tracker task announces (none without one).
     stats_tx: Option<watch::Sender<AnnounceStats>>,
     link: DriverLink,
-    stop: watch::Receiver<bool>,
+    stop: crate::stop::StopFlag,
     added: Instant,
     resume: Option<ResumeSaver>,
     tracker: Option<TrackerTask>,
@@ -206,7 +206,7 @@ impl Dormant {
     ) -> Result<Box<Dormant>, (Box<Dormant>, mpsc::UnboundedReceiver<Input>)> {
         let rx = self.inputs.take();
         match rx {
-            Some(rx) if *self.stop.borrow() || !rx.is_empty() => Err((self, rx)),
+            Some(rx) if self.stop.is_stopped() || !rx.is_empty() => Err((self, rx)),
             _ => Ok(self),
         }
     }
@@ -251,7 +251,7 @@ pub(crate) fn spawn(
     config: SessionConfig,
     status_tx: watch::Sender<TorrentStatus>,
     link: DriverLink,
-    stop: watch::Receiver<bool>,
+    stop: crate::stop::StopFlag,
     added: Instant,
     dht_source: Option<DhtSource>,
     inputs: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
@@ -333,7 +333,7 @@ fn build(
     let epoch = Instant::now();
     let lengths = spec.lengths;
     let mut core = TorrentCore::new(
-        config.torrent.clone(),
+        TorrentConfig::clone(&config.torrent),
         lengths,
         have,
         config.rng_seed,
@@ -487,7 +487,7 @@ struct Session {
     peer_rx: mpsc::Receiver<PeerInput>,
     input_tx: mpsc::UnboundedSender<Input>,
     input_rx: mpsc::UnboundedReceiver<Input>,
-    stop: watch::Receiver<bool>,
+    stop: crate::stop::StopFlag,
     status_tx: watch::Sender<TorrentStatus>,
     /// What the tracker task announces (made with it).
     stats_tx: Option<watch::Sender<AnnounceStats>>,
@@ -546,7 +546,7 @@ impl Session {
         // sleeps until an input comes.
         let mut next_housekeeping = Instant::now();
         loop {
-            if *self.stop.borrow() {
+            if self.stop.is_stopped() {
                 break;
             }
             let mut busy = self.busy();
@@ -577,11 +577,7 @@ impl Session {
                 .map(|t| self.to_tokio(t))
             };
             tokio::select! {
-                changed = self.stop.changed() => {
-                    if changed.is_err() || *self.stop.borrow() {
-                        break;
-                    }
-                }
+                () = self.stop.stopped() => break,
                 Some(input) = self.peer_rx.recv(), if self.verify_backlog < VERIFY_BACKLOG_MAX_BYTES => {
                     self.on_peer_input(input);
                 }
@@ -1024,7 +1020,7 @@ impl Session {
             self.spec.info_hash,
             self.config.peer_id,
             self.config.listen_port,
-            self.config.tracker.clone(),
+            TrackerConfig::clone(&self.config.tracker),
         );
         let stats = {
             let shown = self.status_tx.borrow();
