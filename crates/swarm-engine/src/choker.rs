@@ -68,6 +68,8 @@
 //!
 //! Sans-IO: time and randomness come in; iteration is over `Vec`s.
 
+use std::cmp::Reverse;
+
 use crate::ids::PeerKey;
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
@@ -250,13 +252,26 @@ impl Choker {
                 *slot = i;
             }
         } else {
-            eligible.sort_unstable_by(|&a, &b| {
-                let (a, b) = (&peers[a], &peers[b]);
-                b.download_rate
-                    .total_cmp(&a.download_rate)
-                    .then(b.unchoked.cmp(&a.unchoked))
-                    .then(a.peer.cmp(&b.peer))
-            });
+            // Sorted by a key built once per peer (rate descending in
+            // `total_cmp`'s order, incumbents first, then the key), not by
+            // a comparison that reads two candidates each time: the same
+            // total order.
+            let mut keyed: Vec<(Reverse<i64>, Reverse<bool>, PeerKey, usize)> = eligible
+                .iter()
+                .map(|&i| {
+                    let c = &peers[i];
+                    (
+                        Reverse(total_order_key(c.download_rate)),
+                        Reverse(c.unchoked),
+                        c.peer,
+                        i,
+                    )
+                })
+                .collect();
+            keyed.sort_unstable();
+            for (slot, (_, _, _, i)) in eligible.iter_mut().zip(keyed) {
+                *slot = i;
+            }
         }
     }
 
@@ -315,6 +330,14 @@ impl Choker {
         assert!(regular <= self.config.unchoke_slots, "{regular} regular");
         assert!(optimistic <= OPTIMISTIC_SLOTS, "{optimistic} optimistic");
     }
+}
+
+/// `x`'s place in [`f64::total_cmp`]'s order, as an integer (the
+/// standard library's own mapping): `a.total_cmp(&b)` is
+/// `key(a).cmp(&key(b))`.
+fn total_order_key(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
 impl Unchoker for Choker {

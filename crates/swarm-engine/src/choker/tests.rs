@@ -412,3 +412,31 @@ fn free_regular_slots_go_to_new_uninterested_peers_until_an_interested_one_wants
     let out = h.rechoke(s(1), LEECH_ROUND);
     assert_eq!(decision(&out, 2).state, ChokeState::Choked);
 }
+
+#[test]
+fn total_order_key_orders_as_total_cmp() {
+    let xs = [
+        f64::NEG_INFINITY,
+        -1e300,
+        -1.5,
+        -0.0,
+        0.0,
+        f64::MIN_POSITIVE,
+        1.0,
+        1.5,
+        65536.0,
+        1e300,
+        f64::INFINITY,
+        f64::NAN,
+        -f64::NAN,
+    ];
+    for a in xs {
+        for b in xs {
+            assert_eq!(
+                super::total_order_key(a).cmp(&super::total_order_key(b)),
+                a.total_cmp(&b),
+                "{a} vs {b}"
+            );
+        }
+    }
+}
