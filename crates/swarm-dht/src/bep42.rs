@@ -8,26 +8,11 @@
 
 use std::net::IpAddr;
 
+use swarm_wire::crc32c::crc32c;
 use swarm_wire::krpc::NodeId;
 
 const V4_MASK: [u8; 4] = [0x03, 0x0f, 0x3f, 0xff];
 const V6_MASK: [u8; 8] = [0x01, 0x03, 0x07, 0x0f, 0x1f, 0x3f, 0x7f, 0xff];
-
-/// CRC32-C (Castagnoli), bitwise: it runs once per table admission.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
 
 fn prefix(ip: IpAddr, r: u8) -> u32 {
     let r = r & 7;
@@ -38,7 +23,7 @@ fn prefix(ip: IpAddr, r: u8) -> u32 {
                 *x &= m;
             }
             b[0] |= r << 5;
-            crc32c(&b)
+            crc32c(&[&b])
         }
         IpAddr::V6(v6) => {
             let mut b = [0u8; 8];
@@ -47,7 +32,7 @@ fn prefix(ip: IpAddr, r: u8) -> u32 {
                 *x &= m;
             }
             b[0] |= r << 5;
-            crc32c(&b)
+            crc32c(&[&b])
         }
     }
 }

@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bencode;
+pub mod crc32c;
 pub mod ids;
 pub mod krpc;
 pub mod layout;

@@ -7,21 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-/// CRC-32C (Castagnoli), bitwise: a few bytes per connection decision.
-fn crc32c(parts: &[&[u8]]) -> u32 {
-    let mut crc = !0u32;
-    for &b in parts.iter().flat_map(|p| p.iter()) {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
+use swarm_wire::crc32c::crc32c;
 
 /// Masks the two addresses as BEP 40 says: the bytes of both in different
 /// subnets count less (0x55), so priorities do not favour one network.

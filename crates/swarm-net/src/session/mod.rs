@@ -610,9 +610,13 @@ impl Session {
             if self.fatal.is_some() {
                 break;
             }
-            if !busy {
-                // Idle: the input may have changed what the status shows
-                // (a peer came and went, the endpoint's figures).
+            if !busy || !self.busy() {
+                // Idle, or idle now (the last peer left, a save ended):
+                // the input may have changed what the status shows (a peer
+                // came and went, the endpoint's figures). Without a timer
+                // an idle session shows nothing later: a peer that took
+                // the whole torrent between two housekeeping rounds would
+                // stay unshown, its uploads uncounted by a seed ratio.
                 self.publish();
             }
         }
