@@ -139,6 +139,9 @@ pub struct TorrentCore {
     /// filled at the next tick, or at once if a peer becomes interested
     /// first (see `on_interest`).
     rechoke_pending: bool,
+    /// Peers we unchoke (`am_choking` false): whether a slot is free is
+    /// asked for every `interested`, and a scan read a line of every peer.
+    unchoked: usize,
     transmit: VecDeque<(PeerKey, Message)>,
     events: VecDeque<TorrentEvent>,
     /// Latest time seen in any input.
@@ -189,6 +192,7 @@ impl TorrentCore {
             choke_decisions: Vec::new(),
             last_rechoke: None,
             rechoke_pending: false,
+            unchoked: 0,
             next_tick: now + config.tick_interval,
             next_rechoke: now + config.choker.rechoke_interval,
             config,
@@ -285,6 +289,9 @@ impl TorrentCore {
         let Some(p) = self.peers.remove(&key) else {
             return false;
         };
+        if !p.am_choking {
+            self.unchoked -= 1;
+        }
         self.super_seed_forget(&p.offered);
         for i in p.pieces.iter_ones() {
             if let Some(vp) = self.lengths.validate_piece_index(i) {
@@ -434,8 +441,7 @@ impl TorrentCore {
     /// Fewer peers unchoked than the choker may unchoke: a rechoke between
     /// rounds could fill a slot.
     fn has_free_unchoke_slot(&self) -> bool {
-        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
-        unchoked < self.unchoker.max_unchoked()
+        self.unchoked < self.unchoker.max_unchoked()
     }
 
     /// A choked peer wants data from us (as the choker sees it): a freed

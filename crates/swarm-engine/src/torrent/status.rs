@@ -156,6 +156,8 @@ impl TorrentCore {
         let mut pairs = 0;
         assert!(self.reads_outstanding <= TORRENT_READS_IN_FLIGHT_MAX);
         let peer_reads: usize = self.peers.values().map(|p| p.reads_outstanding).sum();
+        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        assert_eq!(self.unchoked, unchoked, "unchoked peers counted");
         assert!(peer_reads <= self.reads_outstanding, "reads of live peers");
         for (&k, p) in &self.peers {
             p.check_invariants(&self.config);

@@ -253,6 +253,7 @@ impl TorrentCore {
             if let Some(p) = self.peers.get_mut(&d.peer) {
                 if want && p.am_choking {
                     p.am_choking = false;
+                    self.unchoked += 1;
                     self.send(d.peer, Message::Unchoke);
                     // Unchoked: its quota of offers grows.
                     self.super_seed_offer(d.peer);
@@ -276,8 +277,12 @@ impl TorrentCore {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
+        let was_unchoked = !p.am_choking;
         p.am_choking = true;
         let fast = p.info.fast_ext;
+        if was_unchoked {
+            self.unchoked -= 1;
+        }
         self.super_seed_choked(key);
         let Some(p) = self.peers.get_mut(&key) else {
             return;
