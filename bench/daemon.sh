@@ -4,7 +4,8 @@
 # both in the same run (bench/daemon_bench.py does the work):
 #   - the time to add the 1,000 (the torrent-add calls, and until all are
 #     seeding: both check each torrent's data as it is added);
-#   - CPU-seconds each daemon uses over the same minute (/proc/PID/stat),
+#   - CPU-seconds each daemon uses over the same minute (/proc/PID/stat,
+#     in 10 ms ticks; and in ms from its threads' /proc/PID/task/*/schedstat),
 #     and its wake-ups a second (voluntary context switches of its threads);
 #   - RSS and peak RSS at the end of it (/proc/PID/status);
 #   - the time of `torrent-get` of all 1,000 (the fields transmission-remote

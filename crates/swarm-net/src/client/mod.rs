@@ -311,6 +311,7 @@ impl Client {
             tx: tx.clone(),
             sessions: Default::default(),
             figures: Default::default(),
+            figures_dirty: true,
             pending: Default::default(),
             attached: Default::default(),
             torrent_caps: Default::default(),
