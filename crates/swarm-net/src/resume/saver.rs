@@ -137,8 +137,17 @@ impl ResumeSaver {
     /// is written (and may sleep), not at its next tick. Cancel-safe: the
     /// save stays running if this is dropped first.
     pub(crate) async fn finished(&mut self) {
-        let Some((_, rx)) = &mut self.running else {
+        if self.running.is_none() {
             return std::future::pending().await;
+        }
+        self.collect().await;
+    }
+
+    /// Waits for the running save, if any, and records its result.
+    /// Cancel-safe: the save stays running if this is dropped first.
+    async fn collect(&mut self) {
+        let Some((_, rx)) = &mut self.running else {
+            return;
         };
         let result = rx
             .await
@@ -150,12 +159,7 @@ impl ResumeSaver {
 
     /// At exit: waits for a running save, then saves `have` if it changed.
     pub(crate) async fn finish(&mut self, have: Bitfield, storage: &Arc<Storage>) {
-        if let Some((saving, rx)) = self.running.take() {
-            let result = rx
-                .await
-                .unwrap_or_else(|_| Err(NetError::Fatal("resume save job panicked".into())));
-            self.record(saving, result);
-        }
+        self.collect().await;
         if self.saved.as_ref() == Some(&have) {
             return;
         }
