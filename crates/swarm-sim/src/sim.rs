@@ -11,7 +11,7 @@ use swarm_engine::{
 };
 use swarm_wire::Lengths;
 use swarm_wire::lengths::ValidPieceIndex;
-use swarm_wire::peer::{BLOCK_LEN, Message};
+use swarm_wire::peer::Message;
 
 use crate::discovery::{INFO_HASH, TrackerRegistry, addr_of, peer_id, peer_of};
 use crate::link::Link;
@@ -20,9 +20,8 @@ use crate::queue::EventQueue;
 use crate::scenario::{Arrival, Departure, Scenario, SeedDeparture};
 use swarm_wire::tracker::Event;
 
-/// The payload of every simulated block: the cores never look at the bytes
-/// (the simulator answers hash checks itself), so one static buffer serves.
-static BLOCK: [u8; BLOCK_LEN as usize] = [0; BLOCK_LEN as usize];
+mod msg;
+use msg::{BLOCK, SimMessage};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ev {
@@ -62,18 +61,18 @@ enum Ev {
 struct Dir {
     /// Control messages on the way, with their arrival times (in order:
     /// they all take the same delay).
-    wire: VecDeque<(Instant, u64, Message)>,
+    wire: VecDeque<(Instant, u64, SimMessage)>,
     deliver_seq: u64,
-    arrived: VecDeque<Option<Message>>,
+    arrived: VecDeque<Option<SimMessage>>,
     next_seq: u64,
     /// The arrival time of the last `Arrive` event scheduled: messages sent
     /// at the same instant share one event.
     wire_event_at: Option<Instant>,
     /// The block crossing the sender's uplink (one at a time).
-    up: Option<(u64, Message)>,
+    up: Option<(u64, SimMessage)>,
     /// Blocks crossing the receiver's downlink, oldest first.
-    down: VecDeque<(u64, Message)>,
-    out: VecDeque<Message>,
+    down: VecDeque<(u64, SimMessage)>,
+    out: VecDeque<SimMessage>,
 }
 
 /// `repr(C)`, each on its own cache lines, what every event reads first
@@ -836,7 +835,7 @@ impl Simulation {
                 ep.handle_progress(self.now, key);
             }
             let conn = &mut self.conns[c as usize];
-            conn.dirs[dir as usize].out.push_back(msg);
+            conn.dirs[dir as usize].out.push_back(msg.into());
             if touched.last() != Some(&(c, dir)) {
                 touched.push((c, dir));
             }
@@ -869,14 +868,14 @@ impl Simulation {
             let Some(msg) = d.out.pop_front() else {
                 break;
             };
-            if !blocks_allowed && matches!(msg, Message::Piece { .. }) {
+            let len = msg.block_len();
+            if !blocks_allowed && len.is_some() {
                 d.out.push_front(msg);
                 break;
             }
             let seq = d.next_seq;
             d.next_seq += 1;
-            if let Message::Piece { data, .. } = &msg {
-                let len = data.len() as u32;
+            if let Some(len) = len {
                 d.up = Some((seq, msg));
                 if let Some(at) = self.peers[from].up.pass(now, len) {
                     self.q.push(at, Ev::UpDone(c, dir));
@@ -908,10 +907,7 @@ impl Simulation {
         let Some((seq, msg)) = d.up.take() else {
             return;
         };
-        let len = match &msg {
-            Message::Piece { data, .. } => data.len() as u32,
-            _ => 0,
-        };
+        let len = msg.block_len().unwrap_or(0);
         d.down.push_back((seq, msg));
         // A downlink of rate 0 never delivers.
         if let Some(at) = self.peers[to].down.pass(now + delay, len) {
@@ -921,9 +917,9 @@ impl Simulation {
         }
         self.uploaded += u64::from(len);
         if self.peers[from].out.initial_seed
-            && let Some((_, Message::Piece { piece, .. })) = d.down.back()
+            && let Some(piece) = d.down.back().and_then(|(_, m)| m.block_piece())
         {
-            self.seed_blocks[*piece as usize] += 1;
+            self.seed_blocks[piece as usize] += 1;
         }
         self.peers[from].out.uploaded += u64::from(len);
         self.note_moved(c, dir as usize);
@@ -980,7 +976,7 @@ impl Simulation {
     }
 
     /// A message is at its receiver: deliver it and whatever it held back.
-    fn ready(&mut self, c: u32, dir: u8, seq: u64, msg: Message) {
+    fn ready(&mut self, c: u32, dir: u8, seq: u64, msg: SimMessage) {
         let dir = dir as usize;
         let conn = &mut self.conns[c as usize];
         let to = conn.ends[1 - dir];
@@ -992,7 +988,7 @@ impl Simulation {
             // In order, nothing held back: the common case.
             d.deliver_seq += 1;
             if let Some(core) = self.peers[to].core.as_mut() {
-                core.handle_message(self.now, key, msg);
+                core.handle_message(self.now, key, msg.into());
                 self.pump(to);
             }
             return;
@@ -1018,7 +1014,7 @@ impl Simulation {
             let Some(core) = self.peers[to].core.as_mut() else {
                 break;
             };
-            core.handle_message(self.now, key, msg);
+            core.handle_message(self.now, key, msg.into());
             self.pump(to);
         }
     }
