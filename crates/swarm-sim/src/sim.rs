@@ -27,19 +27,19 @@ use msg::{BLOCK, SimMessage};
 enum Ev {
     Join(usize),
     /// A dial reaches the peer dialled: its endpoint accepts or refuses.
-    Connect(u32),
+    Connect(u32, u32),
     /// Both handshakes of this connection arrived.
-    Dialled(u32),
+    Dialled(u32, u32),
     /// The endpoint's timer (dial back-offs, handshake deadlines).
     EndpointTimer(usize),
     /// Control messages of this connection and direction reach their
     /// receiver (all those due by now).
-    Arrive(u32, u8),
+    Arrive(u32, u32, u8),
     /// The block this direction had on its sender's uplink is through.
-    UpDone(u32, u8),
+    UpDone(u32, u32, u8),
     /// The oldest block of this direction crossing its receiver's downlink
     /// is through: it is delivered.
-    DownDone(u32, u8),
+    DownDone(u32, u32, u8),
     Timer(usize),
     Verified(usize, ValidPieceIndex),
     Leave(usize),
@@ -87,6 +87,10 @@ struct Conn {
     /// Whether a block moved on it, sent or received by each end, since
     /// that end's endpoint last heard of it (see `report_progress`).
     moved: [bool; 2],
+    /// Which use of this slot it is: a closed connection's slot goes to
+    /// the next dial, and its events still queued, which name the slot
+    /// and this number, find a newer one and are dropped.
+    generation: u32,
     ends: [usize; 2],
     /// Each end's key for it (its endpoint's); `None` until it has one.
     keys: [Option<PeerKey>; 2],
@@ -175,7 +179,11 @@ pub struct Simulation {
     now: Instant,
     q: EventQueue<Ev>,
     peers: Vec<SimPeer>,
+    /// Slots of closed connections, for the next dials: the connections
+    /// open at once are a few dozen a peer, those of a run hundreds (BEP
+    /// 40 replacements, refused dials), and a slot is ~0.5 KiB.
     conns: Vec<Conn>,
+    free_conns: Vec<u32>,
     registry: TrackerRegistry,
     /// Copies of each piece among present peers.
     copies: Vec<u32>,
@@ -295,6 +303,7 @@ impl Simulation {
             q,
             peers,
             conns: Vec::new(),
+            free_conns: Vec::new(),
             registry,
             leechers_done: 0,
             last_completion: None,
@@ -418,8 +427,10 @@ impl Simulation {
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::Join(p) => self.join(p),
-            Ev::Connect(c) => self.connect(c),
-            Ev::Dialled(c) => self.dialled(c),
+            // Events of a connection whose slot went to a newer one are
+            // stale, like those of a closed one.
+            Ev::Connect(c, g) if self.conns[c as usize].generation == g => self.connect(c),
+            Ev::Dialled(c, g) if self.conns[c as usize].generation == g => self.dialled(c),
             Ev::EndpointTimer(p) => {
                 if self.peers[p].endpoint_timer == Some(self.now) {
                     self.peers[p].endpoint_timer = None;
@@ -429,9 +440,16 @@ impl Simulation {
                     }
                 }
             }
-            Ev::Arrive(c, dir) => self.arrive(c, dir),
-            Ev::UpDone(c, dir) => self.up_done(c, dir),
-            Ev::DownDone(c, dir) => self.down_done(c, dir),
+            Ev::Arrive(c, g, dir) if self.conns[c as usize].generation == g => self.arrive(c, dir),
+            Ev::UpDone(c, g, dir) if self.conns[c as usize].generation == g => self.up_done(c, dir),
+            Ev::DownDone(c, g, dir) if self.conns[c as usize].generation == g => {
+                self.down_done(c, dir);
+            }
+            Ev::Connect(..)
+            | Ev::Dialled(..)
+            | Ev::Arrive(..)
+            | Ev::UpDone(..)
+            | Ev::DownDone(..) => {}
             Ev::Timer(p) => {
                 if self.peers[p].timer == Some(self.now) {
                     self.peers[p].timer = None;
@@ -625,20 +643,31 @@ impl Simulation {
 
     /// `a`'s endpoint dials `addr` as `key`: the SYN takes one way.
     fn dial(&mut self, a: usize, key: PeerKey, addr: std::net::SocketAddr) {
-        let c = u32::try_from(self.conns.len()).expect("fewer than 2^32 connections");
         let b = peer_of(addr).filter(|&b| b < self.peers.len());
-        self.conns.push(Conn {
+        let mut conn = Conn {
+            generation: 0,
             ends: [a, b.unwrap_or(a)],
             keys: [Some(key), None],
             open: true,
             established: false,
             dirs: [Dir::default(), Dir::default()],
             moved: [false; 2],
-        });
+        };
+        let c = if let Some(c) = self.free_conns.pop() {
+            let slot = &mut self.conns[c as usize];
+            conn.generation = slot.generation.wrapping_add(1);
+            *slot = conn;
+            c
+        } else {
+            let c = u32::try_from(self.conns.len()).expect("fewer than 2^32 connections");
+            self.conns.push(conn);
+            c
+        };
         self.peers[a].keys.insert(key, c);
         self.peers[a].conns.push(c);
         let at = self.now + self.delay(a, b.unwrap_or(a));
-        self.q.push(at, Ev::Connect(c));
+        self.q
+            .push(at, Ev::Connect(c, self.conns[c as usize].generation));
     }
 
     /// The dial reaches its peer: nobody there (refused), or its endpoint
@@ -664,7 +693,8 @@ impl Simulation {
                 self.peers[b].keys.insert(kb, c);
                 self.peers[b].conns.push(c);
                 let rtt = self.delay(a, b) + self.delay(b, a);
-                self.q.push(self.now + rtt, Ev::Dialled(c));
+                let g = self.conns[c as usize].generation;
+                self.q.push(self.now + rtt, Ev::Dialled(c, g));
             }
         }
     }
@@ -754,6 +784,7 @@ impl Simulation {
                 self.pump(e);
             }
         }
+        self.free_conns.push(c);
     }
 
     /// Drains a core after an input: storage jobs are answered, disconnects
@@ -878,7 +909,7 @@ impl Simulation {
             if let Some(len) = len {
                 d.up = Some((seq, msg));
                 if let Some(at) = self.peers[from].up.pass(now, len) {
-                    self.q.push(at, Ev::UpDone(c, dir));
+                    self.q.push(at, Ev::UpDone(c, conn.generation, dir));
                 }
             } else {
                 let at = now + delay;
@@ -886,7 +917,8 @@ impl Simulation {
                 if d.wire_event_at != Some(at) {
                     d.wire_event_at = Some(at);
                     // Always `now` plus the one delay: in time order.
-                    self.q.push_in_order(at, Ev::Arrive(c, dir));
+                    self.q
+                        .push_in_order(at, Ev::Arrive(c, conn.generation, dir));
                 }
             }
         }
@@ -911,7 +943,7 @@ impl Simulation {
         d.down.push_back((seq, msg));
         // A downlink of rate 0 never delivers.
         if let Some(at) = self.peers[to].down.pass(now + delay, len) {
-            self.q.push(at, Ev::DownDone(c, dir));
+            self.q.push(at, Ev::DownDone(c, conn.generation, dir));
             let sp = &mut self.peers[from];
             sp.last_delivery = sp.last_delivery.max(at);
         }
