@@ -776,7 +776,7 @@ fn a_torrents_own_connection_cap_closes_its_excess_and_holds_for_new_dials() {
 /// Everyone arrives at once: without a share kept for incoming peers each
 /// fills all its slots with its own dials, and the last to arrive find
 /// every peer full. A torrent dials at most `torrent_outgoing_percent` of
-/// its cap (35 of 50) and accepts peers that dial it into the rest.
+/// its cap (43 of 50) and accepts peers that dial it into the rest.
 #[test]
 fn a_torrent_keeps_part_of_its_slots_for_peers_that_dial_it() {
     let config = EndpointConfig::default();
@@ -797,7 +797,8 @@ fn a_torrent_keeps_part_of_its_slots_for_peers_that_dial_it() {
                 .unwrap();
         }
     }
-    let own = slots * 70 / 100;
+    let own = (slots * TORRENT_OUTGOING_PERCENT as usize).div_ceil(100);
+    assert_eq!(own, 43);
     assert_eq!(e.torrent_connections(&T1).unwrap().connected, own);
     // A second later the candidates left are looked at again: still no dial.
     e.handle_timeout(at(2));
