@@ -61,6 +61,21 @@ fn main() {
         (sc.seed_up, sc.peer_up) = (kib * 1024.0, kib * 1024.0);
         (sc.seed_down, sc.peer_down) = (4.0 * kib * 1024.0, 4.0 * kib * 1024.0);
     }
+    if let Some(n) = std::env::var("CONNS").ok().and_then(|s| s.parse().ok()) {
+        sc.endpoint.torrent_connections_max = n;
+    }
+    if let Some(n) = std::env::var("NUMWANT").ok().and_then(|s| s.parse().ok()) {
+        sc.numwant = n;
+    }
+    if let Some(n) = std::env::var("OUT_PCT").ok().and_then(|s| s.parse().ok()) {
+        sc.endpoint.torrent_outgoing_percent = n;
+    }
+    if let Some(s) = std::env::var("ANNOUNCE_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        sc.announce_interval = swarm_engine::Duration::from_secs(s);
+    }
     if let Some(n) = std::env::var("SLOTS").ok().and_then(|s| s.parse().ok()) {
         sc.engine.choker.unchoke_slots = n;
     }
@@ -136,6 +151,27 @@ fn main() {
         q(0.5),
         q(0.9),
         q(1.0)
+    );
+    // The last ten to complete: which peers straggle (index = join order)
+    // and what they gave.
+    let mut done: Vec<&swarm_sim::PeerOutcome> =
+        out.peers.iter().filter(|p| !p.initial_seed).collect();
+    done.sort_by_key(|p| std::cmp::Reverse(p.completed));
+    let last10: Vec<String> = done
+        .iter()
+        .take(10)
+        .map(|p| {
+            format!(
+                "#{} {:.1} s up {:.2}",
+                p.index,
+                p.download_secs().unwrap_or(f64::NAN),
+                p.uploaded as f64 / sc.file_bytes() as f64
+            )
+        })
+        .collect();
+    println!(
+        "last to complete (index, time, uploaded copies): {}",
+        last10.join(", ")
     );
     let every = std::env::var("EVERY")
         .ok()
