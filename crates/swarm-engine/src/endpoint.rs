@@ -167,7 +167,7 @@ pub struct EndpointConfig {
 /// `bench/sim-flash-crowd.sh`, seeds 1-5): with 70% (35 + 15) the last
 /// tenth to arrive had ~36 connections 10 s in against 50 for the first
 /// (their 35 dials and hardly any incoming), got fewer optimistic
-/// unchokes, fell behind and finished last, at up to 1.115x the P2P
+/// unchokes, fell behind and finished last, at up to 1.148x the P2P
 /// bound; with 85% their 43 dials (BEP 40 lets them into full peers) give
 /// them ~40, and the last completion is at 1.089-1.098x. 50% was far
 /// worse (1.416x at 800 pieces: the last half to arrive had ~25).

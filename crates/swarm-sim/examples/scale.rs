@@ -32,6 +32,11 @@ fn cpu_and_wait_secs() -> (f64, f64) {
     (f.next().unwrap_or(f64::NAN), f.next().unwrap_or(f64::NAN))
 }
 
+/// A diagnostic setting from the environment, if set and well formed.
+fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
@@ -54,29 +59,23 @@ fn main() {
     if std::env::var("PICK").is_ok_and(|p| p == "random") {
         sc.engine.picking = swarm_engine::PickStrategy::Random;
     }
-    if let Some(kib) = std::env::var("UP_KIB")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-    {
+    if let Some(kib) = env::<f64>("UP_KIB") {
         (sc.seed_up, sc.peer_up) = (kib * 1024.0, kib * 1024.0);
         (sc.seed_down, sc.peer_down) = (4.0 * kib * 1024.0, 4.0 * kib * 1024.0);
     }
-    if let Some(n) = std::env::var("CONNS").ok().and_then(|s| s.parse().ok()) {
+    if let Some(n) = env("CONNS") {
         sc.endpoint.torrent_connections_max = n;
     }
-    if let Some(n) = std::env::var("NUMWANT").ok().and_then(|s| s.parse().ok()) {
+    if let Some(n) = env("NUMWANT") {
         sc.numwant = n;
     }
-    if let Some(n) = std::env::var("OUT_PCT").ok().and_then(|s| s.parse().ok()) {
+    if let Some(n) = env("OUT_PCT") {
         sc.endpoint.torrent_outgoing_percent = n;
     }
-    if let Some(s) = std::env::var("ANNOUNCE_S")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    if let Some(s) = env("ANNOUNCE_S") {
         sc.announce_interval = swarm_engine::Duration::from_secs(s);
     }
-    if let Some(n) = std::env::var("SLOTS").ok().and_then(|s| s.parse().ok()) {
+    if let Some(n) = env("SLOTS") {
         sc.engine.choker.unchoke_slots = n;
     }
     if let Ok(ms) = std::env::var("SAMPLE_MS") {
@@ -173,10 +172,7 @@ fn main() {
         "last to complete (index, time, uploaded copies): {}",
         last10.join(", ")
     );
-    let every = std::env::var("EVERY")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or((out.samples.len() / 12).max(1));
+    let every = env("EVERY").unwrap_or((out.samples.len() / 12).max(1));
     for s in out.samples.iter().step_by(every) {
         println!(
             "  t {:>7.1} s: completed {:>5}, rarest copies {:>5}, mean copies {:>8.1}, uploaded {:>8.1} MiB",

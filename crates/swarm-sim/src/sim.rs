@@ -429,8 +429,8 @@ impl Simulation {
             Ev::Join(p) => self.join(p),
             // Events of a connection whose slot went to a newer one are
             // stale, like those of a closed one.
-            Ev::Connect(c, g) if self.conns[c as usize].generation == g => self.connect(c),
-            Ev::Dialled(c, g) if self.conns[c as usize].generation == g => self.dialled(c),
+            Ev::Connect(c, g) if self.current(c, g) => self.connect(c),
+            Ev::Dialled(c, g) if self.current(c, g) => self.dialled(c),
             Ev::EndpointTimer(p) => {
                 if self.peers[p].endpoint_timer == Some(self.now) {
                     self.peers[p].endpoint_timer = None;
@@ -440,11 +440,9 @@ impl Simulation {
                     }
                 }
             }
-            Ev::Arrive(c, g, dir) if self.conns[c as usize].generation == g => self.arrive(c, dir),
-            Ev::UpDone(c, g, dir) if self.conns[c as usize].generation == g => self.up_done(c, dir),
-            Ev::DownDone(c, g, dir) if self.conns[c as usize].generation == g => {
-                self.down_done(c, dir);
-            }
+            Ev::Arrive(c, g, dir) if self.current(c, g) => self.arrive(c, dir),
+            Ev::UpDone(c, g, dir) if self.current(c, g) => self.up_done(c, dir),
+            Ev::DownDone(c, g, dir) if self.current(c, g) => self.down_done(c, dir),
             Ev::Connect(..)
             | Ev::Dialled(..)
             | Ev::Arrive(..)
@@ -470,6 +468,11 @@ impl Simulation {
             Ev::Announce(p) => self.announce(p, Event::None),
             Ev::Sample => {}
         }
+    }
+
+    /// An event of slot `c`'s use `g` is for the connection in it now.
+    fn current(&self, c: u32, g: u32) -> bool {
+        self.conns[c as usize].generation == g
     }
 
     fn join(&mut self, p: usize) {
