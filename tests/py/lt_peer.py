@@ -17,6 +17,12 @@ only there. Subcommands:
       {"state", "progress", "downloaded", "uploaded", "peers", "complete"}.
       `--peer` addresses are (re)dialled every 2 s until complete (they may not be
       listening yet). A seeder whose data fails its check exits with status 3.
+      --aio-threads N sets libtorrent's disk I/O threads (default 10); a leech
+      that is sent corrupt pieces needs 1 (see the option's help).
+
+Environment: LT_PEER_DEBUG=1 writes every libtorrent alert (peer and torrent
+logs included) and, with each status line, the download queue's block states
+(0 none, 1 requested, 2 writing, 3 finished) to stderr.
 """
 
 import argparse
@@ -26,6 +32,8 @@ import sys
 import time
 
 import libtorrent as lt
+
+DEBUG = bool(os.environ.get("LT_PEER_DEBUG"))
 
 
 def emit(obj):
@@ -76,7 +84,7 @@ def parse_peer(s):
     return (host.strip("[]"), int(port))
 
 
-def make_session(ip, port, fast):
+def make_session(ip, port, fast, aio_threads):
     settings = {
         "listen_interfaces": "%s:%d" % (ip or "127.0.0.1", port),
         "enable_outgoing_utp": False,
@@ -101,11 +109,16 @@ def make_session(ip, port, fast):
         perf = lt.high_performance_seed()
         perf.update(settings)
         settings = perf
+    if aio_threads:
+        settings["aio_threads"] = aio_threads
+    if DEBUG:
+        settings["alert_mask"] = lt.alert.category_t.all_categories
+        settings["alert_queue_size"] = 1000000
     return lt.session(settings)
 
 
 def cmd_run(args, seeding):
-    ses = make_session(args.ip, args.port, args.fast)
+    ses = make_session(args.ip, args.port, args.fast, args.aio_threads)
     info = lt.torrent_info(args.torrent)
     atp = lt.add_torrent_params()
     atp.ti = info
@@ -133,6 +146,8 @@ def cmd_run(args, seeding):
             cat = a.category()
             if cat & lt.alert.category_t.error_notification:
                 emit({"alert": a.what(), "message": a.message()})
+            elif DEBUG:
+                sys.stderr.write("%.3f %s: %s\n" % (now - start, a.what(), a.message()))
         st = h.status()
         state = str(st.state).split(".")[-1]
         complete = st.is_seeding
@@ -150,6 +165,9 @@ def cmd_run(args, seeding):
             completed_at = now
         changed = state != last_state
         if changed or now - last_emit >= args.interval:
+            if DEBUG:
+                queue = [(d["piece_index"], [b["state"] for b in d["blocks"]]) for d in h.get_download_queue()]
+                sys.stderr.write("%.3f download queue %r\n" % (now - start, queue))
             emit(
                 {
                     "t": round(now - start, 3),
@@ -196,6 +214,16 @@ def main():
         r.add_argument("--fast", action="store_true", help="high_performance_seed settings")
         r.add_argument("--exit-after", type=float, default=0.0)
         r.add_argument("--upload-limit", type=int, default=0, help="bytes/s up (0: none)")
+        r.add_argument(
+            "--aio-threads",
+            type=int,
+            default=0,
+            help="disk I/O threads (0: libtorrent's 10). 1 for a leech sent corrupt pieces: with "
+            "several, libtorrent 2.0.8 can hash a piece before its last block's write completes, "
+            "and when the piece fails, that write's completion can reach the network thread after "
+            "the piece was reset, marking the stale corrupt block finished again; a one-block "
+            "piece then never completes (no hash check is started again, nothing is left to request)",
+        )
         if name == "seed":
             r.add_argument("--seed-mode", action="store_true", help="skip the initial check")
         else:

@@ -199,6 +199,33 @@ pub fn lt_leech(
     libtorrent_peer(logs, name, cmd, listen, out_dir)
 }
 
+/// As [`lt_leech`], with one disk I/O thread: for a leech that is sent corrupt
+/// pieces (a [`crate::hostile::HostilePeer`]).
+///
+/// With libtorrent's default 10 threads, libtorrent 2.0.8 (Debian's) hashes a
+/// piece on any of them, so the hash can finish before the piece's last
+/// block is written. When that piece fails, its reset (a disk fence) and the
+/// write's completion race: the write's completion can reach libtorrent's
+/// network thread after the reset, which marks the stale corrupt block
+/// finished again. A piece of more blocks then fails once more when an
+/// honest peer fills it in; a one-block piece (a short last piece) is never
+/// checked again and has nothing left to request, so the download never
+/// completes. One thread runs a piece's writes and hash in order.
+pub fn lt_leech_one_disk_thread(
+    logs: &Path,
+    name: &str,
+    torrent: &TorrentFile,
+    out_dir: &Path,
+    listen: impl Into<ListenAt>,
+    peers: &[SocketAddr],
+) -> Peer {
+    std::fs::create_dir_all(out_dir).expect("create out dir");
+    let listen = listen.into().0;
+    let mut cmd = lt_command("leech", torrent, out_dir, listen, peers);
+    cmd.args(["--aio-threads", "1"]);
+    libtorrent_peer(logs, name, cmd, listen, out_dir)
+}
+
 /// Starts `cmd`, a `tests/py/lt_peer.py` process listening on `listen` with
 /// its data in `dir`; it never exits by itself.
 fn libtorrent_peer(logs: &Path, name: &str, cmd: Command, listen: SocketAddr, dir: &Path) -> Peer {
