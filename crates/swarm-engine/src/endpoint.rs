@@ -7,7 +7,9 @@
 //! from the peer sources: [`PeerSource`]), and by [`PeerKey`] every
 //! connection, from the dial or accept to the close. It decides:
 //! - whom to dial and when: a candidate is dialled when its back-off has
-//!   passed and the caps allow; a failed dial doubles its back-off (with
+//!   passed and the caps allow (one whose turn comes while its torrent is
+//!   full is parked until a connection of that torrent closes, and each
+//!   close brings one parked candidate back, `full_retry_delay` later); a failed dial doubles its back-off (with
 //!   jitter from the seeded RNG) up to `dial_backoff_max`, and after
 //!   `dial_failures_max` failures the candidate is dropped (`--peer` and
 //!   magnet `x.pe` ones excepted: the user named them);
@@ -68,13 +70,15 @@
 //!   none until its handshake is accepted.
 //! - The counters (dials in flight, incoming handshakes, per-IP counts)
 //!   equal what the connection table says; no cap is exceeded.
-//! - A candidate is in the retry queue iff it has no connection; at most
-//!   one connection per candidate address.
+//! - A candidate with no connection is in the retry queue, or parked (its
+//!   turn came while its torrent was full), not both; one with a
+//!   connection is in neither; at most one connection per candidate
+//!   address.
 //! - One accepted connection per (torrent, peer id).
 //!
 //! # Memory
 //! Bounded by the config: `torrents_max` torrents, `candidates_max` per
-//! torrent (~100 bytes each with its queue entry), `connections_max` plus
+//! torrent (~100 bytes each with its queue or parked entry), `connections_max` plus
 //! `handshakes_max` connections (~160 bytes each), `bans_max` banned IPs.
 //! An address list of any length is cut to the candidate bound as it is read.
 
@@ -140,7 +144,10 @@ pub struct EndpointConfig {
     /// After an established connection closes, wait this long before
     /// dialling the address again.
     pub reconnect_delay: Duration,
-    /// When a torrent is full, a ready candidate is looked at again after this.
+    /// When a candidate's IP address has its connections
+    /// (`ip_connections_max`), the candidate is looked at again after this;
+    /// when its torrent is full, it waits for a connection of the torrent
+    /// to close, then this long.
     pub full_retry_delay: Duration,
     /// Banned IP addresses remembered (the oldest ban is forgotten first).
     pub bans_max: usize,
@@ -308,6 +315,10 @@ struct TorrentEntry {
     connections_max: Option<usize>,
     /// Its connections that we dialled (dialling or established).
     outgoing: usize,
+    /// Candidates whose turn came while the torrent was full: out of the
+    /// queue, each closed connection of the torrent brings one back (see
+    /// [`Endpoint::park`]).
+    parked: BTreeSet<SocketAddr>,
     /// Every wanted piece is have ([`Endpoint::set_seeding`]).
     seeding: bool,
 }
@@ -430,6 +441,7 @@ impl Endpoint {
                 peer_ids: BTreeMap::new(),
                 connections_max: None,
                 outgoing: 0,
+                parked: BTreeSet::new(),
                 seeding: false,
             },
         );
@@ -450,6 +462,7 @@ impl Endpoint {
             return;
         }
         t.running = false;
+        t.parked.clear();
         let conns: Vec<PeerKey> = t.conns.iter().copied().collect();
         for conn in conns {
             self.close(now, conn, Refusal::TorrentStopped);
@@ -653,6 +666,7 @@ impl Endpoint {
                     && let Some(c) = t.candidates.remove(&addr)
                 {
                     self.queue.remove(&(c.next_attempt, info_hash, addr));
+                    t.parked.remove(&addr);
                 }
                 Err(refusal)
             }
@@ -798,6 +812,7 @@ impl Endpoint {
             if c.seed && c.conn.is_none() && running {
                 if seeding {
                     self.queue.remove(&(c.next_attempt, torrent, *addr));
+                    t.parked.remove(addr);
                 } else {
                     c.next_attempt = c.next_attempt.max(now);
                     self.queue.insert((c.next_attempt, torrent, *addr));
@@ -936,6 +951,15 @@ impl Endpoint {
             };
             self.close(now, conn, Refusal::TorrentFull);
         }
+        // A higher cap may have room: every parked candidate takes its turn.
+        if let Some(t) = self.torrents.get_mut(&torrent) {
+            for addr in std::mem::take(&mut t.parked) {
+                if let Some(c) = t.candidates.get_mut(&addr) {
+                    c.next_attempt = now;
+                    self.queue.insert((now, torrent, addr));
+                }
+            }
+        }
         self.dial_ready(now);
     }
 
@@ -975,6 +999,7 @@ impl Endpoint {
             for addr in gone {
                 if let Some(c) = t.candidates.remove(&addr) {
                     self.queue.remove(&(c.next_attempt, *hash, addr));
+                    t.parked.remove(&addr);
                 }
             }
         }
@@ -1064,10 +1089,13 @@ impl Endpoint {
             if !t.running || !t.candidates.contains_key(&addr) {
                 continue;
             }
-            if t.conns.len() >= cap_of(t, &self.config)
-                || t.outgoing >= outgoing_cap_of(t, &self.config)
-                || self.ip_count(addr.ip()) >= self.config.ip_connections_max
-            {
+            let full = t.conns.len() >= cap_of(t, &self.config)
+                || t.outgoing >= outgoing_cap_of(t, &self.config);
+            if full {
+                self.park(torrent, addr);
+                continue;
+            }
+            if self.ip_count(addr.ip()) >= self.config.ip_connections_max {
                 let later = now + self.config.full_retry_delay;
                 if let Some(c) = self
                     .torrents
@@ -1111,6 +1139,20 @@ impl Endpoint {
         }
     }
 
+    /// `torrent` is full (its cap, or its dial share) when `addr`'s turn
+    /// comes: the candidate leaves the queue until a connection of the
+    /// torrent closes (`forget` brings back one per close, for
+    /// `full_retry_delay` later). Looking at
+    /// every candidate of a full torrent again every `full_retry_delay`
+    /// instead cost a queue removal and insertion per candidate per
+    /// second: with a few hundred candidates from re-announces, the
+    /// simulator's largest endpoint cost (see ARCHITECTURE.md).
+    fn park(&mut self, torrent: InfoHash, addr: SocketAddr) {
+        if let Some(t) = self.torrents.get_mut(&torrent) {
+            t.parked.insert(addr);
+        }
+    }
+
     /// Forgets `conn` and tells the driver to close it.
     fn close(&mut self, now: Instant, conn: PeerKey, reason: Refusal) {
         if self.conns.contains_key(&conn) {
@@ -1146,6 +1188,18 @@ impl Endpoint {
             return;
         };
         t.conns.remove(&conn);
+        // A slot is free: the first parked candidate takes its turn after
+        // `full_retry_delay`, as when every candidate was looked at again
+        // that often (at once, dials refused by full peers cycled through
+        // the candidates: a flash crowd of 1,000 ended 1.117x the bound
+        // instead of 1.098x).
+        if let Some(addr) = t.parked.pop_first() {
+            let at = now + self.config.full_retry_delay;
+            if let Some(cand) = t.candidates.get_mut(&addr) {
+                cand.next_attempt = at;
+            }
+            self.queue.insert((at, hash, addr));
+        }
         if let Phase::Established(id) = c.phase
             && t.peer_ids.get(&id) == Some(&conn)
         {
@@ -1234,12 +1288,17 @@ impl Endpoint {
             }
             let outgoing = t.conns.iter().filter(|k| self.conns[k].outgoing).count();
             assert_eq!(outgoing, t.outgoing, "outgoing count");
+            for addr in &t.parked {
+                assert!(t.candidates.contains_key(addr), "parked: {addr}");
+            }
             for (addr, c) in &t.candidates {
                 let in_queue = self.queue.contains(&(c.next_attempt, *hash, *addr));
+                let parked = t.parked.contains(addr);
+                assert!(!(in_queue && parked), "queued and parked: {addr}");
                 assert_eq!(
-                    in_queue,
+                    in_queue || parked,
                     c.conn.is_none() && t.dials(c),
-                    "queued iff idle (and not a seed while we seed): {addr}"
+                    "queued or parked iff idle (and not a seed while we seed): {addr}"
                 );
                 queued += usize::from(in_queue);
                 if let Some(k) = c.conn {
@@ -1271,6 +1330,7 @@ fn evict_failed_candidate(
     };
     t.candidates.remove(&addr);
     queue.remove(&(at, hash, addr));
+    t.parked.remove(&addr);
     true
 }
 

@@ -817,6 +817,55 @@ fn a_torrent_keeps_part_of_its_slots_for_peers_that_dial_it() {
     drain(&mut e);
 }
 
+/// A full torrent's candidates wait for a slot without a timer: none is
+/// looked at again until a connection of the torrent closes, and then one
+/// is dialled `full_retry_delay` later (every candidate used to be looked
+/// at again every `full_retry_delay`, each a queue removal and insertion).
+#[test]
+fn a_full_torrent_parks_its_candidates_until_a_connection_closes() {
+    let config = EndpointConfig {
+        torrent_connections_max: 4,
+        torrent_outgoing_percent: 100,
+        ..EndpointConfig::default()
+    };
+    let mut e = endpoint(config);
+    drain(&mut e);
+    e.handle_peers(
+        at(0),
+        T1,
+        PeerSource::Tracker,
+        (2..12).map(|i| addr(i, 6881)),
+    );
+    let first = dials(&drain(&mut e));
+    assert_eq!(first.len(), 4);
+    for (i, (conn, _)) in first.iter().enumerate() {
+        e.handle_handshake(at(0), *conn, T1, peer_id(i as u8 + 1))
+            .unwrap();
+    }
+    drain(&mut e);
+    // Full, six candidates left: no timer, nothing dialled later either.
+    assert_eq!(e.poll_timeout(), None, "a full torrent sets no timer");
+    e.handle_timeout(at(60));
+    assert!(dials(&drain(&mut e)).is_empty());
+    assert_eq!(e.torrent_connections(&T1).unwrap().candidates, 10);
+    // A connection closes: one parked candidate is dialled a second later.
+    e.handle_closed(at(61), first[0].0);
+    assert!(dials(&drain(&mut e)).is_empty());
+    assert_eq!(e.poll_timeout(), Some(at(62)));
+    e.handle_timeout(at(62));
+    let next = dials(&drain(&mut e));
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(first.iter().all(|(_, a)| *a != next[0].1), "a parked one");
+    // Full again: the rest stay parked.
+    assert_eq!(
+        e.poll_timeout(),
+        Some(at(62) + e.config().handshake_timeout)
+    );
+    // A higher cap brings every parked candidate back.
+    e.set_torrent_connections_max(at(63), T1, Some(20));
+    assert_eq!(dials(&drain(&mut e)).len(), 5);
+}
+
 /// Both sides seeds: the connection is of no use to either. Closed when
 /// we become a seed (for peers already known as seeds) or when a peer
 /// shows every piece while we seed; an address we dialled that was a seed
