@@ -12,6 +12,18 @@
 
 use swarm_sim::{Scenario, Simulation, bounds};
 
+/// mimalloc, not the system's malloc: it asks the kernel for transparent
+/// huge pages (this machine's THP setting is `madvise`, so glibc's heap
+/// gets none), and a run's hundreds of MiB of small records then cost far
+/// fewer TLB misses: every event touches a few connection, core and peer
+/// records scattered over the heap. Same outcome, bit for bit; 16-26% less
+/// CPU (1,000 leechers x 300 pieces: 42.1 CPU-s against 50.2 and 52.1;
+/// 300 x 800 x 64 KiB: 10.1 against 13.7), peak RSS 16-30% higher. (glibc
+/// with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` measured the same as
+/// mimalloc.) `swarm sim`, in the main binary, keeps the system allocator.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
