@@ -193,10 +193,7 @@ pub fn lt_leech(
     listen: impl Into<ListenAt>,
     peers: &[SocketAddr],
 ) -> Peer {
-    std::fs::create_dir_all(out_dir).expect("create out dir");
-    let listen = listen.into().0;
-    let cmd = lt_command("leech", torrent, out_dir, listen, peers);
-    libtorrent_peer(logs, name, cmd, listen, out_dir)
+    lt_leech_with(logs, name, torrent, out_dir, listen.into(), peers, &[])
 }
 
 /// As [`lt_leech`], with one disk I/O thread: for a leech that is sent corrupt
@@ -219,10 +216,32 @@ pub fn lt_leech_one_disk_thread(
     listen: impl Into<ListenAt>,
     peers: &[SocketAddr],
 ) -> Peer {
+    let one_thread = ["--aio-threads", "1"];
+    lt_leech_with(
+        logs,
+        name,
+        torrent,
+        out_dir,
+        listen.into(),
+        peers,
+        &one_thread,
+    )
+}
+
+/// A libtorrent leecher with `extra` arguments to `lt_peer.py`.
+fn lt_leech_with(
+    logs: &Path,
+    name: &str,
+    torrent: &TorrentFile,
+    out_dir: &Path,
+    listen: ListenAt,
+    peers: &[SocketAddr],
+    extra: &[&str],
+) -> Peer {
     std::fs::create_dir_all(out_dir).expect("create out dir");
-    let listen = listen.into().0;
+    let listen = listen.0;
     let mut cmd = lt_command("leech", torrent, out_dir, listen, peers);
-    cmd.args(["--aio-threads", "1"]);
+    cmd.args(extra);
     libtorrent_peer(logs, name, cmd, listen, out_dir)
 }
 
