@@ -9,10 +9,11 @@
 //! - whom to dial and when: a candidate is dialled when its back-off has
 //!   passed and the caps allow (one whose turn comes while its torrent is
 //!   full is parked until a connection of that torrent closes, and each
-//!   close brings one parked candidate back, `full_retry_delay` later); a failed dial doubles its back-off (with
-//!   jitter from the seeded RNG) up to `dial_backoff_max`, and after
-//!   `dial_failures_max` failures the candidate is dropped (`--peer` and
-//!   magnet `x.pe` ones excepted: the user named them);
+//!   close brings one parked candidate back, `full_retry_delay` later); a
+//!   failed dial doubles its back-off (with jitter from the seeded RNG)
+//!   up to `dial_backoff_max`, and after `dial_failures_max` failures the
+//!   candidate is dropped (`--peer` and magnet `x.pe` ones excepted: the
+//!   user named them);
 //! - the caps: connections in all, per torrent, per IP address; dials in
 //!   flight; incoming connections still in their handshake, each with a
 //!   deadline (`handshake_timeout`; when they are all taken, a newcomer
@@ -78,8 +79,8 @@
 //!
 //! # Memory
 //! Bounded by the config: `torrents_max` torrents, `candidates_max` per
-//! torrent (~100 bytes each with its queue or parked entry), `connections_max` plus
-//! `handshakes_max` connections (~160 bytes each), `bans_max` banned IPs.
+//! torrent (~100 bytes each with its queue or parked entry),
+//! `connections_max` plus `handshakes_max` connections (~160 bytes each), `bans_max` banned IPs.
 //! An address list of any length is cut to the candidate bound as it is read.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -1142,11 +1143,11 @@ impl Endpoint {
     /// `torrent` is full (its cap, or its dial share) when `addr`'s turn
     /// comes: the candidate leaves the queue until a connection of the
     /// torrent closes (`forget` brings back one per close, for
-    /// `full_retry_delay` later). Looking at
-    /// every candidate of a full torrent again every `full_retry_delay`
-    /// instead cost a queue removal and insertion per candidate per
-    /// second: with a few hundred candidates from re-announces, the
-    /// simulator's largest endpoint cost (see ARCHITECTURE.md).
+    /// `full_retry_delay` later). Looking at every candidate of a full
+    /// torrent again every `full_retry_delay` instead cost a queue removal
+    /// and insertion per candidate per second: with a few hundred
+    /// candidates from re-announces, the simulator's largest endpoint cost
+    /// (see ARCHITECTURE.md).
     fn park(&mut self, torrent: InfoHash, addr: SocketAddr) {
         if let Some(t) = self.torrents.get_mut(&torrent) {
             t.parked.insert(addr);
