@@ -101,8 +101,8 @@ fn heavy_homogeneous_swarm_near_the_p2p_bound() {
 /// Issue 12's homogeneous swarm at the issue's size: 1,000 leechers and a
 /// super-seed, u_i = u_s = 1 MiB/s, d = 4u, all arriving at once, 1,600
 /// pieces of 64 KiB (F/u_s = 100 s). The last completion within 1.10x of
-/// the P2P bound and the upload utilisation at least 90%: 1.098x and 91.5%
-/// with this seed (seeds 1-5: 1.089-1.098x, 91.5-92.3%,
+/// the P2P bound and the upload utilisation at least 90%: 1.090x and 92.1%
+/// with this seed (seeds 1-5: 1.084-1.094x, 91.8-92.6%,
 /// `bench/sim-flash-crowd.sh`). What is left to the bound: the ramp (nobody
 /// holds a piece at first; each hop of the first pieces takes ~0.4 s, ~3 s
 /// in all), the uplinks' idle share while peers hold few pieces, and the
