@@ -80,7 +80,8 @@
 //! # Memory
 //! Bounded by the config: `torrents_max` torrents, `candidates_max` per
 //! torrent (~100 bytes each with its queue or parked entry),
-//! `connections_max` plus `handshakes_max` connections (~160 bytes each), `bans_max` banned IPs.
+//! `connections_max` plus `handshakes_max` connections (~160 bytes each),
+//! `bans_max` banned IPs.
 //! An address list of any length is cut to the candidate bound as it is read.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -667,8 +668,13 @@ impl Endpoint {
                         (addr, named.and_then(|h| self.torrents.get_mut(&h)))
                     && let Some(c) = t.candidates.remove(&addr)
                 {
-                    self.queue.remove(&(c.next_attempt, info_hash, addr));
-                    t.parked.remove(&addr);
+                    unqueue(
+                        &mut self.queue,
+                        &mut t.parked,
+                        c.next_attempt,
+                        info_hash,
+                        addr,
+                    );
                 }
                 Err(refusal)
             }
@@ -813,8 +819,13 @@ impl Endpoint {
         for (addr, c) in &mut t.candidates {
             if c.seed && c.conn.is_none() && running {
                 if seeding {
-                    self.queue.remove(&(c.next_attempt, torrent, *addr));
-                    t.parked.remove(addr);
+                    unqueue(
+                        &mut self.queue,
+                        &mut t.parked,
+                        c.next_attempt,
+                        torrent,
+                        *addr,
+                    );
                 } else {
                     c.next_attempt = c.next_attempt.max(now);
                     self.queue.insert((c.next_attempt, torrent, *addr));
@@ -956,10 +967,7 @@ impl Endpoint {
         // A higher cap may have room: every parked candidate takes its turn.
         if let Some(t) = self.torrents.get_mut(&torrent) {
             for addr in std::mem::take(&mut t.parked) {
-                if let Some(c) = t.candidates.get_mut(&addr) {
-                    c.next_attempt = now;
-                    self.queue.insert((now, torrent, addr));
-                }
+                unpark(&mut self.queue, t, torrent, addr, now);
             }
         }
         self.dial_ready(now);
@@ -1000,8 +1008,7 @@ impl Endpoint {
                 .collect();
             for addr in gone {
                 if let Some(c) = t.candidates.remove(&addr) {
-                    self.queue.remove(&(c.next_attempt, *hash, addr));
-                    t.parked.remove(&addr);
+                    unqueue(&mut self.queue, &mut t.parked, c.next_attempt, *hash, addr);
                 }
             }
         }
@@ -1196,11 +1203,13 @@ impl Endpoint {
         // the candidates: a flash crowd of 1,000 ended 1.117x the bound
         // instead of 1.098x).
         if let Some(addr) = t.parked.pop_first() {
-            let at = now + self.config.full_retry_delay;
-            if let Some(cand) = t.candidates.get_mut(&addr) {
-                cand.next_attempt = at;
-            }
-            self.queue.insert((at, hash, addr));
+            unpark(
+                &mut self.queue,
+                t,
+                hash,
+                addr,
+                now + self.config.full_retry_delay,
+            );
         }
         if let Phase::Established(id) = c.phase
             && t.peer_ids.get(&id) == Some(&conn)
@@ -1331,9 +1340,36 @@ fn evict_failed_candidate(
         return false;
     };
     t.candidates.remove(&addr);
-    queue.remove(&(at, hash, addr));
-    t.parked.remove(&addr);
+    unqueue(queue, &mut t.parked, at, hash, addr);
     true
+}
+
+/// Takes candidate `addr` (due at `at`) out of the retry queue and out of
+/// its torrent's parked candidates: it is in one of them at most.
+fn unqueue(
+    queue: &mut BTreeSet<(Instant, InfoHash, SocketAddr)>,
+    parked: &mut BTreeSet<SocketAddr>,
+    at: Instant,
+    hash: InfoHash,
+    addr: SocketAddr,
+) {
+    queue.remove(&(at, hash, addr));
+    parked.remove(&addr);
+}
+
+/// Puts parked candidate `addr` of `t` back in the retry queue, due at `at`
+/// (the caller took it out of `t.parked`).
+fn unpark(
+    queue: &mut BTreeSet<(Instant, InfoHash, SocketAddr)>,
+    t: &mut TorrentEntry,
+    hash: InfoHash,
+    addr: SocketAddr,
+    at: Instant,
+) {
+    if let Some(c) = t.candidates.get_mut(&addr) {
+        c.next_attempt = at;
+        queue.insert((at, hash, addr));
+    }
 }
 
 pub mod priority;
