@@ -7,7 +7,13 @@
 //! - Every Pi starts with a different part of the file and L starts with a part
 //!   none of them has, so everyone is interested in everyone for the whole
 //!   test: each Pi's part is sized to last the test at its cap (it holds
-//!   `cap × PART_SECONDS` bytes), and L's part keeps the Pi interested in L.
+//!   `cap × PART_SECONDS` bytes), and L's part keeps the Pi interested in L
+//!   because L's upload is capped at `L_UPLOAD`: even if one Pi got all of it,
+//!   it could not take L's part (`L_PART`) before the judged lines. Uncapped,
+//!   L sent P6 pieces faster than L got new ones from P1…P5; P6 then ran out
+//!   of pieces to want from L for a moment, L's choker gave its slot to P2
+//!   (`not interested`), and the slot came back only at the next 10 s round,
+//!   which a judged line could fall in (CI, 2026-12-02).
 //! - Each Pi is connected only to L (L dials them; they know nobody else: no
 //!   DHT, and L exchanges no peers, `--no-dht`, `--no-pex`), so
 //!   L is the only peer its choker can unchoke: every Pi uploads to L at its
@@ -41,7 +47,11 @@ const PIECE: u64 = PIECE_256_KIB as u64;
 /// Each Pi holds `cap × PART_SECONDS` bytes that no one else has.
 const PART_SECONDS: u64 = 40;
 /// L's own part (everyone else lacks it).
-const L_PART: u64 = 4 * PIECE;
+const L_PART: u64 = 80 * PIECE;
+/// L's upload cap, bytes/s: at most `L_UPLOAD × 30 s` = 30 pieces of `L_PART`
+/// can reach any one Pi before the judged lines, so each Pi stays interested
+/// in L whatever L downloads meanwhile.
+const L_UPLOAD: u64 = 256 * 1024;
 /// Status lines (one a second) to wait for before judging: two rechokes
 /// (10 s apart) plus start-up, then five consecutive lines are checked.
 const SETTLE_LINES: usize = 24;
@@ -136,7 +146,12 @@ fn the_four_fastest_uploaders_hold_the_regular_slots() {
     let opts = SwarmOpts {
         peers: ps.iter().map(|p| p.listen).collect(),
         seed_after: true,
-        extra: vec!["--no-dht".into(), "--no-pex".into()],
+        extra: vec![
+            "--no-dht".into(),
+            "--no-pex".into(),
+            "--max-upload-rate".into(),
+            L_UPLOAD.to_string(),
+        ],
         ..SwarmOpts::default()
     };
     let mut l = swarm_download(
@@ -184,6 +199,8 @@ fn the_four_fastest_uploaders_hold_the_regular_slots() {
                 n["download_rate"].as_f64().unwrap_or(0.0) > 0.0,
                 "{addr} uploads to L: {n}"
             );
+            // The premise: every Pi still wants a piece of L's.
+            assert_eq!(n["interested"], true, "{addr} is interested in L: {n}");
         }
     }
 }
