@@ -304,12 +304,21 @@ fn own_block(msg: Message) -> Message {
     }
 }
 
-/// Writes what the session queues for one peer, batching every queued
-/// message into one write, and subtracts what it wrote from `queued` (the
+/// Writes what the session queues for one peer, batching queued messages
+/// into one vectored write, and subtracts what it wrote from `queued` (the
 /// session adds each message's length when it queues it); says
 /// [`PeerInput::Drained`] each time that falls below
 /// [`SEND_BUFFER_LOW_BYTES`]. Ends when the session drops the sender (then
 /// shuts the socket down after flushing) or on a write error.
+///
+/// Messages about our downloads ([`rides_ahead`]: requests, cancels,
+/// interest, haves) overtake the blocks queued before them and do not wait
+/// for the upload limit: under `--max-upload-rate` a request queued behind
+/// half a MiB of blocks waited seconds for tokens, and our download from
+/// that peer fell to the few requests that got through (a leecher capped
+/// at 256 KiB/s up downloaded at 0.3 MB/s from peers offering 4). Blocks
+/// and every other message keep their order and pay the limit. Transmission
+/// likewise limits only piece data.
 pub async fn write_loop(
     key: PeerKey,
     mut wr: OwnedWriteHalf,
@@ -318,34 +327,144 @@ pub async fn write_loop(
     events: mpsc::Sender<PeerInput>,
     limits: Vec<Arc<RateLimiter>>,
 ) {
+    // What was taken from `rx` and not written yet, in queue order. The
+    // session bounds it: blocks by its send-buffer mark, the rest are a
+    // few bytes each (as in the channel before).
+    let mut pending: std::collections::VecDeque<Message> = std::collections::VecDeque::new();
+    let mut open = true;
     let mut batch = WriteBatch::default();
-    while let Some(msg) = rx.recv().await {
-        batch.push(msg);
-        while batch.len < WRITE_BATCH_MAX {
-            match rx.try_recv() {
-                Ok(msg) => batch.push(msg),
-                Err(_) => break,
+    loop {
+        if pending.is_empty() && open {
+            match rx.recv().await {
+                Some(msg) => pending.push_back(msg),
+                None => open = false,
             }
         }
-        for limit in &limits {
-            limit.take(batch.len).await;
+        while open {
+            match rx.try_recv() {
+                Ok(msg) => pending.push_back(msg),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
         }
-        if let Err(e) = batch.write_to(&mut wr).await {
-            let _ = events
-                .send(PeerInput::Closed(key, format!("write: {e}")))
-                .await;
+        if pending.is_empty() {
+            if open {
+                continue;
+            }
+            break;
+        }
+        // Messages that ride ahead: now, without the limit.
+        take_riders(&mut pending, &mut batch);
+        if batch.len > 0 && !write_accounted(key, &mut wr, &mut batch, &queued, &events).await {
             return;
         }
-        let before = queued.fetch_sub(batch.len, Ordering::Relaxed);
-        if before >= SEND_BUFFER_LOW_BYTES
-            && before - batch.len < SEND_BUFFER_LOW_BYTES
-            && events.send(PeerInput::Drained(key)).await.is_err()
-        {
+        // Then a batch from the front, paid for before it is written;
+        // riders queued meanwhile go out while it waits.
+        let mut only_blocks = true;
+        while batch.len < WRITE_BATCH_MAX {
+            match pending.pop_front() {
+                Some(msg) => {
+                    only_blocks &= is_block(&msg);
+                    batch.push(msg);
+                }
+                None => break,
+            }
+        }
+        if batch.len == 0 {
+            continue;
+        }
+        let bytes = batch.len;
+        let pay = async {
+            for limit in &limits {
+                limit.take(bytes).await;
+            }
+        };
+        tokio::pin!(pay);
+        let mut riders = WriteBatch::default();
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut pay => break,
+                msg = rx.recv(), if open => match msg {
+                    Some(msg) if rides_ahead(&msg) && only_blocks && pending.iter().all(is_block) => {
+                        riders.push(msg);
+                        if !write_accounted(key, &mut wr, &mut riders, &queued, &events).await {
+                            return;
+                        }
+                    }
+                    Some(msg) => pending.push_back(msg),
+                    None => open = false,
+                },
+            }
+        }
+        if !write_accounted(key, &mut wr, &mut batch, &queued, &events).await {
             return;
         }
-        batch.clear();
     }
     let _ = wr.shutdown().await;
+}
+
+/// Messages about what we download (requests, cancels, interest, haves,
+/// keep-alives): they may overtake blocks we upload, which they have
+/// nothing to do with. Everything else keeps its place: choke, unchoke
+/// and rejects are about the blocks; the bitfield and extension messages
+/// must come in order.
+fn rides_ahead(msg: &Message) -> bool {
+    matches!(
+        msg,
+        Message::Request { .. }
+            | Message::Cancel { .. }
+            | Message::Interested
+            | Message::NotInterested
+            | Message::Have { .. }
+            | Message::KeepAlive
+    )
+}
+
+fn is_block(msg: &Message) -> bool {
+    matches!(msg, Message::Piece { .. })
+}
+
+/// Moves into `batch` the messages of `pending` that [`rides_ahead`] and
+/// have only blocks before them (a choke or a bitfield holds back what
+/// follows it), keeping the order of both.
+fn take_riders(pending: &mut std::collections::VecDeque<Message>, batch: &mut WriteBatch) {
+    let mut kept = std::collections::VecDeque::with_capacity(pending.len());
+    let mut held = false;
+    for msg in pending.drain(..) {
+        if !held && rides_ahead(&msg) {
+            batch.push(msg);
+        } else {
+            held |= !is_block(&msg);
+            kept.push_back(msg);
+        }
+    }
+    *pending = kept;
+}
+
+/// Writes `batch`, subtracts it from `queued` and says
+/// [`PeerInput::Drained`] when that crosses the low mark; false when the
+/// connection or the session is gone (the session was told of a failed
+/// write).
+async fn write_accounted(
+    key: PeerKey,
+    wr: &mut OwnedWriteHalf,
+    batch: &mut WriteBatch,
+    queued: &AtomicUsize,
+    events: &mpsc::Sender<PeerInput>,
+) -> bool {
+    if let Err(e) = batch.write_to(wr).await {
+        let _ = events
+            .send(PeerInput::Closed(key, format!("write: {e}")))
+            .await;
+        return false;
+    }
+    let len = batch.len;
+    batch.clear();
+    let before = queued.fetch_sub(len, Ordering::Relaxed);
+    !(before >= SEND_BUFFER_LOW_BYTES
+        && before - len < SEND_BUFFER_LOW_BYTES
+        && events.send(PeerInput::Drained(key)).await.is_err())
 }
 
 /// Messages encoded for one vectored write: small messages and piece headers
@@ -548,5 +667,148 @@ mod tests {
         b.read_to_end(&mut got).await.unwrap();
         assert!(got == expected);
         assert_eq!(queued.load(Ordering::Relaxed), 0);
+    }
+
+    /// The far end of a test connection, decoding what arrives.
+    struct Reader {
+        stream: TcpStream,
+        dec: MessageDecoder,
+        buf: BytesMut,
+    }
+
+    impl Reader {
+        fn new(stream: TcpStream) -> Self {
+            Reader {
+                stream,
+                dec: MessageDecoder::new(1 << 16),
+                buf: BytesMut::new(),
+            }
+        }
+
+        /// The next `n` whole messages (each read bounded by 10 s).
+        async fn next(&mut self, n: usize) -> Vec<Message> {
+            let mut out = Vec::new();
+            loop {
+                while out.len() < n
+                    && let Some(m) = self.dec.decode(&mut self.buf).unwrap()
+                {
+                    out.push(m);
+                }
+                if out.len() >= n {
+                    return out;
+                }
+                let read = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    self.stream.read_buf(&mut self.buf),
+                )
+                .await;
+                assert!(
+                    matches!(read, Ok(Ok(k)) if k > 0),
+                    "message {} of {n} within 10 s; got {out:?}",
+                    out.len()
+                );
+            }
+        }
+    }
+
+    fn block_msg(piece: u32) -> Message {
+        Message::Piece {
+            piece,
+            offset: 0,
+            data: bytes::Bytes::from(vec![7u8; 16 * 1024]),
+        }
+    }
+
+    /// Under an upload limit, requests and haves queued behind blocks go
+    /// out before them, at once, and so does one queued while the blocks
+    /// wait. 1 KiB/s after a 64 KiB burst: the eight blocks (128 KiB) owe a
+    /// minute of tokens, so the riders can arrive within the read timeout
+    /// only ahead of them (the old writer sent them a minute later).
+    #[tokio::test]
+    async fn requests_and_haves_overtake_blocks_waiting_for_the_upload_limit() {
+        let (a, b) = pair().await;
+        let mut b = Reader::new(b);
+        let (_rd, wr) = a.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events, _events_rx) = mpsc::channel(8);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let limit = Arc::new(RateLimiter::new(1024));
+        let request = Message::Request {
+            piece: 9,
+            offset: 0,
+            length: 16384,
+        };
+        let mut msgs: Vec<Message> = (0..8).map(block_msg).collect();
+        msgs.push(request.clone());
+        msgs.push(Message::Have { piece: 4 });
+        for m in &msgs {
+            queued.fetch_add(m.encoded_len(), Ordering::Relaxed);
+            tx.send(m.clone()).unwrap();
+        }
+        let writer = tokio::spawn(write_loop(
+            PeerKey(1),
+            wr,
+            rx,
+            queued.clone(),
+            events,
+            vec![limit],
+        ));
+        // The riders first, then the blocks the burst covers (four and a
+        // bit: the first batch is all eight, paid before it is written, so
+        // none has come yet).
+        let got = b.next(2).await;
+        assert_eq!(got, vec![request, Message::Have { piece: 4 }]);
+        // One queued while the blocks wait for tokens still overtakes them.
+        tx.send(Message::Interested).unwrap();
+        let got = b.next(1).await;
+        assert_eq!(got, vec![Message::Interested]);
+        writer.abort();
+    }
+
+    /// What follows a message that keeps its place waits for it: a have
+    /// behind the bitfield (which must come first) and one queued while a
+    /// batch holding an unchoke pays for its tokens.
+    #[tokio::test]
+    async fn nothing_overtakes_the_bitfield_or_an_unchoke() {
+        let (a, b) = pair().await;
+        let mut b = Reader::new(b);
+        let (_rd, wr) = a.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events, _events_rx) = mpsc::channel(8);
+        let queued = Arc::new(AtomicUsize::new(0));
+        // 64 KiB/s, burst 64 KiB: the four blocks owe about a second.
+        let limit = Arc::new(RateLimiter::new(64 * 1024));
+        let bitfield = Message::Bitfield(bytes::Bytes::from_static(&[0x80]));
+        let send = |m: Message| {
+            queued.fetch_add(m.encoded_len(), Ordering::Relaxed);
+            tx.send(m).unwrap();
+        };
+        send(bitfield.clone());
+        send(Message::Have { piece: 1 });
+        let writer = tokio::spawn(write_loop(
+            PeerKey(1),
+            wr,
+            rx,
+            queued.clone(),
+            events,
+            vec![limit],
+        ));
+        let got = b.next(2).await;
+        assert_eq!(got, vec![bitfield, Message::Have { piece: 1 }]);
+        // Blocks around an unchoke, then a have while they wait for tokens
+        // (or, if the writer has not taken them yet, behind them in its
+        // queue): either way it follows the unchoke.
+        (0..4).for_each(|i| send(block_msg(i)));
+        send(Message::Unchoke);
+        (4..8).for_each(|i| send(block_msg(i)));
+        send(Message::Have { piece: 2 });
+        let got = b.next(10).await;
+        let have_at = got.iter().position(|m| *m == Message::Have { piece: 2 });
+        let unchoke_at = got.iter().position(|m| *m == Message::Unchoke);
+        assert!(
+            have_at.zip(unchoke_at).is_some_and(|(h, u)| h > u),
+            "the have follows the unchoke: {got:?}"
+        );
+        writer.abort();
     }
 }
