@@ -311,8 +311,8 @@ fn own_block(msg: Message) -> Message {
 /// [`SEND_BUFFER_LOW_BYTES`]. Ends when the session drops the sender (then
 /// shuts the socket down after flushing) or on a write error.
 ///
-/// Messages about our downloads ([`rides_ahead`]: requests, cancels,
-/// interest, haves) overtake the blocks queued before them and do not wait
+/// Messages about our downloads ([`Message::rides_ahead`]: requests,
+/// cancels, interest, haves) overtake the blocks queued before them and do not wait
 /// for the upload limit: under `--max-upload-rate` a request queued behind
 /// half a MiB of blocks waited seconds for tokens, and our download from
 /// that peer fell to the few requests that got through (a leecher capped
@@ -404,21 +404,9 @@ pub async fn write_loop(
     let _ = wr.shutdown().await;
 }
 
-/// Messages about what we download (requests, cancels, interest, haves,
-/// keep-alives): they may overtake blocks we upload, which they have
-/// nothing to do with. Everything else keeps its place: choke, unchoke
-/// and rejects are about the blocks; the bitfield and extension messages
-/// must come in order.
+/// See [`Message::rides_ahead`].
 fn rides_ahead(msg: &Message) -> bool {
-    matches!(
-        msg,
-        Message::Request { .. }
-            | Message::Cancel { .. }
-            | Message::Interested
-            | Message::NotInterested
-            | Message::Have { .. }
-            | Message::KeepAlive
-    )
+    msg.rides_ahead()
 }
 
 fn is_block(msg: &Message) -> bool {

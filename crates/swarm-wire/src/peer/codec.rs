@@ -51,6 +51,27 @@ pub const EXTENDED_HEADER_LEN_MAX: usize = 1024;
 pub const EXTENDED_PAYLOAD_LEN_MAX: usize = BLOCK_LEN as usize + EXTENDED_HEADER_LEN_MAX;
 
 impl Message {
+    /// Whether a sender may let this message overtake the blocks it has
+    /// queued (not yet written) on the same connection: messages about
+    /// what the sender downloads (request, cancel, interested, not
+    /// interested, have, keep-alive) have nothing to do with the blocks it
+    /// uploads, and a request stuck behind them starves the sender's own
+    /// download. Everything else keeps its place: choke, unchoke and
+    /// rejects are about those blocks, and the bitfield and extension
+    /// messages must come in order. A rider overtakes blocks only, never
+    /// a message that keeps its place.
+    pub fn rides_ahead(&self) -> bool {
+        matches!(
+            self,
+            Message::Request { .. }
+                | Message::Cancel { .. }
+                | Message::Interested
+                | Message::NotInterested
+                | Message::Have { .. }
+                | Message::KeepAlive
+        )
+    }
+
     /// The id byte on the wire, `None` for keep-alive (which has none).
     pub fn id(&self) -> Option<u8> {
         Some(match self {
