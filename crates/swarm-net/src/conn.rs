@@ -699,6 +699,60 @@ mod tests {
         }
     }
 
+    /// A writer to a connection whose far end `far` decodes, paying into a
+    /// bucket of `rate` bytes/s, with `first` queued before it starts (so
+    /// it takes them in one go); `send` queues more. Dropped, it stops.
+    struct LimitedWriter {
+        far: Reader,
+        tx: mpsc::UnboundedSender<Message>,
+        queued: Arc<AtomicUsize>,
+        task: tokio::task::JoinHandle<()>,
+        _rd: OwnedReadHalf,
+        _events: mpsc::Receiver<PeerInput>,
+    }
+
+    impl LimitedWriter {
+        async fn start(rate: u64, first: Vec<Message>) -> Self {
+            let (a, b) = pair().await;
+            let (rd, wr) = a.into_split();
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (events, events_rx) = mpsc::channel(8);
+            let queued = Arc::new(AtomicUsize::new(0));
+            for m in first {
+                queued.fetch_add(m.encoded_len(), Ordering::Relaxed);
+                tx.send(m).unwrap();
+            }
+            let limit = Arc::new(RateLimiter::new(rate));
+            let task = tokio::spawn(write_loop(
+                PeerKey(1),
+                wr,
+                rx,
+                queued.clone(),
+                events,
+                vec![limit],
+            ));
+            LimitedWriter {
+                far: Reader::new(b),
+                tx,
+                queued,
+                task,
+                _rd: rd,
+                _events: events_rx,
+            }
+        }
+
+        fn send(&self, m: Message) {
+            self.queued.fetch_add(m.encoded_len(), Ordering::Relaxed);
+            self.tx.send(m).unwrap();
+        }
+    }
+
+    impl Drop for LimitedWriter {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
     fn block_msg(piece: u32) -> Message {
         Message::Piece {
             piece,
@@ -714,43 +768,23 @@ mod tests {
     /// only ahead of them (the old writer sent them a minute later).
     #[tokio::test]
     async fn requests_and_haves_overtake_blocks_waiting_for_the_upload_limit() {
-        let (a, b) = pair().await;
-        let mut b = Reader::new(b);
-        let (_rd, wr) = a.into_split();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (events, _events_rx) = mpsc::channel(8);
-        let queued = Arc::new(AtomicUsize::new(0));
-        let limit = Arc::new(RateLimiter::new(1024));
         let request = Message::Request {
             piece: 9,
             offset: 0,
             length: 16384,
         };
-        let mut msgs: Vec<Message> = (0..8).map(block_msg).collect();
-        msgs.push(request.clone());
-        msgs.push(Message::Have { piece: 4 });
-        for m in &msgs {
-            queued.fetch_add(m.encoded_len(), Ordering::Relaxed);
-            tx.send(m.clone()).unwrap();
-        }
-        let writer = tokio::spawn(write_loop(
-            PeerKey(1),
-            wr,
-            rx,
-            queued.clone(),
-            events,
-            vec![limit],
-        ));
-        // The riders first, then the blocks the burst covers (four and a
-        // bit: the first batch is all eight, paid before it is written, so
-        // none has come yet).
-        let got = b.next(2).await;
+        let mut first: Vec<Message> = (0..8).map(block_msg).collect();
+        first.push(request.clone());
+        first.push(Message::Have { piece: 4 });
+        let mut w = LimitedWriter::start(1024, first).await;
+        // The riders first: the first batch is all eight blocks, paid
+        // before it is written, so none has come yet.
+        let got = w.far.next(2).await;
         assert_eq!(got, vec![request, Message::Have { piece: 4 }]);
         // One queued while the blocks wait for tokens still overtakes them.
-        tx.send(Message::Interested).unwrap();
-        let got = b.next(1).await;
+        w.send(Message::Interested);
+        let got = w.far.next(1).await;
         assert_eq!(got, vec![Message::Interested]);
-        writer.abort();
     }
 
     /// What follows a message that keeps its place waits for it: a have
@@ -758,45 +792,25 @@ mod tests {
     /// batch holding an unchoke pays for its tokens.
     #[tokio::test]
     async fn nothing_overtakes_the_bitfield_or_an_unchoke() {
-        let (a, b) = pair().await;
-        let mut b = Reader::new(b);
-        let (_rd, wr) = a.into_split();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (events, _events_rx) = mpsc::channel(8);
-        let queued = Arc::new(AtomicUsize::new(0));
-        // 64 KiB/s, burst 64 KiB: the four blocks owe about a second.
-        let limit = Arc::new(RateLimiter::new(64 * 1024));
+        // 64 KiB/s, burst 64 KiB: the eight blocks owe about a second.
         let bitfield = Message::Bitfield(bytes::Bytes::from_static(&[0x80]));
-        let send = |m: Message| {
-            queued.fetch_add(m.encoded_len(), Ordering::Relaxed);
-            tx.send(m).unwrap();
-        };
-        send(bitfield.clone());
-        send(Message::Have { piece: 1 });
-        let writer = tokio::spawn(write_loop(
-            PeerKey(1),
-            wr,
-            rx,
-            queued.clone(),
-            events,
-            vec![limit],
-        ));
-        let got = b.next(2).await;
+        let first = vec![bitfield.clone(), Message::Have { piece: 1 }];
+        let mut w = LimitedWriter::start(64 * 1024, first).await;
+        let got = w.far.next(2).await;
         assert_eq!(got, vec![bitfield, Message::Have { piece: 1 }]);
         // Blocks around an unchoke, then a have while they wait for tokens
         // (or, if the writer has not taken them yet, behind them in its
         // queue): either way it follows the unchoke.
-        (0..4).for_each(|i| send(block_msg(i)));
-        send(Message::Unchoke);
-        (4..8).for_each(|i| send(block_msg(i)));
-        send(Message::Have { piece: 2 });
-        let got = b.next(10).await;
+        (0..4).for_each(|i| w.send(block_msg(i)));
+        w.send(Message::Unchoke);
+        (4..8).for_each(|i| w.send(block_msg(i)));
+        w.send(Message::Have { piece: 2 });
+        let got = w.far.next(10).await;
         let have_at = got.iter().position(|m| *m == Message::Have { piece: 2 });
         let unchoke_at = got.iter().position(|m| *m == Message::Unchoke);
         assert!(
             have_at.zip(unchoke_at).is_some_and(|(h, u)| h > u),
             "the have follows the unchoke: {got:?}"
         );
-        writer.abort();
     }
 }
