@@ -197,32 +197,55 @@ fn rarest_first_survives_the_seed_leaving() {
 }
 
 /// 20% free riders under tit-for-tat, leechers leaving when done: the free
-/// riders' median download time is at least twice the contributors'. (A
-/// download must span several 10 s rechoke rounds: until the first round
-/// the choker knows no rates, and slots go to whoever came first.)
+/// riders' median download time is at least twice the contributors', as
+/// the median over nine seeds of each run's ratio.
+///
+/// Why this size and nine seeds: one run's ratio is a property of its order
+/// of events as much as of the choker. At 50 leechers and 128 pieces (the
+/// test until session 10) seed 1 gave 3.26x while seeds 1-12 gave 0.99x to
+/// 3.40x, median 1.36x: those downloads take ~45 s, less than the 60 s
+/// after which a peer that never sends a block is snubbed (out of the
+/// regular slots), and the swarm is seed-bound, so riders live off the
+/// contributors' idle upload (see ARCHITECTURE.md, `crates/swarm-sim`).
+/// At 1,024 pieces (256 MiB) the contributors take ~5.5 minutes, well past
+/// the snub timeout, and the seed-bound start is a small part of that:
+/// seeds 1-9 gave 1.70x to 4.64x, median 2.73x (which of the two matters
+/// more was not measured). Heavy: nine runs of 50 engines over 1,024
+/// pieces, ~15 s in the test profile.
 #[test]
-fn free_riders_wait_at_least_twice_as_long() {
-    let sc = Scenario {
-        leechers: 50,
-        pieces: 128,
-        piece_len: 256 * KIB,
-        free_riders: 0.2,
-        departure: swarm_sim::Departure::OnCompletion,
-        check_every: 100_000,
-        ..Scenario::default()
-    };
-    let out = run(sc);
-    let c = out.download_secs(|p| !p.free_rider);
-    let r = out.download_secs(|p| p.free_rider);
-    let (mc, mr) = (
-        swarm_sim::quantile(&c, 0.5).expect("contributors completed"),
-        swarm_sim::quantile(&r, 0.5).expect("free riders completed"),
-    );
-    println!(
-        "contributors median {mc:.1} s ({} done), free riders median {mr:.1} s ({} done), ratio {:.2}",
-        c.len(),
-        r.len(),
-        mr / mc
-    );
-    assert!(mr >= 2.0 * mc, "{mr} vs {mc}");
+fn heavy_free_riders_wait_at_least_twice_as_long() {
+    let mut ratios = Vec::new();
+    for seed in 1..=9 {
+        let sc = Scenario {
+            leechers: 50,
+            pieces: 1024,
+            piece_len: 256 * KIB,
+            free_riders: 0.2,
+            departure: swarm_sim::Departure::OnCompletion,
+            check_every: 1_000_000,
+            seed,
+            ..Scenario::default()
+        };
+        let out = run(sc);
+        let c = out.download_secs(|p| !p.free_rider);
+        let r = out.download_secs(|p| p.free_rider);
+        assert_eq!(
+            (c.len(), r.len()),
+            (40, 10),
+            "seed {seed}: everyone completes"
+        );
+        let (mc, mr) = (
+            swarm_sim::quantile(&c, 0.5).expect("contributors completed"),
+            swarm_sim::quantile(&r, 0.5).expect("free riders completed"),
+        );
+        println!(
+            "seed {seed}: contributors median {mc:.1} s, free riders median {mr:.1} s, ratio {:.2}",
+            mr / mc
+        );
+        ratios.push(mr / mc);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    println!("median ratio over seeds 1-9: {median:.2} (sorted: {ratios:.2?})");
+    assert!(median >= 2.0, "median ratio {median:.2}: {ratios:.2?}");
 }
