@@ -312,12 +312,13 @@ fn own_block(msg: Message) -> Message {
 /// shuts the socket down after flushing) or on a write error.
 ///
 /// Messages about our downloads ([`Message::rides_ahead`]: requests,
-/// cancels, interest, haves) overtake the blocks queued before them and do not wait
+/// cancels, interest) overtake what is queued before them and do not wait
 /// for the upload limit: under `--max-upload-rate` a request queued behind
 /// half a MiB of blocks waited seconds for tokens, and our download from
 /// that peer fell to the few requests that got through (a leecher capped
-/// at 256 KiB/s up downloaded at 0.3 MB/s from peers offering 4). Blocks
-/// and every other message keep their order and pay the limit. Transmission
+/// at 256 KiB/s up downloaded at 0.3 MB/s from peers offering 4). Nothing
+/// overtakes the messages a connection opens with ([`Message::opens`]);
+/// everything else keeps its order and pays the limit. Transmission
 /// likewise limits only piece data.
 pub async fn write_loop(
     key: PeerKey,
@@ -360,11 +361,11 @@ pub async fn write_loop(
         }
         // Then a batch from the front, paid for before it is written;
         // riders queued meanwhile go out while it waits.
-        let mut only_blocks = true;
+        let mut opener = false;
         while batch.len < WRITE_BATCH_MAX {
             match pending.pop_front() {
                 Some(msg) => {
-                    only_blocks &= is_block(&msg);
+                    opener |= opens(&msg);
                     batch.push(msg);
                 }
                 None => break,
@@ -386,7 +387,7 @@ pub async fn write_loop(
                 biased;
                 () = &mut pay => break,
                 msg = rx.recv(), if open => match msg {
-                    Some(msg) if rides_ahead(&msg) && only_blocks && pending.iter().all(is_block) => {
+                    Some(msg) if rides_ahead(&msg) && !opener && !pending.iter().any(opens) => {
                         riders.push(msg);
                         if !write_accounted(key, &mut wr, &mut riders, &queued, &events).await {
                             return;
@@ -409,13 +410,13 @@ fn rides_ahead(msg: &Message) -> bool {
     msg.rides_ahead()
 }
 
-fn is_block(msg: &Message) -> bool {
-    matches!(msg, Message::Piece { .. })
+fn opens(msg: &Message) -> bool {
+    msg.opens()
 }
 
 /// Moves into `batch` the messages of `pending` that [`rides_ahead`] and
-/// have only blocks before them (a choke or a bitfield holds back what
-/// follows it), keeping the order of both.
+/// have no message that [`opens`] the connection before them, keeping the
+/// order of both.
 fn take_riders(pending: &mut std::collections::VecDeque<Message>, batch: &mut WriteBatch) {
     let mut kept = std::collections::VecDeque::with_capacity(pending.len());
     let mut held = false;
@@ -423,7 +424,7 @@ fn take_riders(pending: &mut std::collections::VecDeque<Message>, batch: &mut Wr
         if !held && rides_ahead(&msg) {
             batch.push(msg);
         } else {
-            held |= !is_block(&msg);
+            held |= opens(&msg);
             kept.push_back(msg);
         }
     }
@@ -761,43 +762,49 @@ mod tests {
         }
     }
 
-    /// Under an upload limit, requests and haves queued behind blocks go
-    /// out before them, at once, and so does one queued while the blocks
-    /// wait. 1 KiB/s after a 64 KiB burst: the eight blocks (128 KiB) owe a
+    /// Under an upload limit, requests and cancels queued behind blocks and
+    /// a have go out before them, at once, and so does one queued while the
+    /// blocks wait. 1 KiB/s after a 64 KiB burst: the eight blocks (128 KiB) owe a
     /// minute of tokens, so the riders can arrive within the read timeout
     /// only ahead of them (the old writer sent them a minute later).
     #[tokio::test]
-    async fn requests_and_haves_overtake_blocks_waiting_for_the_upload_limit() {
+    async fn requests_overtake_blocks_waiting_for_the_upload_limit() {
         let request = Message::Request {
             piece: 9,
             offset: 0,
             length: 16384,
         };
-        let mut first: Vec<Message> = (0..8).map(block_msg).collect();
-        first.push(request.clone());
+        let cancel = Message::Cancel {
+            piece: 8,
+            offset: 0,
+            length: 16384,
+        };
+        let mut first: Vec<Message> = (0..4).map(block_msg).collect();
         first.push(Message::Have { piece: 4 });
+        first.extend((4..8).map(block_msg));
+        first.push(request.clone());
+        first.push(cancel.clone());
         let mut w = LimitedWriter::start(1024, first).await;
-        // The riders first: the first batch is all eight blocks, paid
-        // before it is written, so none has come yet.
+        // The riders first: the first batch is the blocks and the have,
+        // paid before it is written, so none of it has come yet.
         let got = w.far.next(2).await;
-        assert_eq!(got, vec![request, Message::Have { piece: 4 }]);
+        assert_eq!(got, vec![request, cancel]);
         // One queued while the blocks wait for tokens still overtakes them.
         w.send(Message::Interested);
         let got = w.far.next(1).await;
         assert_eq!(got, vec![Message::Interested]);
     }
 
-    /// What follows a message that keeps its place waits for it: a have
-    /// behind the bitfield (which must come first) and one queued while a
-    /// batch holding an unchoke pays for its tokens.
+    /// Nothing overtakes the bitfield, and haves and unchokes keep their
+    /// order with the blocks.
     #[tokio::test]
-    async fn nothing_overtakes_the_bitfield_or_an_unchoke() {
+    async fn nothing_overtakes_the_bitfield_and_haves_keep_their_place() {
         // 64 KiB/s, burst 64 KiB: the eight blocks owe about a second.
         let bitfield = Message::Bitfield(bytes::Bytes::from_static(&[0x80]));
-        let first = vec![bitfield.clone(), Message::Have { piece: 1 }];
+        let first = vec![bitfield.clone(), Message::Interested];
         let mut w = LimitedWriter::start(64 * 1024, first).await;
         let got = w.far.next(2).await;
-        assert_eq!(got, vec![bitfield, Message::Have { piece: 1 }]);
+        assert_eq!(got, vec![bitfield, Message::Interested]);
         // Blocks around an unchoke, then a have while they wait for tokens
         // (or, if the writer has not taken them yet, behind them in its
         // queue): either way it follows the unchoke.

@@ -22,7 +22,12 @@
 //!   granularity;
 //! - control messages (have, request, choke, …) take only the latency, but
 //!   never overtake a block sent before them on the same connection;
-//!   those sent at one instant on one connection travel as one event.
+//!   those sent at one instant on one connection travel as one event;
+//! - as swarm-net's writer does, the messages that
+//!   [`swarm_wire::peer::Message::rides_ahead`] (requests, cancels,
+//!   interest) are sent before what is queued ahead of them and not yet
+//!   on the uplink, up to a message that opens the connection (the block
+//!   on the uplink is in the socket: they follow it).
 //!
 //! Why: equal sharing of a bottleneck among its flows is what TCP converges
 //! to, and it is exact where BitTorrent's figures come from (upload
@@ -39,14 +44,6 @@
 //! time, [`Scenario::hash_rate`]), and corrupted data (every piece passes
 //! its hash). A block already on a link when its connection closes still
 //! takes its time there (it was in the socket's buffer).
-//!
-//! Not modelled yet: swarm-net's writer lets the messages that
-//! [`swarm_wire::peer::Message::rides_ahead`] (requests, haves, interest)
-//! overtake the blocks queued, not yet written, on their connection; here
-//! they still wait behind them. Modelled (a branch measured it), a
-//! 1,000-leecher, 100-piece flash crowd finishes at 1.79x the P2P bound
-//! instead of 1.86x, but the free-rider test's one seed drops from 3.26x to
-//! 1.40x, below its 2x: see ARCHITECTURE.md, "The simulator".
 //!
 //! # Discovery and connections
 //! The tracker's own sans-IO registry (`swarm-tracker`) hands out peers,

@@ -48,7 +48,8 @@ enum Ev {
 }
 
 /// One direction of a connection: what the sender still has to send (TCP
-/// order: a block holds back what was sent after it), what is on the way,
+/// order: a block holds back what was sent after it, but riders go before
+/// the blocks still queued here, see `flush`), what is on the way,
 /// and what reached the receiver out of order (a block still crossing its
 /// downlink holds back the control messages behind it). Messages are
 /// numbered in send order and delivered in that order.
@@ -898,6 +899,31 @@ impl Simulation {
         let from = conn.ends[dir as usize];
         let d = &mut conn.dirs[dir as usize];
         let blocks_allowed = !self.peers[from].done_uploading;
+        if d.up.is_none() && d.out.len() > 1 {
+            // As swarm-net's writer: messages that ride ahead go before
+            // what is queued in front of them (not before the block on the
+            // uplink: it is in the socket), up to the first message that
+            // opens the connection.
+            let mut i = 0;
+            while i < d.out.len() {
+                if !d.out[i].rides_ahead() {
+                    if d.out[i].opens() {
+                        break;
+                    }
+                    i += 1;
+                } else if let Some(m) = d.out.remove(i) {
+                    let seq = d.next_seq;
+                    d.next_seq += 1;
+                    let at = now + delay;
+                    d.wire.push_back((at, seq, m));
+                    if d.wire_event_at != Some(at) {
+                        d.wire_event_at = Some(at);
+                        self.q
+                            .push_in_order(at, Ev::Arrive(c, conn.generation, dir));
+                    }
+                }
+            }
+        }
         while d.up.is_none() {
             let Some(msg) = d.out.pop_front() else {
                 break;

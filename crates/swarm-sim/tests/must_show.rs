@@ -101,9 +101,9 @@ fn heavy_homogeneous_swarm_near_the_p2p_bound() {
 /// Issue 12's homogeneous swarm at the issue's size: 1,000 leechers and a
 /// super-seed, u_i = u_s = 1 MiB/s, d = 4u, all arriving at once, 1,600
 /// pieces of 64 KiB (F/u_s = 100 s). The last completion within 1.10x of
-/// the P2P bound and the upload utilisation at least 90%: 1.090x and 92.1%
-/// with this seed (seeds 1-5: 1.084-1.094x, 91.8-92.6%,
-/// `bench/sim-flash-crowd.sh`). What is left to the bound: the ramp (nobody
+/// the P2P bound and the upload utilisation at least 90%: 1.069x and 93.7%
+/// with this seed (seed 2: 1.067x, 94.0%; before session 10's riders
+/// seeds 1-5 gave 1.084-1.094x, 91.8-92.6%, `bench/sim-flash-crowd.sh`). What is left to the bound: the ramp (nobody
 /// holds a piece at first; each hop of the first pieces takes ~0.4 s, ~3 s
 /// in all), the uplinks' idle share while peers hold few pieces, and the
 /// last arrivals' fewer connections (see ARCHITECTURE.md). About 2.5 CPU
@@ -209,8 +209,9 @@ fn rarest_first_survives_the_seed_leaving() {
 /// contributors' idle upload (see ARCHITECTURE.md, `crates/swarm-sim`).
 /// At 1,024 pieces (256 MiB) the contributors take ~5.5 minutes, well past
 /// the snub timeout, and the seed-bound start is a small part of that:
-/// seeds 1-9 gave 1.70x to 4.64x, median 2.73x (which of the two matters
-/// more was not measured). Heavy: nine runs of 50 engines over 1,024
+/// seeds 1-9 give 1.59x to 3.52x, median 2.76x (1.70x to 4.64x, median
+/// 2.73x, before the simulator let requests overtake queued blocks; which
+/// of the two causes matters more was not measured). Heavy: nine runs of 50 engines over 1,024
 /// pieces, ~15 s in the test profile.
 #[test]
 fn heavy_free_riders_wait_at_least_twice_as_long() {

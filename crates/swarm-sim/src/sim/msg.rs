@@ -48,6 +48,24 @@ pub(super) enum SimMessage {
 const _: () = assert!(std::mem::size_of::<SimMessage>() == 16);
 
 impl SimMessage {
+    /// [`Message::rides_ahead`], for the compact form.
+    pub fn rides_ahead(&self) -> bool {
+        matches!(
+            self,
+            SimMessage::Request(_)
+                | SimMessage::Cancel(_)
+                | SimMessage::Interested
+                | SimMessage::NotInterested
+                | SimMessage::KeepAlive
+        ) || matches!(self, SimMessage::Other(m) if m.rides_ahead())
+    }
+
+    /// [`Message::opens`], for the compact form.
+    pub fn opens(&self) -> bool {
+        matches!(self, SimMessage::HaveAll | SimMessage::HaveNone)
+            || matches!(self, SimMessage::Other(m) if m.opens())
+    }
+
     /// The payload bytes, if it is a block.
     pub fn block_len(&self) -> Option<u32> {
         match self {
@@ -215,6 +233,8 @@ mod tests {
                     _ => None,
                 }
             );
+            assert_eq!(s.rides_ahead(), m.rides_ahead(), "{m:?}");
+            assert_eq!(s.opens(), m.opens(), "{m:?}");
             assert_eq!(Message::from(s), m);
         }
     }

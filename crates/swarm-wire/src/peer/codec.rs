@@ -51,15 +51,16 @@ pub const EXTENDED_HEADER_LEN_MAX: usize = 1024;
 pub const EXTENDED_PAYLOAD_LEN_MAX: usize = BLOCK_LEN as usize + EXTENDED_HEADER_LEN_MAX;
 
 impl Message {
-    /// Whether a sender may let this message overtake the blocks it has
-    /// queued (not yet written) on the same connection: messages about
-    /// what the sender downloads (request, cancel, interested, not
-    /// interested, have, keep-alive) have nothing to do with the blocks it
-    /// uploads, and a request stuck behind them starves the sender's own
-    /// download. Everything else keeps its place: choke, unchoke and
-    /// rejects are about those blocks, and the bitfield and extension
-    /// messages must come in order. A rider overtakes blocks only, never
-    /// a message that keeps its place.
+    /// Whether a sender may let this message overtake what it has queued
+    /// (not yet written) on the same connection: messages about what the
+    /// sender downloads (request, cancel, interested, not interested,
+    /// keep-alive) have nothing to do with the blocks it uploads, and a
+    /// request stuck behind them starves the sender's own download. The
+    /// rest keeps its order: choke, unchoke, rejects and haves are about
+    /// what it uploads (a have overtaking blocks made the simulator's
+    /// super-seeded 1,000-peer flash crowd 1.099-1.112x the bound instead
+    /// of 1.084-1.094x: its offers outran its pieces). Riders keep their
+    /// own order and never overtake a message that [`Self::opens`].
     pub fn rides_ahead(&self) -> bool {
         matches!(
             self,
@@ -67,8 +68,16 @@ impl Message {
                 | Message::Cancel { .. }
                 | Message::Interested
                 | Message::NotInterested
-                | Message::Have { .. }
                 | Message::KeepAlive
+        )
+    }
+
+    /// The piece state and extension messages a connection opens with
+    /// (bitfield, have-all, have-none, extended): nothing overtakes them.
+    pub fn opens(&self) -> bool {
+        matches!(
+            self,
+            Message::Bitfield(_) | Message::HaveAll | Message::HaveNone | Message::Extended { .. }
         )
     }
 
