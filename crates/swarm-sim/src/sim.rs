@@ -76,6 +76,20 @@ struct Dir {
     out: VecDeque<SimMessage>,
 }
 
+impl Dir {
+    /// Puts a control message on the wire, numbered in send order, to
+    /// arrive at `at`; true if an `Arrive` event at `at` must be scheduled
+    /// (messages sent at one instant share one).
+    fn send_control(&mut self, at: Instant, msg: SimMessage) -> bool {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.wire.push_back((at, seq, msg));
+        let new_event = self.wire_event_at != Some(at);
+        self.wire_event_at = Some(at);
+        new_event
+    }
+}
+
 /// `repr(C)`, each on its own cache lines, what every event reads first
 /// (open, ends, keys: one line), then the two directions: at a thousand
 /// peers nearly every event's first touch of its connection is a miss to
@@ -911,16 +925,11 @@ impl Simulation {
                         break;
                     }
                     i += 1;
-                } else if let Some(m) = d.out.remove(i) {
-                    let seq = d.next_seq;
-                    d.next_seq += 1;
-                    let at = now + delay;
-                    d.wire.push_back((at, seq, m));
-                    if d.wire_event_at != Some(at) {
-                        d.wire_event_at = Some(at);
-                        self.q
-                            .push_in_order(at, Ev::Arrive(c, conn.generation, dir));
-                    }
+                } else if let Some(m) = d.out.remove(i)
+                    && d.send_control(now + delay, m)
+                {
+                    self.q
+                        .push_in_order(now + delay, Ev::Arrive(c, conn.generation, dir));
                 }
             }
         }
@@ -933,22 +942,17 @@ impl Simulation {
                 d.out.push_front(msg);
                 break;
             }
-            let seq = d.next_seq;
-            d.next_seq += 1;
             if let Some(len) = len {
+                let seq = d.next_seq;
+                d.next_seq += 1;
                 d.up = Some((seq, msg));
                 if let Some(at) = self.peers[from].up.pass(now, len) {
                     self.q.push(at, Ev::UpDone(c, conn.generation, dir));
                 }
-            } else {
-                let at = now + delay;
-                d.wire.push_back((at, seq, msg));
-                if d.wire_event_at != Some(at) {
-                    d.wire_event_at = Some(at);
-                    // Always `now` plus the one delay: in time order.
-                    self.q
-                        .push_in_order(at, Ev::Arrive(c, conn.generation, dir));
-                }
+            } else if d.send_control(now + delay, msg) {
+                // Always `now` plus the one delay: in time order.
+                self.q
+                    .push_in_order(now + delay, Ev::Arrive(c, conn.generation, dir));
             }
         }
     }
