@@ -102,8 +102,8 @@ fn heavy_homogeneous_swarm_near_the_p2p_bound() {
 /// super-seed, u_i = u_s = 1 MiB/s, d = 4u, all arriving at once, 1,600
 /// pieces of 64 KiB (F/u_s = 100 s). The last completion within 1.10x of
 /// the P2P bound and the upload utilisation at least 90%: 1.069x and 93.7%
-/// with this seed (seed 2: 1.067x, 94.0%; before session 10's riders
-/// seeds 1-5 gave 1.084-1.094x, 91.8-92.6%, `bench/sim-flash-crowd.sh`). What is left to the bound: the ramp (nobody
+/// with this seed (seeds 1-5: 1.067-1.080x, 92.8-94.0%,
+/// `bench/sim-flash-crowd.sh`; 1.084-1.094x before session 10's riders). What is left to the bound: the ramp (nobody
 /// holds a piece at first; each hop of the first pieces takes ~0.4 s, ~3 s
 /// in all), the uplinks' idle share while peers hold few pieces, and the
 /// last arrivals' fewer connections (see ARCHITECTURE.md). About 2.5 CPU
