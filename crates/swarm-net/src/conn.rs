@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use swarm_engine::{InfoHash, PeerId, PeerKey};
-use swarm_wire::peer::{HANDSHAKE_LEN, Handshake, Message, MessageDecoder, encode_piece_header};
+use swarm_wire::peer::{
+    HANDSHAKE_LEN, Handshake, Message, MessageDecoder, encode_piece_header, take_rider,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
@@ -348,10 +350,8 @@ pub async fn write_loop(
                 Err(mpsc::error::TryRecvError::Disconnected) => open = false,
             }
         }
+        // Empty only when the session dropped the sender.
         if pending.is_empty() {
-            if open {
-                continue;
-            }
             break;
         }
         // Messages that ride ahead: now, without the limit.
@@ -361,13 +361,12 @@ pub async fn write_loop(
         }
         // Then a batch from the front, paid for before it is written;
         // riders queued meanwhile go out while it waits.
-        let mut opener = false;
+        // Whether an opener is queued (in this batch or after it): riders
+        // then wait for it.
+        let mut held = pending.iter().any(Message::opens);
         while batch.len < WRITE_BATCH_MAX {
             match pending.pop_front() {
-                Some(msg) => {
-                    opener |= opens(&msg);
-                    batch.push(msg);
-                }
+                Some(msg) => batch.push(msg),
                 None => break,
             }
         }
@@ -387,13 +386,16 @@ pub async fn write_loop(
                 biased;
                 () = &mut pay => break,
                 msg = rx.recv(), if open => match msg {
-                    Some(msg) if rides_ahead(&msg) && !opener && !pending.iter().any(opens) => {
+                    Some(msg) if msg.rides_ahead() && !held => {
                         riders.push(msg);
                         if !write_accounted(key, &mut wr, &mut riders, &queued, &events).await {
                             return;
                         }
                     }
-                    Some(msg) => pending.push_back(msg),
+                    Some(msg) => {
+                        held |= msg.opens();
+                        pending.push_back(msg);
+                    }
                     None => open = false,
                 },
             }
@@ -405,30 +407,13 @@ pub async fn write_loop(
     let _ = wr.shutdown().await;
 }
 
-/// See [`Message::rides_ahead`].
-fn rides_ahead(msg: &Message) -> bool {
-    msg.rides_ahead()
-}
-
-fn opens(msg: &Message) -> bool {
-    msg.opens()
-}
-
-/// Moves into `batch` the messages of `pending` that [`rides_ahead`] and
-/// have no message that [`opens`] the connection before them, keeping the
-/// order of both.
+/// Moves into `batch`, in order, the messages of `pending` that ride ahead
+/// (see [`take_rider`]).
 fn take_riders(pending: &mut std::collections::VecDeque<Message>, batch: &mut WriteBatch) {
-    let mut kept = std::collections::VecDeque::with_capacity(pending.len());
-    let mut held = false;
-    for msg in pending.drain(..) {
-        if !held && rides_ahead(&msg) {
-            batch.push(msg);
-        } else {
-            held |= opens(&msg);
-            kept.push_back(msg);
-        }
+    let mut from = 0;
+    while let Some(msg) = take_rider(pending, &mut from, Message::rides_ahead, Message::opens) {
+        batch.push(msg);
     }
-    *pending = kept;
 }
 
 /// Writes `batch`, subtracts it from `queued` and says

@@ -11,7 +11,7 @@ use swarm_engine::{
 };
 use swarm_wire::Lengths;
 use swarm_wire::lengths::ValidPieceIndex;
-use swarm_wire::peer::Message;
+use swarm_wire::peer::{Message, take_rider};
 
 use crate::discovery::{INFO_HASH, TrackerRegistry, addr_of, peer_id, peer_of};
 use crate::link::Link;
@@ -49,7 +49,7 @@ enum Ev {
 
 /// One direction of a connection: what the sender still has to send (TCP
 /// order: a block holds back what was sent after it, but riders go before
-/// the blocks still queued here, see `flush`), what is on the way,
+/// what is still queued here, see `flush`), what is on the way,
 /// and what reached the receiver out of order (a block still crossing its
 /// downlink holds back the control messages behind it). Messages are
 /// numbered in send order and delivered in that order.
@@ -918,16 +918,14 @@ impl Simulation {
             // what is queued in front of them (not before the block on the
             // uplink: it is in the socket), up to the first message that
             // opens the connection.
-            let mut i = 0;
-            while i < d.out.len() {
-                if !d.out[i].rides_ahead() {
-                    if d.out[i].opens() {
-                        break;
-                    }
-                    i += 1;
-                } else if let Some(m) = d.out.remove(i)
-                    && d.send_control(now + delay, m)
-                {
+            let mut from = 0;
+            while let Some(m) = take_rider(
+                &mut d.out,
+                &mut from,
+                SimMessage::rides_ahead,
+                SimMessage::opens,
+            ) {
+                if d.send_control(now + delay, m) {
                     self.q
                         .push_in_order(now + delay, Ev::Arrive(c, conn.generation, dir));
                 }

@@ -402,3 +402,55 @@ proptest! {
         prop_assert_eq!(got, msgs);
     }
 }
+
+/// `take_rider` takes the riders in order, past blocks, haves and chokes,
+/// and stops at the first message a connection opens with.
+#[test]
+fn riders_come_out_in_order_up_to_an_opener() {
+    use std::collections::VecDeque;
+    use swarm_wire::peer::take_rider;
+    let block = |piece| Message::Piece {
+        piece,
+        offset: 0,
+        data: Bytes::from_static(b"x"),
+    };
+    let request = |piece| Message::Request {
+        piece,
+        offset: 0,
+        length: 1,
+    };
+    let mut q: VecDeque<Message> = VecDeque::from(vec![
+        block(0),
+        request(1),
+        Message::Have { piece: 2 },
+        Message::Interested,
+        Message::Choke,
+        request(3),
+        Message::Extended {
+            id: 0,
+            payload: Bytes::from_static(b"de"),
+        },
+        request(4),
+    ]);
+    let mut from = 0;
+    let taken: Vec<Message> =
+        std::iter::from_fn(|| take_rider(&mut q, &mut from, Message::rides_ahead, Message::opens))
+            .collect();
+    assert_eq!(taken, vec![request(1), Message::Interested, request(3)]);
+    // The rest in its order; the request behind the extension handshake
+    // stays behind it.
+    let rest: Vec<Message> = q.into_iter().collect();
+    assert_eq!(
+        rest,
+        vec![
+            block(0),
+            Message::Have { piece: 2 },
+            Message::Choke,
+            Message::Extended {
+                id: 0,
+                payload: Bytes::from_static(b"de"),
+            },
+            request(4),
+        ]
+    );
+}

@@ -50,6 +50,30 @@ pub const EXTENDED_HEADER_LEN_MAX: usize = 1024;
 /// Longest BEP 10 extended message payload (after id and extended id).
 pub const EXTENDED_PAYLOAD_LEN_MAX: usize = BLOCK_LEN as usize + EXTENDED_HEADER_LEN_MAX;
 
+/// Takes out of a send queue the next message that may ride ahead of the
+/// ones before it ([`Message::rides_ahead`]), scanning from `*from` and
+/// stopping at the first message that [`Message::opens`]; `*from` is left
+/// where the next call resumes. Call it until it returns `None` to take the
+/// riders in order. Generic over the queue's message type so that swarm's
+/// writer and its simulator (which queues a compact form) share the rule.
+pub fn take_rider<T>(
+    queue: &mut std::collections::VecDeque<T>,
+    from: &mut usize,
+    rides_ahead: impl Fn(&T) -> bool,
+    opens: impl Fn(&T) -> bool,
+) -> Option<T> {
+    while let Some(m) = queue.get(*from) {
+        if rides_ahead(m) {
+            return queue.remove(*from);
+        }
+        if opens(m) {
+            return None;
+        }
+        *from += 1;
+    }
+    None
+}
+
 impl Message {
     /// Whether a sender may let this message overtake what it has queued
     /// (not yet written) on the same connection: messages about what the

@@ -15,7 +15,7 @@ mod pex;
 
 pub use codec::{
     EXTENDED_HEADER_LEN_MAX, EXTENDED_PAYLOAD_LEN_MAX, LEN_PREFIX_LEN, MessageDecoder,
-    PIECE_HEADER_LEN, PIECE_MSG_LEN_MAX, encode_piece_header, id,
+    PIECE_HEADER_LEN, PIECE_MSG_LEN_MAX, encode_piece_header, id, take_rider,
 };
 pub use extended::{
     CLIENT_NAME_LEN_MAX, EXTENDED_HANDSHAKE_ID, EXTENSION_NAME_LEN_MAX, EXTENSIONS_MAX,
