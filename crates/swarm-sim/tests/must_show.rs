@@ -103,9 +103,9 @@ fn heavy_homogeneous_swarm_near_the_p2p_bound() {
 /// pieces of 64 KiB (F/u_s = 100 s). The last completion within 1.10x of
 /// the P2P bound and the upload utilisation at least 90%: 1.069x and 93.7%
 /// with this seed (seeds 1-5: 1.067-1.080x, 92.8-94.0%,
-/// `bench/sim-flash-crowd.sh`; 1.084-1.094x before session 10's riders). What is left to the bound: the ramp (nobody
-/// holds a piece at first; each hop of the first pieces takes ~0.4 s, ~3 s
-/// in all), the uplinks' idle share while peers hold few pieces, and the
+/// `bench/sim-flash-crowd.sh`; 1.084-1.094x before session 10's riders).
+/// What is left to the bound: the ramp (nobody holds a piece at first;
+/// each hop of the first pieces takes ~0.4 s, ~3 s in all), the uplinks' idle share while peers hold few pieces, and the
 /// last arrivals' fewer connections (see ARCHITECTURE.md). About 2.5 CPU
 /// minutes: the heaviest test, alone in the serial group.
 #[test]
@@ -211,8 +211,8 @@ fn rarest_first_survives_the_seed_leaving() {
 /// the snub timeout, and the seed-bound start is a small part of that:
 /// seeds 1-9 give 1.59x to 3.52x, median 2.76x (1.70x to 4.64x, median
 /// 2.73x, before the simulator let requests overtake queued blocks; which
-/// of the two causes matters more was not measured). Heavy: nine runs of 50 engines over 1,024
-/// pieces, ~15 s in the test profile.
+/// of the two causes matters more was not measured). Heavy: nine runs of
+/// 50 engines over 1,024 pieces, ~15 s in the test profile.
 #[test]
 fn heavy_free_riders_wait_at_least_twice_as_long() {
     let mut ratios = Vec::new();
