@@ -342,6 +342,14 @@ fn aria2_command_dht(logs: &Path, name: &str, dir: &Path, port: u16, dht: bool) 
         "--enable-peer-exchange=false",
         "--file-allocation=none",
         "--bt-external-ip=127.0.0.1",
+        // Its sockets on 127.0.0.1 only. Left to itself it listens on the
+        // IPv4 wildcard, which fails when any other loopback IP (a test
+        // peer's 127.0.x.y, `free_addr`) holds the same port: aria2 then
+        // listens on IPv6 alone and never on 127.0.0.1 (a CI run's
+        // `aria2 listens` failure, reproduced with a socket on
+        // 127.0.0.5:port). `free_port` checks 127.0.0.1 only, which is now
+        // all aria2 needs.
+        "--interface=127.0.0.1",
         "--summary-interval=1",
         "--console-log-level=notice",
         "--auto-save-interval=0",
