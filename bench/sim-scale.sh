@@ -17,6 +17,12 @@
 # Run it on an idle machine: it is single-threaded, and a loaded core makes
 # the wall times meaningless (the CPU time less so; the simulated figures do
 # not change). ROUNDS (1) repeats each size, interleaving the builds.
+#
+# The cost of an event grows with the swarm's state, not with its code
+# path: `cargo run --release -p swarm-sim --example memlat` prints what a
+# dependent cache miss costs here by working-set size (ARCHITECTURE.md,
+# "Session 11"); `SIZES="30x1000 100x1000 300x1000 1000x1000"` shows the
+# same engines at the same events per block getting dearer as they grow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-"100x100 1000x1000 10000x1000"}
