@@ -95,6 +95,31 @@ fn bad_options_are_refused_with_exit_2() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("16 KiB"));
     assert!(names(dir.path()).is_empty());
+    // Swarm sizes that ran to empty tables and charts before.
+    for (args, says) in [
+        (
+            &["sim", "scaling", "--max-peers", "0"][..],
+            "--max-peers is between 1",
+        ),
+        (&["sim", "picking", "--peers", "0"], "--peers is between 1"),
+        (
+            &["sim", "incentives", "--peers", "0"],
+            "--peers is between 1",
+        ),
+        (
+            &["sim", "incentives", "--peers", "2"],
+            "0 free riders and 2 contributors",
+        ),
+        (
+            &["sim", "incentives", "--free-riders", "1"],
+            "100 free riders and 0 contributors",
+        ),
+    ] {
+        let o = run(swarm(), dir.path(), args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(names(dir.path()).is_empty(), "{args:?} wrote files");
+    }
 }
 
 #[test]

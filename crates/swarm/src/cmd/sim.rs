@@ -169,6 +169,10 @@ impl DhtArgs {
     }
 }
 
+/// The most peers an experiment simulates: every one is a real core and
+/// endpoint (at 64 pieces, 10,000 peers peak at 1.5 GiB).
+const PEERS_MAX: usize = 100_000;
+
 #[derive(Debug, Args)]
 struct Common {
     #[command(flatten)]
@@ -272,6 +276,7 @@ pub fn run(args: SimArgs) -> Result<()> {
         Experiment::Dht(d) => return run_dht(d),
     };
     let base = common.scenario()?;
+    check_sizes(&args.experiment)?;
     let (out, png) = (common.output.out.clone(), common.output.png);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let bar = progress_bar(name);
@@ -285,7 +290,7 @@ pub fn run(args: SimArgs) -> Result<()> {
             max_peers,
             client_server_max,
             ..
-        } => experiments::scaling(&base, max_peers.max(1), client_server_max, &mut progress),
+        } => experiments::scaling(&base, max_peers, client_server_max, &mut progress),
         Experiment::Picking {
             peers, seed_copies, ..
         } => experiments::picking(
@@ -298,26 +303,54 @@ pub fn run(args: SimArgs) -> Result<()> {
         ),
         Experiment::Incentives {
             peers, free_riders, ..
-        } => {
-            if !(0.0..=1.0).contains(&free_riders) {
-                return Err(super::bad_input(
-                    "--free-riders is a fraction between 0 and 1",
-                ));
-            }
-            experiments::incentives(
-                &Scenario {
-                    leechers: peers,
-                    ..base
-                },
-                free_riders,
-                &mut progress,
-            )
-        }
+        } => experiments::incentives(
+            &Scenario {
+                leechers: peers,
+                ..base
+            },
+            free_riders,
+            &mut progress,
+        ),
         Experiment::Dht(d) => return run_dht(&d),
     };
     bar.finish_and_clear();
     write_report(&report, &out, name, png)?;
     super::print_stdout(&report.summary)
+}
+
+/// Refuses, before anything is written, swarm sizes an experiment cannot
+/// run or read.
+fn check_sizes(experiment: &Experiment) -> Result<()> {
+    match *experiment {
+        Experiment::Scaling { max_peers, .. } if !(1..=PEERS_MAX).contains(&max_peers) => {
+            Err(super::bad_input(
+                "--max-peers is between 1 and 100,000 (10,000 take ~4 minutes and 1.5 GiB)",
+            ))
+        }
+        Experiment::Picking { peers, .. } | Experiment::Incentives { peers, .. }
+            if !(1..=PEERS_MAX).contains(&peers) =>
+        {
+            Err(super::bad_input("--peers is between 1 and 100,000"))
+        }
+        Experiment::Incentives { free_riders, .. } if !(0.0..=1.0).contains(&free_riders) => Err(
+            super::bad_input("--free-riders is a fraction between 0 and 1"),
+        ),
+        Experiment::Incentives {
+            peers, free_riders, ..
+        } => {
+            // The experiment compares the two groups: each needs a peer.
+            let riders = (free_riders * peers as f64).round() as usize;
+            if free_riders > 0.0 && (riders == 0 || riders == peers) {
+                return Err(super::bad_input(format!(
+                    "--free-riders {free_riders} of --peers {peers} makes {riders} free riders \
+                     and {} contributors; the comparison needs both",
+                    peers - riders
+                )));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn write_report(report: &Report, dir: &Path, name: &str, png: bool) -> Result<()> {
