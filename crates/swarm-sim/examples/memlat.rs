@@ -19,10 +19,9 @@ const LINE_WORDS: usize = 8;
 /// Lines per block: 256 KiB.
 const BLOCK_LINES: usize = 4096;
 
-/// Nanoseconds per dependent load in a working set of `mib` MiB.
+/// Nanoseconds per dependent load in a working set of `mib` (≥ 1) MiB.
 fn ns_per_load(mib: usize) -> f64 {
-    let lines = (mib * 1024 * 1024 / 64).max(BLOCK_LINES);
-    let blocks = lines.div_ceil(BLOCK_LINES);
+    let blocks = mib * 1024 * 1024 / 64 / BLOCK_LINES;
     let lines = blocks * BLOCK_LINES;
     // A random cyclic order of the lines (Sattolo's shuffle: one cycle
     // through all of them), from a fixed xorshift seed.
@@ -64,6 +63,7 @@ fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
+        .filter(|&mib| mib > 0)
         .collect();
     let sizes = if sizes.is_empty() {
         vec![1, 4, 16, 32, 64, 128, 256, 512, 1024]
@@ -72,6 +72,6 @@ fn main() {
     };
     println!("working set MiB, ns per dependent load");
     for mib in sizes {
-        println!("{mib:>6} {:>8.1}", ns_per_load(mib.max(1)));
+        println!("{mib:>6} {:>8.1}", ns_per_load(mib));
     }
 }

@@ -24,8 +24,7 @@ pub fn p2p(n: usize, file: f64, u_s: f64, d_min: f64, sum_u: f64) -> f64 {
 pub fn of(sc: &Scenario) -> (f64, f64) {
     let f = sc.file_bytes() as f64;
     let u_s = sc.seed_up * sc.seeds as f64;
-    let riders = (sc.free_riders * sc.leechers as f64).round();
-    let sum_u = sc.peer_up * (sc.leechers as f64 - riders);
+    let sum_u = sc.peer_up * sc.leechers.saturating_sub(sc.free_rider_count()) as f64;
     (
         client_server(sc.leechers, f, u_s, sc.peer_down),
         p2p(sc.leechers, f, u_s, sc.peer_down, sum_u),

@@ -121,4 +121,9 @@ impl Scenario {
     pub fn file_bytes(&self) -> u64 {
         u64::from(self.pieces) * u64::from(self.piece_len)
     }
+
+    /// How many leechers are free riders: `free_riders` of them, rounded.
+    pub fn free_rider_count(&self) -> usize {
+        (self.free_riders * self.leechers as f64).round() as usize
+    }
 }

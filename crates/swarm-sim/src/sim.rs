@@ -241,7 +241,7 @@ impl Simulation {
             u32::try_from(sc.announce_interval.as_micros() / 1_000_000).unwrap_or(u32::MAX),
         );
         // Free riders: a fixed count, drawn at random among the leechers.
-        let riders = (sc.free_riders * sc.leechers as f64).round() as usize;
+        let riders = sc.free_rider_count();
         let mut is_rider = vec![false; n];
         let mut order: Vec<usize> = (sc.seeds..n).collect();
         for i in 0..riders.min(order.len()) {

@@ -278,7 +278,7 @@ pub fn run(args: SimArgs) -> Result<()> {
         Experiment::Dht(d) => return run_dht(d),
     };
     let base = common.scenario()?;
-    check_sizes(&args.experiment)?;
+    check_sizes(&args.experiment, &base)?;
     let (out, png) = (common.output.out.clone(), common.output.png);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let bar = progress_bar(name);
@@ -322,11 +322,11 @@ pub fn run(args: SimArgs) -> Result<()> {
 
 /// Refuses, before anything is written, swarm sizes an experiment cannot
 /// run or read.
-fn check_sizes(experiment: &Experiment) -> Result<()> {
+fn check_sizes(experiment: &Experiment, base: &Scenario) -> Result<()> {
     match *experiment {
         Experiment::Scaling { max_peers, .. } if !(1..=PEERS_MAX).contains(&max_peers) => {
             Err(super::bad_input(
-                "--max-peers is between 1 and 100,000 (10,000 take ~4 minutes and 1.5 GiB)",
+                "--max-peers is between 1 and 100,000 (10,000 take ~3.5 minutes and 1.5 GiB)",
             ))
         }
         Experiment::Picking { peers, .. } | Experiment::Incentives { peers, .. }
@@ -341,7 +341,12 @@ fn check_sizes(experiment: &Experiment) -> Result<()> {
             peers, free_riders, ..
         } => {
             // The experiment compares the two groups: each needs a peer.
-            let riders = (free_riders * peers as f64).round() as usize;
+            let riders = Scenario {
+                leechers: peers,
+                free_riders,
+                ..base.clone()
+            }
+            .free_rider_count();
             if free_riders > 0.0 && (riders == 0 || riders == peers) {
                 return Err(super::bad_input(format!(
                     "--free-riders {free_riders} of --peers {peers} makes {riders} free riders \
