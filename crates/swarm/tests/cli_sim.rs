@@ -101,7 +101,15 @@ fn bad_options_are_refused_with_exit_2() {
             &["sim", "scaling", "--max-peers", "0"][..],
             "--max-peers is between 1",
         ),
+        (
+            &["sim", "scaling", "--max-peers", "100001"],
+            "--max-peers is between 1 and 100,000",
+        ),
         (&["sim", "picking", "--peers", "0"], "--peers is between 1"),
+        (
+            &["sim", "picking", "--peers", "100001"],
+            "--peers is between 1 and 100,000",
+        ),
         (
             &["sim", "incentives", "--peers", "0"],
             "--peers is between 1",
